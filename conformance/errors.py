@@ -1,0 +1,78 @@
+"""Every exception the library raises on purpose.
+
+Tree::
+
+    ConformanceError                 base; str(e) is one line meant for a user
+    ├── ScenarioError                user input is wrong (scenario/policy file); carries file, line, key path
+    │   └── ScenarioErrors           several ScenarioError found in one pass (str = one line each)
+    ├── ExpectationMismatch          a declared expectation disagrees with the reference evaluator
+    └── ClusterError                 talking to a cluster failed
+        ├── TransientClusterError    a retry can help (429, 5xx, dropped stream); tenacity retries only these
+        └── PermanentClusterError    a retry cannot help (403, 404 on create, 422 invalid object)
+
+User-input errors never produce a traceback at the CLI; cluster errors say which object failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+class ConformanceError(Exception):
+    """Base class; ``str()`` is a single line fit to show a user."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in a user's file something is: file, 1-based line (0 if unknown) and key path."""
+
+    file: str
+    line: int = 0
+    path: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path}" if self.path else where
+
+
+class ScenarioError(ConformanceError):
+    """A scenario or policy file is invalid; the message names file, line and field."""
+
+    def __init__(self, message: str, location: Location | None = None) -> None:
+        self.message = message
+        self.location = location
+        super().__init__(f"{location}: {message}" if location else message)
+
+
+class ScenarioErrors(ScenarioError):
+    """Several independent problems found while validating one file."""
+
+    def __init__(self, errors: Sequence[ScenarioError]) -> None:
+        self.errors = tuple(errors)
+        Exception.__init__(self, "\n".join(str(e) for e in self.errors))
+        self.message = str(self)
+        self.location = self.errors[0].location if self.errors else None
+
+    @classmethod
+    def collect(cls, errors: Iterable[ScenarioError]) -> ScenarioErrors:
+        flat: list[ScenarioError] = []
+        for err in errors:
+            flat.extend(err.errors if isinstance(err, ScenarioErrors) else (err,))
+        return cls(flat)
+
+
+class ExpectationMismatch(ConformanceError):
+    """A scenario's declared expectation disagrees with the reference evaluator."""
+
+
+class ClusterError(ConformanceError):
+    """Talking to a cluster failed."""
+
+
+class TransientClusterError(ClusterError):
+    """A retry can help: throttling, server errors, dropped connections or exec streams."""
+
+
+class PermanentClusterError(ClusterError):
+    """A retry cannot help: forbidden, not found, invalid object."""
