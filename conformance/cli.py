@@ -16,7 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    del sub
+    from conformance import evaluate_cmd
+
+    evaluate_cmd.add_command(sub)
     return parser
 
 
