@@ -19,7 +19,16 @@ def build_parser() -> argparse.ArgumentParser:
     from conformance import evaluate_cmd
 
     evaluate_cmd.add_command(sub)
+    schema = sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    schema.set_defaults(func=_print_schema)
     return parser
+
+
+def _print_schema(args: argparse.Namespace) -> int:
+    from conformance.scenario_schema import json_schema
+
+    print(json_schema())
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

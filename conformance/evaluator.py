@@ -28,7 +28,12 @@ from enum import StrEnum
 
 from conformance._types import Direction, PodKey, Protocol, TargetKey
 from conformance.model import ClusterState, ExternalHost, Pod
-from conformance.netpol import NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicyRule
+from conformance.netpol import (
+    NetworkPolicy,
+    NetworkPolicyPeer,
+    NetworkPolicyPort,
+    NetworkPolicyRule,
+)
 
 
 class Verdict(StrEnum):
@@ -125,7 +130,9 @@ class Evaluator:
         dst = self._target(target)
         egress = self._side(Direction.EGRESS, src, other=dst, dst=dst, port=port, protocol=protocol)
         if isinstance(dst, Pod):
-            ingress = self._side(Direction.INGRESS, dst, other=src, dst=dst, port=port, protocol=protocol)
+            ingress = self._side(
+                Direction.INGRESS, dst, other=src, dst=dst, port=port, protocol=protocol
+            )
         else:
             ingress = SideDecision(Direction.INGRESS, target, True, applicable=False)
         allows = egress.allowed and ingress.allowed  # Rule 3.
@@ -178,9 +185,13 @@ class Evaluator:
     ) -> bool:
         # Rule 4: empty peers / ports match everything.
         peers_ok = not rule.peers or any(self._peer_matches(policy, p, other) for p in rule.peers)
-        return peers_ok and (not rule.ports or any(_port_matches(p, dst, port, protocol) for p in rule.ports))
+        return peers_ok and (
+            not rule.ports or any(_port_matches(p, dst, port, protocol) for p in rule.ports)
+        )
 
-    def _peer_matches(self, policy: NetworkPolicy, peer: NetworkPolicyPeer, other: Pod | ExternalHost) -> bool:
+    def _peer_matches(
+        self, policy: NetworkPolicy, peer: NetworkPolicyPeer, other: Pod | ExternalHost
+    ) -> bool:
         if peer.ip_block is not None:
             return other.ip is not None and peer.ip_block.contains(other.ip)  # Rule 5, ipBlock.
         if not isinstance(other, Pod) or other.host_network:
@@ -195,7 +206,9 @@ class Evaluator:
         return peer.pod_selector is None or peer.pod_selector.matches(other.labels)
 
 
-def _port_matches(rule_port: NetworkPolicyPort, dst: Pod | ExternalHost, port: int, protocol: Protocol) -> bool:
+def _port_matches(
+    rule_port: NetworkPolicyPort, dst: Pod | ExternalHost, port: int, protocol: Protocol
+) -> bool:
     if rule_port.protocol != protocol:
         return False
     if rule_port.port is None:

@@ -40,7 +40,9 @@ class Disagreement:
         return f"{where}: declared {said}, but the destination {'serves' if c.served else 'does not serve'} that port"
 
 
-def declared_verdicts(step: BoundStep, table: TruthTable) -> dict[CellKey, tuple[Verdict, bool | None]]:
+def declared_verdicts(
+    step: BoundStep, table: TruthTable
+) -> dict[CellKey, tuple[Verdict, bool | None]]:
     """Declared verdict (and, from tables, served state) for every probed cell."""
     expect = step.expect
     if expect is None:
@@ -63,14 +65,18 @@ def declared_verdicts(step: BoundStep, table: TruthTable) -> dict[CellKey, tuple
     return out
 
 
-def _from_table(expect: Expectation, step: BoundStep, table: TruthTable) -> dict[CellKey, tuple[Verdict, bool | None]]:
+def _from_table(
+    expect: Expectation, step: BoundStep, table: TruthTable
+) -> dict[CellKey, tuple[Verdict, bool | None]]:
     assert expect.table is not None
     loc = step.expect_location or Location("<scenario>")
     try:
         marks = parse_tables(expect.table)
     except TableSyntaxError as exc:
         # A block scalar's first line is the line after the `table:` key.
-        raise ScenarioError(str(exc), Location(loc.file, loc.line + 1 + exc.line, f"{loc.path}.table")) from None
+        raise ScenarioError(
+            str(exc), Location(loc.file, loc.line + 1 + exc.line, f"{loc.path}.table")
+        ) from None
     wanted = {c.key for c in table}
     table_loc = Location(loc.file, loc.line, f"{loc.path}.table")
     missing = sorted(wanted - marks.keys(), key=str)
@@ -85,7 +91,8 @@ def _from_table(expect: Expectation, step: BoundStep, table: TruthTable) -> dict
     if extra:
         s, t, port, proto = extra[0]
         raise ScenarioError(
-            f"the table has cell {s} -> {t} {port}/{proto}, which the step does not probe", table_loc
+            f"the table has cell {s} -> {t} {port}/{proto}, which the step does not probe",
+            table_loc,
         )
     return {
         key: (verdict_of_mark(m), None if m == "?" else m in (".", "X")) for key, m in marks.items()

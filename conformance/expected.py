@@ -16,7 +16,9 @@ def expected_table(step: BoundStep, *, include_self: bool = False) -> TruthTable
             for t in step.targets:
                 decision = evaluator.decide(s, t, port, proto)
                 served = _served(step, t, port, proto)
-                cells[(s, t, port, proto)] = Cell(s, t, port, proto, decision.verdict, served, decision)
+                cells[(s, t, port, proto)] = Cell(
+                    s, t, port, proto, decision.verdict, served, decision
+                )
     return TruthTable(step.sources, step.targets, step.port_protocols, cells)
 
 

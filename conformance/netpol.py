@@ -107,8 +107,20 @@ class NetworkPolicy:
 
 _TOP_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
 _META_FIELDS = frozenset(
-    {"name", "namespace", "labels", "annotations", "generateName", "uid", "resourceVersion",
-     "generation", "creationTimestamp", "managedFields", "finalizers", "ownerReferences"}
+    {
+        "name",
+        "namespace",
+        "labels",
+        "annotations",
+        "generateName",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "managedFields",
+        "finalizers",
+        "ownerReferences",
+    }
 )
 _SPEC_FIELDS = frozenset({"podSelector", "policyTypes", "ingress", "egress"})
 _INGRESS_FIELDS = frozenset({"from", "ports"})
@@ -201,7 +213,9 @@ def _parse_policy_types(spec: Field, *, has_egress_rules: bool) -> frozenset[Dir
     return frozenset(out)
 
 
-def _parse_rules(f: Field | None, peer_key: str, allowed: frozenset[str]) -> tuple[NetworkPolicyRule, ...]:
+def _parse_rules(
+    f: Field | None, peer_key: str, allowed: frozenset[str]
+) -> tuple[NetworkPolicyRule, ...]:
     if f is None or not f.expect_list():
         return ()
     rules: list[NetworkPolicyRule] = []
@@ -279,11 +293,19 @@ def _parse_ip_block(f: Field) -> IPBlock | None:
             if ex is None:
                 continue
             # ValidateIPBlock: each except must be a strict subset of cidr.
-            if ex.version != cidr.version or not ex.subnet_of(cidr) or ex.prefixlen <= cidr.prefixlen:  # type: ignore[arg-type]
+            if not _strict_subnet(ex, cidr):
                 item.error(f"except {item.value!r} must be a strict subset of cidr {cidr}")
                 continue
             excepts.append(ex)
     return IPBlock(cidr, tuple(excepts))
+
+
+def _strict_subnet(inner: IPNetwork, outer: IPNetwork) -> bool:
+    if isinstance(inner, ipaddress.IPv4Network) and isinstance(outer, ipaddress.IPv4Network):
+        return inner.subnet_of(outer) and inner.prefixlen > outer.prefixlen
+    if isinstance(inner, ipaddress.IPv6Network) and isinstance(outer, ipaddress.IPv6Network):
+        return inner.subnet_of(outer) and inner.prefixlen > outer.prefixlen
+    return False
 
 
 def _parse_port(f: Field) -> NetworkPolicyPort | None:

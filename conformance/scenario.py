@@ -19,7 +19,14 @@ import pydantic
 from conformance._types import PodKey, Protocol, TargetKey
 from conformance.binding import Binding, PlaceholderError, offline_ip, render_value
 from conformance.errors import Location, ScenarioError, ScenarioErrors
-from conformance.model import ClusterState, ContainerPort, ExternalHost, Namespace, Pod, frozen_labels
+from conformance.model import (
+    ClusterState,
+    ContainerPort,
+    ExternalHost,
+    Namespace,
+    Pod,
+    frozen_labels,
+)
 from conformance.netpol import IPNetwork, NetworkPolicy, parse_network_policy
 from conformance.objects import Field, Path, dns1123_label_problem, format_path, port_name_problem
 from conformance.scenario_schema import (
@@ -169,7 +176,8 @@ def load_scenario(path: str | FsPath) -> Scenario:
     spec = _validate_structure(doc)
     name = spec.name or FsPath(file).stem
     step_policies = tuple(
-        tuple(_policy_sources(doc, FsPath(file).parent, i, step)) for i, step in enumerate(spec.steps)
+        tuple(_policy_sources(doc, FsPath(file).parent, i, step))
+        for i, step in enumerate(spec.steps)
     )
     scenario = Scenario(name, file, spec, doc, step_policies)
     scenario.bind()  # surfaces every semantic error at load time
@@ -192,7 +200,9 @@ def _pydantic_errors(doc: Document, exc: pydantic.ValidationError) -> list[Scena
         path = _data_path(doc.data, err["loc"], err["type"])
         if err["type"] == "extra_forbidden":
             accepted = _accepted_fields(path[:-1])
-            message = f"unknown field {path[-1]!r}" + (f"; accepted: {accepted}" if accepted else "")
+            message = f"unknown field {path[-1]!r}" + (
+                f"; accepted: {accepted}" if accepted else ""
+            )
         elif err["type"] == "missing":
             message = f"field {path[-1]!r} is required"
         else:
@@ -212,10 +222,9 @@ def _data_path(data: Any, loc: tuple[Any, ...], kind: str) -> Path:
     cur = data
     for i, el in enumerate(loc):
         last = i == len(loc) - 1
-        if isinstance(cur, dict) and el in cur:
-            path.append(el)
-            cur = cur[el]
-        elif isinstance(cur, list) and isinstance(el, int) and 0 <= el < len(cur):
+        if (isinstance(cur, dict) and el in cur) or (
+            isinstance(cur, list) and isinstance(el, int) and 0 <= el < len(cur)
+        ):
             path.append(el)
             cur = cur[el]
         elif last and kind == "missing":
@@ -227,38 +236,35 @@ def _data_path(data: Any, loc: tuple[Any, ...], kind: str) -> Path:
 
 
 def _accepted_fields(path: Path) -> str:
+    """Field names accepted at ``path`` of the scenario model, for "unknown field" messages."""
     model: Any = ScenarioFile
     for el in path:
-        model = _unwrap(model)
-        if isinstance(el, int) or get_origin(model) is dict:
-            args = get_args(model)
-            model = args[-1] if args else None
+        model = _strip_optional(model)
+        origin = get_origin(model)
+        if isinstance(el, int):
+            if origin is not list:
+                return ""
+            model = get_args(model)[0]
+        elif origin is dict:
+            model = get_args(model)[1]
         elif isinstance(model, type) and issubclass(model, pydantic.BaseModel):
-            fld = next(
-                (f for n, f in model.model_fields.items() if el in (n, f.alias)),
-                None,
-            )
-            model = fld.annotation if fld else None
+            fld = next((f for n, f in model.model_fields.items() if el in (n, f.alias)), None)
+            if fld is None:
+                return ""
+            model = fld.annotation
         else:
             return ""
-    model = _unwrap(model)
+    model = _strip_optional(model)
     if isinstance(model, type) and issubclass(model, pydantic.BaseModel):
         return ", ".join(f.alias or n for n, f in model.model_fields.items())
     return ""
 
 
-def _unwrap(tp: Any) -> Any:
-    """Strip Optional and list[...] to reach a model type."""
-    while True:
-        origin = get_origin(tp)
-        if origin is list:
-            tp = get_args(tp)[0]
-            continue
-        args = [a for a in get_args(tp) if a is not type(None)]
-        if origin is not None and origin is not dict and len(args) == 1:
-            tp = args[0]
-            continue
-        return tp
+def _strip_optional(tp: Any) -> Any:
+    args = [a for a in get_args(tp) if a is not type(None)]
+    if get_origin(tp) not in (list, dict) and len(args) == 1 and type(None) in get_args(tp):
+        return args[0]
+    return tp
 
 
 def _policy_sources(doc: Document, base: FsPath, index: int, step: Step) -> Iterator[PolicySource]:
@@ -273,7 +279,8 @@ def _policy_sources(doc: Document, base: FsPath, index: int, step: Step) -> Iter
                 text = target.read_text(encoding="utf-8")
             except OSError:
                 raise ScenarioError(
-                    f"policy file {ref!r} not found (looked in {target})", doc.locate((*path, "file"))
+                    f"policy file {ref!r} not found (looked in {target})",
+                    doc.locate((*path, "file")),
                 ) from None
             docs = load_documents(text, str(target))
             if not docs:
@@ -375,7 +382,9 @@ class _Binder:
         if key in self.pods:
             self.fail(f"pod {key} already exists", path)
         labels = (
-            self._labels(spec.labels, (*path, "labels")) if spec.labels is not None else {"pod": name}
+            self._labels(spec.labels, (*path, "labels"))
+            if spec.labels is not None
+            else {"pod": name}
         )
         ports = spec.ports if spec.ports is not None else self.sc.spec.topology.ports
         seen_names: set[tuple[str, Protocol]] = set()
@@ -386,7 +395,10 @@ class _Binder:
             if problem:
                 self.fail(problem, (*path, "ports", i, "name"))
             if (p.name, p.protocol) in seen_names:
-                self.fail(f"pod {key} names two {p.protocol} ports {p.name!r}", (*path, "ports", i, "name"))
+                self.fail(
+                    f"pod {key} names two {p.protocol} ports {p.name!r}",
+                    (*path, "ports", i, "name"),
+                )
             seen_names.add((p.name, p.protocol))
         ip = self.binding.pod_ips.get(key)
         if ip is None:
@@ -407,20 +419,27 @@ class _Binder:
             if ns not in self.namespaces:
                 self.fail(f"no namespace {ns!r} to relabel", (*base, "label_namespaces", ns))
                 continue
-            self.namespaces[ns] = self._patch(self.namespaces[ns], patch, (*base, "label_namespaces", ns))
+            self.namespaces[ns] = self._patch(
+                self.namespaces[ns], patch, (*base, "label_namespaces", ns)
+            )
         for key, patch in step.label_pods.items():
             pod = self.pods.get(key)
             if pod is None:
                 self.fail(f"no pod {key!r} to relabel", (*base, "label_pods", key))
                 continue
             labels = self._patch(dict(pod.labels), patch, (*base, "label_pods", key))
-            self.pods[key] = Pod(pod.namespace, pod.name, frozen_labels(labels), pod.ports, pod.ip, pod.host_network)
+            self.pods[key] = Pod(
+                pod.namespace, pod.name, frozen_labels(labels), pod.ports, pod.ip, pod.host_network
+            )
         for i, ref in enumerate(step.delete):
             ident = _parse_ref(ref)
             if ident is None:
                 self.fail(f"{ref!r} is not 'ns/name' or 'Kind/ns/name'", (*base, "delete", i))
             elif self.policies.pop(ident, None) is None:
-                self.fail(f"no {ident[0]} {'/'.join(ident[1:])} to delete at this step", (*base, "delete", i))
+                self.fail(
+                    f"no {ident[0]} {'/'.join(ident[1:])} to delete at this step",
+                    (*base, "delete", i),
+                )
         for src in self.sc.step_policies[index]:
             self.policies[src.ident] = src
         policies, objects = self._policies()
@@ -431,11 +450,22 @@ class _Binder:
         )
         sources, targets, pps = self._probe(state, step, base)
         return BoundStep(
-            index, step.name, step, state, policies, objects, sources, targets, pps,
-            step.expect, self.doc.locate((*base, "expect")) if step.expect else None,
+            index,
+            step.name,
+            step,
+            state,
+            policies,
+            objects,
+            sources,
+            targets,
+            pps,
+            step.expect,
+            self.doc.locate((*base, "expect")) if step.expect else None,
         )
 
-    def _patch(self, labels: dict[str, str], patch: Mapping[str, str | None], path: Path) -> dict[str, str]:
+    def _patch(
+        self, labels: dict[str, str], patch: Mapping[str, str | None], path: Path
+    ) -> dict[str, str]:
         # Merge-patch semantics, as `kubectl label` and JSON merge patch: null removes a label.
         out = dict(labels)
         out.update(self._labels({k: v for k, v in patch.items() if v is not None}, path))
@@ -478,9 +508,9 @@ class _Binder:
             objects.append(obj)
         return tuple(policies), tuple(objects)
 
-    def _probe(self, state: ClusterState, step: Step, base: Path) -> tuple[
-        tuple[PodKey, ...], tuple[TargetKey, ...], tuple[PortProtocol, ...]
-    ]:
+    def _probe(
+        self, state: ClusterState, step: Step, base: Path
+    ) -> tuple[tuple[PodKey, ...], tuple[TargetKey, ...], tuple[PortProtocol, ...]]:
         probe = step.probe
         sources = tuple(p.key for p in state.pods if _any_glob(p.key, probe.from_))
         targets = tuple(

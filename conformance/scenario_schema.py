@@ -78,7 +78,9 @@ class Topology(_Model):
         default=None, description="Default: pods a, b, c in every namespace."
     )
     ports: list[PortSpec] = Field(default_factory=default_ports)
-    pod_cidr: str = Field(default="10.244.0.0/16", description="Pod CIDR used for offline evaluation.")
+    pod_cidr: str = Field(
+        default="10.244.0.0/16", description="Pod CIDR used for offline evaluation."
+    )
 
 
 class ExternalSpec(_Model):
@@ -93,16 +95,14 @@ class PolicyFileRef(_Model):
     file: str = Field(description="Path relative to the scenario file; may hold several documents.")
 
 
-class ObjectRef(_Model):
-    kind: str = "NetworkPolicy"
-    namespace: str | None = None
-    name: str
-
-
 class ProbeSpec(_Model):
     ports: list[int] | None = Field(default=None, description="Default: every served port.")
-    protocols: list[Protocol] | None = Field(default=None, description="Default: every served protocol.")
-    from_: list[str] | None = Field(default=None, alias="from", description="Source globs over ns/pod.")
+    protocols: list[Protocol] | None = Field(
+        default=None, description="Default: every served protocol."
+    )
+    from_: list[str] | None = Field(
+        default=None, alias="from", description="Source globs over ns/pod."
+    )
     to: list[str] | None = Field(default=None, description="Destination globs (ns/pod, @external).")
 
 
@@ -129,7 +129,9 @@ class Expectation(_Model):
         if self.table is not None and (self.default is not None or self.rules):
             raise ValueError("use either `table` or `default`/`rules`, not both")
         if self.table is None and self.default is None:
-            raise ValueError("give `default` (allow or deny), optionally with `rules`, or a `table`")
+            raise ValueError(
+                "give `default` (allow or deny), optionally with `rules`, or a `table`"
+            )
         return self
 
 
@@ -142,8 +144,9 @@ class Step(_Model):
         default_factory=list,
         description="Policy objects to create or replace: verbatim objects or {file: path}.",
     )
-    delete: list[str | ObjectRef] = Field(
-        default_factory=list, description="'ns/name' of a NetworkPolicy, or {kind, namespace, name}."
+    delete: list[str] = Field(
+        default_factory=list,
+        description="'ns/name' of a NetworkPolicy; 'Kind/ns/name', or 'Kind/name' if cluster-scoped.",
     )
     label_namespaces: dict[str, LabelPatch] = Field(
         default_factory=dict, description="Merge patch of labels; null removes a label."
@@ -161,9 +164,21 @@ class ScenarioFile(_Model):
 
     name: str | None = Field(default=None, description="Default: the file name without extension.")
     description: str = ""
-    source: str | None = Field(default=None, description="Where the case comes from (e.g. upstream test name).")
+    source: str | None = Field(
+        default=None, description="Where the case comes from (e.g. upstream test name)."
+    )
     tags: list[str] = Field(default_factory=list)
     requires: list[Feature] = Field(default_factory=list)
     topology: Topology = Field(default_factory=Topology)
     external: list[ExternalSpec] = Field(default_factory=list)
     steps: list[Step] = Field(min_length=1)
+
+
+def json_schema() -> str:
+    """The published JSON Schema (docs/scenario.schema.json), stable text for diffing."""
+    import json
+
+    schema = ScenarioFile.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "netpol-conformance scenario"
+    return json.dumps(schema, indent=2, sort_keys=True)

@@ -8,7 +8,7 @@ of each grid names its port and protocol (``80/TCP``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from conformance._types import PodKey, Protocol, TargetKey
@@ -78,7 +78,7 @@ class TruthTable:
     def cell(self, source: PodKey, target: TargetKey, port: int, protocol: Protocol) -> Cell:
         return self.cells[(source, target, port, protocol)]
 
-    def __iter__(self) -> Iterable[Cell]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[Cell]:
         for port, proto in self.port_protocols:
             for s in self.sources:
                 for t in self.targets:
@@ -106,7 +106,9 @@ def render_grid(
     rows, columns = list(rows), list(columns)
     first = max(len(corner), *(len(r) for r in rows)) if rows else len(corner)
     widths = [len(c) for c in columns]
-    lines = [" ".join([corner.ljust(first), *(c.ljust(w) for c, w in zip(columns, widths, strict=True))])]
+    lines = [
+        " ".join([corner.ljust(first), *(c.ljust(w) for c, w in zip(columns, widths, strict=True))])
+    ]
     for r in rows:
         cells = [marks[(r, c)].ljust(w) for c, w in zip(columns, widths, strict=True)]
         lines.append(" ".join([r.ljust(first), *cells]))

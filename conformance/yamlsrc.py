@@ -22,15 +22,15 @@ class Document:
     base: Path = ()
 
     def locate(self, path: Path) -> Location:
-        """Location of ``path`` (relative to ``base``); falls back to the nearest known parent."""
+        """Location of ``path`` (relative to ``base``; reported in full); else the nearest parent's."""
         full = (*self.base, *path)
         probe = full
         while probe and probe not in self.lines:
             probe = probe[:-1]
-        return Location(self.file, self.lines.get(probe, 1), format_path(path if self.base else full))
+        return Location(self.file, self.lines.get(probe, 1), format_path(full))
 
     def sub(self, path: Path, data: Any) -> Document:
-        """A view of a nested object whose paths are reported relative to it."""
+        """A view of a nested object: callers give paths relative to it."""
         return Document(self.file, data, self.lines, (*self.base, *path))
 
 
@@ -94,5 +94,7 @@ def load_documents(text: str, file: str) -> list[Document]:
 def load_document(text: str, file: str) -> Document:
     docs = load_documents(text, file)
     if len(docs) != 1:
-        raise ScenarioError(f"expected exactly one YAML document, found {len(docs)}", Location(file))
+        raise ScenarioError(
+            f"expected exactly one YAML document, found {len(docs)}", Location(file)
+        )
     return docs[0]
