@@ -58,11 +58,15 @@ def parse_duration(text: str) -> float:
     while pos < len(body):
         match = _DURATION_PART.match(body, pos)
         if match is None:
-            raise UsageError(f'invalid argument "{text}" for "--timeout" flag: time: invalid duration "{text}"')
+            raise UsageError(
+                f'invalid argument "{text}" for "--timeout" flag: time: invalid duration "{text}"'
+            )
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     if not body:
-        raise UsageError(f'invalid argument "{text}" for "--timeout" flag: time: invalid duration "{text}"')
+        raise UsageError(
+            f'invalid argument "{text}" for "--timeout" flag: time: invalid duration "{text}"'
+        )
     return sign * total
 
 
