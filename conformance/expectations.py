@@ -51,9 +51,10 @@ def declared_verdicts(
         return _from_table(expect, step, table)
     out: dict[CellKey, tuple[Verdict, bool | None]] = {}
     default = Verdict(expect.default or "allow")
+    used: set[int] = set()
     for cell in table:
         verdict = default
-        for rule in expect.rules:  # Last matching rule wins.
+        for i, rule in enumerate(expect.rules):  # Last matching rule wins.
             if (
                 fnmatch.fnmatchcase(cell.source, rule.from_)
                 and fnmatch.fnmatchcase(cell.target, rule.to)
@@ -61,7 +62,16 @@ def declared_verdicts(
                 and (rule.protocols is None or cell.protocol in rule.protocols)
             ):
                 verdict = Verdict(rule.verdict)
+                used.add(i)
         out[cell.key] = (verdict, None)
+    for i, _rule in enumerate(expect.rules):
+        if i not in used:
+            # A rule that matches nothing is almost always a typo in a glob or a port.
+            raise ScenarioError(
+                "this rule matches no probed cell; check its from/to globs, ports and protocols "
+                "against the step's probe",
+                step.locate(("expect", "rules", i)),
+            )
     return out
 
 
@@ -69,7 +79,7 @@ def _from_table(
     expect: Expectation, step: BoundStep, table: TruthTable
 ) -> dict[CellKey, tuple[Verdict, bool | None]]:
     assert expect.table is not None
-    loc = step.expect_location or Location("<scenario>")
+    loc = step.locate(("expect",))
     try:
         marks = parse_tables(expect.table)
     except TableSyntaxError as exc:

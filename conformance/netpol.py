@@ -195,16 +195,16 @@ def _parse_policy_types(spec: Field, *, has_egress_rules: bool) -> frozenset[Dir
         return frozenset(types)
     if not pt.expect_list():
         return frozenset({Direction.INGRESS})
+    # ValidateNetworkPolicySpec: at most two entries, each Ingress or Egress (duplicates pass).
+    if len(pt.value) > 2:
+        pt.error("may not specify more than two policyTypes")
+        return frozenset({Direction.INGRESS})
     out: set[Direction] = set()
     for item in pt.items():
         try:
-            d = Direction(item.value)
+            out.add(Direction(item.value))
         except ValueError:
             item.error(f"{item.value!r} is not a policy type; accepted: Ingress, Egress")
-            continue
-        if d in out:
-            item.error(f"duplicate policy type {d}")
-        out.add(d)
     # An explicit empty list is also defaulted by the API server (policyTypes is optional).
     if not out and not pt.value:
         out.add(Direction.INGRESS)

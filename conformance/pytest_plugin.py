@@ -61,10 +61,10 @@ class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         try:
             scenario = load_scenario(self.path)
+            result = evaluate_scenario(scenario, include_self=_include_self(self.config))
         except ScenarioError as exc:
             yield InvalidScenario.from_parent(self, name="invalid", error=exc)
             return
-        result = evaluate_scenario(scenario, include_self=_include_self(self.config))
         for step in result.steps:
             item = StepItem.from_parent(self, name=step.step.name, scenario=scenario, result=step)
             item.extra_keyword_matches.update(scenario.tags)  # `-k ipblock` selects by tag

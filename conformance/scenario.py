@@ -28,12 +28,20 @@ from conformance.model import (
     frozen_labels,
 )
 from conformance.netpol import IPNetwork, NetworkPolicy, parse_network_policy
-from conformance.objects import Field, Path, dns1123_label_problem, format_path, port_name_problem
+from conformance.objects import (
+    Field,
+    Locator,
+    Path,
+    dns1123_label_problem,
+    format_path,
+    port_name_problem,
+)
 from conformance.scenario_schema import (
     Expectation,
     NamespaceSpec,
     PodSpec,
     PortSpec,
+    ProbeSpec,
     ScenarioFile,
     Step,
 )
@@ -75,7 +83,8 @@ class BoundStep:
     targets: tuple[TargetKey, ...]
     port_protocols: tuple[PortProtocol, ...]
     expect: Expectation | None
-    expect_location: Location | None
+    locate: Locator
+    """Location of a key path relative to this step (``("expect", "rules", 0)``)."""
 
 
 @dataclass(frozen=True)
@@ -460,7 +469,7 @@ class _Binder:
             targets,
             pps,
             step.expect,
-            self.doc.locate((*base, "expect")) if step.expect else None,
+            lambda path, base=base: self.doc.locate((*base, *path)),
         )
 
     def _patch(
@@ -511,7 +520,7 @@ class _Binder:
     def _probe(
         self, state: ClusterState, step: Step, base: Path
     ) -> tuple[tuple[PodKey, ...], tuple[TargetKey, ...], tuple[PortProtocol, ...]]:
-        probe = step.probe
+        probe = _merge_probe(self.sc.spec.probe, step.probe)
         sources = tuple(p.key for p in state.pods if _any_glob(p.key, probe.from_))
         targets = tuple(
             [p.key for p in state.pods if _any_glob(p.key, probe.to)]
@@ -531,6 +540,13 @@ class _Binder:
         if not pps:
             self.fail("the probe selects no port and protocol", (*base, "probe"))
         return sources, targets, tuple(sorted(pps, key=lambda pp: (pp[0], _proto_order(pp[1]))))
+
+
+def _merge_probe(default: ProbeSpec, own: ProbeSpec) -> ProbeSpec:
+    """The step's probe, with keys it leaves unset taken from the scenario-level ``probe``."""
+    return ProbeSpec.model_validate(
+        {**default.model_dump(exclude_none=True), **own.model_dump(exclude_none=True)}
+    )
 
 
 def _proto_order(p: Protocol) -> int:

@@ -171,6 +171,9 @@ class ScenarioFile(_Model):
     requires: list[Feature] = Field(default_factory=list)
     topology: Topology = Field(default_factory=Topology)
     external: list[ExternalSpec] = Field(default_factory=list)
+    probe: ProbeSpec = Field(
+        default_factory=ProbeSpec, description="Default probe of every step; a step's own keys win."
+    )
     steps: list[Step] = Field(min_length=1)
 
 

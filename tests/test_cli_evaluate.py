@@ -133,3 +133,18 @@ def test_folder_with_policy_files_and_python_m(tmp_path: Path) -> None:
 def test_empty_folder_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "no scenario files found" in capsys.readouterr().err
+
+
+def test_scenario_level_probe_is_the_default_of_each_step(tmp_path: Path) -> None:
+    from conformance.scenario import load_scenario
+
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "probe: {ports: [80], protocols: [UDP], from: ['x/*']}\n"
+        "steps:\n  - name: one\n  - name: two\n    probe: {from: ['y/a'], to: ['z/*']}\n"
+    )
+    one, two = load_scenario(path).bind()
+    assert one.sources == ("x/a", "x/b", "x/c") and len(one.targets) == 9
+    assert one.port_protocols == ((80, "UDP"),)
+    assert two.sources == ("y/a",) and two.targets == ("z/a", "z/b", "z/c")
+    assert two.port_protocols == ((80, "UDP"),)

@@ -29,6 +29,7 @@ def obj(spec: Any, **meta: Any) -> dict[str, Any]:
         ({"podSelector": {}, "egress": []}, {Direction.INGRESS}),
         ({"podSelector": {}, "policyTypes": []}, {Direction.INGRESS}),
         ({"podSelector": {}, "policyTypes": ["Egress"]}, {Direction.EGRESS}),
+        ({"podSelector": {}, "policyTypes": ["Ingress", "Ingress"]}, {Direction.INGRESS}),
     ],
 )
 def test_policy_types_defaulting(spec: dict[str, Any], types: set[Direction]) -> None:
@@ -174,10 +175,10 @@ INVALID = [
     ("unknown rule field", {"egress": [{"from": []}]}, "spec.egress[0].from", "unknown field"),
     ("bad policy type", {"policyTypes": ["ingress"]}, "spec.policyTypes[0]", "not a policy type"),
     (
-        "duplicate policy type",
-        {"policyTypes": ["Ingress", "Ingress"]},
-        "spec.policyTypes[1]",
-        "duplicate",
+        "three policy types",
+        {"policyTypes": ["Ingress", "Egress", "Ingress"]},
+        "spec.policyTypes",
+        "more than two",
     ),
     ("ingress not a list", {"ingress": {"from": []}}, "spec.ingress", "expected a list"),
 ]

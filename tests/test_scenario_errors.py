@@ -187,3 +187,16 @@ def test_policy_file_errors_point_into_that_file(
     err = capsys.readouterr().err
     assert f"{tmp_path / 'pol.yaml'}:1: spec is required" in err
     assert f"{tmp_path / 'pol.yaml'}:9: spec.policyTypes[0]: 'Sideways' is not a policy type" in err
+
+
+def test_expect_rule_matching_nothing_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text(
+        "steps:\n  - name: s\n    probe: {ports: [80], protocols: [TCP]}\n"
+        "    expect:\n      default: allow\n      rules:\n        - {from: x/q, verdict: deny}\n"
+    )
+    assert main(["evaluate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {path}:7: steps[0].expect.rules[0]: this rule matches no probed cell" in err
