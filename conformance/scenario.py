@@ -469,7 +469,7 @@ class _Binder:
             targets,
             pps,
             step.expect,
-            lambda path, base=base: self.doc.locate((*base, *path)),
+            self.doc.sub(base, step).locate,
         )
 
     def _patch(
