@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from conformance import __version__
+from conformance.cluster.cli import add_commands as add_cluster_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     from conformance import evaluate_cmd
 
     evaluate_cmd.add_command(sub)
+    add_cluster_commands(sub)
     schema = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     schema.set_defaults(func=_print_schema)
     return parser

@@ -1,0 +1,806 @@
+"""The embedded cluster's Kubernetes REST API over HTTP on loopback (aiohttp).
+
+Why: the runner and ``kubectl`` must talk to the embedded cluster exactly as to a real one: same
+URLs, object shapes, status codes and ``Status`` bodies, and ``pods/exec`` over WebSocket with
+the ``v4``/``v5.channel.k8s.io`` subprotocols.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from conformance.cluster import discovery, openapi, patch, protobuf, tables, validation
+from conformance.cluster.controller import NODE_NAME, Controller
+from conformance.cluster.execution import Executor
+from conformance.cluster.faults import FaultPlan
+from conformance.cluster.selectors import SelectorSyntaxError, parse_field_query, parse_query
+from conformance.cluster.store import (
+    ADMIN_NETWORK_POLICIES,
+    BASELINE_ADMIN_NETWORK_POLICIES,
+    CLUSTER_NETWORK_POLICIES,
+    NAMESPACES,
+    NETWORK_POLICIES,
+    PODS,
+    AlreadyExists,
+    Conflict,
+    NotFound,
+    Resource,
+    Store,
+    now_rfc3339,
+)
+
+log = logging.getLogger(__name__)
+EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+JSON = "application/json"
+
+
+class ApiError(Exception):
+    """Answered as a ``Status`` body with ``code``."""
+
+    def __init__(
+        self, code: int, reason: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message, self.details = code, reason, message, details
+
+
+def _not_found(res: Resource, name: str) -> ApiError:
+    return ApiError(
+        404,
+        "NotFound",
+        f'{res.qualified} "{name}" not found',
+        {"name": name, "group": res.group, "kind": res.plural},
+    )
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(text=json.dumps(body), status=status, content_type=JSON, headers=headers)
+
+
+def _flag(value: str | None) -> bool:
+    return value is not None and value.lower() in ("1", "true", "yes")
+
+
+class ApiServer:
+    """Routes every request through one dispatcher that mirrors kube-apiserver's URL layout."""
+
+    def __init__(
+        self,
+        store: Store,
+        controller: Controller,
+        executor: Executor,
+        faults: FaultPlan,
+        token: str,
+        status_extra: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self.store = store
+        self.controller = controller
+        self.executor = executor
+        self.faults = faults
+        self.token = token
+        self.status_extra = status_extra
+        self.address = "127.0.0.1:0"
+        self._watchers: set[asyncio.Queue[tuple[str, Resource, dict[str, Any]] | None]] = set()
+        store.listeners.append(self._fanout)
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        return app
+
+    def close_watches(self) -> None:
+        for queue in list(self._watchers):
+            queue.put_nowait(None)
+
+    def _fanout(self, event: str, res: Resource, obj: dict[str, Any]) -> None:
+        for queue in list(self._watchers):
+            queue.put_nowait((event, res, obj))
+
+    # --- entry ------------------------------------------------------------------------------
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        try:
+            if self.token and request.headers.get("Authorization", "") != f"Bearer {self.token}":
+                raise ApiError(401, "Unauthorized", "Unauthorized")
+            return await self._route(request)
+        except ApiError as exc:
+            return _json(discovery.status(exc.code, exc.reason, exc.message, exc.details), exc.code)
+        except ConnectionResetError:
+            raise
+        except Exception as exc:
+            log.exception("internal error on %s %s", request.method, request.path)
+            return _json(
+                discovery.status(500, "InternalError", f"Internal error occurred: {exc}"), 500
+            )
+
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        parts = [p for p in path.split("/") if p]
+        if path in ("/healthz", "/readyz", "/livez"):
+            return web.Response(text="ok")
+        if path == "/version":
+            return _json(discovery.SERVER_VERSION)
+        if path == "/embedded/v1/status":
+            return _json(self._status())
+        if path == "/api":
+            return _json(discovery.api_versions(self.address))
+        if path == "/openapi/v3":
+            return _json(openapi.root())
+        if parts[:2] == ["openapi", "v3"]:
+            gv = parts[2:]
+            doc = None
+            if gv[:1] == ["api"] and len(gv) == 2:
+                doc = openapi.gv_document("", gv[1])
+            elif gv[:1] == ["apis"] and len(gv) == 3:
+                doc = openapi.gv_document(gv[1], gv[2])
+            if doc is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return _json(doc)
+        if path == "/apis":
+            return _json(discovery.api_groups())
+        if parts[:1] == ["api"] and len(parts) >= 2:
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[:1] == ["apis"] and len(parts) >= 3:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if not rest:
+            listing = discovery.resource_list(group, version)
+            if listing is None or request.method != "GET":
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return _json(listing)
+        return await self._resource(request, group, version, rest)
+
+    def _status(self) -> dict[str, Any]:
+        stats = self.controller.enforcer.stats
+        out: dict[str, Any] = {
+            "generation": stats.generation,
+            "appliedGeneration": stats.applied_generation,
+            "applies": stats.applies,
+            "lastCompileSeconds": stats.last_compile_seconds,
+            "lastApplySeconds": stats.last_apply_seconds,
+            "lastRules": stats.last_rules,
+            "lastError": stats.last_error,
+            "pods": len(self.controller.pods),
+            "faultsInjected": dict(self.faults.injected),
+        }
+        if self.status_extra is not None:
+            out.update(self.status_extra())
+        return out
+
+    async def _resource(
+        self, request: web.Request, group: str, version: str, rest: list[str]
+    ) -> web.StreamResponse:
+        namespace = ""
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            candidate = discovery.find(group, version, rest[2])
+            if candidate is not None and candidate.namespaced:
+                namespace, rest = rest[1], rest[2:]
+        res = discovery.find(group, version, rest[0])
+        if res is None or len(rest) > 3:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if res.namespaced and not namespace and len(rest) > 1:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        name = rest[1] if len(rest) > 1 else ""
+        sub = rest[2] if len(rest) > 2 else ""
+        if sub == "exec" and res is PODS:
+            return await self._exec(request, namespace, name)
+        if sub not in ("", "status"):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if sub == "status" and request.method != "GET":
+            raise ApiError(405, "MethodNotAllowed", "the embedded cluster sets status itself")
+        await self._maybe_fault()
+        method = request.method
+        if not name:
+            if method == "GET":
+                return await self._list(request, res, namespace)
+            if method == "POST":
+                return await self._create(request, res, namespace)
+            if method == "DELETE":
+                return await self._delete_collection(request, res, namespace)
+        else:
+            if method == "GET":
+                obj = self.store.get(res, namespace, name)
+                if obj is None:
+                    raise _not_found(res, name)
+                if tables.wants_table(request.headers.get("Accept", "")):
+                    return _json(tables.table(res, [obj], obj["metadata"]["resourceVersion"]))
+                return _json(obj)
+            if method == "PUT":
+                return await self._replace(request, res, namespace, name)
+            if method == "PATCH":
+                return await self._patch(request, res, namespace, name)
+            if method == "DELETE":
+                return await self._delete(request, res, namespace, name)
+        raise ApiError(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+
+    async def _maybe_fault(self) -> None:
+        wait = self.faults.delay()
+        if wait:
+            await asyncio.sleep(wait)
+        code = self.faults.error()
+        if code == 429:
+            raise ApiError(
+                429,
+                "TooManyRequests",
+                "the server has received too many requests and has asked us to try again later",
+                {"retryAfterSeconds": 1},
+            )
+        if code == 500:
+            raise ApiError(500, "InternalError", "Internal error occurred: injected fault")
+        if code == 503:
+            raise ApiError(
+                503, "ServiceUnavailable", "the server is currently unable to handle the request"
+            )
+
+    # --- read ---------------------------------------------------------------------------------
+
+    async def _list(
+        self, request: web.Request, res: Resource, namespace: str
+    ) -> web.StreamResponse:
+        try:
+            label_match = parse_query(request.query.get("labelSelector", ""))
+            field_match = parse_field_query(request.query.get("fieldSelector", ""))
+        except SelectorSyntaxError as exc:
+            raise ApiError(400, "BadRequest", f"unable to parse requirement: {exc}") from None
+
+        def wanted(obj: dict[str, Any]) -> bool:
+            return label_match(obj["metadata"].get("labels") or {}) and field_match(obj)
+
+        if _flag(request.query.get("watch")):
+            return await self._watch(request, res, namespace, wanted)
+        items = [o for o in self.store.list(res, namespace or None) if wanted(o)]
+        rv = self.store.resource_version
+        if tables.wants_table(request.headers.get("Accept", "")):
+            return _json(tables.table(res, items, rv))
+        if res.builtin:
+            for item in items:
+                item.pop("kind", None)
+                item.pop("apiVersion", None)
+        return _json(
+            {
+                "kind": f"{res.kind}List",
+                "apiVersion": res.api_version,
+                "metadata": {"resourceVersion": rv},
+                "items": items,
+            }
+        )
+
+    async def _watch(
+        self,
+        request: web.Request,
+        res: Resource,
+        namespace: str,
+        wanted: Callable[[dict[str, Any]], bool],
+    ) -> web.StreamResponse:
+        queue: asyncio.Queue[tuple[str, Resource, dict[str, Any]] | None] = asyncio.Queue()
+        self._watchers.add(queue)
+        resp = web.StreamResponse(headers={"Content-Type": JSON, "Transfer-Encoding": "chunked"})
+        await resp.prepare(request)
+        timeout = float(request.query.get("timeoutSeconds", "1800") or 1800)
+        try:
+            if request.query.get("resourceVersion", "0") in ("", "0"):
+                for obj in self.store.list(res, namespace or None):
+                    if wanted(obj):
+                        await resp.write(
+                            (json.dumps({"type": "ADDED", "object": obj}) + "\n").encode()
+                        )
+            deadline = asyncio.get_running_loop().time() + timeout
+            while True:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(queue.get(), left)
+                except TimeoutError:
+                    break
+                if item is None:
+                    break
+                event, kind, obj = item
+                if (
+                    kind is not res
+                    or (namespace and obj["metadata"].get("namespace") != namespace)
+                    or not wanted(obj)
+                ):
+                    continue
+                await resp.write((json.dumps({"type": event, "object": obj}) + "\n").encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self._watchers.discard(queue)
+        with contextlib.suppress(ConnectionResetError):
+            await resp.write_eof()
+        return resp
+
+    # --- write --------------------------------------------------------------------------------
+
+    async def _body(self, request: web.Request) -> Any:
+        if request.content_type == protobuf.PROTOBUF and request.method in ("POST", "PUT"):
+            try:
+                return protobuf.decode(await request.read())
+            except protobuf.ProtobufError as exc:
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the body of the request was in an unknown format: {exc}",
+                ) from None
+        if request.content_type not in (
+            "application/json",
+            "",
+            "application/octet-stream",
+        ) and not (request.method == "PATCH" and request.content_type.endswith("+json")):
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+            )
+        raw = await request.read()
+        try:
+            return json.loads(raw or b"null")
+        except ValueError as exc:
+            raise ApiError(
+                400, "BadRequest", f"couldn't get version/kind; json parse error: {exc}"
+            ) from None
+
+    def _prepare(
+        self, request: web.Request, res: Resource, obj: Any, namespace: str
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Decode, default and validate a full object; returns it and any warnings."""
+        if not isinstance(obj, dict):
+            raise ApiError(
+                400,
+                "BadRequest",
+                f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: json: cannot unmarshal into Go value of type {res.kind}',
+            )
+        api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        if api_version and api_version != res.api_version:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"the API version in the data ({api_version}) does not match the expected API version ({res.api_version})",
+            )
+        if kind and kind != res.kind:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"the kind in the data ({kind}) does not match the expected kind ({res.kind})",
+            )
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise ApiError(
+                400,
+                "BadRequest",
+                "json: cannot unmarshal into Go struct field .metadata of type v1.ObjectMeta",
+            )
+        if res.namespaced:
+            if meta.get("namespace") and meta["namespace"] != namespace:
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                )
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        warnings: list[str] = []
+        try:
+            if res is NETWORK_POLICIES:
+                unknown: list[str] = []
+                spec = validation.decode(
+                    obj.get("spec") or {}, validation.NETWORK_POLICY_SCHEMA, "spec", unknown
+                )
+                if unknown:
+                    mode = request.query.get("fieldValidation", "Warn")
+                    if mode == "Strict":
+                        detail = ", ".join(f'unknown field "{u}"' for u in unknown)
+                        raise ApiError(400, "BadRequest", f"strict decoding error: {detail}")
+                    if mode != "Ignore":
+                        warnings += [f'unknown field "{u}"' for u in unknown]
+                obj["spec"] = spec
+                obj.pop("status", None)
+                validation.default_network_policy(obj)
+                causes = validation.network_policy_errors(obj)
+            elif res is PODS:
+                validation.default_pod(obj)
+                causes = validation.pod_errors(obj)
+            elif res is NAMESPACES:
+                causes = validation.namespace_errors(obj)
+            elif res in (
+                ADMIN_NETWORK_POLICIES,
+                BASELINE_ADMIN_NETWORK_POLICIES,
+                CLUSTER_NETWORK_POLICIES,
+            ):
+                causes = validation.admin_policy_errors(res.kind, obj)
+            else:
+                causes = validation.metadata_errors(meta)
+        except validation.BadRequest as exc:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: {exc}',
+            ) from None
+        if causes:
+            name = meta.get("name") or ""
+            text = (
+                str(causes[0])
+                if len(causes) == 1
+                else "[" + ", ".join(str(c) for c in causes) + "]"
+            )
+            group_kind = f"{res.kind}.{res.group}" if res.group else res.kind
+            raise ApiError(
+                422,
+                "Invalid",
+                f'{group_kind} "{name}" is invalid: {text}',
+                {
+                    "name": name,
+                    "group": res.group,
+                    "kind": res.kind,
+                    "causes": [
+                        {"reason": c.reason, "message": c.message, "field": c.field} for c in causes
+                    ],
+                },
+            )
+        return obj, warnings
+
+    def _check_namespace(self, res: Resource, namespace: str) -> None:
+        if res.namespaced and not self.store.exists(NAMESPACES, "", namespace):
+            raise ApiError(
+                404,
+                "NotFound",
+                f'namespaces "{namespace}" not found',
+                {"name": namespace, "kind": "namespaces"},
+            )
+
+    @staticmethod
+    def _warn_headers(warnings: list[str]) -> dict[str, str] | None:
+        if not warnings:
+            return None
+        return {
+            "Warning": ", ".join(
+                f'299 - "{w.replace(chr(34), chr(92) + chr(34))}"' for w in warnings
+            )
+        }
+
+    async def _create(
+        self, request: web.Request, res: Resource, namespace: str
+    ) -> web.StreamResponse:
+        body = await self._body(request)
+        self._check_namespace(res, namespace)
+        if isinstance(body, dict):
+            for field in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp"):
+                (body.get("metadata") or {}).pop(field, None)
+        obj, warnings = self._prepare(request, res, body, namespace)
+        meta = obj["metadata"]
+        if res is NAMESPACES:
+            meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
+            obj["spec"] = {"finalizers": ["kubernetes"]}
+            obj["status"] = {"phase": "Active"}
+        elif res is PODS:
+            obj["spec"]["nodeName"] = NODE_NAME
+            obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+        if request.query.get("dryRun") == "All":
+            return _json(obj, 201, self._warn_headers(warnings))
+        try:
+            created = self.store.create(res, obj)
+        except AlreadyExists:
+            name = meta.get("name", "")
+            raise ApiError(
+                409,
+                "AlreadyExists",
+                f'{res.qualified} "{name}" already exists',
+                {"name": name, "group": res.group, "kind": res.plural},
+            ) from None
+        await self._settle()
+        return _json(created, 201, self._warn_headers(warnings))
+
+    async def _store_update(
+        self,
+        request: web.Request,
+        res: Resource,
+        obj: dict[str, Any],
+        current: dict[str, Any],
+        warnings: list[str],
+    ) -> web.StreamResponse:
+        name = obj["metadata"]["name"]
+        if res is PODS:
+            if obj.get("spec") != current.get("spec"):
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f'Pod "{name}" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)',
+                    {
+                        "name": name,
+                        "group": "",
+                        "kind": "Pod",
+                        "causes": [
+                            {
+                                "reason": "FieldValueForbidden",
+                                "message": "Forbidden: pod updates may not change fields other than ...",
+                                "field": "spec",
+                            }
+                        ],
+                    },
+                )
+            obj["status"] = current.get("status", {})
+        if res is NAMESPACES:
+            obj.setdefault("metadata", {}).setdefault("labels", {})[
+                "kubernetes.io/metadata.name"
+            ] = name
+            obj["spec"], obj["status"] = current.get("spec"), current.get("status")
+        if request.query.get("dryRun") == "All":
+            return _json(obj, 200, self._warn_headers(warnings))
+        try:
+            updated = self.store.update(res, obj)
+        except NotFound:
+            raise _not_found(res, name) from None
+        except Conflict:
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {res.qualified} "{name}": the object has been modified; please apply your changes to the latest version and try again',
+                {"name": name, "group": res.group, "kind": res.plural},
+            ) from None
+        await self._settle()
+        return _json(updated, 200, self._warn_headers(warnings))
+
+    async def _replace(
+        self, request: web.Request, res: Resource, namespace: str, name: str
+    ) -> web.StreamResponse:
+        body = await self._body(request)
+        current = self.store.get(res, namespace, name)
+        if current is None:
+            raise _not_found(res, name)
+        if isinstance(body, dict) and (body.get("metadata") or {}).get("name") not in (None, name):
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"the name of the object ({body['metadata']['name']}) does not match the name on the URL ({name})",
+            )
+        if isinstance(body, dict):
+            body.setdefault("metadata", {})["name"] = name
+        obj, warnings = self._prepare(request, res, body, namespace)
+        return await self._store_update(request, res, obj, current, warnings)
+
+    async def _patch(
+        self, request: web.Request, res: Resource, namespace: str, name: str
+    ) -> web.StreamResponse:
+        body = await self._body(request)
+        current = self.store.get(res, namespace, name)
+        if current is None:
+            raise _not_found(res, name)
+        ctype = request.content_type
+        try:
+            if ctype == "application/json-patch+json":
+                patched = patch.json_patch(current, body)
+            elif ctype == "application/merge-patch+json":
+                patched = patch.merge_patch(current, body)
+            elif ctype == "application/strategic-merge-patch+json":
+                if not res.builtin:
+                    raise ApiError(
+                        415,
+                        "UnsupportedMediaType",
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                    )
+                patched = patch.strategic_merge_patch(current, body)
+            else:
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json",
+                )
+        except patch.PatchError as exc:
+            raise ApiError(
+                400
+                if ctype == "application/json-patch+json" and not isinstance(body, list)
+                else 422,
+                "BadRequest"
+                if not isinstance(body, list) and ctype == "application/json-patch+json"
+                else "Invalid",
+                str(exc),
+            ) from None
+        if not isinstance(patched, dict):
+            raise ApiError(400, "BadRequest", "the patch does not produce an object")
+        meta = patched.setdefault("metadata", {})
+        if meta.get("name") != name:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})",
+            )
+        obj, warnings = self._prepare(request, res, patched, namespace)
+        return await self._store_update(request, res, obj, current, warnings)
+
+    def _deleted_body(self, res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+        if res in (PODS, NAMESPACES):
+            out = copy.deepcopy(obj)
+            out["metadata"]["deletionTimestamp"] = now_rfc3339()
+            if res is NAMESPACES:
+                out["status"] = {"phase": "Terminating"}
+            return out
+        meta = obj["metadata"]
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {
+                "name": meta["name"],
+                "group": res.group,
+                "kind": res.plural,
+                "uid": meta.get("uid"),
+            },
+        }
+
+    async def _delete(
+        self, request: web.Request, res: Resource, namespace: str, name: str
+    ) -> web.StreamResponse:
+        obj = self.store.get(res, namespace, name)
+        if obj is None:
+            raise _not_found(res, name)
+        if request.query.get("dryRun") != "All":
+            with contextlib.suppress(NotFound):
+                self.store.delete(res, namespace, name)
+            await self._settle()
+        return _json(self._deleted_body(res, obj))
+
+    async def _settle(self) -> None:
+        """Without an enforcement delay, answer writes only once their rules are installed.
+
+        Real CNIs enforce asynchronously; the ``--enforcement-delay`` knob models that. At delay 0
+        the embedded cluster is deterministic: a policy is enforced when its create returns.
+        """
+        enforcer = self.controller.enforcer
+        if enforcer.knobs.enforcement_delay > 0:
+            return
+        if enforcer.stats.applied_generation < enforcer.stats.generation:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(enforcer.wait(enforcer.stats.generation), 5)
+
+    async def _delete_collection(
+        self, request: web.Request, res: Resource, namespace: str
+    ) -> web.StreamResponse:
+        try:
+            label_match = parse_query(request.query.get("labelSelector", ""))
+        except SelectorSyntaxError as exc:
+            raise ApiError(400, "BadRequest", f"unable to parse requirement: {exc}") from None
+        items = [
+            o
+            for o in self.store.list(res, namespace or None)
+            if label_match(o["metadata"].get("labels") or {})
+        ]
+        for obj in items:
+            with contextlib.suppress(NotFound):
+                self.store.delete(
+                    res, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+                )
+        await self._settle()
+        return _json(
+            {
+                "kind": f"{res.kind}List",
+                "apiVersion": res.api_version,
+                "metadata": {"resourceVersion": self.store.resource_version},
+                "items": items,
+            }
+        )
+
+    # --- exec ----------------------------------------------------------------------------------
+
+    async def _exec(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
+        if request.method not in ("GET", "POST"):
+            raise ApiError(405, "MethodNotAllowed", "exec accepts GET and POST")
+        pod = self.store.get(PODS, namespace, name)
+        if pod is None:
+            raise _not_found(PODS, name)
+        argv = request.query.getall("command", [])
+        if not argv:
+            raise ApiError(400, "BadRequest", "you must specify at least 1 command")
+        containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+        container = request.query.get("container") or (containers[0] if containers else "")
+        if container not in containers:
+            raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {name}")
+        rt = self.controller.runtime(namespace, name)
+        phase = (pod.get("status") or {}).get("phase")
+        if rt is None or rt.endpoint is None or phase != "Running":
+            raise ApiError(
+                400, "BadRequest", f"pod {name} is not running (phase {phase}): cannot exec into it"
+            )
+        ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS, autoping=True, max_msg_size=0)
+        if not ws.can_prepare(request).ok:
+            raise ApiError(
+                400,
+                "BadRequest",
+                "Upgrade request required: exec is served over WebSocket (v4/v5.channel.k8s.io)",
+            )
+        await ws.prepare(request)
+        want_stdin = _flag(request.query.get("stdin"))
+        want_out = request.query.get("stdout") is None or _flag(request.query.get("stdout"))
+        want_err = request.query.get("stderr") is None or _flag(request.query.get("stderr"))
+        stdin: asyncio.Queue[bytes | None] | None = asyncio.Queue() if want_stdin else None
+        drop = self.faults.drop_exec()
+
+        async def reader() -> None:
+            async for msg in ws:
+                if msg.type == WSMsgType.BINARY and msg.data:
+                    channel, data = msg.data[0], msg.data[1:]
+                    if stdin is not None and channel == 0:
+                        stdin.put_nowait(bytes(data))
+                    elif stdin is not None and channel == 255 and data[:1] == b"\x00":
+                        stdin.put_nowait(None)
+                elif msg.type == WSMsgType.TEXT and stdin is not None and msg.data[:1] == "0":
+                    stdin.put_nowait(msg.data[1:].encode())
+            if stdin is not None:
+                stdin.put_nowait(None)
+
+        async def send(channel: int, data: bytes) -> None:
+            if not ws.closed:
+                with contextlib.suppress(ConnectionResetError):
+                    await ws.send_bytes(bytes([channel]) + data)
+
+        async def out(data: bytes) -> None:
+            if want_out:
+                await send(1, data)
+
+        async def err(data: bytes) -> None:
+            if want_err:
+                await send(2, data)
+
+        read_task = asyncio.get_running_loop().create_task(reader())
+        env = {"HOSTNAME": name}
+        for c in (pod.get("spec") or {}).get("containers") or []:
+            if c.get("name") == container:
+                env.update(
+                    {
+                        str(e.get("name")): str(e.get("value", ""))
+                        for e in c.get("env") or []
+                        if "value" in e
+                    }
+                )
+        try:
+            code = await self.executor.run(
+                self.controller.dataplane.fd(rt.uid), rt.endpoint.path, argv, env, out, err, stdin
+            )
+            if drop:
+                if request.transport is not None:
+                    request.transport.abort()
+                return ws
+            if code == 0:
+                result: dict[str, Any] = {"metadata": {}, "status": "Success"}
+            else:
+                result = {
+                    "metadata": {},
+                    "status": "Failure",
+                    "message": f"command terminated with non-zero exit code: error executing command {argv}, exit code {code}",
+                    "reason": "NonZeroExitCode",
+                    "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
+                }
+            await send(3, json.dumps(result).encode())
+            with contextlib.suppress(Exception):
+                await ws.close()
+        except KeyError:
+            await send(
+                3,
+                json.dumps(
+                    {
+                        "metadata": {},
+                        "status": "Failure",
+                        "message": f"pod {name} went away",
+                        "reason": "InternalError",
+                    }
+                ).encode(),
+            )
+            await ws.close()
+        finally:
+            read_task.cancel()
+        return ws

@@ -1,0 +1,326 @@
+"""NetworkPolicy (networking.k8s.io/v1) to nftables compiler for the node namespace.
+
+Why: enforcement must be real packets filtered by rules derived from the API objects, and written
+independently of the reference evaluator so that any disagreement exposes a bug in one of them.
+
+Model: a pod selected by a policy with type Ingress (Egress) is isolated in that direction; a
+connection is allowed when the source's egress allows it (or the source is not egress-isolated)
+and the destination's ingress allows it (or it is not ingress-isolated). Allowed = union of rules.
+Replies are accepted by conntrack. Traffic from a pod to itself never reaches the node.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.cluster.dataplane import NFT_TABLE
+from conformance.cluster.knobs import Deviation, Knobs
+from conformance.cluster.selectors import matches
+
+IPv4Net = ipaddress.IPv4Network
+PROTOS = ("TCP", "UDP", "SCTP")
+DEFAULT_KNOBS = Knobs()
+
+
+@dataclass(frozen=True)
+class ContainerPort:
+    """A declared container port (``name`` may be empty)."""
+
+    name: str
+    protocol: str
+    port: int
+
+
+@dataclass(frozen=True)
+class PodView:
+    """What enforcement knows of a pod: identity, address, labels, ports and creation order."""
+
+    namespace: str
+    name: str
+    ip: str
+    labels: Mapping[str, str]
+    ports: tuple[ContainerPort, ...] = ()
+    order: int = 0
+
+    def named(self, name: str, protocol: str) -> int | None:
+        for port in self.ports:
+            if port.name == name and port.protocol == protocol:
+                return port.port
+        return None
+
+
+@dataclass(frozen=True)
+class NamespaceView:
+    """A namespace and its labels."""
+
+    name: str
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class PortMatch:
+    """Allowed destination ports of one protocol: ``ranges`` empty means every port."""
+
+    protocol: str
+    ranges: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Allow:
+    """One allow rule of an isolated pod's chain.
+
+    ``peers`` None = any address; ``ports`` None = any protocol/port; ``tuples`` are
+    (address, protocol, port) triples for egress named ports resolved per destination pod.
+    """
+
+    peers: tuple[IPv4Net, ...] | None
+    ports: tuple[PortMatch, ...] | None
+    tuples: tuple[tuple[str, str, int], ...] = ()
+
+
+@dataclass
+class _Side:
+    isolated: bool = False
+    allows: list[Allow] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """The compiled policy state: per-pod allow lists, and the nftables script."""
+
+    ingress: Mapping[str, tuple[Allow, ...]]
+    egress: Mapping[str, tuple[Allow, ...]]
+    script: str
+
+
+def _ipblock(block: Mapping[str, Any], knobs: Knobs) -> list[IPv4Net]:
+    net = ipaddress.ip_network(str(block.get("cidr", "")), strict=False)
+    if not isinstance(net, IPv4Net):
+        return []
+    nets = [net]
+    if not knobs.has(Deviation.IGNORE_EXCEPT):
+        for text in block.get("except") or []:
+            hole = ipaddress.ip_network(str(text), strict=False)
+            if not isinstance(hole, IPv4Net):
+                continue
+            nxt: list[IPv4Net] = []
+            for cur in nets:
+                if hole.subnet_of(cur):
+                    nxt.extend(cur.address_exclude(hole))
+                elif not cur.subnet_of(hole):
+                    nxt.append(cur)
+            nets = nxt
+    return nets
+
+
+class _World:
+    def __init__(self, pods: Sequence[PodView], namespaces: Sequence[NamespaceView]) -> None:
+        self.pods = sorted((p for p in pods if p.ip), key=lambda p: (p.namespace, p.name))
+        self.ns_labels = {n.name: n.labels for n in namespaces}
+
+    def pods_in(self, namespace: str, selector: Mapping[str, Any]) -> list[PodView]:
+        return [p for p in self.pods if p.namespace == namespace and matches(selector, p.labels)]
+
+    def peer_pods(self, policy_ns: str, peer: Mapping[str, Any]) -> list[PodView]:
+        pod_sel = peer.get("podSelector")
+        ns_sel = peer.get("namespaceSelector")
+        out = []
+        for pod in self.pods:
+            if ns_sel is None:
+                if pod.namespace != policy_ns:
+                    continue
+            elif pod.namespace not in self.ns_labels or not matches(
+                ns_sel, self.ns_labels[pod.namespace]
+            ):
+                continue
+            if pod_sel is not None and not matches(pod_sel, pod.labels):
+                continue
+            out.append(pod)
+        return out
+
+
+def _merge_ranges(ranges: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return tuple(out)
+
+
+def _compile_rule(
+    world: _World,
+    policy_ns: str,
+    rule: Mapping[str, Any],
+    peer_key: str,
+    owner: PodView,
+    ingress: bool,
+    knobs: Knobs,
+) -> Allow | None:
+    """One ingress/egress rule for one selected pod; None when it can match nothing."""
+    peers_spec = rule.get(peer_key) or []
+    peer_pods: list[PodView] = []
+    nets: list[IPv4Net] = []
+    for peer in peers_spec:
+        if peer.get("ipBlock") is not None:
+            nets.extend(_ipblock(peer["ipBlock"], knobs))
+        else:
+            found = world.peer_pods(policy_ns, peer)
+            peer_pods.extend(found)
+            nets.extend(IPv4Net(p.ip) for p in found)
+    peers: tuple[IPv4Net, ...] | None = None
+    if peers_spec:
+        peers = tuple(ipaddress.collapse_addresses(nets))
+        if not peers:
+            return None
+    ports_spec = rule.get("ports") or []
+    if not ports_spec:
+        return Allow(peers, None)
+    ranges: dict[str, list[tuple[int, int]]] = {}
+    any_port: set[str] = set()
+    tuples: set[tuple[str, str, int]] = set()
+    for entry in ports_spec:
+        proto = str(entry.get("protocol") or "TCP")
+        port = entry.get("port")
+        if port is None:
+            any_port.add(proto)
+        elif isinstance(port, int):
+            end = entry.get("endPort")
+            hi = port if end is None or knobs.has(Deviation.IGNORE_ENDPORT) else int(end)
+            ranges.setdefault(proto, []).append((port, hi))
+        elif ingress or knobs.has(Deviation.NAMED_PORT_WRONG_POD):
+            number = owner.named(str(port), proto)
+            if number is not None:
+                ranges.setdefault(proto, []).append((number, number))
+        else:
+            candidates = peer_pods if peers_spec else world.pods
+            in_peers = {p.ip for p in candidates}
+            if peers_spec:
+                # ipBlock peers can cover pods too: a named port resolves on any pod in range.
+                in_peers |= {
+                    p.ip for p in world.pods if any(ipaddress.IPv4Address(p.ip) in n for n in nets)
+                }
+            for pod in world.pods:
+                if pod.ip in in_peers:
+                    number = pod.named(str(port), proto)
+                    if number is not None:
+                        tuples.add((pod.ip, proto, number))
+    matches_ = [PortMatch(p, ()) for p in sorted(any_port)]
+    matches_ += [
+        PortMatch(p, _merge_ranges(r)) for p, r in sorted(ranges.items()) if p not in any_port
+    ]
+    if not matches_ and not tuples:
+        return None
+    return Allow(peers, tuple(matches_), tuple(sorted(tuples)))
+
+
+def compile_policies(
+    pods: Sequence[PodView],
+    namespaces: Sequence[NamespaceView],
+    policies: Sequence[Mapping[str, Any]],
+    knobs: Knobs = DEFAULT_KNOBS,
+) -> Compiled:
+    """Compile NetworkPolicy objects (as stored: validated and defaulted) to an nftables script."""
+    world = _World(pods, namespaces)
+    ingress: dict[str, _Side] = {}
+    egress: dict[str, _Side] = {}
+    by_order = sorted(world.pods, key=lambda p: (p.order, p.namespace, p.name))
+    for policy in sorted(
+        policies, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"])
+    ):
+        ns = policy["metadata"]["namespace"]
+        spec = policy.get("spec") or {}
+        selected = world.pods_in(ns, spec.get("podSelector") or {})
+        if knobs.has(Deviation.FIRST_POD_ONLY) and selected:
+            chosen = {id(p) for p in selected}
+            selected = [next(p for p in by_order if id(p) in chosen)]
+        types = spec.get("policyTypes") or []
+        for pod in selected:
+            key = pod.ip
+            if "Ingress" in types:
+                side = ingress.setdefault(key, _Side())
+                side.isolated = True
+                for rule in spec.get("ingress") or []:
+                    allow = _compile_rule(world, ns, rule, "from", pod, True, knobs)
+                    if allow is not None:
+                        side.allows.append(allow)
+            if "Egress" in types:
+                side = egress.setdefault(key, _Side())
+                side.isolated = True
+                for rule in spec.get("egress") or []:
+                    allow = _compile_rule(world, ns, rule, "to", pod, False, knobs)
+                    if allow is not None:
+                        side.allows.append(allow)
+    ing = {k: tuple(v.allows) for k, v in ingress.items()}
+    egr = {k: tuple(v.allows) for k, v in egress.items()}
+    return Compiled(ing, egr, render(ing, egr, knobs))
+
+
+def _set(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }"
+
+
+def _rule_lines(allow: Allow, addr_field: str, verdict: str) -> list[str]:
+    peer = ""
+    if allow.peers is not None:
+        peer = f"ip {addr_field} {_set([str(n) if n.prefixlen < 32 else str(n.network_address) for n in allow.peers])} "
+    if allow.ports is None:
+        return [f"{peer}{verdict}"]
+    lines = []
+    for match in allow.ports:
+        proto = match.protocol.lower()
+        if match.ranges:
+            ports = [str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in match.ranges]
+            lines.append(f"meta l4proto {proto} th dport {_set(ports)} {peer}{verdict}")
+        else:
+            lines.append(f"meta l4proto {proto} {peer}{verdict}")
+    by_proto: dict[str, list[str]] = {}
+    for ip, proto, port in allow.tuples:
+        by_proto.setdefault(proto.lower(), []).append(f"{ip} . {port}")
+    for proto, items in sorted(by_proto.items()):
+        lines.append(
+            f"meta l4proto {proto} {peer}ip daddr . th dport {{ {', '.join(items)} }} {verdict}"
+        )
+    return lines
+
+
+def render(
+    ingress: Mapping[str, Sequence[Allow]], egress: Mapping[str, Sequence[Allow]], knobs: Knobs
+) -> str:
+    """The complete nftables script: replaces the table atomically when run with ``nft -f``."""
+    out = [
+        f"table inet {NFT_TABLE} {{}}",
+        f"delete table inet {NFT_TABLE}",
+        f"table inet {NFT_TABLE} {{",
+    ]
+    egress_map: list[str] = []
+    ingress_map: list[str] = []
+    for index, (ip, allows) in enumerate(sorted(egress.items())):
+        chain = f"eg_{index}"
+        egress_map.append(f"{ip} : jump {chain}")
+        out.append(f"  chain {chain} {{")
+        out += [f"    {line}" for allow in allows for line in _rule_lines(allow, "daddr", "return")]
+        out += ["    drop", "  }"]
+    for index, (ip, allows) in enumerate(sorted(ingress.items())):
+        chain = f"in_{index}"
+        ingress_map.append(f"{ip} : jump {chain}")
+        out.append(f"  chain {chain} {{")
+        out += [f"    {line}" for allow in allows for line in _rule_lines(allow, "saddr", "accept")]
+        out += ["    drop", "  }"]
+    out += [
+        "  chain forward {",
+        "    type filter hook forward priority filter; policy accept;",
+        "    ct state established,related accept",
+    ]
+    if knobs.has(Deviation.UDP_UNFILTERED):
+        out.append("    meta l4proto udp accept")
+    if egress_map:
+        out.append(f"    ip saddr vmap {{ {', '.join(egress_map)} }}")
+    if ingress_map:
+        out.append(f"    ip daddr vmap {{ {', '.join(ingress_map)} }}")
+    out += ["  }", "}"]
+    return "\n".join(out) + "\n"

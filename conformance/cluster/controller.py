@@ -1,0 +1,293 @@
+"""Turns stored objects into running pods and enforced policies (kubelet + CNI of the embedded cluster).
+
+Why: the API server only stores; this reacts to its events: starts a pod's namespace and servers
+and reports status, tears pods down, cascades namespace deletion, and triggers recompilation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.cluster import agnhost
+from conformance.cluster.compiler import ContainerPort, NamespaceView, PodView
+from conformance.cluster.dataplane import GATEWAY, Dataplane, Endpoint
+from conformance.cluster.enforcer import Enforcer
+from conformance.cluster.knobs import Deviation, Knobs
+from conformance.cluster.store import (
+    NAMESPACES,
+    NETWORK_POLICIES,
+    PODS,
+    NotFound,
+    Resource,
+    Store,
+    now_rfc3339,
+)
+
+log = logging.getLogger(__name__)
+NODE_NAME = "netpol-embedded-node"
+UNSUPPORTED_ANNOTATION = "embedded.netpol-conformance.io/unsupported-ports"
+
+
+@dataclass
+class PodRuntime:
+    """A pod the controller runs: its namespace endpoint, sockets and enforcement view."""
+
+    uid: str
+    namespace: str
+    name: str
+    endpoint: Endpoint | None = None
+    servers: agnhost.PodServers | None = None
+    view: PodView | None = None
+    deleted: bool = False
+    task: asyncio.Task[None] | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def _ports(spec: dict[str, Any]) -> tuple[ContainerPort, ...]:
+    out = []
+    for c in spec.get("containers") or []:
+        for p in c.get("ports") or []:
+            out.append(
+                ContainerPort(
+                    str(p.get("name") or ""),
+                    str(p.get("protocol") or "TCP"),
+                    int(p["containerPort"]),
+                )
+            )
+    return tuple(out)
+
+
+class Controller:
+    """Subscribes to the store; owns every pod runtime and the enforcer."""
+
+    def __init__(self, store: Store, dataplane: Dataplane, knobs: Knobs) -> None:
+        self.store = store
+        self.dataplane = dataplane
+        self.knobs = knobs
+        self.pods: dict[str, PodRuntime] = {}
+        self._order = 0
+        self.enforcer = Enforcer(self._snapshot, dataplane.apply_ruleset, knobs)
+        self._tasks: set[asyncio.Task[None]] = set()
+        store.listeners.append(self._on_event)
+
+    def runtime(self, namespace: str, name: str) -> PodRuntime | None:
+        for rt in self.pods.values():
+            if rt.namespace == namespace and rt.name == name and not rt.deleted:
+                return rt
+        return None
+
+    def _snapshot(
+        self,
+    ) -> tuple[Sequence[PodView], Sequence[NamespaceView], Sequence[dict[str, Any]]]:
+        views = [rt.view for rt in self.pods.values() if rt.view is not None and not rt.deleted]
+        namespaces = [
+            NamespaceView(o["metadata"]["name"], dict(o["metadata"].get("labels") or {}))
+            for o in self.store.peek(NAMESPACES)
+        ]
+        return views, namespaces, self.store.peek(NETWORK_POLICIES)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _on_event(self, event: str, res: Resource, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        if res is PODS:
+            uid = meta["uid"]
+            if event == "ADDED":
+                rt = PodRuntime(
+                    uid, meta["namespace"], meta["name"], labels=dict(meta.get("labels") or {})
+                )
+                self.pods[uid] = rt
+                rt.task = self._spawn(self._start(rt, obj))
+            elif event == "DELETED":
+                rt_del = self.pods.get(uid)
+                if rt_del is not None:
+                    rt_del.deleted = True
+                    self._spawn(self._stop(rt_del))
+            else:
+                rt_mod = self.pods.get(uid)
+                labels = dict(meta.get("labels") or {})
+                if rt_mod is not None and labels != rt_mod.labels:
+                    rt_mod.labels = labels
+                    if rt_mod.view is not None and not self.knobs.has(
+                        Deviation.IGNORE_LABEL_CHANGES
+                    ):
+                        rt_mod.view = PodView(
+                            rt_mod.view.namespace,
+                            rt_mod.view.name,
+                            rt_mod.view.ip,
+                            labels,
+                            rt_mod.view.ports,
+                            rt_mod.view.order,
+                        )
+                        self.enforcer.changed()
+        elif res is NAMESPACES:
+            if event == "DELETED":
+                name = meta["name"]
+                for kind in (PODS, NETWORK_POLICIES):
+                    for child in self.store.list(kind, name):
+                        with contextlib.suppress(NotFound):
+                            self.store.delete(kind, name, child["metadata"]["name"])
+            self.enforcer.changed()
+        elif res is NETWORK_POLICIES:
+            self.enforcer.changed()
+
+    def _set_status(
+        self, rt: PodRuntime, status: dict[str, Any], annotations: dict[str, str] | None = None
+    ) -> None:
+        if rt.deleted:
+            return
+        cur = self.store.get(PODS, rt.namespace, rt.name)
+        if cur is None or cur["metadata"]["uid"] != rt.uid:
+            return
+        cur["status"] = status
+        if annotations:
+            cur["metadata"].setdefault("annotations", {}).update(annotations)
+        with contextlib.suppress(NotFound):
+            self.store.update(PODS, cur, check_version=False)
+
+    async def _start(self, rt: PodRuntime, obj: dict[str, Any]) -> None:
+        spec = obj.get("spec") or {}
+        try:
+            listeners = agnhost.plan_pod(spec, rt.name)
+        except agnhost.CannotEmulate as exc:
+            self._fail(rt, spec, str(exc))
+            return
+        self._set_status(
+            rt,
+            {
+                "phase": "Pending",
+                "conditions": [self._cond("PodScheduled")],
+                "qosClass": "BestEffort",
+            },
+        )
+        started = now_rfc3339()
+        try:
+            rt.endpoint = await self.dataplane.add_pod(f"{rt.uid}")
+            if rt.deleted:
+                return
+            rt.servers = await agnhost.serve(self.dataplane.fd(rt.uid), listeners)
+        except Exception as exc:
+            log.exception("starting pod %s/%s failed", rt.namespace, rt.name)
+            self._fail(rt, spec, f"the embedded cluster could not start the pod: {exc}")
+            return
+        self._order += 1
+        rt.view = PodView(
+            rt.namespace, rt.name, rt.endpoint.ip, dict(rt.labels), _ports(spec), self._order
+        )
+        gen = self.enforcer.changed()
+        if self.knobs.enforcement_delay <= 0:
+            await self.enforcer.wait(gen)
+        ip = rt.endpoint.ip
+        status: dict[str, Any] = {
+            "phase": "Running",
+            "conditions": [
+                self._cond(t)
+                for t in (
+                    "PodReadyToStartContainers",
+                    "Initialized",
+                    "Ready",
+                    "ContainersReady",
+                    "PodScheduled",
+                )
+            ],
+            "hostIP": GATEWAY,
+            "hostIPs": [{"ip": GATEWAY}],
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "startTime": started,
+            "qosClass": "BestEffort",
+            "containerStatuses": [
+                {
+                    "name": c.get("name"),
+                    "ready": True,
+                    "started": True,
+                    "restartCount": 0,
+                    "image": c.get("image"),
+                    "imageID": "",
+                    "containerID": f"embedded://{rt.uid}/{c.get('name')}",
+                    "state": {"running": {"startedAt": started}},
+                }
+                for c in spec.get("containers") or []
+            ],
+        }
+        annotations = None
+        if rt.servers.unsupported:
+            ports = ",".join(rt.servers.unsupported)
+            status["message"] = f"not served: {ports}: this kernel has no SCTP support"
+            annotations = {UNSUPPORTED_ANNOTATION: ports}
+        self._set_status(rt, status, annotations)
+
+    @staticmethod
+    def _cond(kind: str, ok: bool = True, reason: str = "", message: str = "") -> dict[str, Any]:
+        cond: dict[str, Any] = {
+            "type": kind,
+            "status": "True" if ok else "False",
+            "lastProbeTime": None,
+            "lastTransitionTime": now_rfc3339(),
+        }
+        if reason:
+            cond["reason"] = reason
+        if message:
+            cond["message"] = message
+        return cond
+
+    def _fail(self, rt: PodRuntime, spec: dict[str, Any], message: str) -> None:
+        status = {
+            "phase": "Failed",
+            "reason": "CannotEmulate",
+            "message": message,
+            "qosClass": "BestEffort",
+            "conditions": [
+                self._cond("PodScheduled"),
+                self._cond("Ready", False, "CannotEmulate", message),
+            ],
+            "containerStatuses": [
+                {
+                    "name": c.get("name"),
+                    "ready": False,
+                    "started": False,
+                    "restartCount": 0,
+                    "image": c.get("image"),
+                    "imageID": "",
+                    "state": {
+                        "terminated": {
+                            "exitCode": 128,
+                            "reason": "CannotEmulate",
+                            "message": message,
+                        }
+                    },
+                }
+                for c in spec.get("containers") or []
+            ],
+        }
+        self._set_status(rt, status)
+
+    async def _stop(self, rt: PodRuntime) -> None:
+        if rt.task is not None:
+            with contextlib.suppress(Exception):
+                await rt.task
+        if rt.servers is not None:
+            rt.servers.close()
+        self.pods.pop(rt.uid, None)
+        if rt.view is not None:
+            self.enforcer.changed()
+        if rt.endpoint is not None:
+            await self.dataplane.remove(rt.endpoint)
+
+    async def shutdown(self) -> None:
+        """Stop enforcement and close every pod's sockets (namespaces go with the dataplane)."""
+        await self.enforcer.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        for rt in self.pods.values():
+            if rt.servers is not None:
+                rt.servers.close()

@@ -1,0 +1,144 @@
+"""The background process of one embedded cluster: dataplane, controller, exec and API server.
+
+Why: ``cluster up`` returns while the cluster keeps running; this process owns every namespace,
+rule and child it creates and removes them on SIGTERM, SIGINT, normal exit or an exception.
+Run as ``python -m conformance.cluster.daemon --config FILE --listen-fd N --ready-fd M``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from aiohttp import web
+
+from conformance.cluster import agnhost
+from conformance.cluster.apiserver import ApiServer
+from conformance.cluster.config import ClusterOptions
+from conformance.cluster.controller import Controller
+from conformance.cluster.dataplane import Dataplane
+from conformance.cluster.execution import Executor
+from conformance.cluster.faults import FaultPlan
+from conformance.cluster.store import NAMESPACES, Store
+
+log = logging.getLogger("conformance.cluster.daemon")
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def _private_run() -> None:
+    """Rootless mode: give ``ip netns`` a writable ``/run`` inside our own mount namespace."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b"tmpfs", b"/run", b"tmpfs", 0, b"mode=755") != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount tmpfs on /run: {os.strerror(err)}")
+
+
+async def serve(
+    options: ClusterOptions, sock: socket.socket, token: str, state_dir: str, ready: Any
+) -> None:
+    """Build the cluster, report readiness, run until signalled, then remove everything."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    dataplane = Dataplane(options.instance)
+    executor = Executor(state_dir)
+    controller: Controller | None = None
+    runner: web.AppRunner | None = None
+    api: ApiServer | None = None
+    externals: list[agnhost.PodServers] = []
+    try:
+        await dataplane.setup()
+        await executor.start()
+        store = Store()
+        for name in SYSTEM_NAMESPACES:
+            store.create(
+                NAMESPACES,
+                {
+                    "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+                    "spec": {"finalizers": ["kubernetes"]},
+                    "status": {"phase": "Active"},
+                },
+            )
+        controller = Controller(store, dataplane, options.knobs)
+        controller.enforcer.start()
+        await controller.enforcer.wait(controller.enforcer.changed())
+        for ext in options.externals:
+            ep = await dataplane.add_external(f"ext:{ext.name}", ext.ip)
+            listeners = [agnhost.Listener(proto, port, ext.name) for proto, port in ext.ports]
+            externals.append(await agnhost.serve(dataplane.fd(ep.key), listeners))
+        api = ApiServer(
+            store,
+            controller,
+            executor,
+            FaultPlan(options.faults),
+            token,
+            lambda: {"instance": options.instance, "sctp": agnhost.sctp_available()},
+        )
+        host, port = sock.getsockname()[:2]
+        api.address = f"{host}:{port}"
+        runner = web.AppRunner(api.app(), handle_signals=False, access_log=None)
+        await runner.setup()
+        await web.SockSite(runner, sock, shutdown_timeout=1.0).start()
+        ready.write("ready\n")
+        ready.flush()
+        log.info("serving on %s", api.address)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        if api is not None:
+            api.close_watches()
+        if runner is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(runner.cleanup(), 5)
+        for servers in externals:
+            servers.close()
+        if controller is not None:
+            await controller.shutdown()
+        await executor.stop()
+        dataplane.teardown()
+        log.info("removed every namespace of instance %s", options.instance)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="conformance.cluster.daemon")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--listen-fd", type=int, required=True)
+    parser.add_argument("--ready-fd", type=int, required=True)
+    parser.add_argument("--rootless", action="store_true")
+    args = parser.parse_args(argv)
+    with open(args.config, encoding="utf-8") as fh:
+        data = json.load(fh)
+    options = ClusterOptions.from_json(data["options"])
+    state_dir = os.path.dirname(os.path.abspath(args.config))
+    logging.basicConfig(
+        filename=os.path.join(state_dir, "daemon.log"),
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ready = os.fdopen(args.ready_fd, "w")
+    sock = socket.socket(fileno=args.listen_fd)
+    try:
+        if args.rootless:
+            _private_run()
+        asyncio.run(serve(options, sock, data["token"], state_dir, ready))
+    except Exception as exc:
+        log.exception("daemon failed")
+        with contextlib.suppress(Exception):
+            ready.write(f"error: {exc}\n")
+            ready.flush()
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

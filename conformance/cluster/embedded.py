@@ -1,0 +1,341 @@
+"""Python API of the embedded cluster: start, find, stop and clean up instances.
+
+Why: the CLI (``cluster up|down|status``) and the runner (one cluster per run, removed afterwards)
+share one launcher. The daemon is a separate process so ``up`` can return; the listening socket
+is bound here and handed over, so the port (and kubeconfig) are known before the daemon starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+from conformance.cluster import dataplane as dp
+from conformance.cluster import netns
+from conformance.cluster.config import ClusterOptions, context_name, state_dir
+from conformance.errors import ClusterError
+
+DAEMON_MODULE = "conformance.cluster.daemon"
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """A running instance: where to reach it and how to stop it."""
+
+    instance: str
+    server: str
+    kubeconfig: str
+    context: str
+    pid: int
+    state_dir: str
+    token: str
+
+
+def kubeconfig_text(server: str, context: str, token: str) -> str:
+    """A kubeconfig with one cluster, user and context (namespace ``default``)."""
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": context, "cluster": {"server": server}}],
+        "users": [{"name": context, "user": {"token": token} if token else {}}],
+        "contexts": [
+            {
+                "name": context,
+                "context": {"cluster": context, "user": context, "namespace": "default"},
+            }
+        ],
+        "current-context": context,
+        "preferences": {},
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmdline = fh.read()
+    except OSError:
+        return False
+    if DAEMON_MODULE.encode() not in cmdline:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _read_state(directory: str) -> dict[str, Any] | None:
+    try:
+        with open(os.path.join(directory, "state.json"), encoding="utf-8") as fh:
+            data: dict[str, Any] = json.load(fh)
+            return data
+    except (OSError, ValueError):
+        return None
+
+
+def _info(data: dict[str, Any], directory: str) -> ClusterInfo:
+    return ClusterInfo(
+        data["instance"],
+        data["server"],
+        data["kubeconfig"],
+        data["context"],
+        int(data["pid"]),
+        directory,
+        data["token"],
+    )
+
+
+def find(instance: str, state_root: str | None = None) -> ClusterInfo | None:
+    """The running instance of that name, or None (a dead one's state does not count)."""
+    directory = state_dir(instance, state_root)
+    data = _read_state(directory)
+    if data is None or not _alive(int(data.get("pid", 0))):
+        return None
+    return _info(data, directory)
+
+
+def _kill_in_namespaces(instance: str) -> int:
+    """SIGKILL every process whose network namespace is one of ``instance``'s; returns the count."""
+    inodes = set()
+    for name in netns.list_netns():
+        if name.startswith(dp.prefix_for(instance)):
+            with contextlib.suppress(OSError):
+                st = os.stat(netns.netns_path(name))
+                inodes.add((st.st_dev, st.st_ino))
+    if not inodes:
+        return 0
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            st = os.stat(f"/proc/{entry}/ns/net")
+            if (st.st_dev, st.st_ino) in inodes:
+                os.kill(int(entry), signal.SIGKILL)
+                killed += 1
+    return killed
+
+
+def cleanup(instance: str, state_root: str | None = None) -> list[str]:
+    """Remove whatever a crashed instance left: processes in its namespaces, namespaces, state."""
+    directory = state_dir(instance, state_root)
+    data = _read_state(directory)
+    if data is not None and _alive(int(data.get("pid", 0))):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(data["pid"]), signal.SIGKILL)
+    _kill_in_namespaces(instance)
+    removed = dp.cleanup_namespaces(instance)
+    root = os.path.join(directory, "root")
+    if os.path.isdir(root):
+        with contextlib.suppress(OSError):
+            os.rmdir(root)
+    shutil.rmtree(directory, ignore_errors=True)
+    return removed
+
+
+def _launch_argv(config: str, listen_fd: int, ready_fd: int) -> list[str]:
+    argv = [sys.executable, "-m", DAEMON_MODULE, "--config", config]
+    argv += ["--listen-fd", str(listen_fd), "--ready-fd", str(ready_fd)]
+    if os.geteuid() != 0:
+        prefix = [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--net",
+            "--mount",
+            "--propagation",
+            "private",
+        ]
+        return [*prefix, *argv, "--rootless"]
+    return argv
+
+
+def start(
+    options: ClusterOptions, timeout: float = 30.0
+) -> tuple[ClusterInfo, subprocess.Popen[bytes]]:
+    """Start a daemon for ``options`` and wait until it serves; cleans a crashed predecessor."""
+    if shutil.which("nft") is None or shutil.which("ip") is None:
+        raise ClusterError(
+            "the embedded cluster needs the 'nft' and 'ip' tools (apt-get install nftables iproute2)"
+        )
+    running = find(options.instance, options.state_root)
+    if running is not None:
+        raise ClusterError(
+            f"embedded cluster {options.instance!r} is already running (kubeconfig {running.kubeconfig})"
+        )
+    cleanup(options.instance, options.state_root)
+    directory = state_dir(options.instance, options.state_root)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    # kubectl sends no bearer token over plain http, so loopback access is unauthenticated (as
+    # with kube-apiserver's old insecure port); the token stays empty.
+    token = ""
+    config = os.path.join(directory, "config.json")
+    with open(config, "w", encoding="utf-8") as fh:
+        json.dump({"options": options.to_json(), "token": token}, fh)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", options.port))
+        except OSError as exc:
+            raise ClusterError(
+                f"cannot listen on 127.0.0.1:{options.port}: {exc.strerror}"
+            ) from None
+        sock.listen(1024)
+        port = sock.getsockname()[1]
+        read_end, write_end = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                _launch_argv(config, sock.fileno(), write_end),
+                pass_fds=(sock.fileno(), write_end),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=open(os.path.join(directory, "daemon.stderr"), "wb"),  # noqa: SIM115
+                start_new_session=True,
+            )
+        finally:
+            os.close(write_end)
+    finally:
+        sock.close()
+    line = b""
+    try:
+        deadline = time.monotonic() + timeout
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([read_end], [], [], left)[0]:
+                break
+            chunk = os.read(read_end, 4096)
+            if not chunk:
+                break
+            line += chunk
+    finally:
+        os.close(read_end)
+    if line.strip() != b"ready":
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+        reason = line.decode(errors="replace").strip().removeprefix("error: ")
+        if not reason:
+            with (
+                contextlib.suppress(OSError),
+                open(os.path.join(directory, "daemon.stderr"), encoding="utf-8") as fh,
+            ):
+                tail = fh.read().strip().splitlines()
+                reason = tail[-1] if tail else ""
+        cleanup(options.instance, options.state_root)
+        raise ClusterError(
+            f"embedded cluster {options.instance!r} did not start: {reason or 'timed out'}"
+        )
+    server = f"http://127.0.0.1:{port}"
+    context = context_name(options.instance)
+    kubeconfig = os.path.join(directory, "kubeconfig")
+    with open(kubeconfig, "w", encoding="utf-8") as fh:
+        fh.write(kubeconfig_text(server, context, token))
+    os.chmod(kubeconfig, 0o600)
+    data = {
+        "instance": options.instance,
+        "server": server,
+        "kubeconfig": kubeconfig,
+        "context": context,
+        "pid": proc.pid,
+        "token": token,
+    }
+    with open(os.path.join(directory, "state.json"), "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    return _info(data, directory), proc
+
+
+def stop(instance: str, state_root: str | None = None, timeout: float = 15.0) -> bool:
+    """Stop an instance (SIGTERM, then SIGKILL) and remove all it left; True if one was running."""
+    info = find(instance, state_root)
+    if info is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(info.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(info.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    cleanup(instance, state_root)
+    return info is not None
+
+
+def daemon_status(info: ClusterInfo, timeout: float = 5.0) -> dict[str, Any]:
+    """The daemon's own counters (enforcement generations, rule counts, injected faults)."""
+    headers = {"Authorization": f"Bearer {info.token}"} if info.token else {}
+    req = urllib.request.Request(f"{info.server}/embedded/v1/status", headers=headers)
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        data: dict[str, Any] = json.load(resp)
+        return data
+
+
+class EmbeddedCluster:
+    """Context manager: an embedded cluster for the duration of a ``with`` block.
+
+    >>> with EmbeddedCluster(ClusterOptions(instance="run1")) as cluster:
+    ...     api = kubernetes.config.new_client_from_config(cluster.kubeconfig, cluster.context)
+    """
+
+    def __init__(self, options: ClusterOptions | None = None, start_timeout: float = 30.0) -> None:
+        self.options = options or ClusterOptions()
+        self.start_timeout = start_timeout
+        self._info: ClusterInfo | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def info(self) -> ClusterInfo:
+        if self._info is None:
+            raise ClusterError("the embedded cluster is not running")
+        return self._info
+
+    @property
+    def kubeconfig(self) -> str:
+        return self.info.kubeconfig
+
+    @property
+    def context(self) -> str:
+        return self.info.context
+
+    @property
+    def server(self) -> str:
+        return self.info.server
+
+    def start(self) -> ClusterInfo:
+        self._info, self._proc = start(self.options, self.start_timeout)
+        return self._info
+
+    def stop(self) -> None:
+        stop(self.options.instance, self.options.state_root)
+        if self._proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(5)
+        self._info, self._proc = None, None
+
+    def status(self) -> dict[str, Any]:
+        return daemon_status(self.info)
+
+    def __enter__(self) -> EmbeddedCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,127 @@
+"""Keeps the node's nftables ruleset equal to the compiled current policies.
+
+Why: every change (policy, pod, label, namespace) must reach the dataplane as one atomic ``nft -f``
+transaction, coalescing bursts, optionally after a delay that imitates slow CNIs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from conformance.cluster.compiler import NamespaceView, PodView, compile_policies
+from conformance.cluster.knobs import Knobs
+
+log = logging.getLogger(__name__)
+
+Snapshot = Callable[[], tuple[Sequence[PodView], Sequence[NamespaceView], Sequence[dict[str, Any]]]]
+Apply = Callable[[str], Any]
+
+
+@dataclass
+class EnforcerStats:
+    """Counters reported on the daemon's status endpoint (and used by the bench script)."""
+
+    generation: int = 0
+    applied_generation: int = 0
+    applies: int = 0
+    last_compile_seconds: float = 0.0
+    last_apply_seconds: float = 0.0
+    last_rules: int = 0
+    last_error: str = ""
+
+
+class Enforcer:
+    """Recompiles on ``changed()``; ``wait(gen)`` resolves once rules of that generation are live."""
+
+    def __init__(self, snapshot: Snapshot, apply: Apply, knobs: Knobs) -> None:
+        self._snapshot = snapshot
+        self._apply = apply
+        self.knobs = knobs
+        self.stats = EnforcerStats()
+        self._dirty = asyncio.Event()
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._delayed: set[asyncio.Task[None]] = set()
+        self.last_script = ""
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._worker())
+
+    async def stop(self) -> None:
+        for task in [self._task, *self._delayed]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    def changed(self) -> int:
+        """Note a change; returns its generation number."""
+        self.stats.generation += 1
+        gen = self.stats.generation
+        if self.knobs.enforcement_delay > 0:
+            script, count = self._compile()
+            task = asyncio.get_running_loop().create_task(self._later(gen, script, count))
+            self._delayed.add(task)
+            task.add_done_callback(self._delayed.discard)
+        else:
+            self._dirty.set()
+        return gen
+
+    async def wait(self, gen: int) -> None:
+        """Return once rules reflecting generation ``gen`` (or later) are installed."""
+        if self.stats.applied_generation >= gen:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((gen, fut))
+        await fut
+
+    def _compile(self) -> tuple[str, int]:
+        start = time.perf_counter()
+        pods, namespaces, policies = self._snapshot()
+        compiled = compile_policies(pods, namespaces, policies, self.knobs)
+        self.stats.last_compile_seconds = time.perf_counter() - start
+        return compiled.script, sum(len(v) for v in compiled.ingress.values()) + sum(
+            len(v) for v in compiled.egress.values()
+        )
+
+    async def _install(self, gen: int, script: str, count: int) -> None:
+        start = time.perf_counter()
+        try:
+            await self._apply(script)
+        except Exception as exc:
+            self.stats.last_error = str(exc)
+            log.error("installing rules failed: %s", exc)
+            raise
+        self.last_script = script
+        self.stats.last_apply_seconds = time.perf_counter() - start
+        self.stats.applies += 1
+        self.stats.last_rules = count
+        self.stats.applied_generation = max(self.stats.applied_generation, gen)
+        done = [w for w in self._waiters if w[0] <= self.stats.applied_generation]
+        self._waiters = [w for w in self._waiters if w[0] > self.stats.applied_generation]
+        for _, fut in done:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def _later(self, gen: int, script: str, count: int) -> None:
+        await asyncio.sleep(self.knobs.enforcement_delay)
+        with contextlib.suppress(Exception):
+            await self._install(gen, script, count)
+
+    async def _worker(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            gen = self.stats.generation
+            script, count = self._compile()
+            try:
+                await self._install(gen, script, count)
+            except Exception:
+                await asyncio.sleep(0.2)
+                self._dirty.set()

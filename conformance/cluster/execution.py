@@ -1,0 +1,152 @@
+"""Running exec'd commands inside a pod: ``/agnhost connect`` in-process, anything else as a real process.
+
+Why: probes must originate in the pod's network namespace. A bare ``/agnhost connect`` runs on a
+thread that entered the namespace (cheap enough for hundreds at once); other commands (``sh -c``
+batches) run as real processes via ``nsenter`` in the pod's network and the holder's file view,
+where ``/agnhost`` exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from conformance.cluster import agnhost_cli, netns, rootfs
+from conformance.errors import ClusterError
+
+Sink = Callable[[bytes], Awaitable[None]]
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _connect_in(ns_fd: int, argv: Sequence[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with netns.entered(ns_fd):
+        code = agnhost_cli.run(list(argv[1:]), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def is_agnhost(argv: Sequence[str]) -> bool:
+    return len(argv) >= 2 and argv[0] in ("/agnhost", "agnhost") and argv[1] == "connect"
+
+
+class Executor:
+    """Owns the rootfs holder process, the probe thread pool and every running exec process."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.root = os.path.join(state_dir, "root")
+        self.holder: asyncio.subprocess.Process | None = None
+        self.pool = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="probe")
+        self.procs: set[asyncio.subprocess.Process] = set()
+
+    async def start(self) -> None:
+        """Start the holder; it prints ``ready`` once ``/agnhost`` exists in its view."""
+        os.makedirs(self.root, exist_ok=True)
+        self.holder = await asyncio.create_subprocess_exec(
+            *rootfs.holder_argv(self.root),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert self.holder.stdout is not None
+        try:
+            line = await asyncio.wait_for(self.holder.stdout.readline(), 10)
+        except TimeoutError:
+            line = b""
+        if line.strip() != b"ready":
+            err = b""
+            if self.holder.stderr is not None:
+                with contextlib.suppress(TimeoutError):
+                    err = await asyncio.wait_for(self.holder.stderr.read(), 2)
+            text = err.decode(errors="replace").strip().splitlines()
+            raise ClusterError(
+                f"exec file view could not be prepared: {text[-1] if text else 'no output'}"
+            )
+
+    async def run(
+        self,
+        ns_fd: int,
+        netns_file: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        stdout: Sink,
+        stderr: Sink,
+        stdin: asyncio.Queue[bytes | None] | None = None,
+    ) -> int:
+        """Run ``argv`` in the pod; streams output to the sinks; returns the exit code."""
+        loop = asyncio.get_running_loop()
+        if is_agnhost(argv):
+            code, out, err = await loop.run_in_executor(self.pool, _connect_in, ns_fd, argv)
+            if out:
+                await stdout(out.encode())
+            if err:
+                await stderr(err.encode())
+            return code
+        if self.holder is None:
+            raise ClusterError("exec is not available: the cluster is not started")
+        full_env = {"PATH": DEFAULT_PATH, "HOME": "/root", **env}
+        proc = await asyncio.create_subprocess_exec(
+            *rootfs.exec_argv(self.holder.pid, netns_file, list(argv)),
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=full_env,
+            start_new_session=True,
+        )
+        self.procs.add(proc)
+        try:
+
+            async def pump(stream: asyncio.StreamReader | None, sink: Sink) -> None:
+                if stream is None:
+                    return
+                while chunk := await stream.read(65536):
+                    await sink(chunk)
+
+            async def feed() -> None:
+                if stdin is None or proc.stdin is None:
+                    return
+                while (data := await stdin.get()) is not None:
+                    proc.stdin.write(data)
+                    with contextlib.suppress(ConnectionError):
+                        await proc.stdin.drain()
+                proc.stdin.close()
+
+            feeder = loop.create_task(feed())
+            await asyncio.gather(pump(proc.stdout, stdout), pump(proc.stderr, stderr))
+            code = await proc.wait()
+            feeder.cancel()
+            return code
+        finally:
+            if proc.returncode is None:
+                self.kill(proc)
+                await proc.wait()
+            self.procs.discard(proc)
+
+    @staticmethod
+    def kill(proc: asyncio.subprocess.Process) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    async def stop(self) -> None:
+        """Kill every exec process group and the holder."""
+        for proc in list(self.procs):
+            self.kill(proc)
+        if self.holder is not None and self.holder.returncode is None:
+            if self.holder.stdin is not None:
+                self.holder.stdin.close()
+            with contextlib.suppress(ProcessLookupError):
+                self.holder.kill()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.holder.wait(), 5)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(self.root)
+
+
+def python() -> str:
+    return sys.executable

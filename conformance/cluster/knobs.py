@@ -1,0 +1,56 @@
+"""Knobs that make the embedded cluster behave like an imperfect CNI (see docs/cluster.md).
+
+Why: the runner's handling of slow propagation and of real enforcement bugs must be tested against
+a dataplane that really has them; each deviation imitates a class of bug seen in real CNIs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from conformance.errors import ConformanceError
+
+
+class Deviation(StrEnum):
+    """A deliberate departure from networking.k8s.io/v1 semantics."""
+
+    IGNORE_EXCEPT = "ignore-except"
+    """``ipBlock.except`` is ignored: the whole ``cidr`` is allowed."""
+    IGNORE_ENDPORT = "ignore-endport"
+    """``endPort`` is ignored: only the first port of a range is allowed."""
+    NAMED_PORT_WRONG_POD = "named-port-wrong-pod"
+    """Egress named ports are resolved on the sending pod instead of the destination pod."""
+    UDP_UNFILTERED = "udp-unfiltered"
+    """UDP is never filtered."""
+    FIRST_POD_ONLY = "first-pod-only"
+    """A policy is applied only to the first (oldest) pod its podSelector matches."""
+    IGNORE_LABEL_CHANGES = "ignore-label-changes"
+    """Pod label changes after a pod started are not seen by enforcement."""
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """Enforcement behaviour selected at ``cluster up``."""
+
+    enforcement_delay: float = 0.0
+    deviations: frozenset[Deviation] = frozenset()
+
+    def has(self, deviation: Deviation) -> bool:
+        return deviation in self.deviations
+
+    @staticmethod
+    def parse(delay: float, names: Iterable[str]) -> Knobs:
+        """Build knobs from user input; an unknown deviation is a one-line error."""
+        if delay < 0:
+            raise ConformanceError(f"--enforcement-delay must be >= 0, got {delay}")
+        out: set[Deviation] = set()
+        for name in names:
+            for part in (p.strip() for p in name.split(",") if p.strip()):
+                try:
+                    out.add(Deviation(part))
+                except ValueError:
+                    known = ", ".join(d.value for d in Deviation)
+                    raise ConformanceError(f"unknown deviation {part!r}; known: {known}") from None
+        return Knobs(delay, frozenset(out))

@@ -1,0 +1,88 @@
+"""The file-system view of exec'd commands: the host's tree plus ``/agnhost``, in a private mount namespace.
+
+Why: ``sh -c`` batches call ``/agnhost connect`` by absolute path. A holder process builds, once per
+cluster and without touching the host's ``/``, a tmpfs root that bind-mounts every top-level
+entry of ``/`` and adds ``/agnhost``; exec'd commands enter it with ``nsenter --root``.
+Standard library only: the holder runs as ``python -IS rootfs.py ROOT`` under ``unshare --mount``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+MS_BIND = 4096
+MS_REC = 16384
+_CLI = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agnhost_cli.py")
+
+
+def _mount(src: str, dst: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    res = libc.mount(
+        src.encode(),
+        dst.encode(),
+        fstype.encode() if fstype else None,
+        flags,
+        data.encode() if data else None,
+    )
+    if res != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {src} on {dst}: {os.strerror(err)}")
+
+
+def build(root: str) -> None:
+    """Populate ``root`` (in the current, private mount namespace) and chroot into it."""
+    _mount("tmpfs", root, "tmpfs", 0, "mode=755")
+    for entry in sorted(os.listdir("/")):
+        src, dst = "/" + entry, os.path.join(root, entry)
+        if entry == "agnhost":
+            continue
+        if os.path.islink(src):
+            os.symlink(os.readlink(src), dst)
+        elif os.path.isdir(src):
+            os.mkdir(dst)
+            _mount(src, dst, None, MS_BIND | MS_REC)
+        elif os.path.isfile(src):
+            with open(dst, "w"):
+                pass
+            _mount(src, dst, None, MS_BIND)
+    with open(_CLI, encoding="utf-8") as fh:
+        body = fh.read()
+    target = os.path.join(root, "agnhost")
+    with open(target, "w", encoding="utf-8") as fh:
+        fh.write(f"#!{sys.executable} -IS\n{body}")
+    os.chmod(target, 0o755)
+    os.chroot(root)
+    os.chdir("/")
+
+
+def main() -> None:
+    """Holder: build the tree, say ``ready``, then live until stdin closes (the daemon's end)."""
+    build(sys.argv[1])
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    sys.stdin.read()
+
+
+def holder_argv(root: str) -> list[str]:
+    """Command line that starts a holder for ``root``."""
+    return ["unshare", "--mount", "--propagation", "private", sys.executable, "-IS", __file__, root]
+
+
+def exec_argv(holder_pid: int, netns_file: str, command: list[str]) -> list[str]:
+    """Command line that runs ``command`` in the holder's file view and the pod's network."""
+    return [
+        "nsenter",
+        f"--target={holder_pid}",
+        "--mount",
+        "--root",
+        "--wd",
+        f"--net={netns_file}",
+        "--",
+        *command,
+    ]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Enforcement on real packets: policies created through the official client, probed with exec."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cluster.conftest import Kube, agnhost_pod
+
+pytestmark = pytest.mark.cluster
+
+
+def test_default_deny_ingress_blocks_pods_but_not_egress(kube: Kube) -> None:
+    kube.namespace("deny")
+    ips = kube.pods("deny", [agnhost_pod("a"), agnhost_pod("b")])
+    assert kube.connect("deny", "a", f"{ips['b']}:80") == (0, "")
+    kube.policy("deny", "deny-all", {"podSelector": {}})
+    code, err = kube.connect("deny", "a", f"{ips['b']}:80")
+    assert (code, err) == (1, "TIMEOUT\n")
+    code, err = kube.connect("deny", "a", f"{ips['b']}:80", "udp")
+    assert code == 1 and err.startswith("TIMEOUT: read udp ")
+    assert kube.connect("deny", "a", "203.0.113.10:80") == (0, "")
+    kube.net.delete_namespaced_network_policy("deny-all", "deny")
+    assert kube.connect("deny", "a", f"{ips['b']}:80") == (0, "")
+
+
+def test_allow_from_namespace(kube: Kube) -> None:
+    kube.namespace("ns-srv")
+    kube.namespace("ns-ok", {"team": "ok"})
+    kube.namespace("ns-no", {"team": "no"})
+    srv = kube.pods("ns-srv", [agnhost_pod("srv")])["srv"]
+    kube.pods("ns-ok", [agnhost_pod("c")])
+    kube.pods("ns-no", [agnhost_pod("c")])
+    kube.policy(
+        "ns-srv",
+        "from-team-ok",
+        {
+            "podSelector": {},
+            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "ok"}}}]}],
+        },
+    )
+    assert kube.connect("ns-ok", "c", f"{srv}:80") == (0, "")
+    assert kube.connect("ns-no", "c", f"{srv}:80") == (1, "TIMEOUT\n")
+    # Relabel the namespace: enforcement follows.
+    kube.core.patch_namespace("ns-no", {"metadata": {"labels": {"team": "ok"}}})
+    assert kube.connect("ns-no", "c", f"{srv}:80") == (0, "")
+
+
+def test_ipblock_with_except_matches_pod_ips_and_externals(kube: Kube) -> None:
+    kube.namespace("ipb")
+    ips = kube.pods("ipb", [agnhost_pod("srv"), agnhost_pod("c1"), agnhost_pod("c2")])
+    kube.policy(
+        "ipb",
+        "cidr-except",
+        {
+            "podSelector": {"matchLabels": {"pod": "srv"}},
+            # Host bits set: accepted by the API and meaning the masked network.
+            "ingress": [
+                {"from": [{"ipBlock": {"cidr": "10.244.7.7/16", "except": [f"{ips['c2']}/32"]}}]}
+            ],
+        },
+    )
+    assert kube.connect("ipb", "c1", f"{ips['srv']}:80") == (0, "")
+    assert kube.connect("ipb", "c2", f"{ips['srv']}:80") == (1, "TIMEOUT\n")
+    kube.policy(
+        "ipb",
+        "egress-except",
+        {
+            "podSelector": {"matchLabels": {"pod": "c1"}},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["203.0.113.0/24"]}}]}],
+        },
+    )
+    assert kube.connect("ipb", "c1", "198.51.100.20:80") == (0, "")
+    assert kube.connect("ipb", "c1", "203.0.113.10:80") == (1, "TIMEOUT\n")
+
+
+def test_named_ports_ingress_and_egress(kube: Kube) -> None:
+    kube.namespace("named")
+    ips = kube.pods("named", [agnhost_pod("srv"), agnhost_pod("c"), agnhost_pod("open")])
+    kube.policy(
+        "named",
+        "ingress-named",
+        {
+            "podSelector": {"matchLabels": {"pod": "srv"}},
+            "ingress": [{"ports": [{"port": "serve-81-tcp"}]}],
+        },
+    )
+    assert kube.connect("named", "c", f"{ips['srv']}:81") == (0, "")
+    assert kube.connect("named", "c", f"{ips['srv']}:80") == (1, "TIMEOUT\n")
+    kube.policy(
+        "named",
+        "egress-named",
+        {
+            "podSelector": {"matchLabels": {"pod": "c"}},
+            "policyTypes": ["Egress"],
+            "egress": [
+                {"ports": [{"port": "serve-81-tcp"}, {"port": "serve-80-udp", "protocol": "UDP"}]}
+            ],
+        },
+    )
+    assert kube.connect("named", "c", f"{ips['open']}:81") == (0, "")
+    assert kube.connect("named", "c", f"{ips['open']}:80") == (1, "TIMEOUT\n")
+    assert kube.connect("named", "c", f"{ips['open']}:80", "udp") == (0, "")
+    assert kube.connect("named", "c", f"{ips['open']}:81", "udp")[1].startswith("TIMEOUT")
+    # A named port never matches a host that is not a pod.
+    assert kube.connect("named", "c", "203.0.113.10:81") == (1, "TIMEOUT\n")
+
+
+def test_egress_port_range_and_default_tcp(kube: Kube) -> None:
+    kube.namespace("ports")
+    ips = kube.pods("ports", [agnhost_pod("c")])
+    kube.policy(
+        "ports",
+        "range",
+        {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [{"ports": [{"port": 81, "endPort": 90}]}],
+        },
+    )
+    stored = kube.net.read_namespaced_network_policy("range", "ports")
+    assert stored.spec.egress[0].ports[0].protocol == "TCP"
+    assert kube.connect("ports", "c", "203.0.113.10:81") == (0, "")
+    assert kube.connect("ports", "c", "203.0.113.10:80") == (1, "TIMEOUT\n")
+    assert kube.connect("ports", "c", "203.0.113.10:81", "udp")[1].startswith("TIMEOUT")
+    del ips
+
+
+def test_pod_relabel_is_enforced(kube: Kube) -> None:
+    kube.namespace("relabel")
+    ips = kube.pods("relabel", [agnhost_pod("srv"), agnhost_pod("c")])
+    kube.policy(
+        "relabel",
+        "from-role",
+        {
+            "podSelector": {"matchLabels": {"pod": "srv"}},
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "client"}}}]}],
+        },
+    )
+    assert kube.connect("relabel", "c", f"{ips['srv']}:80") == (1, "TIMEOUT\n")
+    kube.core.patch_namespaced_pod("c", "relabel", {"metadata": {"labels": {"role": "client"}}})
+    assert kube.connect("relabel", "c", f"{ips['srv']}:80") == (0, "")
+
+
+def test_replies_to_allowed_connections_pass(kube: Kube) -> None:
+    """Stateful: the server is egress-isolated with nothing allowed, yet answers its clients."""
+    kube.namespace("state")
+    ips = kube.pods("state", [agnhost_pod("srv"), agnhost_pod("c")])
+    kube.policy(
+        "state",
+        "srv-no-egress",
+        {"podSelector": {"matchLabels": {"pod": "srv"}}, "policyTypes": ["Egress"]},
+    )
+    assert kube.connect("state", "c", f"{ips['srv']}:80") == (0, "")
+    assert kube.connect("state", "c", f"{ips['srv']}:80", "udp") == (0, "")
+    assert kube.connect("state", "srv", f"{ips['c']}:80") == (1, "TIMEOUT\n")
