@@ -8,7 +8,6 @@ Every namespace is named ``npc-<instance>-...`` so cleanup finds exactly this in
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import os
@@ -182,7 +181,9 @@ class Dataplane:
 
     async def apply_ruleset(self, text: str) -> None:
         """Install an nftables script in the node namespace as one transaction."""
-        await netns.arun(["ip", "netns", "exec", self.node, "nft", "-f", "-"], text)
+        await netns.arun(
+            ["nsenter", f"--net={netns.netns_path(self.node)}", "nft", "-f", "-"], text
+        )
 
     def teardown(self) -> None:
         """Remove every namespace of this instance; safe to call more than once."""
@@ -193,7 +194,3 @@ class Dataplane:
         self._fds.clear()
         self.node_fd = -1
         cleanup_namespaces(self.instance)
-
-
-async def _noop() -> None:
-    await asyncio.sleep(0)

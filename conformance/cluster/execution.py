@@ -13,7 +13,6 @@ import contextlib
 import io
 import os
 import signal
-import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -146,7 +145,3 @@ class Executor:
         self.pool.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(OSError):
             os.rmdir(self.root)
-
-
-def python() -> str:
-    return sys.executable

@@ -1,0 +1,193 @@
+"""Knobs change behaviour exactly as documented in docs/cluster.md (real packets, real HTTP)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import kubernetes
+import pytest
+from websocket import WebSocketConnectionClosedException
+
+from conformance.cluster.config import ClusterOptions, ExternalHost
+from conformance.cluster.embedded import EmbeddedCluster
+from conformance.cluster.faults import Faults
+from conformance.cluster.knobs import Deviation, Knobs
+from tests.cluster.conftest import Kube, agnhost_pod, unique_instance
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+NO_KNOBS = Knobs()
+NO_FAULTS = Faults()
+
+
+@contextlib.contextmanager
+def _cluster(knobs: Knobs = NO_KNOBS, faults: Faults = NO_FAULTS) -> Iterator[Kube]:
+    options = ClusterOptions(
+        instance=unique_instance("k"),
+        knobs=knobs,
+        faults=faults,
+        externals=(ExternalHost("web", "203.0.113.10"),),
+    )
+    with EmbeddedCluster(options) as cluster:
+        yield Kube(cluster)
+
+
+def deviating(deviation: Deviation) -> contextlib.AbstractContextManager[Kube]:
+    return _cluster(Knobs(deviations=frozenset({deviation})))
+
+
+def test_ignore_except() -> None:
+    with deviating(Deviation.IGNORE_EXCEPT) as kube:
+        ips = kube.pods("default", [agnhost_pod("srv"), agnhost_pod("c")])
+        kube.policy(
+            "default",
+            "p",
+            {
+                "podSelector": {"matchLabels": {"pod": "srv"}},
+                "ingress": [
+                    {"from": [{"ipBlock": {"cidr": "10.244.0.0/16", "except": [f"{ips['c']}/32"]}}]}
+                ],
+            },
+        )
+        assert kube.connect("default", "c", f"{ips['srv']}:80") == (0, "")  # correct: TIMEOUT
+
+
+def test_ignore_endport() -> None:
+    with deviating(Deviation.IGNORE_ENDPORT) as kube:
+        kube.pods("default", [agnhost_pod("c")])
+        kube.policy(
+            "default",
+            "p",
+            {
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [{"ports": [{"port": 80, "endPort": 81}]}],
+            },
+        )
+        assert kube.connect("default", "c", "203.0.113.10:80") == (0, "")
+        assert kube.connect("default", "c", "203.0.113.10:81") == (
+            1,
+            "TIMEOUT\n",
+        )  # correct: allowed
+
+
+def _named_pod(name: str, web_port: int) -> dict[str, Any]:
+    pod = agnhost_pod(name)
+    for container in pod["spec"]["containers"]:
+        for port in container["ports"]:
+            if port["containerPort"] == web_port and port["protocol"] == "TCP":
+                port["name"] = "web"
+    return pod
+
+
+def test_named_port_wrong_pod() -> None:
+    with deviating(Deviation.NAMED_PORT_WRONG_POD) as kube:
+        ips = kube.pods("default", [_named_pod("srv", 80), _named_pod("c", 81)])
+        kube.policy(
+            "default",
+            "p",
+            {
+                "podSelector": {"matchLabels": {"pod": "c"}},
+                "policyTypes": ["Egress"],
+                "egress": [{"ports": [{"port": "web"}]}],
+            },
+        )
+        # Correct: "web" resolves on the destination (srv: 80). The deviation uses the sender's (81).
+        assert kube.connect("default", "c", f"{ips['srv']}:81") == (0, "")
+        assert kube.connect("default", "c", f"{ips['srv']}:80") == (1, "TIMEOUT\n")
+
+
+def test_udp_unfiltered() -> None:
+    with deviating(Deviation.UDP_UNFILTERED) as kube:
+        ips = kube.pods("default", [agnhost_pod("srv"), agnhost_pod("c")])
+        kube.policy("default", "deny", {"podSelector": {"matchLabels": {"pod": "srv"}}})
+        assert kube.connect("default", "c", f"{ips['srv']}:80") == (1, "TIMEOUT\n")
+        assert kube.connect("default", "c", f"{ips['srv']}:80", "udp") == (
+            0,
+            "",
+        )  # correct: TIMEOUT
+
+
+def test_first_pod_only() -> None:
+    with deviating(Deviation.FIRST_POD_ONLY) as kube:
+        ips = kube.pods("default", [agnhost_pod("a", {"app": "x"})])
+        ips |= kube.pods("default", [agnhost_pod("b", {"app": "x"}), agnhost_pod("c")])
+        kube.policy("default", "deny", {"podSelector": {"matchLabels": {"app": "x"}}})
+        assert kube.connect("default", "c", f"{ips['a']}:80") == (1, "TIMEOUT\n")
+        assert kube.connect("default", "c", f"{ips['b']}:80") == (0, "")  # correct: TIMEOUT
+
+
+def test_ignore_label_changes() -> None:
+    with deviating(Deviation.IGNORE_LABEL_CHANGES) as kube:
+        ips = kube.pods("default", [agnhost_pod("srv"), agnhost_pod("c")])
+        kube.policy(
+            "default",
+            "p",
+            {
+                "podSelector": {"matchLabels": {"pod": "srv"}},
+                "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "client"}}}]}],
+            },
+        )
+        kube.core.patch_namespaced_pod("c", "default", {"metadata": {"labels": {"role": "client"}}})
+        assert kube.connect("default", "c", f"{ips['srv']}:80") == (
+            1,
+            "TIMEOUT\n",
+        )  # correct: allowed
+
+
+def test_enforcement_delay() -> None:
+    with _cluster(Knobs(enforcement_delay=1.5)) as kube:
+        ips = kube.pods("default", [agnhost_pod("srv"), agnhost_pod("c")])
+        kube.policy("default", "deny", {"podSelector": {"matchLabels": {"pod": "srv"}}})
+        created = time.monotonic()
+        assert kube.connect("default", "c", f"{ips['srv']}:80", timeout="200ms") == (0, "")
+        while kube.connect("default", "c", f"{ips['srv']}:80", timeout="200ms") == (0, ""):
+            assert time.monotonic() - created < 10, "the delayed rules never took effect"
+        assert time.monotonic() - created >= 1.5
+
+
+def test_api_errors_are_injected_as_real_status_responses() -> None:
+    with _cluster(faults=Faults(error_rate=0.5, error_codes=(429, 503), seed=7)) as kube:
+        codes = []
+        for _ in range(60):
+            try:
+                kube.core.list_namespace()
+                codes.append(200)
+            except kubernetes.client.ApiException as exc:
+                codes.append(exc.status)
+                assert exc.reason in ("Too Many Requests", "Service Unavailable")
+        assert set(codes) == {200, 429, 503}
+        assert 10 < codes.count(200) < 50
+        assert kube.cluster.status()["faultsInjected"]["errors"] == 60 - codes.count(200)
+
+
+def test_api_delay_injection() -> None:
+    with _cluster(faults=Faults(delay_rate=1.0, delay_seconds=0.3)) as kube:
+        start = time.monotonic()
+        kube.core.list_namespace()
+        assert time.monotonic() - start >= 0.3
+
+
+def test_exec_streams_dropped_midway() -> None:
+    with _cluster(faults=Faults(exec_drop_rate=1.0)) as kube:
+        kube.pods("default", [agnhost_pod("c")])
+        from kubernetes.stream import stream
+
+        resp = stream(
+            kube.core.connect_get_namespaced_pod_exec,
+            "c",
+            "default",
+            command=["sh", "-c", "echo partial"],
+            stderr=True,
+            stdin=False,
+            stdout=True,
+            tty=False,
+            _preload_content=False,
+        )
+        # The connection is cut after the output and before the exit status, as when a proxy or
+        # the API server drops the stream: the client sees the connection lost.
+        with pytest.raises(WebSocketConnectionClosedException):
+            resp.run_forever(timeout=10)
+        assert resp.read_channel(3) == ""
