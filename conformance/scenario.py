@@ -17,6 +17,7 @@ from typing import Any, get_args, get_origin
 import pydantic
 
 from conformance._types import PodKey, Protocol, TargetKey
+from conformance.adminpol import ADMIN_KINDS, AdminPolicy, parse_admin_policy
 from conformance.binding import Binding, PlaceholderError, offline_ip, render_value
 from conformance.errors import Location, ScenarioError, ScenarioErrors
 from conformance.model import (
@@ -65,8 +66,10 @@ class PolicySource:
 
     @property
     def ident(self) -> tuple[str, str, str]:
+        """(kind, namespace, name); the namespace is "" for cluster-scoped admin policy kinds."""
         meta = self.obj.get("metadata") or {}
-        return (self.kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        namespace = "" if self.kind in ADMIN_KINDS else str(meta.get("namespace") or "")
+        return (self.kind, namespace, str(meta.get("name") or ""))
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ class BoundStep:
     name: str
     spec: Step
     state: ClusterState
-    policies: tuple[NetworkPolicy, ...]
+    policies: tuple[NetworkPolicy | AdminPolicy, ...]
     objects: tuple[dict[str, Any], ...]
     sources: tuple[PodKey, ...]
     targets: tuple[TargetKey, ...]
@@ -138,6 +141,10 @@ class Scenario:
     def bind(self, binding: Binding | None = None) -> list[BoundStep]:
         """Resolve every step's state against ``binding`` (offline when None)."""
         return _Binder(self, binding or self.offline_binding()).run()
+
+    def initial_state(self, binding: Binding | None = None) -> ClusterState:
+        """Namespaces, pods and external endpoints before the first step."""
+        return _Binder(self, binding or self.offline_binding()).initial()
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -338,7 +345,25 @@ class _Binder:
     def fail(self, message: str, path: Path) -> None:
         self.errors.append(ScenarioError(message, self.doc.locate(path)))
 
+    def initial(self) -> ClusterState:
+        """The topology before the first step (what a runner deploys first)."""
+        self._topology()
+        if self.errors:
+            raise ScenarioErrors.collect(self.errors) if len(self.errors) > 1 else self.errors[0]
+        return ClusterState(
+            tuple(Namespace(n, frozen_labels(lbl)) for n, lbl in self.namespaces.items()),
+            tuple(self.pods.values()),
+            self.externals,
+        )
+
     def run(self) -> list[BoundStep]:
+        self._topology()
+        steps = [self._step(i, step) for i, step in enumerate(self.sc.spec.steps)]
+        if self.errors:
+            raise ScenarioErrors.collect(self.errors) if len(self.errors) > 1 else self.errors[0]
+        return [s for s in steps if s is not None]
+
+    def _topology(self) -> None:
         topo = self.sc.spec.topology
         for name, ns in topo.namespaces.items():
             self._add_namespace(name, ns, ("topology", "namespaces", name))
@@ -350,10 +375,6 @@ class _Binder:
             if e.name in seen_ext:
                 self.fail(f"external endpoint {e.name!r} is defined twice", ("external", i, "name"))
             seen_ext.add(e.name)
-        steps = [self._step(i, step) for i, step in enumerate(self.sc.spec.steps)]
-        if self.errors:
-            raise ScenarioErrors.collect(self.errors) if len(self.errors) > 1 else self.errors[0]
-        return [s for s in steps if s is not None]
 
     def _add_namespace(self, name: str, spec: NamespaceSpec, path: Path) -> None:
         problem = dns1123_label_problem(name)
@@ -483,8 +504,11 @@ class _Binder:
                 out.pop(k, None)
         return out
 
-    def _policies(self) -> tuple[tuple[NetworkPolicy, ...], tuple[dict[str, Any], ...]]:
-        policies: list[NetworkPolicy] = []
+    def _policies(
+        self,
+    ) -> tuple[tuple[NetworkPolicy | AdminPolicy, ...], tuple[dict[str, Any], ...]]:
+        """Parse every live policy object by kind: NetworkPolicy or one of ``ADMIN_KINDS``."""
+        policies: list[NetworkPolicy | AdminPolicy] = []
         objects: list[dict[str, Any]] = []
         for src in self.policies.values():
             try:
@@ -492,30 +516,60 @@ class _Binder:
             except PlaceholderError as exc:
                 self.errors.append(ScenarioError(str(exc), src.doc.locate(())))
                 continue
-            if src.kind != "NetworkPolicy":
+            policy: NetworkPolicy | AdminPolicy | None
+            if src.kind == "NetworkPolicy":
+                policy = self._network_policy(src, obj)
+            elif src.kind in ADMIN_KINDS:
+                policy = self._admin_policy(src, obj)
+            else:
+                accepted = ", ".join(["NetworkPolicy", *ADMIN_KINDS])
                 self.errors.append(
                     ScenarioError(
-                        f"kind {src.kind or '(missing)'!r} is not supported; accepted: NetworkPolicy",
+                        f"kind {src.kind or '(missing)'!r} is not supported; accepted: {accepted}",
                         src.doc.locate(("kind",)),
                     )
                 )
                 continue
-            try:
-                policy = parse_network_policy(obj, src.doc.locate)
-            except ScenarioError as exc:
-                self.errors.append(exc)
-                continue
-            if policy.namespace not in self.namespaces:
-                self.errors.append(
-                    ScenarioError(
-                        f"namespace {policy.namespace!r} does not exist; namespaces: {', '.join(self.namespaces)}",
-                        src.doc.locate(("metadata", "namespace")),
-                    )
-                )
-                continue
-            policies.append(policy)
-            objects.append(obj)
+            if policy is not None:
+                policies.append(policy)
+                objects.append(obj)
         return tuple(policies), tuple(objects)
+
+    def _network_policy(self, src: PolicySource, obj: Any) -> NetworkPolicy | None:
+        try:
+            policy = parse_network_policy(obj, src.doc.locate)
+        except ScenarioError as exc:
+            self.errors.append(exc)
+            return None
+        if policy.namespace not in self.namespaces:
+            self.errors.append(
+                ScenarioError(
+                    f"namespace {policy.namespace!r} does not exist; namespaces: {', '.join(self.namespaces)}",
+                    src.doc.locate(("metadata", "namespace")),
+                )
+            )
+            return None
+        return policy
+
+    def _admin_policy(self, src: PolicySource, obj: Any) -> AdminPolicy | None:
+        try:
+            policy = parse_admin_policy(obj, src.doc.locate)
+        except ScenarioError as exc:
+            self.errors.append(exc)
+            return None
+        # A runner skips a scenario whose required features a cluster lacks, so a scenario that
+        # applies an admin kind must say so in `requires:` (the kind's API may not be served).
+        feature = policy.api.feature
+        if feature not in self.sc.spec.requires:
+            self.errors.append(
+                ScenarioError(
+                    f"{policy.kind} needs the cluster to serve {policy.api.api_version}: add "
+                    f"{feature} to the scenario's `requires:`",
+                    src.doc.locate(("kind",)),
+                )
+            )
+            return None
+        return policy
 
     def _probe(
         self, state: ClusterState, step: Step, base: Path

@@ -1,4 +1,4 @@
-"""Hypothesis strategies for random NetworkPolicies over the upstream e2e model."""
+"""Hypothesis strategies for random NetworkPolicies and admin policies over the upstream e2e model."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from conformance.adminpol import AdminPolicy, parse_admin_policy
 from conformance.netpol import NetworkPolicy
 from tests.helpers import netpol
 
@@ -93,3 +94,133 @@ def policies(draw: st.DrawFn, max_size: int = 4) -> list[NetworkPolicy]:
         netpol(ns, f"p{i}", spec)
         for i, (ns, spec) in enumerate(zip(namespaces, specs_, strict=True))
     ]
+
+
+# --- admin policy tiers (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy) ---
+
+
+def anp(name: str, priority: int, spec: dict[str, Any]) -> AdminPolicy:
+    """A v1alpha1 AdminNetworkPolicy; ``spec`` without ``priority``."""
+    return parse_admin_policy(
+        {
+            "apiVersion": "policy.networking.k8s.io/v1alpha1",
+            "kind": "AdminNetworkPolicy",
+            "metadata": {"name": name},
+            "spec": {"priority": priority, **spec},
+        }
+    )
+
+
+def banp(spec: dict[str, Any]) -> AdminPolicy:
+    """The v1alpha1 BaselineAdminNetworkPolicy (always named ``default``)."""
+    return parse_admin_policy(
+        {
+            "apiVersion": "policy.networking.k8s.io/v1alpha1",
+            "kind": "BaselineAdminNetworkPolicy",
+            "metadata": {"name": "default"},
+            "spec": spec,
+        }
+    )
+
+
+def cnp(name: str, tier: str, priority: int, spec: dict[str, Any]) -> AdminPolicy:
+    """A v1alpha2 ClusterNetworkPolicy."""
+    return parse_admin_policy(
+        {
+            "apiVersion": "policy.networking.k8s.io/v1alpha2",
+            "kind": "ClusterNetworkPolicy",
+            "metadata": {"name": name},
+            "spec": {"tier": tier, "priority": priority, **spec},
+        }
+    )
+
+
+def ns_is(name: str) -> dict[str, Any]:
+    return {"matchLabels": {"kubernetes.io/metadata.name": name}}
+
+
+admin_peers = st.one_of(
+    st.builds(lambda n: {"namespaces": n}, namespace_selectors),
+    st.builds(
+        lambda n, p: {"pods": {"namespaceSelector": n, "podSelector": p}},
+        namespace_selectors,
+        label_selectors,
+    ),
+)
+admin_egress_peers = st.one_of(
+    admin_peers,
+    st.builds(
+        lambda c: {"networks": [c]},
+        st.sampled_from(["10.244.0.0/24", "10.244.0.12/30", "10.244.0.13/32", "0.0.0.0/0"]),
+    ),
+)
+anp_ports = st.one_of(
+    st.builds(
+        lambda p, proto: {"portNumber": {"port": p, "protocol": proto}},
+        st.sampled_from([80, 81]),
+        st.sampled_from(["TCP", "UDP"]),
+    ),
+    st.builds(lambda n: {"namedPort": n}, st.sampled_from(["serve-80-tcp", "serve-81-udp"])),
+    st.just({"portRange": {"start": 80, "end": 81, "protocol": "UDP"}}),
+)
+admin_subjects = st.one_of(
+    st.builds(lambda n: {"namespaces": n}, namespace_selectors),
+    st.builds(
+        lambda n, p: {"pods": {"namespaceSelector": n, "podSelector": p}},
+        namespace_selectors,
+        label_selectors,
+    ),
+)
+
+
+anp_numeric_ports = st.one_of(
+    st.builds(
+        lambda p, proto: {"portNumber": {"port": p, "protocol": proto}},
+        st.sampled_from([80, 81]),
+        st.sampled_from(["TCP", "UDP"]),
+    ),
+    st.just({"portRange": {"start": 80, "end": 81, "protocol": "UDP"}}),
+)
+
+
+def anp_rules(
+    peer_key: str,
+    peers_: st.SearchStrategy[dict[str, Any]],
+    actions: list[str],
+    ports_: st.SearchStrategy[dict[str, Any]] = anp_ports,
+) -> st.SearchStrategy[dict[str, Any]]:
+    return st.builds(
+        lambda a, ps, pts: {
+            "action": a,
+            peer_key: ps,
+            **({"ports": pts} if pts is not None else {}),
+        },
+        st.sampled_from(actions),
+        st.lists(peers_, min_size=1, max_size=2),
+        st.one_of(st.none(), st.lists(ports_, min_size=1, max_size=2)),
+    )
+
+
+def anp_specs(actions: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.builds(
+        lambda subj, ing, eg: {"subject": subj, "ingress": ing, "egress": eg},
+        admin_subjects,
+        st.lists(anp_rules("from", admin_peers, actions), max_size=2),
+        # Named ports cannot be combined with networks peers (egress rule CEL rule).
+        st.lists(anp_rules("to", admin_egress_peers, actions, anp_numeric_ports), max_size=2),
+    )
+
+
+@st.composite
+def admin_policies(draw: st.DrawFn, max_size: int = 3) -> list[AdminPolicy]:
+    """ANPs with distinct priorities (no undefined ties), optionally a BANP."""
+    specs_ = draw(st.lists(anp_specs(["Allow", "Deny", "Pass"]), max_size=max_size))
+    prios = draw(
+        st.lists(st.integers(0, 1000), min_size=len(specs_), max_size=len(specs_), unique=True)
+    )
+    out = [
+        anp(f"anp{i}", prio, spec) for i, (prio, spec) in enumerate(zip(prios, specs_, strict=True))
+    ]
+    if draw(st.booleans()):
+        out.append(banp(draw(anp_specs(["Allow", "Deny"]))))
+    return out

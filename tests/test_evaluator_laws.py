@@ -1,4 +1,4 @@
-"""Property tests: laws the NetworkPolicy semantics must obey, on random policies."""
+"""Property tests: laws the NetworkPolicy and admin tier semantics must obey, on random policies."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance._types import Protocol
-from conformance.evaluator import Evaluator, Verdict
+from conformance.adminpol import AdminPolicy, Subject
+from conformance.evaluator import AnyPolicy, Evaluator, Verdict
 from conformance.netpol import NetworkPolicy
 from conformance.selectors import LabelSelector
 from tests.helpers import upstream_state
-from tests.strategies import policies
+from tests.strategies import admin_policies, anp, banp, policies
 
 STATE = upstream_state()
 KEYS = [p.key for p in STATE.pods]
@@ -84,3 +85,102 @@ def test_denials_need_an_isolating_policy(pols: list[NetworkPolicy]) -> None:
         d = ev.decide(*probe)
         if d.verdict is Verdict.DENY:
             assert d.egress.isolated_by or d.ingress.isolated_by
+
+
+# --- admin tiers ---------------------------------------------------------------------------
+
+
+def all_verdicts(pols: list[AnyPolicy]) -> dict[tuple[str, str, int, Protocol], Verdict]:
+    ev = Evaluator(STATE, pols)
+    return {p: ev.decide(*p).verdict for p in PROBES}
+
+
+@settings(max_examples=25, deadline=None)
+@given(policies(max_size=3), admin_policies())
+def test_admin_policy_whose_subject_selects_nothing_changes_nothing(
+    nps: list[NetworkPolicy], admins: list[AdminPolicy]
+) -> None:
+    nothing = Subject(namespaces=LabelSelector.of({"team": "nobody"}))
+    idle = [
+        dataclasses.replace(p, name=p.name + "-idle", subject=nothing)
+        for p in admins
+        if p.kind != "BaselineAdminNetworkPolicy"
+    ]
+    pols: list[AnyPolicy] = [*nps, *admins]
+    assert all_verdicts(pols) == all_verdicts([*pols, *idle])
+
+
+@settings(max_examples=25, deadline=None)
+@given(policies(max_size=3), admin_policies())
+def test_deny_all_at_priority_zero_wins_over_everything(
+    nps: list[NetworkPolicy], admins: list[AdminPolicy]
+) -> None:
+    # Priorities drawn by admin_policies() may include 0: move them up so the guard is alone.
+    admins = [
+        dataclasses.replace(p, priority=p.priority + 1) if p.priority is not None else p
+        for p in admins
+        if p.priority is None or p.priority < 1000
+    ]
+    guard = anp(
+        "guard",
+        0,
+        {
+            "subject": {"namespaces": {}},
+            "ingress": [{"action": "Deny", "from": [{"namespaces": {}}]}],
+        },
+    )
+    assert set(all_verdicts([*nps, *admins, guard]).values()) == {Verdict.DENY}
+
+
+@settings(max_examples=25, deadline=None)
+@given(policies(max_size=3), st.sampled_from(["Allow", "Deny"]))
+def test_banp_never_overrides_a_networkpolicy_that_selects_the_pod(
+    nps: list[NetworkPolicy], action: str
+) -> None:
+    base = banp(
+        {
+            "subject": {"namespaces": {}},
+            "ingress": [{"action": action, "from": [{"namespaces": {}}]}],
+            "egress": [{"action": action, "to": [{"namespaces": {}}]}],
+        }
+    )
+    ev_np, ev_both = Evaluator(STATE, nps), Evaluator(STATE, [*nps, base])
+    for probe in PROBES[:60]:
+        a, b = ev_np.decide(*probe), ev_both.decide(*probe)
+        for side_a, side_b in ((a.egress, b.egress), (a.ingress, b.ingress)):
+            if side_a.isolated_by:
+                assert side_a.verdict is side_b.verdict, probe
+
+
+@settings(max_examples=25, deadline=None)
+@given(policies(max_size=3), admin_policies(), st.randoms(use_true_random=False))
+def test_admin_policy_order_is_irrelevant(
+    nps: list[NetworkPolicy], admins: list[AdminPolicy], rnd: random.Random
+) -> None:
+    pols: list[AnyPolicy] = [*nps, *admins]
+    shuffled = list(pols)
+    rnd.shuffle(shuffled)
+    assert all_verdicts(pols) == all_verdicts(shuffled)
+
+
+@settings(max_examples=25, deadline=None)
+@given(policies(max_size=3))
+def test_pass_everything_in_the_admin_tier_is_like_no_admin_policy(
+    nps: list[NetworkPolicy],
+) -> None:
+    everything = [{"namespaces": {}}]
+    passer = anp(
+        "pass",
+        0,
+        {
+            "subject": {"namespaces": {}},
+            "ingress": [{"action": "Pass", "from": everything}],
+            "egress": [{"action": "Pass", "to": everything}],
+        },
+    )
+    deny_later = anp(
+        "deny",
+        1,
+        {"subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": everything}]},
+    )
+    assert all_verdicts([*nps, passer, deny_later]) == all_verdicts(list(nps))
