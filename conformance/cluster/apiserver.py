@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import ipaddress
 import json
 import logging
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from conformance.cluster import discovery, openapi, patch, protobuf, tables, validation
+from conformance.cluster import discovery, openapi, patch, protobuf, services, tables, validation
 from conformance.cluster.controller import NODE_NAME, Controller
 from conformance.cluster.execution import Executor
 from conformance.cluster.faults import FaultPlan
@@ -29,6 +30,7 @@ from conformance.cluster.store import (
     NAMESPACES,
     NETWORK_POLICIES,
     PODS,
+    SERVICES,
     AlreadyExists,
     Conflict,
     NotFound,
@@ -417,6 +419,10 @@ class ApiServer:
                 causes = validation.pod_errors(obj)
             elif res is NAMESPACES:
                 causes = validation.namespace_errors(obj)
+            elif res is SERVICES:
+                obj.pop("status", None)
+                services.default_service(obj)
+                causes = services.service_errors(obj)
             elif res in (
                 ADMIN_NETWORK_POLICIES,
                 BASELINE_ADMIN_NETWORK_POLICIES,
@@ -473,6 +479,39 @@ class ApiServer:
             )
         }
 
+    def _assign_cluster_ip(self, obj: dict[str, Any], dry_run: bool) -> None:
+        spec = obj["spec"]
+        alloc = self.controller.services
+        wanted = spec.get("clusterIP")
+        if wanted == "None":
+            spec["clusterIPs"] = ["None"]
+            return
+        if wanted:
+            try:
+                ok = (
+                    ipaddress.ip_address(wanted) in services.SERVICE_CIDR
+                    and wanted not in alloc.used
+                )
+            except ValueError:
+                ok = False
+            if not ok:
+                name = obj["metadata"]["name"]
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f'Service "{name}" is invalid: spec.clusterIPs: Invalid value: ["{wanted}"]: failed to '
+                    f"allocate IP {wanted}: provided IP is not in the valid range or is already allocated",
+                )
+            if not dry_run:
+                alloc.used.add(wanted)
+        elif not dry_run:
+            wanted = alloc.allocate()
+        spec["clusterIP"], spec["clusterIPs"] = wanted, [wanted]
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+        obj["status"] = {"loadBalancer": {}}
+
     async def _create(
         self, request: web.Request, res: Resource, namespace: str
     ) -> web.StreamResponse:
@@ -490,6 +529,8 @@ class ApiServer:
         elif res is PODS:
             obj["spec"]["nodeName"] = NODE_NAME
             obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+        elif res is SERVICES:
+            self._assign_cluster_ip(obj, dry_run=request.query.get("dryRun") == "All")
         if request.query.get("dryRun") == "All":
             return _json(obj, 201, self._warn_headers(warnings))
         try:
@@ -533,6 +574,17 @@ class ApiServer:
                         ],
                     },
                 )
+            obj["status"] = current.get("status", {})
+        if res is SERVICES:
+            for key in (
+                "clusterIP",
+                "clusterIPs",
+                "ipFamilies",
+                "ipFamilyPolicy",
+                "internalTrafficPolicy",
+            ):
+                if key in (current.get("spec") or {}):
+                    obj["spec"][key] = current["spec"][key]
             obj["status"] = current.get("status", {})
         if res is NAMESPACES:
             obj.setdefault("metadata", {}).setdefault("labels", {})[

@@ -223,6 +223,7 @@ def compile_policies(
     namespaces: Sequence[NamespaceView],
     policies: Sequence[Mapping[str, Any]],
     knobs: Knobs = DEFAULT_KNOBS,
+    extra_chains: Sequence[str] = (),
 ) -> Compiled:
     """Compile NetworkPolicy objects (as stored: validated and defaulted) to an nftables script."""
     world = _World(pods, namespaces)
@@ -257,7 +258,7 @@ def compile_policies(
                         side.allows.append(allow)
     ing = {k: tuple(v.allows) for k, v in ingress.items()}
     egr = {k: tuple(v.allows) for k, v in egress.items()}
-    return Compiled(ing, egr, render(ing, egr, knobs))
+    return Compiled(ing, egr, render(ing, egr, knobs, extra_chains))
 
 
 def _set(items: Sequence[str]) -> str:
@@ -289,7 +290,10 @@ def _rule_lines(allow: Allow, addr_field: str, verdict: str) -> list[str]:
 
 
 def render(
-    ingress: Mapping[str, Sequence[Allow]], egress: Mapping[str, Sequence[Allow]], knobs: Knobs
+    ingress: Mapping[str, Sequence[Allow]],
+    egress: Mapping[str, Sequence[Allow]],
+    knobs: Knobs,
+    extra_chains: Sequence[str] = (),
 ) -> str:
     """The complete nftables script: replaces the table atomically when run with ``nft -f``."""
     out = [
@@ -322,5 +326,5 @@ def render(
         out.append(f"    ip saddr vmap {{ {', '.join(egress_map)} }}")
     if ingress_map:
         out.append(f"    ip daddr vmap {{ {', '.join(ingress_map)} }}")
-    out += ["  }", "}"]
+    out += ["  }", *extra_chains, "}"]
     return "\n".join(out) + "\n"

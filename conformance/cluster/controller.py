@@ -18,10 +18,13 @@ from conformance.cluster.compiler import ContainerPort, NamespaceView, PodView
 from conformance.cluster.dataplane import GATEWAY, Dataplane, Endpoint
 from conformance.cluster.enforcer import Enforcer
 from conformance.cluster.knobs import Deviation, Knobs
+from conformance.cluster.services import Allocator
 from conformance.cluster.store import (
+    EVENTS,
     NAMESPACES,
     NETWORK_POLICIES,
     PODS,
+    SERVICES,
     NotFound,
     Resource,
     Store,
@@ -73,6 +76,7 @@ class Controller:
         self._order = 0
         self.enforcer = Enforcer(self._snapshot, dataplane.apply_ruleset, knobs)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.services = Allocator()
         store.listeners.append(self._on_event)
 
     def runtime(self, namespace: str, name: str) -> PodRuntime | None:
@@ -83,13 +87,18 @@ class Controller:
 
     def _snapshot(
         self,
-    ) -> tuple[Sequence[PodView], Sequence[NamespaceView], Sequence[dict[str, Any]]]:
+    ) -> tuple[
+        Sequence[PodView],
+        Sequence[NamespaceView],
+        Sequence[dict[str, Any]],
+        Sequence[dict[str, Any]],
+    ]:
         views = [rt.view for rt in self.pods.values() if rt.view is not None and not rt.deleted]
         namespaces = [
             NamespaceView(o["metadata"]["name"], dict(o["metadata"].get("labels") or {}))
             for o in self.store.peek(NAMESPACES)
         ]
-        return views, namespaces, self.store.peek(NETWORK_POLICIES)
+        return views, namespaces, self.store.peek(NETWORK_POLICIES), self.store.peek(SERVICES)
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
@@ -132,12 +141,14 @@ class Controller:
         elif res is NAMESPACES:
             if event == "DELETED":
                 name = meta["name"]
-                for kind in (PODS, NETWORK_POLICIES):
+                for kind in (PODS, NETWORK_POLICIES, SERVICES, EVENTS):
                     for child in self.store.list(kind, name):
                         with contextlib.suppress(NotFound):
                             self.store.delete(kind, name, child["metadata"]["name"])
             self.enforcer.changed()
-        elif res is NETWORK_POLICIES:
+        elif res is NETWORK_POLICIES or res is SERVICES:
+            if res is SERVICES and event == "DELETED":
+                self.services.release(str((obj.get("spec") or {}).get("clusterIP", "")))
             self.enforcer.changed()
 
     def _set_status(
@@ -270,6 +281,33 @@ class Controller:
             ],
         }
         self._set_status(rt, status)
+        self._event(rt, "Warning", "CannotEmulate", message)
+
+    def _event(self, rt: PodRuntime, kind: str, reason: str, message: str) -> None:
+        """Record an Event on the pod, as the kubelet would (``kubectl describe`` shows it)."""
+        now = now_rfc3339()
+        involved = {
+            "kind": "Pod",
+            "namespace": rt.namespace,
+            "name": rt.name,
+            "uid": rt.uid,
+            "apiVersion": "v1",
+        }
+        with contextlib.suppress(Exception):
+            self.store.create(
+                EVENTS,
+                {
+                    "metadata": {"name": f"{rt.name}.{rt.uid[:8]}", "namespace": rt.namespace},
+                    "involvedObject": involved,
+                    "reason": reason,
+                    "message": message,
+                    "type": kind,
+                    "count": 1,
+                    "firstTimestamp": now,
+                    "lastTimestamp": now,
+                    "source": {"component": "netpol-embedded"},
+                },
+            )
 
     async def _stop(self, rt: PodRuntime) -> None:
         if rt.task is not None:

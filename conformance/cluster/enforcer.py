@@ -16,10 +16,19 @@ from typing import Any
 
 from conformance.cluster.compiler import NamespaceView, PodView, compile_policies
 from conformance.cluster.knobs import Knobs
+from conformance.cluster.services import nat_chains
 
 log = logging.getLogger(__name__)
 
-Snapshot = Callable[[], tuple[Sequence[PodView], Sequence[NamespaceView], Sequence[dict[str, Any]]]]
+Snapshot = Callable[
+    [],
+    tuple[
+        Sequence[PodView],
+        Sequence[NamespaceView],
+        Sequence[dict[str, Any]],
+        Sequence[dict[str, Any]],
+    ],
+]
 Apply = Callable[[str], Any]
 
 
@@ -83,8 +92,10 @@ class Enforcer:
 
     def _compile(self) -> tuple[str, int]:
         start = time.perf_counter()
-        pods, namespaces, policies = self._snapshot()
-        compiled = compile_policies(pods, namespaces, policies, self.knobs)
+        pods, namespaces, policies, services = self._snapshot()
+        compiled = compile_policies(
+            pods, namespaces, policies, self.knobs, nat_chains(services, pods)
+        )
         self.stats.last_compile_seconds = time.perf_counter() - start
         return compiled.script, sum(len(v) for v in compiled.ingress.values()) + sum(
             len(v) for v in compiled.egress.values()

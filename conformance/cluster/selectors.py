@@ -92,11 +92,11 @@ def parse_query(text: str) -> Matcher:
 
 
 def parse_field_query(text: str) -> Callable[[Mapping[str, Any]], bool]:
-    """Compile a ``fieldSelector`` supporting ``metadata.name`` and ``metadata.namespace``."""
+    """Compile a ``fieldSelector`` (``metadata.name=x``, ``involvedObject.name=y``, ...)."""
     checks: list[Callable[[Mapping[str, Any]], bool]] = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
         m = re.fullmatch(r"([\w.]+)\s*(==|!=|=)\s*(.*)", part)
-        if not m or m.group(1) not in ("metadata.name", "metadata.namespace", "status.phase"):
+        if not m:
             raise SelectorSyntaxError(f'"{part}" is not a known field selector')
         path, op, val = m.group(1).split("."), m.group(2), m.group(3)
 

@@ -74,9 +74,13 @@ CLUSTER_NETWORK_POLICIES = Resource(
     ("cnp",),
     False,
 )
+SERVICES = Resource("", "v1", "services", "Service", True, ("svc",))
+EVENTS = Resource("", "v1", "events", "Event", True, ("ev",))
 RESOURCES = (
     NAMESPACES,
     PODS,
+    SERVICES,
+    EVENTS,
     NETWORK_POLICIES,
     ADMIN_NETWORK_POLICIES,
     BASELINE_ADMIN_NETWORK_POLICIES,

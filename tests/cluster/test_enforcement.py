@@ -154,3 +154,37 @@ def test_replies_to_allowed_connections_pass(kube: Kube) -> None:
     assert kube.connect("state", "c", f"{ips['srv']}:80") == (0, "")
     assert kube.connect("state", "c", f"{ips['srv']}:80", "udp") == (0, "")
     assert kube.connect("state", "srv", f"{ips['c']}:80") == (1, "TIMEOUT\n")
+
+
+def test_cluster_ip_service_reaches_pod_and_policy_applies_after_dnat(kube: Kube) -> None:
+    kube.namespace("svc")
+    ips = kube.pods("svc", [agnhost_pod("srv", {"app": "srv"}), agnhost_pod("c")])
+    svc = kube.core.create_namespaced_service(
+        "svc",
+        {
+            "metadata": {"name": "s-srv"},
+            "spec": {
+                "selector": {"app": "srv"},
+                "ports": [
+                    {"name": "tcp-80", "port": 8080, "targetPort": 80},
+                    {"name": "udp-80", "port": 80, "protocol": "UDP", "targetPort": "serve-80-udp"},
+                ],
+            },
+        },
+    )
+    vip = svc.spec.cluster_ip
+    assert vip.startswith("10.96.")
+    assert kube.connect("svc", "c", f"{vip}:8080") == (0, "")
+    assert kube.connect("svc", "c", f"{vip}:80", "udp") == (0, "")
+    assert kube.connect("svc", "srv", f"{vip}:8080") == (0, "")  # hairpin to itself
+    kube.policy("svc", "deny-srv", {"podSelector": {"matchLabels": {"app": "srv"}}})
+    assert kube.connect("svc", "c", f"{vip}:8080") == (1, "TIMEOUT\n")
+    del ips
+    empty = kube.core.create_namespaced_service(
+        "svc",
+        {
+            "metadata": {"name": "none"},
+            "spec": {"selector": {"app": "nobody"}, "ports": [{"port": 80}]},
+        },
+    )
+    assert kube.connect("svc", "c", f"{empty.spec.cluster_ip}:80") == (1, "REFUSED\n")
