@@ -1,0 +1,212 @@
+"""The policy compiler's semantics on plain data (no namespaces needed), and its nft syntax."""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+
+from conformance.cluster.compiler import ContainerPort, NamespaceView, PodView, compile_policies
+from conformance.cluster.knobs import Deviation, Knobs
+from conformance.cluster.validation import default_network_policy
+
+PORTS = tuple(
+    ContainerPort(f"serve-{p}-{proto.lower()}", proto, p)
+    for p in (80, 81)
+    for proto in ("TCP", "UDP")
+)
+
+
+def pods() -> list[PodView]:
+    out = []
+    for i, (ns, name) in enumerate((n, p) for n in "xyz" for p in "abc"):
+        out.append(PodView(ns, name, f"10.244.0.{10 + i}", {"pod": name}, PORTS, i))
+    return out
+
+
+NAMESPACES = [NamespaceView(n, {"ns": n, "kubernetes.io/metadata.name": n}) for n in "xyz"]
+
+
+def policy(ns: str, spec: dict[str, Any]) -> dict[str, Any]:
+    obj = {"metadata": {"namespace": ns, "name": "p"}, "spec": spec}
+    default_network_policy(obj)
+    return obj
+
+
+def ip(ns: str, name: str) -> str:
+    return next(p.ip for p in pods() if p.namespace == ns and p.name == name)
+
+
+def test_default_policy_types_isolate_ingress_only() -> None:
+    c = compile_policies(pods(), NAMESPACES, [policy("x", {"podSelector": {}})])
+    assert set(c.ingress) == {ip("x", n) for n in "abc"} and c.egress == {}
+    assert all(v == () for v in c.ingress.values())
+
+
+def test_egress_rules_imply_egress_type() -> None:
+    c = compile_policies(
+        pods(),
+        NAMESPACES,
+        [policy("x", {"podSelector": {"matchLabels": {"pod": "a"}}, "egress": [{}]})],
+    )
+    assert set(c.ingress) == {ip("x", "a")} and set(c.egress) == {ip("x", "a")}
+    allow = c.egress[ip("x", "a")][0]
+    assert allow.peers is None and allow.ports is None
+
+
+def test_pod_and_namespace_selector_together_is_an_and() -> None:
+    spec = {
+        "podSelector": {},
+        "ingress": [
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {"matchLabels": {"ns": "y"}},
+                        "podSelector": {"matchLabels": {"pod": "b"}},
+                    }
+                ]
+            }
+        ],
+    }
+    c = compile_policies(pods(), NAMESPACES, [policy("x", spec)])
+    assert c.ingress[ip("x", "a")][0].peers == (ipaddress.IPv4Network(ip("y", "b")),)
+
+
+def test_ipblock_except_is_subtracted_and_can_be_ignored() -> None:
+    spec = {
+        "podSelector": {},
+        "ingress": [
+            {"from": [{"ipBlock": {"cidr": "10.244.0.9/24", "except": ["10.244.0.16/28"]}}]}
+        ],
+    }
+    c = compile_policies(pods(), NAMESPACES, [policy("x", spec)])
+    nets = c.ingress[ip("x", "a")][0].peers
+    assert nets is not None
+    covered = {str(a) for n in nets for a in n}
+    assert (
+        "10.244.0.10" in covered and "10.244.0.16" not in covered and "10.244.0.31" not in covered
+    )
+    assert "10.244.0.32" in covered
+    c2 = compile_policies(
+        pods(),
+        NAMESPACES,
+        [policy("x", spec)],
+        Knobs(deviations=frozenset({Deviation.IGNORE_EXCEPT})),
+    )
+    assert c2.ingress[ip("x", "a")][0].peers == (ipaddress.IPv4Network("10.244.0.0/24"),)
+
+
+def test_named_port_resolves_on_destination_with_protocol() -> None:
+    odd = PodView(
+        "y", "odd", "10.244.1.1", {"pod": "odd"}, (ContainerPort("web", "TCP", 8080),), 99
+    )
+    world = [*pods(), odd]
+    spec = {
+        "podSelector": {"matchLabels": {"pod": "a"}},
+        "policyTypes": ["Egress"],
+        "egress": [{"ports": [{"port": "web"}]}],
+    }
+    c = compile_policies(world, NAMESPACES, [policy("x", spec)])
+    assert c.egress[ip("x", "a")][0].tuples == (("10.244.1.1", "TCP", 8080),)
+    udp = {
+        "podSelector": {"matchLabels": {"pod": "a"}},
+        "policyTypes": ["Egress"],
+        "egress": [{"ports": [{"port": "web", "protocol": "UDP"}]}],
+    }
+    assert compile_policies(world, NAMESPACES, [policy("x", udp)]).egress[ip("x", "a")] == ()
+    wrong = Knobs(deviations=frozenset({Deviation.NAMED_PORT_WRONG_POD}))
+    assert (
+        compile_policies(world, NAMESPACES, [policy("x", spec)], wrong).egress[ip("x", "a")] == ()
+    )
+
+
+def test_endport_range_and_ignore_endport() -> None:
+    spec = {
+        "podSelector": {},
+        "ingress": [
+            {"ports": [{"port": 1000, "endPort": 2000}, {"port": 1500, "protocol": "UDP"}]}
+        ],
+    }
+    c = compile_policies(pods(), NAMESPACES, [policy("x", spec)])
+    ports = c.ingress[ip("x", "a")][0].ports
+    assert ports is not None
+    assert {(m.protocol, m.ranges) for m in ports} == {
+        ("TCP", ((1000, 2000),)),
+        ("UDP", ((1500, 1500),)),
+    }
+    ign = compile_policies(
+        pods(),
+        NAMESPACES,
+        [policy("x", spec)],
+        Knobs(deviations=frozenset({Deviation.IGNORE_ENDPORT})),
+    )
+    ports2 = ign.ingress[ip("x", "a")][0].ports
+    assert ports2 is not None and ("TCP", ((1000, 1000),)) in {
+        (m.protocol, m.ranges) for m in ports2
+    }
+
+
+def test_first_pod_only_picks_the_oldest() -> None:
+    c = compile_policies(
+        pods(),
+        NAMESPACES,
+        [policy("y", {"podSelector": {}})],
+        Knobs(deviations=frozenset({Deviation.FIRST_POD_ONLY})),
+    )
+    assert set(c.ingress) == {ip("y", "a")}
+
+
+def test_rule_matching_nothing_is_dropped_not_widened() -> None:
+    spec = {
+        "podSelector": {},
+        "ingress": [
+            {"from": [{"podSelector": {"matchLabels": {"pod": "nobody"}}}]},
+            {"from": [{"ipBlock": {"cidr": "fd00::/8"}}]},
+        ],
+    }
+    c = compile_policies(pods(), NAMESPACES, [policy("x", spec)])
+    assert c.ingress[ip("x", "a")] == ()
+
+
+@pytest.mark.skipif(shutil.which("nft") is None, reason="nft is not installed")
+def test_script_is_valid_nftables() -> None:
+    specs = [
+        {
+            "podSelector": {},
+            "ingress": [
+                {
+                    "from": [
+                        {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.244.0.0/16"]}},
+                        {"podSelector": {}},
+                    ],
+                    "ports": [
+                        {"port": 80},
+                        {"port": 81, "endPort": 90, "protocol": "UDP"},
+                        {"protocol": "SCTP"},
+                    ],
+                }
+            ],
+        },
+        {
+            "podSelector": {"matchLabels": {"pod": "b"}},
+            "egress": [
+                {"ports": [{"port": "serve-80-udp", "protocol": "UDP"}]},
+                {"to": [{"namespaceSelector": {}}]},
+            ],
+        },
+    ]
+    c = compile_policies(
+        pods(),
+        NAMESPACES,
+        [policy("x", s) for s in specs],
+        Knobs(deviations=frozenset({Deviation.UDP_UNFILTERED})),
+    )
+    res = subprocess.run(
+        ["nft", "-c", "-f", "-"], input=c.script, capture_output=True, text=True, check=False
+    )
+    if "Operation not permitted" in res.stderr:
+        pytest.skip("nft -c needs CAP_NET_ADMIN")
+    assert res.returncode == 0, res.stderr + c.script
