@@ -73,6 +73,10 @@ class ClusterError(ConformanceError):
 class TransientClusterError(ClusterError):
     """A retry can help: throttling, server errors, dropped connections or exec streams."""
 
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
 
 class PermanentClusterError(ClusterError):
     """A retry cannot help: forbidden, not found, invalid object."""

@@ -1,0 +1,110 @@
+"""Names, manifests and policy rewriting for live runs (pure functions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance._types import Protocol
+from conformance.deploy import (
+    POD_LABEL,
+    RUN_LABEL,
+    DeployOptions,
+    NameMap,
+    pod_manifest,
+    real_namespace,
+    rewrite_policy,
+    run_labels,
+    service_manifest,
+)
+from conformance.model import ContainerPort, Pod, frozen_labels
+from conformance.session import UnsafeContextError, check_context
+
+
+def test_real_namespace_is_unique_and_a_dns_label() -> None:
+    assert real_namespace("x", "ab12-3") == "x-ab12-3"
+    long = real_namespace("n" * 70, "ab12-3")
+    assert len(long) <= 63 and long.endswith("-ab12-3")
+
+
+def test_rewrite_policy_maps_namespaces_consistently() -> None:
+    names = NameMap.for_run("r1", ["x", "y"])
+    obj = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "p", "namespace": "x"},
+        "spec": {
+            "podSelector": {},
+            "ingress": [
+                {
+                    "from": [
+                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "y"}}}
+                    ]
+                },
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchExpressions": [
+                                    {
+                                        "key": "kubernetes.io/metadata.name",
+                                        "operator": "In",
+                                        "values": ["x", "other"],
+                                    },
+                                    {"key": "team", "operator": "In", "values": ["x"]},
+                                ]
+                            }
+                        }
+                    ]
+                },
+            ],
+        },
+    }
+    out = rewrite_policy(obj, names)
+    assert out["metadata"]["namespace"] == "x-r1"
+    assert out["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "y-r1"
+    }
+    exprs = out["spec"]["ingress"][1]["from"][0]["namespaceSelector"]["matchExpressions"]
+    assert exprs[0]["values"] == ["x-r1", "other"]
+    assert exprs[1]["values"] == ["x"], "only the namespace-name label is rewritten"
+    assert obj["metadata"]["namespace"] == "x", "the input is not modified"
+
+
+def test_pod_manifest_follows_upstream_model() -> None:
+    pod = Pod(
+        "x",
+        "a",
+        frozen_labels({"pod": "a"}),
+        (
+            ContainerPort(80, Protocol.TCP, "serve-80-tcp"),
+            ContainerPort(81, Protocol.UDP),
+            ContainerPort(82, Protocol.SCTP),
+        ),
+    )
+    m = pod_manifest(pod, "x-r1", run_labels("r1", "s"), DeployOptions(node_selector={"k": "v"}))
+    spec = m["spec"]
+    assert spec["terminationGracePeriodSeconds"] == 0 and spec["nodeSelector"] == {"k": "v"}
+    tcp, udp, sctp = spec["containers"]
+    assert tcp["name"] == "cont-80-tcp" and tcp["ports"] == [
+        {"containerPort": 80, "protocol": "TCP", "name": "serve-80-tcp"}
+    ]
+    assert tcp["args"] == ["serve-hostname", "--tcp", "--http=false", "--port", "80"]
+    assert udp["args"][1] == "--udp"
+    assert sctp["args"] == ["porter"] and sctp["env"] == [
+        {"name": "SERVE_SCTP_PORT_82", "value": "foo"}
+    ]
+    labels = m["metadata"]["labels"]
+    assert labels["pod"] == "a" and labels[RUN_LABEL] == "r1" and labels[POD_LABEL] == "a"
+    svc = service_manifest(pod, "x-r1", run_labels("r1", "s"))
+    assert svc["spec"]["selector"] == {POD_LABEL: "a"} and len(svc["spec"]["ports"]) == 3
+
+
+@pytest.mark.parametrize("context", ["kind-kind", "kind-calico", "netpol-embedded-default"])
+def test_safe_contexts(context: str) -> None:
+    check_context(context, [])
+
+
+def test_other_contexts_need_allow() -> None:
+    with pytest.raises(UnsafeContextError, match="--allow-context prod-eu"):
+        check_context("prod-eu", [])
+    check_context("prod-eu", ["prod-eu"])

@@ -1,0 +1,160 @@
+"""The runner end to end on the embedded cluster: real API calls, real packets, real cleanup."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance.cluster.config import ClusterOptions
+from conformance.cluster.dataplane import prefix_for
+from conformance.cluster.embedded import EmbeddedCluster
+from conformance.cluster.knobs import Knobs
+from conformance.deploy import TOOL_LABEL, TOOL_NAME
+from conformance.kube import KubeCluster
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+UPSTREAM = ROOT / "scenarios" / "upstream"
+DENY_INGRESS = UPSTREAM / "should-support-a-default-deny-ingress-policy.yaml"
+EXCEPT = UPSTREAM / "should-enforce-except-clause-while-egress-access-to-server-in-cidr-block.yaml"
+UPDATED_POD = UPSTREAM / "should-allow-ingress-access-from-updated-pod.yaml"
+SCTP = UPSTREAM / "should-support-a-default-deny-ingress-policy-sctp.yaml"
+EXAMPLE_EGRESS = ROOT / "scenarios" / "examples" / "egress-to-database-and-dns.yaml"
+
+
+def netns(instance: str) -> set[str]:
+    """Network namespaces of one embedded-cluster instance (others may run in parallel)."""
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    names = {line.split()[0] for line in out.splitlines() if line.strip()}
+    return {n for n in names if n.startswith(prefix_for(instance))}
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "conformance", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_run_on_embedded_default_matches_and_leaves_nothing(tmp_path: Path) -> None:
+    instance = f"dflt{os.getpid() % 100000}"
+    proc = cli(
+        "run",
+        str(DENY_INGRESS),
+        str(UPDATED_POD),
+        str(SCTP),
+        str(EXAMPLE_EGRESS),
+        "--output-dir",
+        str(tmp_path),
+        "--embedded-name",
+        instance,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["schema_version"] == 1 and doc["context"].startswith("netpol-embedded")
+    by_name = {s["name"]: s for s in doc["scenarios"]}
+    assert by_name["should-support-a-default-deny-ingress-policy"]["status"] == "pass"
+    sctp = by_name["should-support-a-default-deny-ingress-policy-sctp"]
+    assert sctp["status"] == "skipped" and "SCTP" in sctp["message"], (
+        "no SCTP here: not-supported, not pass/fail"
+    )
+    cells = [
+        c
+        for s in doc["scenarios"]
+        for st in s["steps"]
+        for c in st["cells"]
+        if c["status"] == "match"
+    ]
+    assert cells and all(
+        c["attempts"] >= 1 and c["command"].startswith("kubectl exec -n ") for c in cells
+    )
+    egress = by_name["egress-to-database-and-dns"]["steps"]
+    observed = {
+        (c["from"], c["to"], c["port"]): c["observed"] for st in egress for c in st["cells"]
+    }
+    assert "connected" in observed.values() and "timeout" in observed.values()
+    assert any(to.startswith("@") for _, to, _ in observed), (
+        "external endpoints are probed on the embedded cluster"
+    )
+    assert netns(instance) == set(), "the embedded cluster started for the run is gone"
+
+
+def test_broken_knob_produces_the_expected_mismatches(tmp_path: Path) -> None:
+    instance = f"knob{os.getpid() % 100000}"
+    with EmbeddedCluster(
+        ClusterOptions(instance=instance, knobs=Knobs.parse(0, ["ignore-except"]))
+    ) as ec:
+        proc = cli(
+            "run",
+            str(EXCEPT),
+            "--kubeconfig",
+            ec.kubeconfig,
+            "--context",
+            ec.context,
+            "--output-dir",
+            str(tmp_path),
+            "--deadline",
+            "8",
+        )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "results.json").read_text())
+    bad = [
+        c for st in doc["scenarios"][0]["steps"] for c in st["cells"] if c["status"] == "mismatch"
+    ]
+    # The policy allows egress from x/a to x/b's /4 except x/b itself: ignoring `except` opens x/a -> x/b.
+    assert [(c["from"], c["to"], c["expected"], c["observed"]) for c in bad] == [
+        ("x/a", "x/b", "deny", "connected")
+    ]
+    assert "except" in bad[0]["reason"] or "no rule allows it" in bad[0]["reason"]
+    assert bad[0]["attempts"] > 1, "a mismatch is re-probed until the deadline"
+
+
+def test_interrupt_mid_run_removes_everything(tmp_path: Path) -> None:
+    instance = f"intr{os.getpid() % 100000}"
+    with EmbeddedCluster(ClusterOptions(instance=instance)) as ec:
+        kube = KubeCluster(ec.kubeconfig, ec.context)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "conformance",
+                "run",
+                str(EXAMPLE_EGRESS),
+                "--kubeconfig",
+                ec.kubeconfig,
+                "--context",
+                ec.context,
+                "--output-dir",
+                str(tmp_path),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if kube.list_items("Pod", None, f"{TOOL_LABEL}={TOOL_NAME}"):
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()
+        assert kube.list_items("Namespace", None, f"{TOOL_LABEL}={TOOL_NAME}"), (
+            "the run deployed something"
+        )
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+        assert "interrupted" in err
+        assert kube.list_items("Namespace", None, f"{TOOL_LABEL}={TOOL_NAME}") == []
+        kube.close()
+    assert netns(instance) == set()
