@@ -3,20 +3,21 @@
 Why: the runner probes with ``/agnhost connect HOST:PORT --protocol=P --timeout=T`` and reads exit
 codes and stderr prefixes (TIMEOUT, REFUSED, DNS, OTHER, UNKNOWN); this reproduces them exactly.
 Standard library only: the file is executed by path (``python -IS``) inside pod namespaces, and the
-daemon imports ``run`` to serve exec calls without a process.
+daemon imports ``run`` to serve exec calls without a process. Startup time matters (``sh -c``
+batches start one per probe), so it avoids ``re``, ``dataclasses``, ``ipaddress`` and ``typing``.
 """
 
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
-import re
 import socket
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TextIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import TextIO
 
 IPPROTO_SCTP = 132
 
@@ -31,42 +32,50 @@ Flags:
 """
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 
 
 class UsageError(Exception):
     """Bad flags or arguments: cobra prints ``Error: ...`` and the usage, exit 1."""
 
 
-@dataclass(frozen=True)
 class ConnectArgs:
-    """Parsed ``agnhost connect`` command line."""
+    """Parsed ``agnhost connect`` command line (a plain class: no dataclasses import)."""
 
-    dest: str
-    protocol: str = "tcp"
-    timeout: float = 0.0
-    udp_data: str = "hostname"
+    __slots__ = ("dest", "protocol", "timeout", "udp_data")
+
+    def __init__(
+        self, dest: str, protocol: str = "tcp", timeout: float = 0.0, udp_data: str = "hostname"
+    ) -> None:
+        self.dest = dest
+        self.protocol = protocol
+        self.timeout = timeout
+        self.udp_data = udp_data
 
 
 def parse_duration(text: str) -> float:
     """Parse a Go ``time.Duration`` string (``3s``, ``500ms``, ``1m30s``, ``0``) into seconds."""
+    bad = UsageError(
+        f'invalid argument "{text}" for "--timeout" flag: time: invalid duration "{text}"'
+    )
     if text in ("0", "+0", "-0"):
         return 0.0
     body = text.lstrip("+-")
     sign = -1.0 if text.startswith("-") else 1.0
+    if not body:
+        raise bad
     pos, total = 0, 0.0
     while pos < len(body):
-        match = _DURATION_PART.match(body, pos)
-        if match is None:
-            raise UsageError(
-                f'invalid argument "{text}" for "--timeout" flag: time: invalid duration "{text}"'
-            )
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if not body:
-        raise UsageError(
-            f'invalid argument "{text}" for "--timeout" flag: time: invalid duration "{text}"'
+        start = pos
+        while pos < len(body) and (body[pos].isdigit() or body[pos] == "."):
+            pos += 1
+        number = body[start:pos]
+        unit = next(
+            (u for u in ("ns", "us", "µs", "ms", "s", "m", "h") if body.startswith(u, pos)), None
         )
+        if not number or number == "." or number.count(".") > 1 or unit is None:
+            raise bad
+        total += float(number) * _UNITS[unit]
+        pos += len(unit)
     return sign * total
 
 
@@ -145,12 +154,13 @@ def _resolve(dest: str, net: str) -> tuple[int, tuple[str, int]]:
         raise _DestError("DNS", f"address {port_text}: invalid port")
     if host in ("", "localhost"):
         host = "127.0.0.1"
-    try:
-        addr = ipaddress.ip_address(host)
-    except ValueError:
-        raise _DestError("DNS", f"lookup {host}: no such host") from None
-    family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
-    return family, (str(addr), port)
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            packed = socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return family, (socket.inet_ntop(family, packed), port)
+    raise _DestError("DNS", f"lookup {host}: no such host")
 
 
 def _errtext(exc: OSError) -> str:

@@ -120,6 +120,8 @@ class _World:
     def __init__(self, pods: Sequence[PodView], namespaces: Sequence[NamespaceView]) -> None:
         self.pods = sorted((p for p in pods if p.ip), key=lambda p: (p.namespace, p.name))
         self.ns_labels = {n.name: n.labels for n in namespaces}
+        self.nets = {p.ip: IPv4Net(p.ip) for p in self.pods}
+        self.memo: dict[tuple[int, tuple[ContainerPort, ...] | None], Allow | None] = {}
 
     def pods_in(self, namespace: str, selector: Mapping[str, Any]) -> list[PodView]:
         return [p for p in self.pods if p.namespace == namespace and matches(selector, p.labels)]
@@ -142,6 +144,22 @@ class _World:
         return out
 
 
+def _collapse(nets: Sequence[IPv4Net]) -> tuple[IPv4Net, ...]:
+    """Smallest list of networks covering ``nets`` (fast path for many /32s)."""
+    spans: list[list[int]] = []
+    for lo, hi in sorted((int(n.network_address), int(n.broadcast_address)) for n in nets):
+        if spans and lo <= spans[-1][1] + 1:
+            spans[-1][1] = max(spans[-1][1], hi)
+        else:
+            spans.append([lo, hi])
+    out: list[IPv4Net] = []
+    for lo, hi in spans:
+        out.extend(
+            ipaddress.summarize_address_range(ipaddress.IPv4Address(lo), ipaddress.IPv4Address(hi))
+        )
+    return tuple(out)
+
+
 def _merge_ranges(ranges: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
     out: list[tuple[int, int]] = []
     for lo, hi in sorted(ranges):
@@ -161,7 +179,32 @@ def _compile_rule(
     ingress: bool,
     knobs: Knobs,
 ) -> Allow | None:
-    """One ingress/egress rule for one selected pod; None when it can match nothing."""
+    """One ingress/egress rule for one selected pod; None when it can match nothing.
+
+    Results are memoised per rule (and, when a named port resolves on the selected pod, per
+    set of that pod's ports): a policy selecting many pods compiles each rule once.
+    """
+    ports_spec = rule.get("ports") or []
+    owner_bound = any(isinstance(e.get("port"), str) for e in ports_spec) and (
+        ingress or knobs.has(Deviation.NAMED_PORT_WRONG_POD)
+    )
+    key = (id(rule), owner.ports if owner_bound else None)
+    if key in world.memo:
+        return world.memo[key]
+    allow = _compile_rule_uncached(world, policy_ns, rule, peer_key, owner, ingress, knobs)
+    world.memo[key] = allow
+    return allow
+
+
+def _compile_rule_uncached(
+    world: _World,
+    policy_ns: str,
+    rule: Mapping[str, Any],
+    peer_key: str,
+    owner: PodView,
+    ingress: bool,
+    knobs: Knobs,
+) -> Allow | None:
     peers_spec = rule.get(peer_key) or []
     peer_pods: list[PodView] = []
     nets: list[IPv4Net] = []
@@ -171,10 +214,10 @@ def _compile_rule(
         else:
             found = world.peer_pods(policy_ns, peer)
             peer_pods.extend(found)
-            nets.extend(IPv4Net(p.ip) for p in found)
+            nets.extend(world.nets[p.ip] for p in found)
     peers: tuple[IPv4Net, ...] | None = None
     if peers_spec:
-        peers = tuple(ipaddress.collapse_addresses(nets))
+        peers = _collapse(nets)
         if not peers:
             return None
     ports_spec = rule.get("ports") or []
@@ -303,18 +346,23 @@ def render(
     ]
     egress_map: list[str] = []
     ingress_map: list[str] = []
-    for index, (ip, allows) in enumerate(sorted(egress.items())):
-        chain = f"eg_{index}"
-        egress_map.append(f"{ip} : jump {chain}")
-        out.append(f"  chain {chain} {{")
-        out += [f"    {line}" for allow in allows for line in _rule_lines(allow, "daddr", "return")]
-        out += ["    drop", "  }"]
-    for index, (ip, allows) in enumerate(sorted(ingress.items())):
-        chain = f"in_{index}"
-        ingress_map.append(f"{ip} : jump {chain}")
-        out.append(f"  chain {chain} {{")
-        out += [f"    {line}" for allow in allows for line in _rule_lines(allow, "saddr", "accept")]
-        out += ["    drop", "  }"]
+    # Pods with the same allow list share one chain (pods selected by the same policies do).
+    for prefix, side, addr, verdict, vmap in (
+        ("eg", egress, "daddr", "return", egress_map),
+        ("in", ingress, "saddr", "accept", ingress_map),
+    ):
+        chains: dict[tuple[int, ...], str] = {}
+        for ip, allows in sorted(side.items()):
+            key = tuple(id(a) for a in allows)  # rules are memoised: equal lists share objects
+            chain = chains.get(key)
+            if chain is None:
+                chain = chains[key] = f"{prefix}_{len(chains)}"
+                out.append(f"  chain {chain} {{")
+                out += [
+                    f"    {line}" for allow in allows for line in _rule_lines(allow, addr, verdict)
+                ]
+                out += ["    drop", "  }"]
+            vmap.append(f"{ip} : jump {chain}")
     out += [
         "  chain forward {",
         "    type filter hook forward priority filter; policy accept;",
