@@ -31,15 +31,30 @@ def pod(name: str, labels: dict[str, str]) -> dict[str, Any]:
                 {
                     "name": f"cont-{port}-{proto.lower()}",
                     "image": IMAGE,
-                    "command": ["/agnhost", "serve-hostname", f"--{proto.lower()}", "--http=false", "--port", str(port)],
-                    "ports": [{"containerPort": port, "name": f"serve-{port}-{proto.lower()}", "protocol": proto}],
+                    "command": [
+                        "/agnhost",
+                        "serve-hostname",
+                        f"--{proto.lower()}",
+                        "--http=false",
+                        "--port",
+                        str(port),
+                    ],
+                    "ports": [
+                        {
+                            "containerPort": port,
+                            "name": f"serve-{port}-{proto.lower()}",
+                            "protocol": proto,
+                        }
+                    ],
                 }
             )
     return {"metadata": {"name": name, "labels": labels}, "spec": {"containers": containers}}
 
 
 def report(what: str, value: float, target: float, unit: str = "s") -> None:
-    print(f"{what:<58} {value:8.3f} {unit:<3} target {target:7.3f} {unit:<3} ratio {value / target:5.2f}")
+    print(
+        f"{what:<58} {value:8.3f} {unit:<3} target {target:7.3f} {unit:<3} ratio {value / target:5.2f}"
+    )
 
 
 def timed(func: Callable[[], Any]) -> float:
@@ -66,7 +81,9 @@ def main() -> int:
     parser.add_argument("--policies", type=int, default=100)
     parser.add_argument("--execs", type=int, default=500)
     args = parser.parse_args()
-    options = ClusterOptions(instance=f"bench{os.getpid() % 10000}", externals=(ExternalHost("web", "203.0.113.10"),))
+    options = ClusterOptions(
+        instance=f"bench{os.getpid() % 10000}", externals=(ExternalHost("web", "203.0.113.10"),)
+    )
     cluster = EmbeddedCluster(options)
     report("up (start to API serving)", timed(cluster.start), 2.0)
     try:
@@ -88,7 +105,14 @@ def main() -> int:
 
         def many() -> None:
             with ThreadPoolExecutor(8) as pool:
-                list(pool.map(lambda i: core.create_namespaced_pod("scale", pod(f"p{i}", {"pod": f"p{i}", "grp": str(i % 10)})), range(args.pods)))
+                list(
+                    pool.map(
+                        lambda i: core.create_namespaced_pod(
+                            "scale", pod(f"p{i}", {"pod": f"p{i}", "grp": str(i % 10)})
+                        ),
+                        range(args.pods),
+                    )
+                )
             wait_ready(core, ["scale"], args.pods)
 
         report(f"{args.pods} pods: create to all Running", timed(many), 20.0)
@@ -102,23 +126,55 @@ def main() -> int:
                         "podSelector": {"matchLabels": {"grp": str(i % 10)}},
                         "ingress": [
                             {
-                                "from": [{"podSelector": {"matchLabels": {"grp": str((i + 1) % 10)}}}, {"ipBlock": {"cidr": "10.0.0.0/8", "except": [f"10.{i}.0.0/16"]}}],
-                                "ports": [{"port": 80}, {"port": "serve-81-udp", "protocol": "UDP"}],
+                                "from": [
+                                    {"podSelector": {"matchLabels": {"grp": str((i + 1) % 10)}}},
+                                    {
+                                        "ipBlock": {
+                                            "cidr": "10.0.0.0/8",
+                                            "except": [f"10.{i}.0.0/16"],
+                                        }
+                                    },
+                                ],
+                                "ports": [
+                                    {"port": 80},
+                                    {"port": "serve-81-udp", "protocol": "UDP"},
+                                ],
                             }
                         ],
-                        "egress": [{"to": [{"namespaceSelector": {}}], "ports": [{"port": 1000 + i, "endPort": 2000 + i}]}],
+                        "egress": [
+                            {
+                                "to": [{"namespaceSelector": {}}],
+                                "ports": [{"port": 1000 + i, "endPort": 2000 + i}],
+                            }
+                        ],
                     },
                 },
             )
         change = timed(
             lambda: net.create_namespaced_network_policy(
-                "scale", {"metadata": {"name": "extra"}, "spec": {"podSelector": {"matchLabels": {"grp": "3"}}, "policyTypes": ["Egress"]}}
+                "scale",
+                {
+                    "metadata": {"name": "extra"},
+                    "spec": {
+                        "podSelector": {"matchLabels": {"grp": "3"}},
+                        "policyTypes": ["Egress"],
+                    },
+                },
             )
         )
         stats = cluster.status()
-        print(f"  (rules: {stats['lastRules']} allow rules; compile {stats['lastCompileSeconds'] * 1000:.1f} ms, nft apply {stats['lastApplySeconds'] * 1000:.1f} ms)")
-        report(f"policy change enforced ({args.pods} pods, {args.policies + 1} policies)", change * 1000, 100.0, "ms")
-        relabel = timed(lambda: core.patch_namespaced_pod("p1", "scale", {"metadata": {"labels": {"grp": "5"}}}))
+        print(
+            f"  (rules: {stats['lastRules']} allow rules; compile {stats['lastCompileSeconds'] * 1000:.1f} ms, nft apply {stats['lastApplySeconds'] * 1000:.1f} ms)"
+        )
+        report(
+            f"policy change enforced ({args.pods} pods, {args.policies + 1} policies)",
+            change * 1000,
+            100.0,
+            "ms",
+        )
+        relabel = timed(
+            lambda: core.patch_namespaced_pod("p1", "scale", {"metadata": {"labels": {"grp": "5"}}})
+        )
         report("pod relabel enforced (same scale)", relabel * 1000, 100.0, "ms")
 
         ip = core.read_namespaced_pod("a", "x").status.pod_ip
@@ -127,7 +183,9 @@ def main() -> int:
 
         def probe(_: int) -> None:
             if not hasattr(local, "core"):
-                local.core = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(cluster.kubeconfig, cluster.context))
+                local.core = kubernetes.client.CoreV1Api(
+                    kubernetes.config.new_client_from_config(cluster.kubeconfig, cluster.context)
+                )
             resp = stream(
                 local.core.connect_get_namespaced_pod_exec,
                 "b",
@@ -149,11 +207,26 @@ def main() -> int:
                 list(pool.map(probe, range(args.execs)))
 
         took = timed(concurrent)
-        print(f"{args.execs} exec probes, 100 at a time: {took:.2f} s, {args.execs / took:.0f}/s, errors {len(errors)}")
-        batch = " ".join(f"/agnhost connect {ip}:{80 + (i % 2)} --timeout=3s & " for i in range(50)) + "wait"
+        print(
+            f"{args.execs} exec probes, 100 at a time: {took:.2f} s, {args.execs / took:.0f}/s, errors {len(errors)}"
+        )
+        batch = (
+            " ".join(f"/agnhost connect {ip}:{80 + (i % 2)} --timeout=3s & " for i in range(50))
+            + "wait"
+        )
 
         def sh_batch() -> None:
-            resp = stream(core.connect_get_namespaced_pod_exec, "b", "x", command=["sh", "-c", batch], stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+            resp = stream(
+                core.connect_get_namespaced_pod_exec,
+                "b",
+                "x",
+                command=["sh", "-c", batch],
+                stderr=True,
+                stdin=False,
+                stdout=True,
+                tty=False,
+                _preload_content=False,
+            )
             resp.run_forever(timeout=60)
             resp.close()
 
