@@ -73,7 +73,8 @@ class Allow:
     """One allow rule of an isolated pod's chain.
 
     ``peers`` None = any address; ``ports`` None = any protocol/port; ``tuples`` are
-    (address, protocol, port) triples for egress named ports resolved per destination pod.
+    (peer address, protocol, port) triples for named ports resolved on each peer pod (egress:
+    the destinations; ingress only under the ``named-port-wrong-pod`` deviation: the sources).
     """
 
     peers: tuple[IPv4Net, ...] | None
@@ -186,7 +187,7 @@ def _compile_rule(
     """
     ports_spec = rule.get("ports") or []
     owner_bound = any(isinstance(e.get("port"), str) for e in ports_spec) and (
-        ingress or knobs.has(Deviation.NAMED_PORT_WRONG_POD)
+        ingress != knobs.has(Deviation.NAMED_PORT_WRONG_POD)
     )
     key = (id(rule), owner.ports if owner_bound else None)
     if key in world.memo:
@@ -235,7 +236,9 @@ def _compile_rule_uncached(
             end = entry.get("endPort")
             hi = port if end is None or knobs.has(Deviation.IGNORE_ENDPORT) else int(end)
             ranges.setdefault(proto, []).append((port, hi))
-        elif ingress or knobs.has(Deviation.NAMED_PORT_WRONG_POD):
+        elif ingress != knobs.has(Deviation.NAMED_PORT_WRONG_POD):
+            # Correct for ingress: the selected pod is the destination. With the deviation this
+            # branch serves egress, resolving on the sender instead of the destination.
             number = owner.named(str(port), proto)
             if number is not None:
                 ranges.setdefault(proto, []).append((number, number))
@@ -327,7 +330,7 @@ def _rule_lines(allow: Allow, addr_field: str, verdict: str) -> list[str]:
         by_proto.setdefault(proto.lower(), []).append(f"{ip} . {port}")
     for proto, items in sorted(by_proto.items()):
         lines.append(
-            f"meta l4proto {proto} {peer}ip daddr . th dport {{ {', '.join(items)} }} {verdict}"
+            f"meta l4proto {proto} {peer}ip {addr_field} . th dport {{ {', '.join(items)} }} {verdict}"
         )
     return lines
 

@@ -21,7 +21,7 @@ class Deviation(StrEnum):
     IGNORE_ENDPORT = "ignore-endport"
     """``endPort`` is ignored: only the first port of a range is allowed."""
     NAMED_PORT_WRONG_POD = "named-port-wrong-pod"
-    """Egress named ports are resolved on the sending pod instead of the destination pod."""
+    """Named ports are resolved on the sending pod instead of the destination pod (both directions)."""
     UDP_UNFILTERED = "udp-unfiltered"
     """UDP is never filtered."""
     FIRST_POD_ONLY = "first-pod-only"

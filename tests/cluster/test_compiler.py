@@ -210,3 +210,17 @@ def test_script_is_valid_nftables() -> None:
     if "Operation not permitted" in res.stderr:
         pytest.skip("nft -c needs CAP_NET_ADMIN")
     assert res.returncode == 0, res.stderr + c.script
+
+
+def test_named_port_wrong_pod_resolves_ingress_on_sources() -> None:
+    """As aws-network-policy-agent#149: ingress named ports resolved on the source pods."""
+    odd = PodView(
+        "y", "odd", "10.244.1.1", {"pod": "odd"}, (ContainerPort("web", "TCP", 8080),), 99
+    )
+    world = [*pods(), odd]
+    ing = {"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{"ports": [{"port": "web"}]}]}
+    assert compile_policies(world, NAMESPACES, [policy("x", ing)]).ingress[ip("x", "a")] == ()
+    wrong = Knobs(deviations=frozenset({Deviation.NAMED_PORT_WRONG_POD}))
+    bad = compile_policies(world, NAMESPACES, [policy("x", ing)], wrong)
+    assert bad.ingress[ip("x", "a")][0].tuples == (("10.244.1.1", "TCP", 8080),)
+    assert "ip saddr . th dport { 10.244.1.1 . 8080 }" in bad.script
