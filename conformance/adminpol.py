@@ -227,6 +227,20 @@ def is_admin_kind(obj: Mapping[str, Any]) -> bool:
     return obj.get("kind") in ADMIN_KINDS
 
 
+def api_kinds(objects: Iterable[Mapping[str, Any]]) -> tuple[ApiKind, ...]:
+    """The admin API kinds among verbatim policy objects, first-seen order, without repeats.
+
+    What a runner checks against the cluster's discovery before applying a scenario's objects, e.g.
+    ``api_kinds(src.obj for step in scenario.step_policies for src in step)``.
+    """
+    seen: dict[str, ApiKind] = {}
+    for obj in objects:
+        info = ADMIN_KINDS.get(str(obj.get("kind", "")))
+        if info is not None:
+            seen.setdefault(info.kind, info)
+    return tuple(seen.values())
+
+
 def parse_admin_policy(obj: Any, locate: Locator | None = None) -> AdminPolicy:
     """Validate an ANP, BANP or CNP object like the API server with the CRD installed would.
 
@@ -732,6 +746,7 @@ __all__ = [
     "RuleAction",
     "Subject",
     "Tier",
+    "api_kinds",
     "is_admin_kind",
     "parse_admin_policy",
 ]

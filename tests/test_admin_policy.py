@@ -14,6 +14,7 @@ from conformance.adminpol import (
     AdminPort,
     RuleAction,
     Tier,
+    api_kinds,
     parse_admin_policy,
 )
 from conformance.errors import ScenarioError
@@ -449,3 +450,24 @@ def test_unknown_kind_lists_accepted_kinds(tmp_path: Path) -> None:
         match="accepted: NetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy",
     ):
         load_scenario(f)
+
+
+def test_api_kinds_lists_admin_kinds_once_in_order() -> None:
+    objs = [
+        {"kind": "NetworkPolicy"},
+        {"kind": "ClusterNetworkPolicy"},
+        {"kind": "AdminNetworkPolicy"},
+        {"kind": "ClusterNetworkPolicy"},
+    ]
+    assert [k.kind for k in api_kinds(objs)] == ["ClusterNetworkPolicy", "AdminNetworkPolicy"]
+    assert [k.feature for k in api_kinds(objs)] == ["ClusterNetworkPolicy", "AdminNetworkPolicy"]
+
+
+def test_admin_kind_features_are_scenario_features() -> None:
+    from conformance.scenario_schema import Feature
+
+    assert {Feature(k.feature) for k in ADMIN_KINDS.values()} == {
+        Feature.ADMIN_NETWORK_POLICY,
+        Feature.BASELINE_ADMIN_NETWORK_POLICY,
+        Feature.CLUSTER_NETWORK_POLICY,
+    }
