@@ -82,7 +82,11 @@ async def serve(
             executor,
             FaultPlan(options.faults),
             token,
-            lambda: {"instance": options.instance, "sctp": agnhost.sctp_available()},
+            lambda: {
+                "instance": options.instance,
+                "sctp": agnhost.sctp_available(),
+                "agnhost": "native" if executor.native else "python",
+            },
         )
         host, port = sock.getsockname()[:2]
         api.address = f"{host}:{port}"

@@ -16,7 +16,7 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from conformance.cluster import agnhost_cli, netns, rootfs
+from conformance.cluster import agnhost_cli, native, netns, rootfs
 from conformance.errors import ClusterError
 
 Sink = Callable[[bytes], Awaitable[None]]
@@ -42,12 +42,15 @@ class Executor:
         self.holder: asyncio.subprocess.Process | None = None
         self.pool = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="probe")
         self.procs: set[asyncio.subprocess.Process] = set()
+        self.native: str | None = None
 
     async def start(self) -> None:
         """Start the holder; it prints ``ready`` once ``/agnhost`` exists in its view."""
         os.makedirs(self.root, exist_ok=True)
+        binary = os.path.join(os.path.dirname(self.root), "agnhost-native")
+        self.native = await asyncio.to_thread(native.build, binary)
         self.holder = await asyncio.create_subprocess_exec(
-            *rootfs.holder_argv(self.root),
+            *rootfs.holder_argv(self.root, self.native or ""),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -145,3 +148,6 @@ class Executor:
         self.pool.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(OSError):
             os.rmdir(self.root)
+        if self.native:
+            with contextlib.suppress(OSError):
+                os.unlink(self.native)

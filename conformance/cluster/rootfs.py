@@ -31,8 +31,11 @@ def _mount(src: str, dst: str, fstype: str | None, flags: int, data: str | None 
         raise OSError(err, f"mount {src} on {dst}: {os.strerror(err)}")
 
 
-def build(root: str) -> None:
-    """Populate ``root`` (in the current, private mount namespace) and chroot into it."""
+def build(root: str, native: str = "") -> None:
+    """Populate ``root`` (in the current, private mount namespace) and chroot into it.
+
+    ``/agnhost`` is the compiled ``native`` program when given, else the Python one.
+    """
     _mount("tmpfs", root, "tmpfs", 0, "mode=755")
     for entry in sorted(os.listdir("/")):
         src, dst = "/" + entry, os.path.join(root, entry)
@@ -47,11 +50,15 @@ def build(root: str) -> None:
             with open(dst, "w"):
                 pass
             _mount(src, dst, None, MS_BIND)
-    with open(_CLI, encoding="utf-8") as fh:
-        body = fh.read()
     target = os.path.join(root, "agnhost")
-    with open(target, "w", encoding="utf-8") as fh:
-        fh.write(f"#!{sys.executable} -IS\n{body}")
+    if native:
+        with open(native, "rb") as fin, open(target, "wb") as fout:
+            fout.write(fin.read())
+    else:
+        with open(_CLI, encoding="utf-8") as fh:
+            body = fh.read()
+        with open(target, "w", encoding="utf-8") as fh:
+            fh.write(f"#!{sys.executable} -IS\n{body}")
     os.chmod(target, 0o755)
     os.chroot(root)
     os.chdir("/")
@@ -59,15 +66,25 @@ def build(root: str) -> None:
 
 def main() -> None:
     """Holder: build the tree, say ``ready``, then live until stdin closes (the daemon's end)."""
-    build(sys.argv[1])
+    build(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "")
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     sys.stdin.read()
 
 
-def holder_argv(root: str) -> list[str]:
-    """Command line that starts a holder for ``root``."""
-    return ["unshare", "--mount", "--propagation", "private", sys.executable, "-IS", __file__, root]
+def holder_argv(root: str, native: str = "") -> list[str]:
+    """Command line that starts a holder for ``root`` (``native``: compiled /agnhost or "")."""
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        sys.executable,
+        "-IS",
+        __file__,
+        root,
+        native,
+    ]
 
 
 def exec_argv(holder_pid: int, netns_file: str, command: list[str]) -> list[str]:

@@ -7,17 +7,46 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from conformance.cluster import agnhost, agnhost_cli
+from conformance.cluster import agnhost, agnhost_cli, native
+
+Runner = Callable[..., tuple[int, str, str]]
 
 
-def run(*args: str) -> tuple[int, str, str]:
+def _in_process(*args: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = agnhost_cli.run(["connect", *args], out, err)
     return code, out.getvalue(), err.getvalue()
+
+
+def _program(path: list[str]) -> Runner:
+    def run(*args: str) -> tuple[int, str, str]:
+        res = subprocess.run(
+            [*path, "connect", *args], capture_output=True, text=True, check=False, timeout=30
+        )
+        return res.returncode, res.stdout, res.stderr
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def native_binary(tmp_path_factory: pytest.TempPathFactory) -> str | None:
+    return native.build(str(tmp_path_factory.mktemp("native") / "agnhost"))
+
+
+@pytest.fixture(params=["in-process", "python-program", "native"])
+def run(request: pytest.FixtureRequest, native_binary: str | None) -> Runner:
+    """Every implementation of /agnhost must print the same thing."""
+    if request.param == "in-process":
+        return _in_process
+    if request.param == "python-program":
+        return _program([sys.executable, "-IS", agnhost_cli.__file__])
+    if native_binary is None:
+        pytest.skip("no C compiler: pods use the Python /agnhost")
+    return _program([native_binary])
 
 
 @pytest.fixture()
@@ -56,14 +85,14 @@ def free_port(kind: int) -> int:
     return port
 
 
-def test_tcp_success_and_refused(tcp_server: int) -> None:
+def test_tcp_success_and_refused(tcp_server: int, run: Runner) -> None:
     assert run(f"127.0.0.1:{tcp_server}", "--timeout=1s") == (0, "", "")
     assert run(
         f"127.0.0.1:{free_port(socket.SOCK_STREAM)}", "--protocol", "tcp", "--timeout", "1s"
     ) == (1, "", "REFUSED\n")
 
 
-def test_udp_reply_and_refused(udp_echo: int) -> None:
+def test_udp_reply_and_refused(udp_echo: int, run: Runner) -> None:
     assert run(f"127.0.0.1:{udp_echo}", "--protocol=udp", "--timeout=1s") == (0, "", "")
     code, _, err = run(
         f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}", "--protocol=udp", "--timeout=1s"
@@ -75,7 +104,7 @@ def test_udp_reply_and_refused(udp_echo: int) -> None:
     )
 
 
-def test_udp_silence_is_timeout() -> None:
+def test_udp_silence_is_timeout(run: Runner) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     try:
@@ -87,7 +116,7 @@ def test_udp_silence_is_timeout() -> None:
     assert code == 1 and err.startswith("TIMEOUT: read udp ") and err.endswith(": i/o timeout\n")
 
 
-def test_argument_errors() -> None:
+def test_argument_errors(run: Runner) -> None:
     assert run("127.0.0.1", "--timeout=1s")[2].startswith(
         "UNKNOWN: address 127.0.0.1: missing port in address"
     )
@@ -96,10 +125,14 @@ def test_argument_errors() -> None:
     code, _, err = run("127.0.0.1:80", "--bogus")
     assert code == 1 and err.startswith("Error: unknown flag: --bogus")
     assert run()[2].startswith("Error: accepts 1 arg(s), received 0")
+    assert run("127.0.0.1:80", "--timeout=3x")[2].startswith(
+        'Error: invalid argument "3x" for "--timeout" flag'
+    )
+    assert run("--help")[0:2] == (0, agnhost_cli.USAGE)
     assert agnhost_cli.parse_duration("1m30s") == 90 and agnhost_cli.parse_duration("500ms") == 0.5
 
 
-def test_sctp_without_kernel_support_is_other() -> None:
+def test_sctp_without_kernel_support_is_other(run: Runner) -> None:
     if agnhost.sctp_available():
         pytest.skip("this kernel has SCTP")
     assert run("127.0.0.1:80", "--protocol=sctp", "--timeout=1s") == (
