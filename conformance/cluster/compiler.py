@@ -12,6 +12,7 @@ Replies are accepted by conntrack. Traffic from a pod to itself never reaches th
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,24 +125,49 @@ class _World:
         self.nets = {p.ip: IPv4Net(p.ip) for p in self.pods}
         self.memo: dict[tuple[int, tuple[ContainerPort, ...] | None], Allow | None] = {}
 
+        self._pod_sel: dict[str, frozenset[int]] = {}
+        self._ns_sel: dict[str, frozenset[str]] = {}
+        self._peers: dict[tuple[str, str], list[PodView]] = {}
+
+    def _pods_matching(self, selector: Mapping[str, Any]) -> frozenset[int]:
+        """Indexes of pods whose labels match (cached per distinct selector)."""
+        key = json.dumps(selector, sort_keys=True)
+        found = self._pod_sel.get(key)
+        if found is None:
+            found = frozenset(i for i, p in enumerate(self.pods) if matches(selector, p.labels))
+            self._pod_sel[key] = found
+        return found
+
+    def _namespaces_matching(self, selector: Mapping[str, Any]) -> frozenset[str]:
+        key = json.dumps(selector, sort_keys=True)
+        found = self._ns_sel.get(key)
+        if found is None:
+            found = frozenset(
+                n for n, labels in self.ns_labels.items() if matches(selector, labels)
+            )
+            self._ns_sel[key] = found
+        return found
+
     def pods_in(self, namespace: str, selector: Mapping[str, Any]) -> list[PodView]:
-        return [p for p in self.pods if p.namespace == namespace and matches(selector, p.labels)]
+        chosen = self._pods_matching(selector)
+        return [p for i, p in enumerate(self.pods) if i in chosen and p.namespace == namespace]
 
     def peer_pods(self, policy_ns: str, peer: Mapping[str, Any]) -> list[PodView]:
+        """Pods a podSelector/namespaceSelector peer selects (cached per namespace and peer)."""
+        key = (policy_ns, json.dumps(peer, sort_keys=True))
+        cached = self._peers.get(key)
+        if cached is not None:
+            return cached
         pod_sel = peer.get("podSelector")
         ns_sel = peer.get("namespaceSelector")
-        out = []
-        for pod in self.pods:
-            if ns_sel is None:
-                if pod.namespace != policy_ns:
-                    continue
-            elif pod.namespace not in self.ns_labels or not matches(
-                ns_sel, self.ns_labels[pod.namespace]
-            ):
-                continue
-            if pod_sel is not None and not matches(pod_sel, pod.labels):
-                continue
-            out.append(pod)
+        namespaces = {policy_ns} if ns_sel is None else self._namespaces_matching(ns_sel)
+        chosen = None if pod_sel is None else self._pods_matching(pod_sel)
+        out = [
+            p
+            for i, p in enumerate(self.pods)
+            if p.namespace in namespaces and (chosen is None or i in chosen)
+        ]
+        self._peers[key] = out
         return out
 
 
