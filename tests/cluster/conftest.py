@@ -6,8 +6,8 @@ import itertools
 import os
 import shutil
 import time
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
