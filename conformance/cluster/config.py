@@ -16,7 +16,8 @@ from conformance.cluster.faults import Faults
 from conformance.cluster.knobs import Deviation, Knobs
 from conformance.errors import ConformanceError
 
-INSTANCE_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$")
+# No '-': namespace names are "npc-<instance>-...", so a prefix must never match another instance.
+INSTANCE_RE = re.compile(r"^[a-z0-9]{1,20}$")
 DEFAULT_INSTANCE = "default"
 CONTEXT_PREFIX = "netpol-embedded"
 
@@ -81,7 +82,7 @@ class ClusterOptions:
     def __post_init__(self) -> None:
         if not INSTANCE_RE.match(self.instance):
             raise ConformanceError(
-                f"instance name {self.instance!r} must be 1-20 lower-case letters, digits or '-'"
+                f"instance name {self.instance!r} must be 1-20 lower-case letters or digits"
             )
         names = [e.name for e in self.externals]
         if len(set(names)) != len(names):

@@ -47,8 +47,8 @@ class Executor:
     async def start(self) -> None:
         """Start the holder; it prints ``ready`` once ``/agnhost`` exists in its view."""
         os.makedirs(self.root, exist_ok=True)
-        binary = os.path.join(os.path.dirname(self.root), "agnhost-native")
-        self.native = await asyncio.to_thread(native.build, binary)
+        cache = os.path.join(os.path.dirname(os.path.dirname(self.root)), ".native")
+        self.native = await asyncio.to_thread(native.cached, cache)
         self.holder = await asyncio.create_subprocess_exec(
             *rootfs.holder_argv(self.root, self.native or ""),
             stdin=asyncio.subprocess.PIPE,
@@ -148,6 +148,3 @@ class Executor:
         self.pool.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(OSError):
             os.rmdir(self.root)
-        if self.native:
-            with contextlib.suppress(OSError):
-                os.unlink(self.native)

@@ -8,6 +8,7 @@ the same cases against both, so their output cannot drift apart.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -287,6 +288,27 @@ int main(int argc, char **argv) {
     return 1;
 }
 """
+
+
+def cached(cache_dir: str) -> str | None:
+    """The compiled program from ``cache_dir`` (keyed by the source's hash), building it once.
+
+    Concurrent clusters may build at the same time; each writes a private file and renames it
+    into place, so readers never see a partial binary.
+    """
+    digest = hashlib.sha256(SOURCE.encode()).hexdigest()[:16]
+    path = os.path.join(cache_dir, f"agnhost-{digest}")
+    if os.access(path, os.X_OK):
+        return path
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+    except OSError:
+        return None
+    tmp = f"{path}.{os.getpid()}.tmp"
+    if build(tmp) is None:
+        return None
+    os.replace(tmp, path)
+    return path
 
 
 def build(out_path: str) -> str | None:
