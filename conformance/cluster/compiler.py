@@ -128,6 +128,24 @@ class _World:
         self._pod_sel: dict[str, frozenset[int]] = {}
         self._ns_sel: dict[str, frozenset[str]] = {}
         self._peers: dict[tuple[str, str], list[PodView]] = {}
+        self._blocks: dict[str, list[IPv4Net]] = {}
+        self._collapsed: dict[frozenset[int], tuple[IPv4Net, ...]] = {}
+
+    def ipblock(self, block: Mapping[str, Any], knobs: Knobs) -> list[IPv4Net]:
+        """``_ipblock`` cached per distinct block (returns the same objects each time)."""
+        key = json.dumps(block, sort_keys=True)
+        found = self._blocks.get(key)
+        if found is None:
+            found = self._blocks[key] = _ipblock(block, knobs)
+        return found
+
+    def collapse(self, nets: Sequence[IPv4Net]) -> tuple[IPv4Net, ...]:
+        """``_collapse`` cached per set of network objects (pod and block nets are shared)."""
+        key = frozenset(id(n) for n in nets)
+        found = self._collapsed.get(key)
+        if found is None:
+            found = self._collapsed[key] = _collapse(nets)
+        return found
 
     def _pods_matching(self, selector: Mapping[str, Any]) -> frozenset[int]:
         """Indexes of pods whose labels match (cached per distinct selector)."""
@@ -237,14 +255,14 @@ def _compile_rule_uncached(
     nets: list[IPv4Net] = []
     for peer in peers_spec:
         if peer.get("ipBlock") is not None:
-            nets.extend(_ipblock(peer["ipBlock"], knobs))
+            nets.extend(world.ipblock(peer["ipBlock"], knobs))
         else:
             found = world.peer_pods(policy_ns, peer)
             peer_pods.extend(found)
             nets.extend(world.nets[p.ip] for p in found)
     peers: tuple[IPv4Net, ...] | None = None
     if peers_spec:
-        peers = _collapse(nets)
+        peers = world.collapse(nets)
         if not peers:
             return None
     ports_spec = rule.get("ports") or []
