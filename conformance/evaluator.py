@@ -185,7 +185,7 @@ class Decision:
     def reason(self) -> str:
         text = f"{self.egress.describe()}; {self.ingress.describe()}"
         if self.self_traffic:
-            outcome = "allow" if self.policy_allows else "deny"
+            outcome = combine(self.egress.verdict, self.ingress.verdict)
             text = f"self traffic is implementation-defined (kubernetes#95879; policy says {outcome}); {text}"
         return text
 
@@ -366,7 +366,8 @@ class Evaluator:
 
     def _default(self, c: _Conn, passed: tuple[RuleRef, ...]) -> SideDecision:
         note = ""
-        if self.admin_policies(c.pod.key, c.direction):
+        key = (c.pod.key, c.direction)
+        if key in self._admin or key in self._baseline or key in self._banp:
             note = "no admin or baseline rule decides; allowed by default"
         return SideDecision(
             c.direction, c.pod.key, True, tier=DecidingTier.DEFAULT, passed_by=passed, note=note

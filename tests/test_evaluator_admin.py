@@ -960,3 +960,13 @@ def test_unserved_pod_port_still_evaluated() -> None:
 def test_networkpolicy_type_is_still_accepted_alone() -> None:
     pols: list[NetworkPolicy] = [DENY_ALL_NP_X]
     assert Evaluator(_state(), pols).decide("y/a", "x/a", 80, TCP).verdict is DENY
+
+
+def test_self_traffic_reason_reports_an_undecided_policy_outcome() -> None:
+    pols: list[AnyPolicy] = [
+        anp("a", 5, {"subject": SUBJECT_X, "ingress": [ing("Allow", ALL_NS)]}),
+        anp("d", 5, {"subject": SUBJECT_X, "ingress": [ing("Deny", ALL_NS)]}),
+    ]
+    d = Evaluator(_state(), pols).decide("x/a", "x/a", 80, TCP)
+    assert d.verdict is UNDEF
+    assert "policy says implementation-defined" in d.reason
