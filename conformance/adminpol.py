@@ -172,6 +172,11 @@ class AdminPort:
     end_port: int | None = None
     named_port: str | None = None
 
+    @property
+    def undefined_range(self) -> bool:
+        """A v1alpha1 range with start >= end: stored by the API server, its meaning undocumented."""
+        return self.end_port is not None and self.port is not None and self.port >= self.end_port
+
     def __str__(self) -> str:
         if self.named_port is not None:
             return f"named port {self.named_port!r}"
@@ -657,7 +662,7 @@ class _Parser:
         if not pr.expect_mapping(frozenset({"protocol", "start", "end"})):
             return None
         protocol = _protocol(pr)
-        bounds = _range(pr)
+        bounds = _range(pr, ordered=False)
         if protocol is None or bounds is None:
             return None
         return AdminPort(protocol, bounds[0], bounds[1])
@@ -737,12 +742,17 @@ def _port_number(f: Field, key: str) -> int | None:
     return int(nf.value)
 
 
-def _range(f: Field) -> tuple[int, int] | None:
+def _range(f: Field, *, ordered: bool = True) -> tuple[int, int] | None:
+    """Start and end of a port range; ``ordered`` enforces the v1alpha2 CEL rule start < end.
+
+    The v1alpha1 PortRange only documents "the Start value must be less than End": its CRD has no
+    rule for it, so the API server stores such a range and ``AdminPort.undefined_range`` marks it.
+    """
     start, end = _port_number(f, "start"), _port_number(f, "end")
     if start is None or end is None:
         return None
-    if start >= end:
-        # PortRange CEL: self.start < self.end ("Start port must be less than End port").
+    if ordered and start >= end:
+        # v1alpha2 PortRange CEL: self.start < self.end ("Start port must be less than End port").
         f.error(f"start port {start} must be less than end port {end}")
         return None
     return start, end

@@ -450,19 +450,16 @@ class Evaluator:
     # -- admin rules 12-13 ---------------------------------------------------------------------
 
     def _admin_rule_matches(self, rule: AdminRule, c: _Conn) -> bool | None:
-        """True, False, or None when the match cannot be decided offline (rule 12)."""
-        if rule.ports is not None and not any(
-            _admin_port_matches(p, c.dst, c.port, c.protocol) for p in rule.ports
-        ):
+        """True, False, or None when the match cannot be decided offline (rules 12-13)."""
+        ports: bool | None = True
+        if rule.ports is not None:
+            ports = _any3(_admin_port_matches(p, c.dst, c.port, c.protocol) for p in rule.ports)
+            if ports is False:
+                return False
+        peers = _any3(self._admin_peer_matches(peer, c.other) for peer in rule.peers)
+        if peers is False:
             return False
-        result: bool | None = False
-        for peer in rule.peers:
-            m = self._admin_peer_matches(peer, c.other)
-            if m:
-                return True
-            if m is None:
-                result = None
-        return result
+        return True if ports and peers else None
 
     def _admin_peer_matches(self, peer: AdminPeer, other: Endpoint) -> bool | None:
         if peer.networks:
@@ -528,6 +525,11 @@ def _ref(policy: AdminPolicy, rule: AdminRule, direction: Direction) -> RuleRef:
 
 
 def _undecidable_note(rule: AdminRule, other: Endpoint) -> str:
+    if rule.ports is not None and any(p.undefined_range for p in rule.ports):
+        return (
+            "has a v1alpha1 portRange with start >= end, which the API server accepts but the "
+            "API leaves undefined"
+        )
     if any(p.domain_names for p in rule.peers):
         return (
             f"matches by domainNames, which are not resolved offline (is {other.key} one of them?)"
@@ -535,15 +537,30 @@ def _undecidable_note(rule: AdminRule, other: Endpoint) -> str:
     return f"matches by nodes, and which node hosts {other.key} is not modelled"
 
 
-def _admin_port_matches(p: AdminPort, dst: Endpoint, port: int, protocol: Protocol) -> bool:
+def _admin_port_matches(p: AdminPort, dst: Endpoint, port: int, protocol: Protocol) -> bool | None:
     if p.named_port is not None:
         # Rule 13: a named port is looked up on the destination pod, whatever the direction.
         return isinstance(dst, Pod) and dst.named_port(p.named_port, protocol) == port
-    if p.protocol != protocol:
+    if p.protocol != protocol or p.port is None:
         return False
     if p.end_port is not None:
-        return p.port is not None and p.port <= port <= p.end_port
+        low, high = sorted((p.port, p.end_port))
+        if not low <= port <= high:
+            return False
+        # A v1alpha1 range with start >= end is stored but undefined: undecidable inside it.
+        return None if p.undefined_range else True
     return p.port == port
+
+
+def _any3(results: Iterable[bool | None]) -> bool | None:
+    """Three-valued OR: True if any is True, else None if any is undecidable, else False."""
+    out: bool | None = False
+    for r in results:
+        if r:
+            return True
+        if r is None:
+            out = None
+    return out
 
 
 def _port_matches(

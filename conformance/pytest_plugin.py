@@ -1,58 +1,227 @@
 """pytest plugin: scenario YAML files become test items, one per step.
 
-It only wires pytest to the library: loading, evaluation and table printing live in
-``conformance``. Without a cluster (the default) each step checks that its declared expectations
-agree with the reference evaluator; failures print the disagreeing cells and the diff grid instead
-of a traceback.
+It only wires pytest to the library (``conformance.runner`` does the work). By default every step
+runs on a cluster: the one given by ``--netpol-kubeconfig``/``--netpol-context``, or an embedded
+cluster started per pytest worker. ``--netpol-offline`` only checks declared expectations against
+the reference evaluator. Failures print expected, observed and diff tables, not tracebacks.
+
+With pytest-xdist, the steps of one scenario must run in order on one worker: the plugin groups
+them (``xdist_group``) and switches ``--dist load`` to ``loadgroup``; scenarios run side by side
+in their own namespaces.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conformance.errors import ScenarioError
-from conformance.evaluate_cmd import StepResult, evaluate_scenario
+from conformance.deploy import DeployOptions, new_run_id
+from conformance.errors import ConformanceError, ScenarioError
+from conformance.evaluate_cmd import StepResult as EvalStep
+from conformance.evaluate_cmd import evaluate_scenario
 from conformance.expectations import diff_marks
+from conformance.report_text import mismatch_lines, step_tables
+from conformance.results import ScenarioResult, Status
+from conformance.runner import Runner, RunOptions
 from conformance.scenario import SCENARIO_SUFFIXES, Scenario, is_scenario_file, load_scenario
+from conformance.session import ClusterChoice, open_cluster
 from conformance.truthtable import LEGEND
+
+# (option name, ini name, type, default, help)
+_OPTIONS: list[tuple[str, str, str, Any, str]] = [
+    (
+        "--netpol-offline",
+        "netpol_offline",
+        "bool",
+        False,
+        "only check declared expectations against the evaluator",
+    ),
+    (
+        "--netpol-kubeconfig",
+        "netpol_kubeconfig",
+        "string",
+        None,
+        "kubeconfig (default: an embedded cluster per worker)",
+    ),
+    ("--netpol-context", "netpol_context", "string", None, "kubeconfig context (e.g. kind-kind)"),
+    (
+        "--netpol-allow-context",
+        "netpol_allow_context",
+        "string",
+        None,
+        "allow a context not named kind-*",
+    ),
+    (
+        "--netpol-via",
+        "netpol_via",
+        "string",
+        "pod",
+        "probe pod IPs (pod) or per-pod Services (service)",
+    ),
+    (
+        "--netpol-probe-timeout",
+        "netpol_probe_timeout",
+        "int",
+        3,
+        "agnhost connect timeout in seconds",
+    ),
+    ("--netpol-parallel", "netpol_parallel", "int", 16, "source pods probed at once"),
+    (
+        "--netpol-deadline",
+        "netpol_deadline",
+        "float",
+        10.0,
+        "seconds to re-probe disagreeing cells after a step",
+    ),
+    (
+        "--netpol-include-self",
+        "netpol_include_self",
+        "bool",
+        False,
+        "judge pod-to-itself cells too",
+    ),
+    (
+        "--netpol-tag",
+        "netpol_tags",
+        "string",
+        None,
+        "only scenarios with one of these comma-separated tags",
+    ),
+]
+_CONVERT = {"bool": bool, "int": int, "float": float, "string": str}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("netpol", "netpol-conformance scenarios")
-    group.addoption(
-        "--netpol-include-self",
-        action="store_true",
-        default=None,
-        help="give pod-to-itself cells a verdict instead of implementation-defined",
-    )
+    for opt, ini, kind, _default, text in _OPTIONS:
+        if kind == "bool":
+            group.addoption(
+                opt, action="store_const", const=True, default=None, dest=ini, help=text
+            )
+        else:
+            group.addoption(
+                opt, type=_CONVERT[kind], default=None, dest=ini, help=f"{text} (ini: {ini})"
+            )
+        parser.addini(ini, help=text, default=None)
     parser.addini(
         "netpol_scenario_paths",
         type="paths",
         default=["scenarios"],
-        help="folders whose YAML scenario files are collected (files named on the command line always are)",
-    )
-    parser.addini(
-        "netpol_include_self", type="bool", default=False, help="default for --netpol-include-self"
+        help="folders whose scenario files are collected (files named on the command line always are)",
     )
 
 
-def _include_self(config: pytest.Config) -> bool:
-    opt = config.getoption("netpol_include_self")
-    return bool(config.getini("netpol_include_self") if opt is None else opt)
+def option(config: pytest.Config, ini: str) -> Any:
+    """Command line first, then the ini file, then the default; converted to the option's type."""
+    spec = next(o for o in _OPTIONS if o[1] == ini)
+    value = config.getoption(ini)
+    if value is None:
+        value = config.getini(ini)
+    if value is None or value == "":
+        return spec[3]
+    if spec[2] == "bool" and isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return _CONVERT[spec[2]](value)
+
+
+_SESSION = pytest.StashKey["_ClusterSession"]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Steps of a scenario share state: keep each scenario's items on one xdist worker.
+    if getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadgroup"
+    config.stash[_SESSION] = _ClusterSession(config)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = session.config.stash.get(_SESSION, None)
+    if state is not None:
+        state.close()
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix not in SCENARIO_SUFFIXES:
         return None
-    roots = [Path(p) for p in parent.config.getini("netpol_scenario_paths")]
+    # ini values are resolved against the ini file; the default is relative to the rootdir.
+    roots = [parent.config.rootpath / p for p in parent.config.getini("netpol_scenario_paths")]
     wanted = parent.session.isinitpath(file_path) or any(file_path.is_relative_to(r) for r in roots)
     if wanted and is_scenario_file(file_path):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
+
+
+@dataclass
+class _ClusterSession:
+    """Per-process cluster, runner and results (lazily started on the first live item)."""
+
+    config: pytest.Config
+    stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    runner: Runner | None = None
+    results: dict[str, ScenarioResult] = field(default_factory=dict)
+    failure: str | None = None
+
+    def run(self, scenario: Scenario) -> ScenarioResult:
+        if scenario.file not in self.results:
+            if self.failure:
+                raise ConformanceError(self.failure)
+            runner = self._runner([scenario])
+            self.results[scenario.file] = runner.run_scenario(scenario)
+        return self.results[scenario.file]
+
+    def _runner(self, scenarios: list[Scenario]) -> Runner:
+        if self.runner is not None:
+            return self.runner
+        cfg = self.config
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+        allow = option(cfg, "netpol_allow_context")
+        choice = ClusterChoice(
+            kubeconfig=option(cfg, "netpol_kubeconfig"),
+            context=option(cfg, "netpol_context"),
+            allow_context=(allow,) if allow else (),
+            embedded_instance=f"pt{os.getpid() % 100000}{worker.replace('gw', 'w')}",
+        )
+        try:
+            cluster, externals = self.stack.enter_context(open_cluster(choice, _all_scenarios(cfg)))
+        except ConformanceError as exc:
+            self.failure = f"cannot use a cluster: {exc}"
+            raise
+        options = RunOptions(
+            probe_timeout_s=option(cfg, "netpol_probe_timeout"),
+            parallel=option(cfg, "netpol_parallel"),
+            via=option(cfg, "netpol_via"),
+            convergence_deadline_s=option(cfg, "netpol_deadline"),
+            include_self=option(cfg, "netpol_include_self"),
+            deploy=DeployOptions(),
+            externals=externals,
+        )
+        self.runner = Runner(cluster, options, new_run_id(worker))
+        return self.runner
+
+    def close(self) -> None:
+        if self.runner is not None:
+            with contextlib.suppress(ConformanceError):
+                self.runner.cleanup()
+            self.runner.close()
+        self.stack.close()
+
+
+def _all_scenarios(config: pytest.Config) -> list[Scenario]:
+    """Scenarios collected in this session (their external endpoints shape the embedded cluster)."""
+    session = getattr(config, "_netpol_items", None)
+    return list(session or [])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    scenarios = {id(i.scenario): i.scenario for i in items if isinstance(i, StepItem)}
+    config._netpol_items = list(scenarios.values())  # type: ignore[attr-defined]
 
 
 class ScenarioFile(pytest.File):
@@ -61,13 +230,19 @@ class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         try:
             scenario = load_scenario(self.path)
-            result = evaluate_scenario(scenario, include_self=_include_self(self.config))
+            offline = evaluate_scenario(
+                scenario, include_self=option(self.config, "netpol_include_self")
+            )
         except ScenarioError as exc:
             yield InvalidScenario.from_parent(self, name="invalid", error=exc)
             return
-        for step in result.steps:
-            item = StepItem.from_parent(self, name=step.step.name, scenario=scenario, result=step)
+        tags = option(self.config, "netpol_tags")
+        if tags and not set(tags.split(",")) & set(scenario.tags):
+            return
+        for step in offline.steps:
+            item = StepItem.from_parent(self, name=step.step.name, scenario=scenario, offline=step)
             item.extra_keyword_matches.update(scenario.tags)  # `-k ipblock` selects by tag
+            item.add_marker(pytest.mark.xdist_group(str(self.path)))
             yield item
 
 
@@ -86,32 +261,93 @@ class InvalidScenario(pytest.Item):
         return self.path, None, f"{self.path.name}: invalid"
 
 
-class DisagreementError(Exception):
-    """Declared expectations of a step disagree with the reference evaluator."""
+class NetpolFailure(Exception):
+    """A step failed; ``text`` is what the report shows instead of a traceback."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
 
 
 class StepItem(pytest.Item):
-    def __init__(self, *, scenario: Scenario, result: StepResult, **kwargs: Any) -> None:
+    def __init__(self, *, scenario: Scenario, offline: EvalStep, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.scenario = scenario
-        self.result = result
+        self.offline = offline
 
     def runtest(self) -> None:
-        if self.result.disagreements:
-            raise DisagreementError(len(self.result.disagreements))
+        if self.offline.disagreements:
+            raise NetpolFailure(self._disagreement_text())
+        if option(self.config, "netpol_offline"):
+            return
+        result = self.config.stash[_SESSION].run(self.scenario)
+        index = self.offline.step.index
+        if result.status is Status.SKIPPED and not result.steps:
+            pytest.skip(result.message)
+        if index >= len(result.steps):
+            raise NetpolFailure(
+                f"not run: {result.message or 'an earlier step stopped the scenario'}"
+            )
+        step = result.steps[index]
+        _attach_allure(self.config, self.name, step)
+        if step.status is Status.SKIPPED:
+            pytest.skip(step.message)
+        if step.status is Status.FAIL:
+            text = "\n".join(
+                [
+                    f"the cluster disagrees with the reference evaluator ({step.message}):",
+                    step_tables(step),
+                    *mismatch_lines(step),
+                ]
+            )
+            raise NetpolFailure(text)
+        if step.status is Status.ERROR:
+            raise NetpolFailure(
+                f"infrastructure error: {step.message}\n" + "\n".join(mismatch_lines(step))
+            )
+
+    def _disagreement_text(self) -> str:
+        r = self.offline
+        return "\n".join(
+            [
+                f"{len(r.disagreements)} declared cells disagree with the reference evaluator "
+                f"(step {r.step.index + 1} of {self.scenario.file}); '!' marks them:",
+                r.table.render(diff_marks(r.table, r.disagreements)),
+                LEGEND,
+                *(f"  {d}" for d in r.disagreements),
+            ]
+        )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if not isinstance(excinfo.value, DisagreementError):
-            return str(super().repr_failure(excinfo))
-        r = self.result
-        lines = [
-            f"{len(r.disagreements)} declared cells disagree with the reference evaluator "
-            f"(step {r.step.index + 1} of {self.scenario.file}); '!' marks them:",
-            r.table.render(diff_marks(r.table, r.disagreements)),
-            LEGEND,
-            *(f"  {d}" for d in r.disagreements),
-        ]
-        return "\n".join(lines)
+        if isinstance(excinfo.value, NetpolFailure | ConformanceError):
+            return str(getattr(excinfo.value, "text", excinfo.value))
+        return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{self.scenario.name} :: {self.name}"
+
+
+def _attach_allure(config: pytest.Config, name: str, step: Any) -> None:
+    """With allure-pytest active, attach the tables, the policies and the per-cell evidence."""
+    if not config.pluginmanager.hasplugin("allure_pytest") or not getattr(
+        config.option, "allure_report_dir", None
+    ):
+        return
+    import allure
+
+    allure.attach(
+        step_tables(step), name=f"{name}: tables", attachment_type=allure.attachment_type.TEXT
+    )
+    allure.attach(
+        json.dumps(step.policies, indent=2),
+        name="policies",
+        attachment_type=allure.attachment_type.JSON,
+    )
+    cells = [
+        {k: str(v) for k, v in vars(c).items() if k != "history"}
+        for c in step.cells
+        if c.status != "implementation-defined"
+    ]
+    allure.attach(
+        json.dumps(cells, indent=2), name="cells", attachment_type=allure.attachment_type.JSON
+    )

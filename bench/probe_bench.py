@@ -1,0 +1,125 @@
+"""Probing speed on the embedded cluster: batched execs vs one exec per probe, and step wall time.
+
+Setup (issue "Runner", speed targets): the default 9-pod topology, ports 80 and 81 on TCP and UDP,
+a deny-all step. Prints both timings, their ratio (target >= 10x) and a deny-all step's wall time
+against 2 x probe timeout + 1 s. Run as root: python bench/probe_bench.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from conformance.cluster.config import ClusterOptions
+from conformance.cluster.embedded import EmbeddedCluster
+from conformance.kube import KubeCluster
+from conformance.probing import ProbeTarget, connect_command
+from conformance.runner import Runner, RunOptions
+from conformance.scenario import load_scenario
+
+SCENARIO = textwrap.dedent(
+    """\
+    name: bench-deny-all
+    topology:
+      ports:
+        - {port: 80, protocol: TCP}
+        - {port: 81, protocol: TCP}
+        - {port: 80, protocol: UDP}
+        - {port: 81, protocol: UDP}
+    steps:
+      - name: deny all
+        apply:
+    """
+    + "".join(
+        f"      - {{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {{name: deny, namespace: {ns}}}, "
+        "spec: {podSelector: {}, policyTypes: [Ingress]}}\n"
+        for ns in "xyz"
+    )
+    + "    expect: {default: deny}\n"
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--timeout", type=int, default=1, help="probe timeout in seconds")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.yaml"
+        path.write_text(SCENARIO)
+        scenario = load_scenario(path)
+        with EmbeddedCluster(ClusterOptions(instance="bench")) as ec:
+            cluster = KubeCluster(ec.kubeconfig, ec.context)
+            runner = Runner(cluster, RunOptions(probe_timeout_s=args.timeout), run_id="bench")
+            try:
+                started = time.monotonic()
+                sc = runner.run_scenario(scenario)
+                total = time.monotonic() - started
+                step = sc.steps[0]
+                cells = [c for c in step.cells if c.status != "implementation-defined"]
+                print(
+                    f"scenario run (deploy, warm-up, one deny-all step): {total:.2f} s; status {sc.status}"
+                )
+                print(
+                    f"deny-all step wall time: {step.duration_s:.2f} s for {len(cells)} probes; "
+                    f"target < 2 x {args.timeout} s + 1 s = {2 * args.timeout + 1} s "
+                    f"-> ratio {step.duration_s / (2 * args.timeout + 1):.2f} (must be < 1)"
+                )
+                compare_batched_with_single(runner, cluster, scenario, args.timeout)
+            finally:
+                runner.cleanup()
+                runner.close()
+                cluster.close()
+
+
+def compare_batched_with_single(
+    runner: Runner, cluster: KubeCluster, scenario: object, timeout: int
+) -> None:
+    """Deploy without policies and time the full matrix both ways (all allowed: no timeouts)."""
+    from conformance.results import ScenarioResult, Status
+    from conformance.runner import _container, _ScenarioRun
+
+    result = ScenarioResult("bench", "", [], Status.PASS)
+    run = _ScenarioRun(runner, scenario, "bench-cmp", result)  # type: ignore[arg-type]
+    try:
+        for ns in run.initial.namespaces:
+            run._create_namespace(ns.name, ns.labels)
+        run._create_pods(run.initial.pods)
+        pods = list(run.live.pods.values())
+        cells = [
+            ((s.key, d.key, p.port, p.protocol), _container(s), str(d.ip))
+            for s in pods
+            for d in pods
+            if s.key != d.key
+            for p in d.ports
+        ]
+        t0 = time.monotonic()
+        results = runner.probe(cells, run.live)
+        batched = time.monotonic() - t0
+        ok = sum(r.outcome == "connected" for r in results.values())
+
+        def single(item: tuple[tuple[str, str, int, object], str, str]) -> int:
+            (src, _dst, port, proto), container, host = item
+            ns, pod = src.split("/", 1)
+            argv = connect_command(ProbeTarget("", host, port, proto), timeout)  # type: ignore[arg-type]
+            return cluster.exec(ns, pod, container, argv, timeout + 10).exit_code
+
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(max_workers=runner.options.parallel) as pool:
+            codes = list(pool.map(single, cells))
+        one_by_one = time.monotonic() - t0
+        print(
+            f"full matrix, {len(cells)} probes ({ok} connected batched, {codes.count(0)} one by one):"
+        )
+        print(f"  batched (one exec per source pod): {batched:.2f} s")
+        print(f"  one exec per probe ({runner.options.parallel} in parallel): {one_by_one:.2f} s")
+        print(f"  speed-up: {one_by_one / batched:.1f}x (target >= 10x)")
+    finally:
+        run.teardown()
+
+
+if __name__ == "__main__":
+    main()

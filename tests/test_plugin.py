@@ -1,0 +1,118 @@
+"""The pytest plugin, exercised by running pytest for real (pytester)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from conformance.cluster.config import ClusterOptions
+from conformance.cluster.embedded import EmbeddedCluster
+from conformance.cluster.knobs import Knobs
+
+SCENARIO = textwrap.dedent(
+    """\
+    tags: [ingress, default-deny]
+    probe: {ports: [80], protocols: [TCP], from: [x/a, y/a], to: [x/a, x/b]}
+    steps:
+      - name: deny ingress in x
+        apply:
+          - apiVersion: networking.k8s.io/v1
+            kind: NetworkPolicy
+            metadata: {name: deny, namespace: x}
+            spec: {podSelector: {}}
+        expect:
+          default: allow
+          rules: [{to: "x/*", verdict: %s}]
+      - name: allow from y
+        apply:
+          - apiVersion: networking.k8s.io/v1
+            kind: NetworkPolicy
+            metadata: {name: from-y, namespace: x}
+            spec:
+              podSelector: {}
+              ingress: [{from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: y}}}]}]
+        expect:
+          default: allow
+          rules: [{from: "x/*", to: "x/*", verdict: deny}]
+    """
+)
+
+
+def make(pytester: pytest.Pytester, verdict: str = "deny") -> None:
+    pytester.makefile(".yaml", **{"scenarios/deny": SCENARIO % verdict})
+
+
+def test_offline_items_per_step(pytester: pytest.Pytester) -> None:
+    make(pytester)
+    result = pytester.runpytest("scenarios", "--netpol-offline", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["*deny.yaml::deny ingress in x PASSED*", "*deny.yaml::allow from y PASSED*"]
+    )
+
+
+def test_offline_disagreement_prints_table_not_traceback(pytester: pytest.Pytester) -> None:
+    make(pytester, "allow")
+    result = pytester.runpytest("scenarios", "--netpol-offline")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(
+        ["*declared cells disagree with the reference evaluator*", "80/TCP x/a*x/b*"]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_invalid_scenario_is_one_failing_item(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".yaml", **{"scenarios/bad": "steps:\n  - name: s\n    probe: {ports: [x]}\n"}
+    )
+    result = pytester.runpytest("scenarios", "--netpol-offline")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*bad.yaml:3: steps[[]0[]].probe.ports[[]0[]]: Input should be a valid integer*"]
+    )
+
+
+def test_tag_selection(pytester: pytest.Pytester) -> None:
+    make(pytester)
+    assert pytester.runpytest("scenarios", "--netpol-offline", "-k", "default-deny").ret == 0
+    pytester.runpytest("scenarios", "--netpol-offline", "-k", "egress").assert_outcomes(
+        deselected=2
+    )
+    pytester.runpytest("scenarios", "--netpol-offline", "--netpol-tag", "egress").assert_outcomes()
+
+
+def test_ini_twin(pytester: pytest.Pytester) -> None:
+    make(pytester, "allow")
+    pytester.makeini("[pytest]\nnetpol_offline = true\n")
+    pytester.runpytest("scenarios").assert_outcomes(failed=1, passed=1)
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_live_run_on_embedded_cluster_and_failure_tables(pytester: pytest.Pytester) -> None:
+    make(pytester)
+    pytester.runpytest_subprocess("scenarios").assert_outcomes(passed=2)
+    # A CNI that ignores label changes is fine here; one that skips ipBlock except too. Use a
+    # cluster that enforces policies only on the first pod each selects: x/b stays open.
+    instance = f"plg{__import__('os').getpid() % 100000}"
+    with EmbeddedCluster(
+        ClusterOptions(instance=instance, knobs=Knobs.parse(0, ["first-pod-only"]))
+    ) as ec:
+        result = pytester.runpytest_subprocess(
+            "scenarios",
+            f"--netpol-kubeconfig={ec.kubeconfig}",
+            f"--netpol-context={ec.context}",
+            "--netpol-deadline=2",
+        )
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*the cluster disagrees with the reference evaluator*",
+            "expected:",
+            "observed:",
+            "diff:",
+            "*A allowed but should be denied*",
+        ]
+    )
+    result.stdout.fnmatch_lines(["*reproduce: kubectl exec -n *"])
