@@ -820,9 +820,25 @@ class ApiServer:
                     }
                 )
         try:
-            code = await self.executor.run(
-                self.controller.dataplane.fd(rt.uid), rt.endpoint.path, argv, env, out, err, stdin
+            run_task = asyncio.get_running_loop().create_task(
+                self.executor.run(
+                    self.controller.dataplane.fd(rt.uid),
+                    rt.endpoint.path,
+                    argv,
+                    env,
+                    out,
+                    err,
+                    stdin,
+                )
             )
+            await asyncio.wait({run_task, read_task}, return_when=asyncio.FIRST_COMPLETED)
+            if not run_task.done():
+                # The client went away: stop the command (its process group is killed).
+                run_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await run_task
+                return ws
+            code = run_task.result()
             if drop:
                 if request.transport is not None:
                     request.transport.abort()

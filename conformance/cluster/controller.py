@@ -236,6 +236,8 @@ class Controller:
             status["message"] = f"not served: {ports}: this kernel has no SCTP support"
             annotations = {UNSUPPORTED_ANNOTATION: ports}
         self._set_status(rt, status, annotations)
+        if rt.servers.unsupported:
+            self._event(rt, "Warning", "PortUnsupported", status["message"])
 
     @staticmethod
     def _cond(kind: str, ok: bool = True, reason: str = "", message: str = "") -> dict[str, Any]:

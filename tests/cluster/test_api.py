@@ -357,3 +357,42 @@ spec:
     assert res.returncode == 0, res.stderr
     res = kubectl("get", "namespace", "kctl")
     assert res.returncode != 0 and "NotFound" in res.stderr
+
+
+def test_exec_process_is_killed_when_the_client_goes_away(kube: Kube) -> None:
+    from kubernetes.stream import stream
+
+    kube.namespace("gone")
+    kube.pods("gone", [agnhost_pod("a")])
+    resp = stream(
+        kube.core.connect_get_namespaced_pod_exec,
+        "a",
+        "gone",
+        command=["sh", "-c", "echo started; exec sleep 300"],
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+    )
+    deadline = time.monotonic() + 10
+    while "started" not in resp.read_stdout(timeout=1) and time.monotonic() < deadline:
+        pass
+
+    def sleepers() -> list[str]:
+        out = []
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    if fh.read() == b"sleep\x00300\x00":
+                        out.append(pid)
+            except OSError:
+                continue
+        return out
+
+    assert sleepers()
+    resp.close()
+    deadline = time.monotonic() + 10
+    while sleepers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sleepers() == []
