@@ -970,3 +970,28 @@ def test_self_traffic_reason_reports_an_undecided_policy_outcome() -> None:
     d = Evaluator(_state(), pols).decide("x/a", "x/a", 80, TCP)
     assert d.verdict is UNDEF
     assert "policy says implementation-defined" in d.reason
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "port", "verdict"),
+    [(81, 80, 80, UNDEF), (81, 80, 81, UNDEF), (80, 80, 80, UNDEF), (81, 80, 82, ALLOW)],
+)
+def test_v1alpha1_range_with_start_not_below_end_is_undecidable_inside(
+    start: int, end: int, port: int, verdict: Verdict
+) -> None:
+    rng = {"portRange": {"start": start, "end": end}}
+    pol = anp("d", 1, {"subject": SUBJECT_X, "ingress": [ing("Deny", ALL_NS, ports=[rng])]})
+    state = upstream_state()
+    extra = Pod(
+        "x",
+        "p",
+        frozen_labels({"pod": "p"}),
+        (ContainerPort(82, TCP),),
+        ipaddress.ip_address("10.244.1.2"),
+    )
+    state = ClusterState(state.namespaces, (*state.pods, extra))
+    target = "x/p" if port == 82 else "x/a"
+    d = Evaluator(state, [pol]).decide("y/a", target, port, TCP)
+    assert d.verdict is verdict, d.reason
+    if verdict is UNDEF:
+        assert "start >= end" in d.reason
