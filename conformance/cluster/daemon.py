@@ -14,6 +14,7 @@ import ctypes
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -43,13 +44,37 @@ def _private_run() -> None:
 
 
 async def serve(
-    options: ClusterOptions, sock: socket.socket, token: str, state_dir: str, ready: Any
+    options: ClusterOptions,
+    sock: socket.socket,
+    token: str,
+    state_dir: str,
+    ready: Any,
+    lifeline: int = -1,
 ) -> None:
-    """Build the cluster, report readiness, run until signalled, then remove everything."""
+    """Build the cluster, report readiness, run until signalled (or the owner is gone), then
+    remove everything."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    orphaned = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
+    if lifeline >= 0:
+        os.set_blocking(lifeline, False)
+
+        def owner_gone() -> None:
+            try:
+                if os.read(lifeline, 64):
+                    return
+            except BlockingIOError:
+                return
+            except OSError:
+                pass
+            log.info("the process that started this cluster is gone")
+            loop.remove_reader(lifeline)
+            orphaned.set()
+            stop.set()
+
+        loop.add_reader(lifeline, owner_gone)
     dataplane = Dataplane(options.instance)
     executor = Executor(state_dir)
     controller: Controller | None = None
@@ -111,6 +136,9 @@ async def serve(
         await executor.stop()
         dataplane.teardown()
         log.info("removed every namespace of instance %s", options.instance)
+        if orphaned.is_set():
+            # Nobody is left to call `down`: remove the state (kubeconfig, pid) too.
+            shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen-fd", type=int, required=True)
     parser.add_argument("--ready-fd", type=int, required=True)
     parser.add_argument("--rootless", action="store_true")
+    parser.add_argument("--lifeline-fd", type=int, default=-1)
     args = parser.parse_args(argv)
     with open(args.config, encoding="utf-8") as fh:
         data = json.load(fh)
@@ -134,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.rootless:
             _private_run()
-        asyncio.run(serve(options, sock, data["token"], state_dir, ready))
+        asyncio.run(serve(options, sock, data["token"], state_dir, ready, args.lifeline_fd))
     except Exception as exc:
         log.exception("daemon failed")
         with contextlib.suppress(Exception):

@@ -154,9 +154,11 @@ def rootless() -> bool:
     return os.geteuid() != 0 or os.environ.get("NETPOL_CONFORMANCE_ROOTLESS") == "1"
 
 
-def _launch_argv(config: str, listen_fd: int, ready_fd: int) -> list[str]:
+def _launch_argv(config: str, listen_fd: int, ready_fd: int, lifeline_fd: int) -> list[str]:
     argv = [sys.executable, "-m", DAEMON_MODULE, "--config", config]
     argv += ["--listen-fd", str(listen_fd), "--ready-fd", str(ready_fd)]
+    if lifeline_fd >= 0:
+        argv += ["--lifeline-fd", str(lifeline_fd)]
     if rootless():
         prefix = [
             "unshare",
@@ -172,9 +174,14 @@ def _launch_argv(config: str, listen_fd: int, ready_fd: int) -> list[str]:
 
 
 def start(
-    options: ClusterOptions, timeout: float = 30.0
+    options: ClusterOptions, timeout: float = 30.0, detach: bool = True
 ) -> tuple[ClusterInfo, subprocess.Popen[bytes]]:
-    """Start a daemon for ``options`` and wait until it serves; cleans a crashed predecessor."""
+    """Start a daemon for ``options`` and wait until it serves; cleans a crashed predecessor.
+
+    ``detach=False`` ties the cluster to this process: the daemon holds the read end of a pipe
+    whose write end only this process has, and removes everything when it closes — also when
+    this process is killed without a chance to call ``stop``.
+    """
     if shutil.which("nft") is None or shutil.which("ip") is None:
         raise ClusterError(
             "the embedded cluster needs the 'nft' and 'ip' tools (apt-get install nftables iproute2)"
@@ -205,10 +212,12 @@ def start(
         sock.listen(1024)
         port = sock.getsockname()[1]
         read_end, write_end = os.pipe()
+        life_read, life_write = os.pipe() if not detach else (-1, -1)
+        fds = (sock.fileno(), write_end) if detach else (sock.fileno(), write_end, life_read)
         try:
             proc = subprocess.Popen(
-                _launch_argv(config, sock.fileno(), write_end),
-                pass_fds=(sock.fileno(), write_end),
+                _launch_argv(config, sock.fileno(), write_end, life_read),
+                pass_fds=fds,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=open(os.path.join(directory, "daemon.stderr"), "wb"),  # noqa: SIM115
@@ -216,8 +225,12 @@ def start(
             )
         finally:
             os.close(write_end)
+            if life_read >= 0:
+                os.close(life_read)
     finally:
         sock.close()
+    if life_write >= 0:
+        _LIFELINES[proc.pid] = life_write
     line = b""
     try:
         deadline = time.monotonic() + timeout
@@ -232,6 +245,8 @@ def start(
     finally:
         os.close(read_end)
     if line.strip() != b"ready":
+        if proc.pid in _LIFELINES:
+            os.close(_LIFELINES.pop(proc.pid))
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -267,6 +282,10 @@ def start(
     return _info(data, directory), proc
 
 
+_LIFELINES: dict[int, int] = {}
+"""Write ends of the lifeline pipes of clusters this process started with ``detach=False``."""
+
+
 def stop(instance: str, state_root: str | None = None, timeout: float = 15.0) -> bool:
     """Stop an instance (SIGTERM, then SIGKILL) and remove all it left; True if one was running."""
     info = find(instance, state_root)
@@ -277,6 +296,9 @@ def stop(instance: str, state_root: str | None = None, timeout: float = 15.0) ->
         while _alive(info.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
     cleanup(instance, state_root)
+    if info is not None and info.pid in _LIFELINES:
+        with contextlib.suppress(OSError):
+            os.close(_LIFELINES.pop(info.pid))
     return info is not None
 
 
@@ -321,7 +343,7 @@ class EmbeddedCluster:
         return self.info.server
 
     def start(self) -> ClusterInfo:
-        self._info, self._proc = start(self.options, self.start_timeout)
+        self._info, self._proc = start(self.options, self.start_timeout, detach=False)
         return self._info
 
     def stop(self) -> None:

@@ -189,3 +189,37 @@ def test_interrupted_run_with_context_manager_cleans_up(tmp_path: object) -> Non
     for pid in pids:
         wait_gone(pid)
     assert ours(name) == [] and processes_of(name) == []
+
+
+def test_owner_killed_without_cleanup_takes_its_cluster_along() -> None:
+    """SIGKILL of a runner using ``EmbeddedCluster``: the daemon notices and removes everything."""
+    name = unique_instance("own")
+    script = textwrap.dedent(
+        f"""
+        import time
+        from conformance.cluster.config import ClusterOptions
+        from conformance.cluster.embedded import EmbeddedCluster
+        from tests.cluster.conftest import Kube, agnhost_pod
+        c = EmbeddedCluster(ClusterOptions(instance={name!r}))
+        c.start()
+        Kube(c).pods("default", [agnhost_pod("a")])
+        print("ready", flush=True)
+        time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=os.getcwd()
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    pids = processes_of(name)
+    assert len(ours(name)) == 2 and pids
+    proc.kill()
+    proc.wait(10)
+    for pid in pids:
+        wait_gone(pid)
+    assert ours(name) == [] and processes_of(name) == []
+    deadline = time.monotonic() + 5
+    while os.path.exists(embedded.state_dir(name)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(embedded.state_dir(name))
