@@ -11,6 +11,7 @@ import urllib.request
 from typing import Any
 
 import kubernetes
+import kubernetes.watch
 import pytest
 
 from conformance.cluster.embedded import EmbeddedCluster
@@ -396,3 +397,23 @@ def test_exec_process_is_killed_when_the_client_goes_away(kube: Kube) -> None:
     while sleepers() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sleepers() == []
+
+
+def test_watch_streams_events(kube: Kube) -> None:
+    kube.namespace("watch")
+    kube.pods("watch", [agnhost_pod("a")])
+    seen: list[tuple[str, str]] = []
+    w = kubernetes.watch.Watch()
+
+    def delete_soon() -> None:
+        time.sleep(0.5)
+        kube.core.delete_namespaced_pod("a", "watch")
+
+    import threading
+
+    threading.Thread(target=delete_soon, daemon=True).start()
+    for event in w.stream(kube.core.list_namespaced_pod, "watch", timeout_seconds=5):
+        seen.append((event["type"], event["object"].metadata.name))
+        if event["type"] == "DELETED":
+            w.stop()
+    assert seen[0] == ("ADDED", "a") and seen[-1] == ("DELETED", "a")
