@@ -189,6 +189,9 @@ class KubeCluster:
         elif kind in ("Pod", "Service", "Event"):
             scope = f"/namespaces/{namespace}" if namespace else ""  # no namespace: all of them
             base = f"/api/v1{scope}/{kind.lower()}s"
+        elif kind in ("DaemonSet", "Deployment"):  # read-only: `doctor` detects the CNI
+            scope = f"/namespaces/{namespace}" if namespace else ""
+            base = f"/apis/apps/v1{scope}/{kind.lower()}s"
         elif kind in POLICY_KINDS:
             k = POLICY_KINDS[kind]
             scope = f"/namespaces/{namespace}" if k.namespaced and namespace else ""
