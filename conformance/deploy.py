@@ -22,6 +22,8 @@ TOOL_LABEL = "app.kubernetes.io/managed-by"
 TOOL_NAME = "netpol-conformance"
 RUN_LABEL = "netpol-conformance.io/run"
 SCENARIO_LABEL = "netpol-conformance.io/scenario"
+SCOPE_LABEL = "netpol-conformance.io/scope"
+"""On every namespace of one scenario run; cluster-scoped policies are confined to it."""
 POD_LABEL = "netpol-conformance.io/pod"
 """Stable per-pod label the pod's Service selects on (scenario labels change between steps)."""
 
@@ -68,6 +70,12 @@ class NameMap:
 def real_namespace(ns: str, run_id: str) -> str:
     suffix = f"-{run_id}"
     return ns[: 63 - len(suffix)].rstrip("-") + suffix
+
+
+def cluster_scoped_name(name: str, scope: str) -> str:
+    """A cluster-scoped object's name made unique per scenario run (BANP keeps ``default``)."""
+    suffix = f"-{scope}"
+    return name[: 253 - len(suffix)] + suffix
 
 
 def run_labels(run_id: str, scenario: str) -> dict[str, str]:

@@ -25,11 +25,19 @@ import tenacity
 
 from conformance import __version__
 from conformance._types import PodKey, Protocol
+from conformance.adminpol import (
+    AdminPolicy,
+    confine_to_namespaces,
+    is_admin_kind,
+    parse_admin_policy,
+)
 from conformance.binding import Binding
 from conformance.deploy import (
     RUN_LABEL,
+    SCOPE_LABEL,
     DeployOptions,
     NameMap,
+    cluster_scoped_name,
     container_name,
     namespace_manifest,
     pod_manifest,
@@ -249,6 +257,7 @@ class _ScenarioRun:
         self.sc = scenario
         self.result = result
         self.labels = run_labels(runner.run_id, scenario.name)
+        self.scope = suffix
         initial = scenario.initial_state()
         self.live = _Live(NameMap.for_run(suffix, [n.name for n in initial.namespaces]))
         self.initial = initial
@@ -272,7 +281,11 @@ class _ScenarioRun:
     def _create_namespace(self, name: str, labels: Mapping[str, str]) -> None:
         self.live.names = self.live.names.with_namespace(name)
         self.result.namespaces = dict(self.live.names.forward)
-        self.c.create(namespace_manifest(self.live.names.real(name), labels, self.labels))
+        self.c.create(
+            namespace_manifest(
+                self.live.names.real(name), labels, {**self.labels, SCOPE_LABEL: self.scope}
+            )
+        )
 
     def _create_pods(self, pods: Iterable[Pod]) -> None:
         pods = list(pods)
@@ -497,6 +510,16 @@ class _ScenarioRun:
         desired: dict[tuple[str, str, str], dict[str, Any]] = {}
         for obj in bound.objects:
             real = rewrite_policy(obj, self.live.names)
+            if is_admin_kind(real):
+                # Cluster-scoped: confine subjects and peers to this run's namespaces (parallel
+                # runs on one cluster cannot reach each other's pods) and make the name unique.
+                # The v1alpha1 BANP is a singleton named `default`: it keeps its name, so BANP
+                # scenarios must not run concurrently on a shared cluster (docs/admin-policies.md).
+                real = confine_to_namespaces(real, SCOPE_LABEL, self.scope)
+                if real.get("kind") != "BaselineAdminNetworkPolicy":
+                    real["metadata"]["name"] = cluster_scoped_name(
+                        real["metadata"]["name"], self.scope
+                    )
             real.setdefault("metadata", {}).setdefault("labels", {}).update(self.labels)
             meta = real["metadata"]
             desired[
@@ -542,11 +565,13 @@ class _ScenarioRun:
         )
         return ClusterState(tuple(namespaces), tuple(pods), externals)
 
-    def _live_policies(self) -> list[NetworkPolicy]:
+    def _live_policies(self) -> list[NetworkPolicy | AdminPolicy]:
+        """The deployed objects, typed (they were validated offline, so parsing cannot fail)."""
         return [
             parse_network_policy(obj)
-            for obj in self.live.policies.values()
             if obj.get("kind") == "NetworkPolicy"
+            else parse_admin_policy(obj)
+            for obj in self.live.policies.values()
         ]
 
     def _probe_step(self, bound: BoundStep) -> list[CellResult]:

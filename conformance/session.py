@@ -105,7 +105,7 @@ def open_cluster(
         if name not in externals
     )
     options = ClusterOptions(
-        instance=choice.embedded_instance or f"run-{os.getpid()}", externals=hosts
+        instance=choice.embedded_instance or f"run{os.getpid()}", externals=hosts
     )
     embedded = EmbeddedCluster(options)
     embedded.start()
