@@ -224,3 +224,65 @@ def admin_policies(draw: st.DrawFn, max_size: int = 3) -> list[AdminPolicy]:
     if draw(st.booleans()):
         out.append(banp(draw(anp_specs(["Allow", "Deny"]))))
     return out
+
+
+cnp_protocols = st.one_of(
+    st.builds(
+        lambda proto, p: {proto: {"destinationPort": {"number": p}}},
+        st.sampled_from(["tcp", "udp"]),
+        st.sampled_from([80, 81]),
+    ),
+    st.just({"udp": {"destinationPort": {"range": {"start": 80, "end": 81}}}}),
+    st.builds(
+        lambda n: {"destinationNamedPort": n}, st.sampled_from(["serve-80-tcp", "serve-81-udp"])
+    ),
+)
+cnp_numeric_protocols = st.one_of(
+    st.builds(
+        lambda proto, p: {proto: {"destinationPort": {"number": p}}},
+        st.sampled_from(["tcp", "udp"]),
+        st.sampled_from([80, 81]),
+    ),
+    st.just({"tcp": {"destinationPort": {"range": {"start": 79, "end": 81}}}}),
+)
+
+
+def cnp_rules(
+    peer_key: str,
+    peers_: st.SearchStrategy[dict[str, Any]],
+    protocols_: st.SearchStrategy[dict[str, Any]],
+) -> st.SearchStrategy[dict[str, Any]]:
+    return st.builds(
+        lambda a, ps, pts: {
+            "action": a,
+            peer_key: ps,
+            **({"protocols": pts} if pts is not None else {}),
+        },
+        st.sampled_from(["Accept", "Deny", "Pass"]),
+        st.lists(peers_, min_size=1, max_size=2),
+        st.one_of(st.none(), st.lists(protocols_, min_size=1, max_size=2)),
+    )
+
+
+cnp_specs = st.builds(
+    lambda subj, ing, eg: {"subject": subj, "ingress": ing, "egress": eg},
+    admin_subjects,
+    st.lists(cnp_rules("from", admin_peers, cnp_protocols), max_size=2),
+    # Named ports cannot be combined with networks peers (egress rule CEL rule).
+    st.lists(cnp_rules("to", admin_egress_peers, cnp_numeric_protocols), max_size=2),
+)
+
+
+@st.composite
+def cluster_policies(draw: st.DrawFn, max_size: int = 3) -> list[AdminPolicy]:
+    """ClusterNetworkPolicies in both tiers; priorities may repeat (ties are part of the model)."""
+    specs_ = draw(st.lists(cnp_specs, max_size=max_size))
+    return [
+        cnp(
+            f"cnp{i}",
+            draw(st.sampled_from(["Admin", "Baseline"])),
+            draw(st.integers(0, 3)),
+            spec,
+        )
+        for i, spec in enumerate(specs_)
+    ]

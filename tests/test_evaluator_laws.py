@@ -9,12 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance._types import Protocol
-from conformance.adminpol import AdminPolicy, Subject
+from conformance.adminpol import AdminPolicy, Subject, Tier
 from conformance.evaluator import AnyPolicy, Evaluator, Verdict
 from conformance.netpol import NetworkPolicy
 from conformance.selectors import LabelSelector
 from tests.helpers import upstream_state
-from tests.strategies import admin_policies, anp, banp, policies
+from tests.strategies import admin_policies, anp, banp, cluster_policies, policies
 
 STATE = upstream_state()
 KEYS = [p.key for p in STATE.pods]
@@ -96,7 +96,7 @@ def all_verdicts(pols: list[AnyPolicy]) -> dict[tuple[str, str, int, Protocol], 
 
 
 @settings(max_examples=25, deadline=None)
-@given(policies(max_size=3), admin_policies())
+@given(policies(max_size=3), st.one_of(admin_policies(), cluster_policies()))
 def test_admin_policy_whose_subject_selects_nothing_changes_nothing(
     nps: list[NetworkPolicy], admins: list[AdminPolicy]
 ) -> None:
@@ -153,7 +153,11 @@ def test_banp_never_overrides_a_networkpolicy_that_selects_the_pod(
 
 
 @settings(max_examples=25, deadline=None)
-@given(policies(max_size=3), admin_policies(), st.randoms(use_true_random=False))
+@given(
+    policies(max_size=3),
+    st.one_of(admin_policies(), cluster_policies()),
+    st.randoms(use_true_random=False),
+)
 def test_admin_policy_order_is_irrelevant(
     nps: list[NetworkPolicy], admins: list[AdminPolicy], rnd: random.Random
 ) -> None:
@@ -184,3 +188,31 @@ def test_pass_everything_in_the_admin_tier_is_like_no_admin_policy(
         {"subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": everything}]},
     )
     assert all_verdicts([*nps, passer, deny_later]) == all_verdicts(list(nps))
+
+
+@settings(max_examples=25, deadline=None)
+@given(policies(max_size=3), cluster_policies())
+def test_undecided_cells_always_name_the_rules_involved(
+    nps: list[NetworkPolicy], cnps: list[AdminPolicy]
+) -> None:
+    ev = Evaluator(STATE, [*nps, *cnps])
+    for probe in PROBES[:80]:
+        d = ev.decide(*probe)
+        for side in (d.egress, d.ingress):
+            if side.verdict is Verdict.IMPLEMENTATION_DEFINED:
+                assert len(side.tied) >= 2 or side.decided_by is not None, d.reason
+                assert "implementation-defined" in side.describe()
+
+
+@settings(max_examples=25, deadline=None)
+@given(policies(max_size=3), cluster_policies())
+def test_baseline_tier_never_overrides_a_networkpolicy_that_selects_the_pod(
+    nps: list[NetworkPolicy], cnps: list[AdminPolicy]
+) -> None:
+    baseline = [p for p in cnps if p.tier is Tier.BASELINE]
+    ev_np, ev_both = Evaluator(STATE, nps), Evaluator(STATE, [*nps, *baseline])
+    for probe in PROBES[:60]:
+        a, b = ev_np.decide(*probe), ev_both.decide(*probe)
+        for side_a, side_b in ((a.egress, b.egress), (a.ingress, b.ingress)):
+            if side_a.isolated_by:
+                assert side_a.verdict is side_b.verdict, probe
