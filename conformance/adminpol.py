@@ -478,7 +478,8 @@ class _Parser:
 
     def _exactly_one(self, f: Field, fields: Iterable[str]) -> bool:
         """MinProperties=1 / MaxProperties=1: exactly one of ``fields`` is set."""
-        present = [k for k in fields if k in f.value]
+        # An explicit null is dropped by the API server's decoding, as if the field were absent.
+        present = [k for k in fields if f.value.get(k) is not None]
         if len(present) == 1:
             return True
         names = ", ".join(sorted(fields))
@@ -688,11 +689,9 @@ class _Parser:
             if not nf.expect_str():
                 return None
             return AdminPort(protocol=None, named_port=nf.value)
-        key = next(k for k in ("tcp", "udp", "sctp") if k in f.value)
+        key = next(k for k in ("tcp", "udp", "sctp") if f.value.get(k) is not None)
         pf = f.get(key)
-        if pf is None:
-            f.child(key, None).error(f"{key} needs a destinationPort")
-            return None
+        assert pf is not None
         protocol = Protocol(key.upper())
         # ClusterNetworkPolicyProtocolTCP/UDP/SCTP: MinProperties=1, so destinationPort is needed.
         if not pf.expect_mapping(frozenset({"destinationPort"})):

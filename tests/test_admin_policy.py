@@ -527,3 +527,10 @@ def test_v1alpha1_range_with_start_not_below_end_is_stored_as_the_api_server_doe
         parse_admin_policy(
             _edit(CNP, "spec.egress.0.protocols.1.sctp.destinationPort.range.end", 1)
         )
+
+
+def test_explicit_null_counts_as_absent_in_one_of_fields() -> None:
+    obj = _edit(ANP, "spec.subject", {"namespaces": {}, "pods": None})
+    assert parse_admin_policy(obj).subject.namespaces is not None
+    with pytest.raises(ScenarioError, match="none is"):
+        parse_admin_policy(_edit(ANP, "spec.subject", {"namespaces": None}))
