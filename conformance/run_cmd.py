@@ -19,8 +19,6 @@ from rich.table import Table
 from conformance.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, DeployOptions, new_run_id
 from conformance.errors import ClusterError, ConformanceError, ScenarioError
 from conformance.probing import AGNHOST_IMAGE, AGNHOST_TAG
-from conformance.reports import DeviationsError, KnownDeviations, judge, write_reports
-from conformance.reports.cli import load_deviations
 from conformance.results import RunResult, Status, exit_code
 from conformance.runner import Runner, RunOptions
 from conformance.scenario import Scenario, discover, load_scenario
@@ -52,11 +50,6 @@ def add_commands(sub: Any) -> None:
         "--output-dir", default="reports", help="where results JSON goes (default: reports)"
     )
     p.add_argument("--keep", action="store_true", help="leave namespaces in place for debugging")
-    p.add_argument(
-        "--known-deviations",
-        metavar="FILE",
-        help="YAML of accepted mismatches: reported, but not failing the run (docs/reports.md)",
-    )
     p.set_defaults(func=cmd_run)
 
     c = sub.add_parser("clean", help="delete leftovers of earlier runs (by the tool's labels)")
@@ -182,11 +175,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if scenarios is None:
         return EXIT_USAGE
     try:
-        deviations = load_deviations(args.known_deviations)
-    except DeviationsError as exc:
-        err.print(f"error: {exc}", markup=False)
-        return EXIT_USAGE
-    try:
         choice = ClusterChoice(
             kubeconfig=args.kubeconfig,
             context=args.context,
@@ -213,7 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         err.print("interrupted: everything this run created has been removed")
         if result is not None:
-            _write(result, args.output_dir, err, deviations)
+            _write(result, args.output_dir, err)
         return EXIT_INTERRUPTED
     except UnsafeContextError as exc:
         err.print(f"error: {exc}", markup=False)
@@ -222,7 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         err.print(f"error: {exc}", markup=False)
         return EXIT_INFRA
     assert result is not None
-    path = _write(result, args.output_dir, err, deviations)
+    path = _write(result, args.output_dir, err)
     print_summary(result, out)
     if args.keep:
         out.print(
@@ -230,11 +218,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"`netpol-conformance clean --run-id {run_id}` (plus the same --kubeconfig/--context)"
         )
     out.print(f"results: {path}")
-    if deviations is not None:
-        judged = judge(result, deviations)
-        if judged.known:
-            out.print(f"{len(judged.known)} mismatching cells are known deviations (allowed)")
-        return judged.exit_code()
     return exit_code(result)
 
 
@@ -258,9 +241,7 @@ def _run_all(runner: Runner, scenarios: list[Scenario], result: RunResult, out: 
     result.finished = _now()
 
 
-def _write(
-    result: RunResult, output_dir: str, err: Console, deviations: KnownDeviations | None = None
-) -> str:
+def _write(result: RunResult, output_dir: str, err: Console) -> str:
     directory = Path(output_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -271,12 +252,6 @@ def _write(
     except OSError as exc:
         err.print(f"error: cannot write results to {directory}: {exc.strerror}")
         return ""
-    # HTML, JUnit and Markdown next to the JSON (docs/reports.md); the JSON is what matters, so a
-    # report that cannot be rendered is an error message, not a lost run.
-    try:
-        write_reports(result, directory, deviations)
-    except Exception as exc:
-        err.print(f"error: cannot write reports to {directory}: {exc}", markup=False)
     return str(path)
 
 
