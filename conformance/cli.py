@@ -18,9 +18,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     from conformance import doctor, evaluate_cmd, run_cmd
+    from conformance.reports import cli as report_cli
 
     evaluate_cmd.add_command(sub)
     run_cmd.add_commands(sub)
+    report_cli.add_commands(sub)
     add_cluster_commands(sub)
     doctor.add_command(sub)
     schema = sub.add_parser("schema", help="print the JSON Schema of scenario files")

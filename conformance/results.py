@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from conformance._types import Protocol
 from conformance.evaluator import Verdict
 from conformance.probing import Outcome
 
 SCHEMA_VERSION = 1
+_E = TypeVar("_E", bound=StrEnum)
 
 
 class CellStatus(StrEnum):
@@ -115,6 +118,7 @@ class RunResult:
     started: str
     finished: str = ""
     scenarios: list[ScenarioResult] = field(default_factory=list)
+    cni: str = ""  # the CNI, when the runner can tell (kube-system workloads); "" if unknown
 
     def summary(self) -> dict[str, Any]:
         cells: Counter[str] = Counter()
@@ -143,6 +147,92 @@ class RunResult:
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2, default=str)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> RunResult:
+        """The inverse of ``to_json`` (``summary`` is recomputed), so reports can be regenerated
+        from a results file. Unknown keys are ignored: files only ever gain fields."""
+        if not isinstance(doc, Mapping) or "scenarios" not in doc:
+            raise ValueError(
+                "not a results document: no 'scenarios' key (see docs/results-json.md)"
+            )
+        version = doc.get("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"results schema_version {version} is not supported (this tool reads {SCHEMA_VERSION})"
+            )
+        return cls(
+            run_id=str(doc.get("run_id", "")),
+            context=str(doc.get("context", "")),
+            server=str(doc.get("server", "")),
+            server_version=str(doc.get("server_version", "")),
+            tool_version=str(doc.get("tool_version", "")),
+            options=dict(doc.get("options") or {}),
+            started=str(doc.get("started", "")),
+            finished=str(doc.get("finished", "")),
+            scenarios=[_scenario_from_json(sc) for sc in doc["scenarios"]],
+            cni=str(doc.get("cni") or ""),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunResult:
+        """Read a results file; ValueError names the file when it is not one."""
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+            return cls.from_json(doc)
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read results: {exc.strerror}") from exc
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: cannot read results: {exc}") from exc
+
+
+def _opt(enum: type[_E], value: Any) -> _E | None:
+    return None if value is None else enum(value)
+
+
+def _cell_from_json(c: Mapping[str, Any]) -> CellResult:
+    return CellResult(
+        source=c["from"] if "from" in c else c["source"],  # files before 0.1.0 used source/target
+        target=c["to"] if "to" in c else c["target"],
+        port=int(c["port"]),
+        protocol=Protocol(c["protocol"]),
+        expected=Verdict(c["expected"]),
+        served=bool(c.get("served", True)),
+        reason=str(c.get("reason", "")),
+        declared=_opt(Verdict, c.get("declared")),
+        observed=_opt(Outcome, c.get("observed")),
+        observed_verdict=_opt(Verdict, c.get("observed_verdict")),
+        status=CellStatus(c.get("status", CellStatus.CHECK_FAILED)),
+        attempts=int(c.get("attempts", 0)),
+        converged_after_s=c.get("converged_after_s"),
+        flaky=bool(c.get("flaky", False)),
+        history=[str(h) for h in c.get("history", [])],
+        detail=str(c.get("detail", "")),
+        command=str(c.get("command", "")),
+    )
+
+
+def _scenario_from_json(sc: Mapping[str, Any]) -> ScenarioResult:
+    return ScenarioResult(
+        name=str(sc["name"]),
+        file=str(sc.get("file", "")),
+        tags=[str(t) for t in sc.get("tags", [])],
+        status=Status(sc["status"]),
+        message=str(sc.get("message", "")),
+        namespaces=dict(sc.get("namespaces") or {}),
+        steps=[
+            StepResult(
+                index=int(st["index"]),
+                name=str(st["name"]),
+                status=Status(st["status"]),
+                duration_s=float(st.get("duration_s", 0.0)),
+                message=str(st.get("message", "")),
+                cells=[_cell_from_json(c) for c in st.get("cells", [])],
+                policies=list(st.get("policies", [])),
+            )
+            for st in sc.get("steps", [])
+        ],
+    )
 
 
 def exit_code(run: RunResult) -> int:

@@ -19,6 +19,8 @@ from rich.table import Table
 from conformance.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, DeployOptions, new_run_id
 from conformance.errors import ClusterError, ConformanceError, ScenarioError
 from conformance.probing import AGNHOST_IMAGE, AGNHOST_TAG
+from conformance.reports import DeviationsError, KnownDeviations, judge, write_reports
+from conformance.reports.cli import load_deviations
 from conformance.results import RunResult, Status, exit_code
 from conformance.runner import Runner, RunOptions
 from conformance.scenario import Scenario, discover, load_scenario
@@ -50,6 +52,11 @@ def add_commands(sub: Any) -> None:
         "--output-dir", default="reports", help="where results JSON goes (default: reports)"
     )
     p.add_argument("--keep", action="store_true", help="leave namespaces in place for debugging")
+    p.add_argument(
+        "--known-deviations",
+        metavar="FILE",
+        help="YAML of accepted mismatches: reported, but not failing the run (docs/reports.md)",
+    )
     p.set_defaults(func=cmd_run)
 
     c = sub.add_parser("clean", help="delete leftovers of earlier runs (by the tool's labels)")
@@ -175,6 +182,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if scenarios is None:
         return EXIT_USAGE
     try:
+        deviations = load_deviations(args.known_deviations)
+    except DeviationsError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return EXIT_USAGE
+    try:
         choice = ClusterChoice(
             kubeconfig=args.kubeconfig,
             context=args.context,
@@ -201,7 +213,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         err.print("interrupted: everything this run created has been removed")
         if result is not None:
-            _write(result, args.output_dir, err)
+            _write(result, args.output_dir, err, deviations)
         return EXIT_INTERRUPTED
     except UnsafeContextError as exc:
         err.print(f"error: {exc}", markup=False)
@@ -210,7 +222,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         err.print(f"error: {exc}", markup=False)
         return EXIT_INFRA
     assert result is not None
-    path = _write(result, args.output_dir, err)
+    path = _write(result, args.output_dir, err, deviations)
     print_summary(result, out)
     if args.keep:
         out.print(
@@ -218,6 +230,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"`netpol-conformance clean --run-id {run_id}` (plus the same --kubeconfig/--context)"
         )
     out.print(f"results: {path}")
+    if deviations is not None:
+        judged = judge(result, deviations)
+        if judged.known:
+            out.print(f"{len(judged.known)} mismatching cells are known deviations (allowed)")
+        return judged.exit_code()
     return exit_code(result)
 
 
@@ -241,7 +258,9 @@ def _run_all(runner: Runner, scenarios: list[Scenario], result: RunResult, out: 
     result.finished = _now()
 
 
-def _write(result: RunResult, output_dir: str, err: Console) -> str:
+def _write(
+    result: RunResult, output_dir: str, err: Console, deviations: KnownDeviations | None = None
+) -> str:
     directory = Path(output_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -252,6 +271,12 @@ def _write(result: RunResult, output_dir: str, err: Console) -> str:
     except OSError as exc:
         err.print(f"error: cannot write results to {directory}: {exc.strerror}")
         return ""
+    # HTML, JUnit and Markdown next to the JSON (docs/reports.md); the JSON is what matters, so a
+    # report that cannot be rendered is an error message, not a lost run.
+    try:
+        write_reports(result, directory, deviations)
+    except Exception as exc:
+        err.print(f"error: cannot write reports to {directory}: {exc}", markup=False)
     return str(path)
 
 

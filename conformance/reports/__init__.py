@@ -1,0 +1,68 @@
+"""Reports people read, built from a run's results JSON (docs/reports.md).
+
+``render(run, fmt)`` gives one format as text (``html``, ``junit``, ``markdown``); ``write_reports``
+writes all of them next to a results file, as ``run`` does; ``compare`` (``netpol-conformance
+diff``) lists the cells whose verdict changed between two runs. Known deviations
+(``KnownDeviations``) turn accepted mismatches into reported-but-allowed in every one of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conformance.reports._model import Judgement, judge
+from conformance.reports.deviations import DeviationsError, KnownDeviation, KnownDeviations
+from conformance.results import RunResult
+
+FORMATS = ("html", "junit", "markdown")
+# Output names next to results-<run id>.json: (per-run name, latest-run name).
+FILE_NAMES = {
+    "html": ("report-{run_id}.html", "report.html"),
+    "junit": ("junit-{run_id}.xml", "junit.xml"),
+    "markdown": ("summary-{run_id}.md", "summary.md"),
+}
+
+__all__ = [
+    "FILE_NAMES",
+    "FORMATS",
+    "DeviationsError",
+    "Judgement",
+    "KnownDeviation",
+    "KnownDeviations",
+    "judge",
+    "render",
+    "write_reports",
+]
+
+
+def render(run: RunResult, fmt: str, deviations: KnownDeviations | None = None) -> str:
+    """One report as text; ``fmt`` is one of ``FORMATS``."""
+    j = judge(run, deviations)
+    if fmt == "html":
+        from conformance.reports.html import render_html
+
+        return render_html(j)
+    if fmt == "junit":
+        from conformance.reports.junit import render_junit
+
+        return render_junit(j)
+    if fmt == "markdown":
+        from conformance.reports.markdown import render_markdown
+
+        return render_markdown(j)
+    raise ValueError(f"unknown report format {fmt!r}; accepted: {', '.join(FORMATS)}")
+
+
+def write_reports(
+    run: RunResult, directory: str | Path, deviations: KnownDeviations | None = None
+) -> list[Path]:
+    """Write every format into ``directory`` under its per-run and latest-run names."""
+    out = []
+    for fmt in FORMATS:
+        text = render(run, fmt, deviations)
+        per_run, latest = FILE_NAMES[fmt]
+        for name in (per_run.format(run_id=run.run_id), latest):
+            path = Path(directory) / name
+            path.write_text(text, encoding="utf-8")
+            out.append(path)
+    return out

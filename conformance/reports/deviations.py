@@ -1,0 +1,154 @@
+"""Known deviations: mismatches a team has accepted for a CNI, with a reason and a link.
+
+A file lists entries whose patterns (shell-style, ``fnmatch``) select mismatching cells; a selected
+mismatch is still reported but no longer fails ``run`` or ``diff``. Format (docs/reports.md)::
+
+    deviations:
+      - scenario: should-enforce-except-clause-*   # scenario name or file (required)
+        step: "*"                                  # step name, or its number (1 = first)
+        cell: "x/a -> x/b 80/TCP"                  # "FROM -> TO PORT/PROTOCOL"
+        kind: unexpectedly-allowed                 # or unexpectedly-denied; default: either
+        reason: the CNI ignores ipBlock.except     # required: why this is accepted
+        link: https://example.org/issue/1          # where it is tracked
+
+Pydantic checks the YAML so that errors carry a key path (``deviations[2].reason``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from conformance.errors import ConformanceError
+
+
+class DeviationsError(ConformanceError):
+    """A known-deviations file cannot be read or is invalid (a usage error: fix the file)."""
+
+
+@dataclass(frozen=True)
+class KnownDeviation:
+    """One accepted mismatch pattern."""
+
+    scenario: str
+    reason: str
+    link: str = ""
+    step: str = "*"
+    cell: str = "*"
+    kind: str | None = None
+
+    def matches(
+        self,
+        scenario: str,
+        file: str,
+        step_index: int,
+        step_name: str,
+        cell: str,
+        kind: str | None,
+    ) -> bool:
+        if not (fnmatchcase(scenario, self.scenario) or fnmatchcase(file, self.scenario)):
+            return False
+        step_ok = (
+            int(self.step) == step_index + 1
+            if self.step.isdigit()
+            else fnmatchcase(step_name, self.step)
+        )
+        if not step_ok or not fnmatchcase(cell, self.cell):
+            return False
+        return self.kind is None or self.kind == kind
+
+    @property
+    def label(self) -> str:
+        where = " / ".join(p for p in (self.scenario, self.step, self.cell) if p != "*")
+        return where or "*"
+
+
+@dataclass(frozen=True)
+class KnownDeviations:
+    """The entries of one file, first match wins."""
+
+    entries: tuple[KnownDeviation, ...]
+    source: str = ""
+
+    def match(
+        self,
+        scenario: str,
+        file: str,
+        step_index: int,
+        step_name: str,
+        cell: str,
+        kind: str | None,
+    ) -> KnownDeviation | None:
+        for entry in self.entries:
+            if entry.matches(scenario, file, step_index, step_name, cell, kind):
+                return entry
+        return None
+
+    @classmethod
+    def parse(cls, text: str, source: str = "<string>") -> KnownDeviations:
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise DeviationsError(f"{source}: not YAML: {exc}") from exc
+        if isinstance(doc, list):  # a bare list of entries is accepted too
+            doc = {"deviations": doc}
+        try:
+            model = _File.model_validate(doc or {"deviations": []})
+        except ValidationError as exc:
+            lines = [
+                f"{source}: {_path(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
+            ]
+            raise DeviationsError(
+                "invalid known-deviations file (see docs/reports.md):\n" + "\n".join(lines)
+            ) from exc
+        return cls(
+            tuple(
+                KnownDeviation(
+                    scenario=e.scenario,
+                    reason=e.reason,
+                    link=e.link,
+                    step=str(e.step),
+                    cell=e.cell,
+                    kind=e.kind,
+                )
+                for e in model.deviations
+            ),
+            source,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> KnownDeviations:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise DeviationsError(f"cannot read known deviations {path}: {exc.strerror}") from exc
+        return cls.parse(text, str(path))
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scenario: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    link: str = ""
+    step: str | int = "*"
+    cell: str = "*"
+    kind: Literal["unexpectedly-allowed", "unexpectedly-denied"] | None = None
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deviations: list[_Entry]

@@ -1,0 +1,216 @@
+"""Markdown summary for ``$GITHUB_STEP_SUMMARY`` (GitHub-flavoured tables, no raw HTML but
+``<details>``): the one-sentence verdict, totals, a per-feature-tag table, the failing cells with the
+evaluator's reason and the command that reproduces them, and the diff grids folded away.
+
+Sizes are bounded (``limit`` failing cells; GitHub caps a step summary at 1 MiB) so a badly broken
+CNI still gets a readable summary; the HTML report has everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from conformance.report_text import DIFF_LEGEND, _grids
+from conformance.reports._model import (
+    Judgement,
+    cell_label,
+    one_sentence,
+    step_title,
+    tag_scores,
+    totals,
+)
+
+LIMIT = 50
+
+
+def md_escape(text: object) -> str:
+    """Make text safe inside a table cell: pipes, newlines and angle brackets."""
+    return (
+        str(text)
+        .replace("\\", "\\\\")
+        .replace("|", "\\|")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("\r", "")
+        .replace("\n", "<br>")
+    )
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    out = [
+        "| " + " | ".join(md_escape(h) for h in header) + " |",
+        "|" + "|".join(" --- " for _ in header) + "|",
+    ]
+    out += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def render_markdown(j: Judgement, limit: int = LIMIT) -> str:
+    run, t = j.run, totals(j)
+    verdict = "FAIL" if t.scenarios["fail"] else ("ERROR" if t.scenarios["error"] else "PASS")
+    lines = [
+        f"## netpol-conformance: {verdict}",
+        "",
+        one_sentence(j),
+        "",
+        *table(
+            ["run", "context", "server version", "CNI", "tool", "started", "finished"],
+            [
+                [
+                    run.run_id,
+                    run.context,
+                    run.server_version,
+                    run.cni or "unknown",
+                    run.tool_version,
+                    run.started,
+                    run.finished,
+                ]
+            ],
+        ),
+        "",
+        "### Totals",
+        "",
+        *table(
+            ["", "pass", "fail", "known deviation", "error", "skipped"],
+            [
+                [what, c["pass"], c["fail"], c["known"], c["error"], c["skipped"]]
+                for what, c in (("scenarios", t.scenarios), ("steps", t.steps))
+            ],
+        ),
+        "",
+        *table(
+            [
+                "cells",
+                "match",
+                "unexpectedly allowed",
+                "unexpectedly denied",
+                "known deviation",
+                "flaky",
+                "not supported",
+                "check failed",
+                "implementation-defined",
+            ],
+            [
+                [
+                    t.judged,
+                    t.cells["match"],
+                    t.kinds["unexpectedly-allowed"],
+                    t.kinds["unexpectedly-denied"],
+                    t.known,
+                    t.flaky,
+                    t.cells["not-supported"],
+                    t.cells["check-failed"],
+                    t.cells["implementation-defined"],
+                ]
+            ],
+        ),
+        "",
+        "### By feature tag",
+        "",
+        *table(
+            [
+                "tag",
+                "scenarios passed",
+                "cells matched",
+                "unexpectedly allowed",
+                "unexpectedly denied",
+            ],
+            [
+                [
+                    s.tag if s.ok else f"**{s.tag}**",
+                    f"{s.scenarios_passed}/{s.scenarios}",
+                    f"{s.cells_matched}/{s.cells_judged}",
+                    s.allowed,
+                    s.denied,
+                ]
+                for s in tag_scores(j)
+            ],
+        ),
+    ]
+    lines += _failures(j, limit)
+    lines += _known(j)
+    return "\n".join(lines) + "\n"
+
+
+def _failures(j: Judgement, limit: int) -> list[str]:
+    rows: list[list[object]] = []
+    folded: list[str] = []
+    more = 0
+    for sc in j.run.scenarios:
+        for st in sc.steps:
+            bad = j.unexpected_mismatches(sc, st)
+            if bad:
+                folded += [
+                    f"<details><summary>{md_escape(sc.name)} {md_escape(step_title(st))}: diff</summary>",
+                    "",
+                    "```text",
+                    _grids(st.cells, "diff"),
+                    DIFF_LEGEND,
+                    "```",
+                    "",
+                    "</details>",
+                    "",
+                ]
+            for c in bad:
+                if len(rows) >= limit:
+                    more += 1
+                    continue
+                rows.append(
+                    [
+                        sc.name,
+                        step_title(st),
+                        cell_label(c),
+                        c.expected,
+                        f"{c.observed} ({c.observed_verdict})",
+                        c.mismatch_kind or "",
+                        c.reason,
+                        f"`{c.command}`" if c.command else "",
+                    ]
+                )
+        if sc.status.value == "error" or (sc.message and not sc.steps):
+            rows.append([sc.name, "", "", "", "", sc.status, sc.message, ""])
+    if not rows:
+        return []
+    out = [
+        "",
+        "### Failures",
+        "",
+        *table(
+            [
+                "scenario",
+                "step",
+                "cell",
+                "expected",
+                "observed",
+                "kind",
+                "why expected",
+                "reproduce",
+            ],
+            rows,
+        ),
+    ]
+    if more:
+        out += ["", f"... and {more} more failing cells: see the HTML report or the results JSON."]
+    return [*out, "", *folded] if folded else out
+
+
+def _known(j: Judgement) -> list[str]:
+    rows: list[list[object]] = []
+    for sc in j.run.scenarios:
+        for st in sc.steps:
+            for c in st.cells:
+                dev = j.known_for(sc, st, c)
+                if dev:
+                    rows.append([sc.name, step_title(st), cell_label(c), dev.reason, dev.link])
+    out = []
+    if rows:
+        out += [
+            "",
+            "### Known deviations (reported, allowed)",
+            "",
+            *table(["scenario", "step", "cell", "reason", "link"], rows),
+        ]
+    if j.unused:
+        out += ["", "Known-deviation entries that matched nothing (fixed? remove them):", ""]
+        out += [f"- `{md_escape(d.label)}`: {md_escape(d.reason)}" for d in j.unused]
+    return out
