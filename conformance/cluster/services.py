@@ -147,7 +147,10 @@ def nat_chains(services: Sequence[Mapping[str, Any]], pods: Sequence[PodView]) -
                 base = f"svc_{len(extra)}"
                 verdicts = []
                 for i, target in enumerate(targets):
-                    extra.append(f"  chain {base}_{i} {{\n    dnat ip to {target}\n  }}")
+                    # nft wants the transport protocol matched in the rule that maps the port.
+                    extra.append(
+                        f"  chain {base}_{i} {{\n    meta l4proto {proto} dnat ip to {target}\n  }}"
+                    )
                     verdicts.append(f"{i} : goto {base}_{i}")
                 pre.append(
                     f"    {match} numgen random mod {len(targets)} vmap {{ {', '.join(verdicts)} }}"

@@ -224,3 +224,43 @@ def test_named_port_wrong_pod_resolves_ingress_on_sources() -> None:
     bad = compile_policies(world, NAMESPACES, [policy("x", ing)], wrong)
     assert bad.ingress[ip("x", "a")][0].tuples == (("10.244.1.1", "TCP", 8080),)
     assert "ip saddr . th dport { 10.244.1.1 . 8080 }" in bad.script
+
+
+@pytest.mark.skipif(shutil.which("nft") is None, reason="nft is not installed")
+def test_service_nat_script_is_valid_nftables() -> None:
+    from conformance.cluster.services import nat_chains
+
+    ports = (ContainerPort("web", "TCP", 8080), ContainerPort("dns", "UDP", 53))
+    world = [PodView("d", f"s{i}", f"10.244.0.{i + 2}", {"app": "s"}, ports, i) for i in range(3)]
+    svcs = [
+        {
+            "metadata": {"namespace": "d", "name": "many"},
+            "spec": {
+                "clusterIP": "10.96.0.10",
+                "selector": {"app": "s"},
+                "ports": [
+                    {"port": 80, "protocol": "TCP", "targetPort": "web"},
+                    {"port": 53, "protocol": "UDP", "targetPort": 53},
+                ],
+            },
+        },
+        {
+            "metadata": {"namespace": "d", "name": "none"},
+            "spec": {
+                "clusterIP": "10.96.0.11",
+                "selector": {"app": "x"},
+                "ports": [{"port": 80, "protocol": "TCP"}],
+            },
+        },
+    ]
+    c = compile_policies(world, [], [], extra_chains=nat_chains(svcs, world))
+    assert (
+        "numgen random mod 3" in c.script
+        and "10.96.0.11 meta l4proto tcp th dport 80 reject" in c.script
+    )
+    res = subprocess.run(
+        ["nft", "-c", "-f", "-"], input=c.script, capture_output=True, text=True, check=False
+    )
+    if "Operation not permitted" in res.stderr:
+        pytest.skip("nft -c needs CAP_NET_ADMIN")
+    assert res.returncode == 0, res.stderr + c.script

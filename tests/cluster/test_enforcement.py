@@ -188,3 +188,31 @@ def test_cluster_ip_service_reaches_pod_and_policy_applies_after_dnat(kube: Kube
         },
     )
     assert kube.connect("svc", "c", f"{empty.spec.cluster_ip}:80") == (1, "REFUSED\n")
+
+
+def test_service_with_two_endpoints_balances(kube: Kube) -> None:
+    kube.namespace("svc2")
+    kube.pods(
+        "svc2",
+        [
+            agnhost_pod("s1", {"app": "s", "pod": "s1"}),
+            agnhost_pod("s2", {"app": "s"}),
+            agnhost_pod("c"),
+        ],
+    )
+    svc = kube.core.create_namespaced_service(
+        "svc2",
+        {
+            "metadata": {"name": "s"},
+            "spec": {"selector": {"app": "s"}, "ports": [{"port": 80, "protocol": "UDP"}]},
+        },
+    )
+    vip = svc.spec.cluster_ip
+    # The UDP reply is the serving pod's hostname: both endpoints must answer over a few tries.
+    script = f"for i in $(seq 40); do (/agnhost connect {vip}:80 --protocol=udp --timeout=1s || echo FAIL) & done; wait"
+    code, out, err = kube.exec("svc2", "c", ["sh", "-c", script])
+    assert code == 0 and "FAIL" not in out, err
+    kube.policy("svc2", "deny-s1", {"podSelector": {"matchLabels": {"pod": "s1"}}})
+    code, out, _ = kube.exec("svc2", "c", ["sh", "-c", script])
+    # Now about half of the tries land on the isolated s1 and time out.
+    assert 0 < out.count("FAIL") < 40
