@@ -126,6 +126,7 @@ class Enforcer:
             await self._install(gen, script, count)
 
     async def _worker(self) -> None:
+        backoff = 0.1
         while True:
             await self._dirty.wait()
             self._dirty.clear()
@@ -133,6 +134,10 @@ class Enforcer:
             script, count = self._compile()
             try:
                 await self._install(gen, script, count)
+                backoff = 0.1
             except Exception:
-                await asyncio.sleep(0.2)
+                # A script nft rejects is a compiler bug: keep the last good rules, report it on
+                # the status endpoint, and retry (a later change may produce a valid script).
+                await asyncio.sleep(backoff)
+                backoff = min(5.0, backoff * 2)
                 self._dirty.set()
