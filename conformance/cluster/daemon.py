@@ -30,6 +30,7 @@ from conformance.cluster.dataplane import Dataplane
 from conformance.cluster.execution import Executor
 from conformance.cluster.faults import FaultPlan
 from conformance.cluster.store import NAMESPACES, Store
+from conformance.errors import ClusterError
 
 log = logging.getLogger("conformance.cluster.daemon")
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -81,7 +82,9 @@ async def serve(
     runner: web.AppRunner | None = None
     api: ApiServer | None = None
     externals: list[agnhost.PodServers] = []
-    try:
+
+    async def bring_up() -> None:
+        nonlocal controller, runner, api
         await dataplane.setup()
         await executor.start()
         store = Store()
@@ -96,7 +99,12 @@ async def serve(
             )
         controller = Controller(store, dataplane, options.knobs)
         controller.enforcer.start()
-        await controller.enforcer.wait(controller.enforcer.changed())
+        try:
+            await asyncio.wait_for(controller.enforcer.wait(controller.enforcer.changed()), 30)
+        except TimeoutError:
+            raise ClusterError(
+                f"nftables rules could not be installed: {controller.enforcer.stats.last_error}"
+            ) from None
         for ext in options.externals:
             ep = await dataplane.add_external(f"ext:{ext.name}", ext.ip)
             listeners = [agnhost.Listener(proto, port, ext.name) for proto, port in ext.ports]
@@ -118,10 +126,22 @@ async def serve(
         runner = web.AppRunner(api.app(), handle_signals=False, access_log=None)
         await runner.setup()
         await web.SockSite(runner, sock, shutdown_timeout=1.0).start()
+
+    try:
+        # A signal (or the owner's death) during start-up must stop it too, not only later.
+        setup = loop.create_task(bring_up())
+        stopper = loop.create_task(stop.wait())
+        await asyncio.wait({setup, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if not setup.done():
+            setup.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await setup
+            raise ClusterError("stopped before it was ready")
+        setup.result()
         ready.write("ready\n")
         ready.flush()
-        log.info("serving on %s", api.address)
-        await stop.wait()
+        log.info("serving on %s", api.address if api else "?")
+        await stopper
         log.info("stopping")
     finally:
         if api is not None:

@@ -249,8 +249,13 @@ def start(
             os.close(_LIFELINES.pop(proc.pid))
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
+        try:
             proc.wait(10)
+        except subprocess.TimeoutExpired:
+            # No state file names this daemon yet, so cleanup() could not find it: kill it here.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
         reason = line.decode(errors="replace").strip().removeprefix("error: ")
         if not reason:
             with (

@@ -223,3 +223,15 @@ def test_owner_killed_without_cleanup_takes_its_cluster_along() -> None:
     while os.path.exists(embedded.state_dir(name)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not os.path.exists(embedded.state_dir(name))
+
+
+@pytest.mark.parametrize("timeout", [0.05, 0.4])
+def test_start_timeout_stops_the_daemon_mid_startup(timeout: float) -> None:
+    """A launcher giving up (slow machine) must not leave a half-started daemon behind."""
+    name = unique_instance("slow")
+    with pytest.raises(ClusterError, match="did not start"):
+        embedded.start(ClusterOptions(instance=name), timeout=timeout)
+    deadline = time.monotonic() + 10
+    while (ours(name) or processes_of(name)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ours(name) == [] and processes_of(name) == []
