@@ -124,7 +124,7 @@ CNI_SIGNATURES: tuple[CniSignature, ...] = (
         ("cilium",),
         ("cilium/cilium:", "cilium/cilium@"),
         ("cilium-operator",),
-        "ipBlock does not match pod IPs unless policyCIDRMatchMode=pods (cilium issue 9209)",
+        "ipBlock CIDRs are not matched against pod IPs (cilium issue 9209)",
     ),
     CniSignature("antrea", ("antrea-agent",), ("antrea/antrea-agent",), ("antrea-controller",)),
     CniSignature(

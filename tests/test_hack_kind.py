@@ -1,0 +1,372 @@
+"""hack/kind and the CNI workflow: these cannot create kind clusters here (no container engine), so
+they are checked for what can be checked without one: lint, structure, pinned versions, the
+commands the scripts would run (with stub tools on PATH), and run.sh end to end against the
+embedded cluster under a kind-* context name."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+KIND = ROOT / "hack" / "kind"
+WORKFLOW = ROOT / ".github" / "workflows" / "cni-matrix.yml"
+DEVIATIONS = KIND / "known-deviations"
+SHA_PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")
+
+
+def cnis() -> list[str]:
+    match = re.search(r'^CNIS="([^"]+)"', (KIND / "lib.sh").read_text(), re.M)
+    assert match, "lib.sh declares CNIS"
+    return match.group(1).split()
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for line in (KIND / "versions.env").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, eq, value = line.partition("=")
+            assert eq and re.fullmatch(r"[A-Z_]+", key), f"not KEY=value: {line!r}"
+            out[key] = value
+    return out
+
+
+def scenario_names() -> set[str]:
+    names = set()
+    for path in (ROOT / "scenarios").rglob("*.yaml"):
+        doc = yaml.safe_load(path.read_text())
+        if isinstance(doc, dict) and "name" in doc:
+            names.add(str(doc["name"]))
+    return names
+
+
+# -- lint --------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+def test_scripts_are_shellcheck_clean() -> None:
+    scripts = sorted(str(p) for p in KIND.glob("*.sh"))
+    proc = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_scripts_are_strict_and_executable() -> None:
+    for script in KIND.glob("*.sh"):
+        text = script.read_text()
+        assert text.startswith("#!/usr/bin/env bash\n"), script.name
+        if script.name != "lib.sh":  # sourced only
+            assert "set -euo pipefail" in text, script.name
+            assert script.stat().st_mode & stat.S_IXUSR, f"{script.name} is not executable"
+
+
+# -- versions and per-CNI files ------------------------------------------------------------------
+
+
+def test_versions_are_pinned_in_one_place() -> None:
+    v = versions()
+    assert {"KIND_VERSION", "KIND_NODE_IMAGE", "CALICO_VERSION", "CILIUM_VERSION"} <= set(v)
+    assert {"ANTREA_VERSION", "AGNHOST_IMAGE"} <= set(v)
+    assert re.fullmatch(r"kindest/node:v[\d.]+@sha256:[0-9a-f]{64}", v["KIND_NODE_IMAGE"]), (
+        "kind supports a node image only with the release that built it: pin the digest"
+    )
+    assert all(re.fullmatch(r"v?\d+\.\d+\.\d+", v[k]) for k in v if k.endswith("_VERSION"))
+    from conformance.probing import AGNHOST_IMAGE, AGNHOST_TAG
+
+    assert v["AGNHOST_IMAGE"] == f"{AGNHOST_IMAGE}:{AGNHOST_TAG}", "preload what the tool runs"
+    # No script hard-codes a version: every *_VERSION they use comes from versions.env.
+    for script in KIND.glob("*.sh"):
+        for name in re.findall(r"\$\{?([A-Z_]+_(?:VERSION|IMAGE))\}?", script.read_text()):
+            assert name in v or name == "MIN_KIND_VERSION", f"{script.name} uses undefined {name}"
+
+
+@pytest.mark.parametrize("cni", cnis())
+def test_each_cni_has_config_installer_and_deviation_file(cni: str) -> None:
+    config = yaml.safe_load((KIND / f"kind-{cni}.yaml").read_text())
+    assert config["kind"] == "Cluster" and config["apiVersion"] == "kind.x-k8s.io/v1alpha4"
+    assert [n["role"] for n in config["nodes"]].count("worker") >= 2, "probes should cross nodes"
+    disabled = (config.get("networking") or {}).get("disableDefaultCNI", False)
+    assert disabled is (cni != "kindnet"), "only kindnet keeps kind's default CNI"
+    if cni == "calico":
+        assert config["networking"]["podSubnet"] == "192.168.0.0/16"
+    installer = KIND / f"install-{cni}.sh"
+    assert installer.exists() and "wait_rollout" in installer.read_text()
+    assert (DEVIATIONS / f"{cni}.yaml").exists()
+
+
+def load_deviations(path: Path) -> list[dict[str, Any]]:
+    """Entries of a known-deviations file (docs/reports.md); validated by the tool when present."""
+    try:
+        from conformance.reports.deviations import KnownDeviations
+    except ImportError:  # pragma: no cover - before the reports module lands
+        pass
+    else:
+        KnownDeviations.load(path)
+    doc = yaml.safe_load(path.read_text())
+    entries: list[dict[str, Any]] = doc["deviations"]
+    return entries
+
+
+@pytest.mark.parametrize("path", sorted(DEVIATIONS.glob("*.yaml")), ids=lambda p: p.name)
+def test_known_deviations_are_documented_and_match_real_scenarios(path: Path) -> None:
+    names = scenario_names()
+    for entry in load_deviations(path):
+        assert entry["reason"].strip() and entry["link"].startswith("https://"), entry
+        assert any(fnmatch.fnmatchcase(n, entry["scenario"]) for n in names), (
+            f"{path.name}: {entry['scenario']!r} matches no scenario"
+        )
+
+
+def test_cilium_deviations_are_the_documented_ones() -> None:
+    pod = load_deviations(DEVIATIONS / "cilium.yaml")
+    service = load_deviations(DEVIATIONS / "cilium-via-service.yaml")
+    assert {e["link"] for e in pod} == {"https://github.com/cilium/cilium/issues/9209"}
+    assert all(e.get("kind") == "unexpectedly-denied" for e in pod), (
+        "a CNI that ignores an allow only ever denies: an unexpected allow stays a failure"
+    )
+    assert all(e in service for e in pod), "the via-service file repeats the pod entries"
+    (sctp,) = [e for e in service if e not in pod]
+    assert sctp["cell"].endswith("/SCTP")
+    for cni in ("calico", "antrea", "kindnet"):
+        assert load_deviations(DEVIATIONS / f"{cni}.yaml") == [], f"nothing documented for {cni}"
+
+
+# -- the workflow --------------------------------------------------------------------------------
+
+
+def workflow() -> dict[Any, Any]:
+    doc: dict[Any, Any] = yaml.safe_load(WORKFLOW.read_text())
+    return doc
+
+
+def test_workflow_matrix_covers_every_cni_and_gates_on_run_sh() -> None:
+    wf = workflow()
+    triggers = wf[True]  # YAML 1.1 reads the key `on` as a boolean
+    assert "workflow_dispatch" in triggers and "pull_request" in triggers
+    assert wf["permissions"] == {"contents": "read"}
+    (job,) = wf["jobs"].values()
+    assert job["strategy"]["fail-fast"] is False
+    assert sorted(job["strategy"]["matrix"]["cni"]) == sorted(cnis())
+    runs = "\n".join(s.get("run", "") for s in job["steps"])
+    assert 'hack/kind/create-cluster.sh "$CNI"' in runs
+    assert 'hack/kind/run.sh "$CNI"' in runs
+    assert "GITHUB_STEP_SUMMARY" in runs and "summary.md" in runs
+    uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload")]
+    names = {s["with"]["name"] for s in uploads}
+    assert names == {"reports-${{ matrix.cni }}", "allure-results-${{ matrix.cni }}"}
+    assert all(s["if"] == "always()" for s in uploads), "reports matter most when a job fails"
+    for step in job["steps"]:
+        if "uses" in step:
+            assert SHA_PINNED.match(step["uses"]), f"pin {step['uses']} to a commit"
+        assert "${{" not in step.get("run", ""), "pass expressions through env, not into scripts"
+
+
+@pytest.mark.skipif(shutil.which("check-jsonschema") is None, reason="check-jsonschema missing")
+def test_workflow_validates_against_the_github_workflow_schema() -> None:
+    proc = subprocess.run(
+        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# -- what the scripts would run, with stub tools ----------------------------------------------
+
+STUB = """#!/usr/bin/env bash
+# Records its argv (and stdin when a manifest is piped in) for the test.
+{ printf '%s' "$(basename "$0")"; printf ' %s' "$@"; printf '\\n'; } >> "$STUB_LOG"
+case "$(basename "$0") $*" in
+  "kind version") echo "kind v0.33.0 go1.25.3 linux/amd64" ;;
+  "kind get clusters") ;;
+  *" -f -"*) sed 's/^/  stdin: /' >> "$STUB_LOG" ;;
+esac
+exit 0
+"""
+
+
+@pytest.fixture
+def stubs(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("kind", "kubectl", "docker", "helm", "modprobe", "sudo"):
+        path = bin_dir / tool
+        path.write_text(STUB)
+        path.chmod(0o755)
+    log = tmp_path / "calls.log"
+    log.touch()
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "STUB_LOG": str(log),
+    }
+    env.pop("CLUSTER_NAME", None)
+    return env, log
+
+
+def create(cni: str, env: dict[str, str], log: Path) -> str:
+    proc = subprocess.run(
+        [str(KIND / "create-cluster.sh"), cni],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return log.read_text()
+
+
+@pytest.mark.parametrize("cni", cnis())
+def test_create_cluster_commands(cni: str, stubs: tuple[dict[str, str], Path]) -> None:
+    env, log = stubs
+    calls = create(cni, env, log)
+    v = versions()
+    assert (
+        f"kind create cluster --name netpol-{cni} --image {v['KIND_NODE_IMAGE']} "
+        f"--config {KIND}/kind-{cni}.yaml" in calls
+    )
+    assert f"kind load docker-image {v['AGNHOST_IMAGE']} --name netpol-{cni}" in calls
+    assert f"kubectl --context kind-netpol-{cni} wait --for=condition=Ready nodes --all" in calls
+    if not Path("/sys/module/sctp").exists():
+        assert "modprobe sctp" in calls, "kind nodes share the host kernel"
+    if cni == "calico":
+        assert f"calico/{v['CALICO_VERSION']}/manifests/tigera-operator.yaml" in calls
+        assert "stdin:     linuxPolicySetupTimeoutSeconds: 5" in calls
+        assert "stdin:         cidr: 192.168.0.0/16" in calls
+        assert "rollout status daemonset/calico-node" in calls
+    elif cni == "cilium":
+        helm = next(line for line in calls.splitlines() if line.startswith("helm "))
+        for flag in (
+            f"--version {v['CILIUM_VERSION']}",
+            "--set sctp.enabled=true",
+            "--set identityChangeGracePeriod=0s",
+            f"--kube-context kind-netpol-{cni}",
+        ):
+            assert flag in helm
+        assert "rollout status daemonset/cilium" in calls
+    elif cni == "antrea":
+        assert f"download/{v['ANTREA_VERSION']}/antrea.yml" in calls
+        if not Path("/sys/module/openvswitch").exists():
+            assert "modprobe openvswitch" in calls
+        assert "rollout status daemonset/antrea-agent" in calls
+        assert "rollout status deployment/antrea-controller" in calls
+    else:
+        assert "rollout status daemonset/kindnet" in calls
+
+
+def test_unknown_cni_and_old_kind_are_refused(stubs: tuple[dict[str, str], Path]) -> None:
+    env, _ = stubs
+    proc = subprocess.run(
+        [str(KIND / "run.sh"), "weave"], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 1 and "accepted: kindnet calico cilium antrea" in proc.stderr
+    old = Path(env["PATH"].split(":")[0]) / "kind"
+    old.write_text(STUB.replace("v0.33.0", "v0.23.0"))
+    proc = subprocess.run(
+        [str(KIND / "create-cluster.sh"), "kindnet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1 and "v0.24.0 or later is needed" in proc.stderr
+
+
+# -- run.sh end to end on the embedded cluster, under a kind-* context name -------------------
+
+DENY_INGRESS = ROOT / "scenarios/upstream/should-support-a-default-deny-ingress-policy.yaml"
+EXCEPT = (
+    ROOT
+    / "scenarios/upstream/should-enforce-except-clause-while-egress-access-to-server-in-cidr-block.yaml"
+)
+
+
+def has_known_deviations() -> bool:
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance", "run", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return "--known-deviations" in proc.stdout
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_run_sh_on_the_embedded_cluster(tmp_path: Path) -> None:
+    from conformance.cluster.config import ClusterOptions
+    from conformance.cluster.embedded import EmbeddedCluster
+    from conformance.cluster.knobs import Knobs
+
+    netpol = tmp_path / "netpol-conformance"
+    netpol.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m conformance "$@"\n')
+    netpol.chmod(0o755)
+    instance = f"hk{os.getpid() % 100000}"
+    knobs = Knobs.parse(0, ["ignore-except"])  # one known mismatch: x/a -> x/b allowed
+    with EmbeddedCluster(ClusterOptions(instance=instance, knobs=knobs)) as ec:
+        config = yaml.safe_load(Path(ec.kubeconfig).read_text())
+        config["contexts"][0]["name"] = "kind-netpol-kindnet"
+        config["current-context"] = "kind-netpol-kindnet"
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(config))
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "NETPOL": str(netpol),
+            "SKIP_CREATE": "1",
+            "PYTEST_WORKERS": "1",
+        }
+
+        def run_sh(*paths: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [str(KIND / "run.sh"), "kindnet", *map(str, paths)],
+                env={**env, **extra},
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+
+        # This host's kernel has no SCTP: the doctor stops the run before anything is deployed.
+        if not (Path("/proc/net/sctp").exists() or Path("/sys/module/sctp").exists()):
+            blocked = run_sh(DENY_INGRESS, REPORT_DIR=str(tmp_path / "r0"))
+            assert blocked.returncode == 3, blocked.stdout + blocked.stderr
+            assert "sudo modprobe sctp" in blocked.stdout
+            assert not (tmp_path / "r0" / "results.json").exists()
+
+        good = run_sh(DENY_INGRESS, REPORT_DIR=str(tmp_path / "r1"), NETPOL_SCTP="0")
+        assert good.returncode == 0, good.stdout + good.stderr
+        assert (tmp_path / "r1" / "results.json").exists()
+        assert (tmp_path / "r1" / "pytest-junit.xml").exists(), "the pytest form ran too"
+        assert any((tmp_path / "r1" / "allure-results").iterdir())
+
+        if has_known_deviations():
+            bad = run_sh(EXCEPT, REPORT_DIR=str(tmp_path / "r2"), NETPOL_SCTP="0", PYTEST="0")
+            assert bad.returncode == 1, "an unlisted mismatch is a regression"
+            known = tmp_path / "known.yaml"
+            known.write_text(
+                "deviations:\n"
+                "  - scenario: should-enforce-except-clause-*\n"
+                '    cell: "x/a -> x/b *"\n'
+                "    reason: the embedded cluster runs with --deviation ignore-except\n"
+                "    link: https://example.org/knob\n"
+            )
+            ok = run_sh(
+                EXCEPT,
+                REPORT_DIR=str(tmp_path / "r3"),
+                NETPOL_SCTP="0",
+                PYTEST="0",
+                KNOWN_DEVIATIONS=str(known),
+            )
+            assert ok.returncode == 0, ok.stdout + ok.stderr
