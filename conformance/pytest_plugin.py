@@ -332,20 +332,44 @@ class StepItem(pytest.Item):
 
 
 def _attach_allure(config: pytest.Config, name: str, step: Any) -> None:
-    """With allure-pytest active, attach the tables, the policies and the per-cell evidence."""
+    """With allure-pytest active, attach the tables, the policies (YAML) and the per-cell
+    evidence, and label the test: feature and tag per scenario tag (so an Allure report groups
+    failures by area of the API), the scenario as story, the cluster and CNI as parameters
+    (CNI from ``$NETPOL_CONFORMANCE_CNI`` until runs detect it). See docs/reports.md."""
     if not config.pluginmanager.hasplugin("allure_pytest") or not getattr(
         config.option, "allure_report_dir", None
     ):
         return
     import allure
+    import yaml
+
+    dynamic: Any = allure.dynamic  # allure-pytest is only partly annotated
+    state = config.stash.get(_SESSION, None)
+    results = state.results.values() if state is not None else ()
+    scenario = next((sc for sc in results if any(st is step for st in sc.steps)), None)
+    if scenario is not None:
+        if scenario.tags:
+            dynamic.feature(*scenario.tags)
+            dynamic.tag(*scenario.tags)
+        dynamic.story(scenario.name)
+    runner = state.runner if state is not None else None
+    if runner is not None:
+        version = ""
+        with contextlib.suppress(Exception):  # a label is not worth failing the test over
+            version = runner.cluster.server_version()
+        dynamic.parameter("cluster", runner.cluster.context, excluded=True)
+        dynamic.parameter("server version", version or "unknown", excluded=True)
+    cni = getattr(runner, "cni", "") or os.environ.get("NETPOL_CONFORMANCE_CNI", "") or "unknown"
+    dynamic.parameter("CNI", cni)
 
     allure.attach(
         step_tables(step), name=f"{name}: tables", attachment_type=allure.attachment_type.TEXT
     )
     allure.attach(
-        json.dumps(step.policies, indent=2),
+        "---\n".join(yaml.safe_dump(p, sort_keys=False) for p in step.policies)
+        or "# no policies in force\n",
         name="policies",
-        attachment_type=allure.attachment_type.JSON,
+        attachment_type=allure.attachment_type.YAML,
     )
     cells = [
         {k: str(v) for k, v in vars(c).items() if k != "history"}
