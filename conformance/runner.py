@@ -554,6 +554,7 @@ class _ScenarioRun:
                     frozen_labels(labels),
                     pod.ports,
                     ipaddress.ip_address(ip) if ip else pod.ip,
+                    bool((obj.get("spec") or {}).get("hostNetwork")),
                 )
             )
             del key

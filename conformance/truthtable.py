@@ -30,7 +30,7 @@ class Mark:
 
 
 LEGEND = (
-    "legend: . allow   X deny   ? implementation-defined (self)   "
+    "legend: . allow   X deny   ? implementation-defined (self traffic, tied priorities)   "
     "- allow, port not served   x deny, port not served"
 )
 
