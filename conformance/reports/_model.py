@@ -170,12 +170,13 @@ class TagScore:
     scenarios_passed: int  # pass or known
     cells_judged: int
     cells_matched: int
-    allowed: int  # unexpectedly allowed (security holes)
-    denied: int  # unexpectedly denied (outages)
+    allowed: int  # unexpectedly allowed (security holes), known deviations excluded
+    denied: int  # unexpectedly denied (outages), known deviations excluded
+    known: int = 0  # mismatches accepted as known deviations
 
     @property
     def ok(self) -> bool:
-        return self.cells_matched == self.cells_judged and self.scenarios_passed == self.scenarios
+        return self.allowed == self.denied == 0 and self.scenarios_passed == self.scenarios
 
 
 def tag_scores(j: Judgement) -> list[TagScore]:
@@ -183,18 +184,22 @@ def tag_scores(j: Judgement) -> list[TagScore]:
     acc: dict[str, list[int]] = {}
     for sc in j.run.scenarios:
         outcome = j.scenario_outcome(sc)
-        cells = [c for st in sc.steps for c in st.cells]
-        judged = [c for c in cells if c.status in (CellStatus.MATCH, CellStatus.MISMATCH)]
-        row = [
-            1,
-            int(outcome in ("pass", "known")),
-            len(judged),
-            sum(c.status is CellStatus.MATCH for c in judged),
-            sum(c.mismatch_kind == "unexpectedly-allowed" for c in judged),
-            sum(c.mismatch_kind == "unexpectedly-denied" for c in judged),
-        ]
+        row = [1, int(outcome in ("pass", "known")), 0, 0, 0, 0, 0]
+        for st in sc.steps:
+            for c in st.cells:
+                if c.status not in (CellStatus.MATCH, CellStatus.MISMATCH):
+                    continue
+                row[2] += 1
+                if c.status is CellStatus.MATCH:
+                    row[3] += 1
+                elif cell_key(sc, st, c) in j.known:
+                    row[6] += 1
+                elif c.mismatch_kind == "unexpectedly-allowed":
+                    row[4] += 1
+                else:
+                    row[5] += 1
         for tag in sc.tags or ["untagged"]:
-            prev = acc.setdefault(tag, [0] * 6)
+            prev = acc.setdefault(tag, [0] * 7)
             acc[tag] = [a + b for a, b in zip(prev, row, strict=True)]
     return [TagScore(tag, *acc[tag]) for tag in sorted(acc)]
 

@@ -98,6 +98,7 @@ class Bar:
     match_w: float
     allowed_w: float
     denied_w: float
+    known_w: float
     label: str
     ok: bool
 
@@ -106,7 +107,8 @@ CHART_WIDTH = 360
 
 
 def bars(scores: list[TagScore]) -> list[Bar]:
-    """Stacked 100% bars: the share of judged cells matched, unexpectedly allowed, denied."""
+    """Stacked 100% bars: the share of judged cells matched, unexpectedly allowed, unexpectedly
+    denied, and known deviations."""
     out = []
     for i, s in enumerate(scores):
         n = s.cells_judged or 1
@@ -117,6 +119,7 @@ def bars(scores: list[TagScore]) -> list[Bar]:
                 match_w=CHART_WIDTH * s.cells_matched / n,
                 allowed_w=CHART_WIDTH * s.allowed / n,
                 denied_w=CHART_WIDTH * s.denied / n,
+                known_w=CHART_WIDTH * s.known / n,
                 label=f"{s.cells_matched}/{s.cells_judged}",
                 ok=s.ok,
             )

@@ -114,6 +114,7 @@ def render_markdown(j: Judgement, limit: int = LIMIT) -> str:
                 "cells matched",
                 "unexpectedly allowed",
                 "unexpectedly denied",
+                "known deviations",
             ],
             [
                 [
@@ -122,6 +123,7 @@ def render_markdown(j: Judgement, limit: int = LIMIT) -> str:
                     f"{s.cells_matched}/{s.cells_judged}",
                     s.allowed,
                     s.denied,
+                    s.known,
                 ]
                 for s in tag_scores(j)
             ],
