@@ -188,3 +188,15 @@ def test_api_faults_at_ten_percent_still_give_correct_verdicts(tmp_path: Path) -
     assert statuses <= {"match", "implementation-defined"}, proc.stdout + proc.stderr
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert injected["errors"] > 0 and injected["exec_drops"] > 0, injected
+
+
+def test_probing_via_services(tmp_path: Path) -> None:
+    proc = cli("run", str(DENY_INGRESS), "--via", "service", "--output-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "results.json").read_text())
+    cells = [
+        c for st in doc["scenarios"][0]["steps"] for c in st["cells"] if c["status"] == "match"
+    ]
+    assert cells and all("--protocol=tcp" in c["command"] for c in cells)
+    pod_ips = {c["command"].split()[-3].rsplit(":", 1)[0] for c in cells}
+    assert all(ip.startswith("10.96.") for ip in pod_ips), "probes went to ClusterIPs, not pod IPs"
