@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance.cluster.dataplane import external_ip_problem
 from conformance.cluster.faults import Faults
 from conformance.cluster.knobs import Deviation, Knobs
 from conformance.errors import ConformanceError
@@ -87,6 +88,12 @@ class ClusterOptions:
         names = [e.name for e in self.externals]
         if len(set(names)) != len(names):
             raise ConformanceError("external host names must be unique")
+        for ext in self.externals:
+            problem = external_ip_problem(ext.ip)
+            if problem:
+                raise ConformanceError(problem)
+        if len({e.ip for e in self.externals}) != len(self.externals):
+            raise ConformanceError("external host addresses must be unique")
 
     @property
     def context(self) -> str:

@@ -98,13 +98,11 @@ async def serve(
                 },
             )
         controller = Controller(store, dataplane, options.knobs)
-        controller.enforcer.start()
         try:
-            await asyncio.wait_for(controller.enforcer.wait(controller.enforcer.changed()), 30)
-        except TimeoutError:
-            raise ClusterError(
-                f"nftables rules could not be installed: {controller.enforcer.stats.last_error}"
-            ) from None
+            await controller.enforcer.install_now()
+        except ClusterError as exc:
+            raise ClusterError(f"nftables rules could not be installed: {exc}") from None
+        controller.enforcer.start()
         for ext in options.externals:
             ep = await dataplane.add_external(f"ext:{ext.name}", ext.ip)
             listeners = [agnhost.Listener(proto, port, ext.name) for proto, port in ext.ports]
@@ -169,9 +167,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rootless", action="store_true")
     parser.add_argument("--lifeline-fd", type=int, default=-1)
     args = parser.parse_args(argv)
-    with open(args.config, encoding="utf-8") as fh:
-        data = json.load(fh)
-    options = ClusterOptions.from_json(data["options"])
     state_dir = os.path.dirname(os.path.abspath(args.config))
     logging.basicConfig(
         filename=os.path.join(state_dir, "daemon.log"),
@@ -181,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     ready = os.fdopen(args.ready_fd, "w")
     sock = socket.socket(fileno=args.listen_fd)
     try:
+        with open(args.config, encoding="utf-8") as fh:
+            data = json.load(fh)
+        options = ClusterOptions.from_json(data["options"])
         if args.rootless:
             _private_run()
         asyncio.run(serve(options, sock, data["token"], state_dir, ready, args.lifeline_fd))

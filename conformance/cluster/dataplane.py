@@ -41,6 +41,21 @@ def cleanup_namespaces(instance: str) -> list[str]:
     return [n for n in names if n not in left]
 
 
+def external_ip_problem(ip: str) -> str:
+    """Why ``ip`` cannot be an external host (empty when it can): TEST-NET hosts only."""
+    try:
+        addr = ipaddress.IPv4Address(ip)
+    except ValueError:
+        addr = None
+    net = next((n for n in EXTERNAL_NETS if addr is not None and addr in n), None)
+    if addr is None or net is None or addr in (net[0], net[1], net[-1]):
+        return (
+            f"external host address {ip} must be a host address in 203.0.113.0/24 or "
+            "198.51.100.0/24 other than .0, .1 and .255"
+        )
+    return ""
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """A namespace the cluster created for a pod or an external host, with its address."""
@@ -132,13 +147,11 @@ class Dataplane:
 
     async def add_external(self, key: str, ip: str) -> Endpoint:
         """Create an external host on TEST-NET, attached to the node bridge."""
+        problem = external_ip_problem(ip)
+        if problem:
+            raise ClusterError(problem)
         addr = ipaddress.IPv4Address(ip)
-        net = next((n for n in EXTERNAL_NETS if addr in n), None)
-        if net is None or addr in (net[0], net[1], net[-1]):
-            raise ClusterError(
-                f"external host address {ip} must be a host address in 203.0.113.0/24 or 198.51.100.0/24"
-                " other than .0, .1 and .255"
-            )
+        net = next(n for n in EXTERNAL_NETS if addr in n)
         self._next_if += 1
         ifname = f"x{self._next_if}"
         ep = Endpoint(key, f"{self.prefix}x{self._next_if}", ip)

@@ -69,6 +69,12 @@ class Enforcer:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
+    async def install_now(self) -> None:
+        """Compile and install the current state at once; errors propagate (start-up check)."""
+        self.stats.generation += 1
+        script, count = self._compile()
+        await self._install(self.stats.generation, script, count)
+
     def changed(self) -> int:
         """Note a change; returns its generation number."""
         self.stats.generation += 1

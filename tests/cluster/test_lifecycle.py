@@ -9,13 +9,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
 from conformance.cluster import embedded
 from conformance.cluster.config import ClusterOptions, ExternalHost
 from conformance.cluster.netns import list_netns
-from conformance.errors import ClusterError
+from conformance.errors import ClusterError, ConformanceError
 from tests.cluster.conftest import Kube, agnhost_pod, unique_instance
 
 pytestmark = pytest.mark.cluster
@@ -99,11 +100,19 @@ def test_cli_bad_input_is_one_line() -> None:
     assert res.returncode == 1 and "instance name" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_failed_start_removes_everything() -> None:
+def test_failed_start_removes_everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     name = unique_instance("fail")
-    options = ClusterOptions(instance=name, externals=(ExternalHost("x", "10.0.0.5"),))
-    with pytest.raises(ClusterError, match=r"203\.0\.113\.0/24"):
-        embedded.start(options, timeout=20)
+    with pytest.raises(ConformanceError, match=r"203\.0\.113\.0/24"):
+        ClusterOptions(instance=name, externals=(ExternalHost("x", "10.0.0.5"),))
+    # An nft that fails: start-up breaks after the node namespace exists.
+    fake = tmp_path / "nft"
+    fake.write_text("#!/bin/sh\necho 'Error: simulated nft failure' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    with pytest.raises(
+        ClusterError, match=r"did not start: nftables rules could not be installed: .*simulated"
+    ):
+        embedded.start(ClusterOptions(instance=name), timeout=20)
     assert ours(name) == [] and processes_of(name) == []
 
 
