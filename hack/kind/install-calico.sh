@@ -41,4 +41,5 @@ wait_exists calico-system daemonset/calico-node
 wait_rollout calico-system daemonset/calico-node 600s
 wait_exists calico-system deployment/calico-kube-controllers
 wait_rollout calico-system deployment/calico-kube-controllers
+wait_exists default tigerastatus/calico  # cluster-scoped: the namespace is ignored
 kctl wait --for=condition=Available --timeout=300s tigerastatus/calico
