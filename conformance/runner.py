@@ -60,7 +60,14 @@ from conformance.model import (
     frozen_labels,
 )
 from conformance.netpol import NetworkPolicy, parse_network_policy
-from conformance.probing import Outcome, ProbeResult, ProbeTarget, batch_command, kubectl_command
+from conformance.probing import (
+    Outcome,
+    ProbeResult,
+    ProbeTarget,
+    batch_command,
+    kubectl_command,
+    parse_batch_output,
+)
 from conformance.results import (
     CellResult,
     CellStatus,
@@ -70,7 +77,7 @@ from conformance.results import (
     StepResult,
     observed_verdict,
 )
-from conformance.scenario import BoundStep, Scenario
+from conformance.scenario import BoundStep, Scenario, pod_key
 
 Progress = Callable[[str], None]
 RealCell = tuple[
@@ -226,8 +233,6 @@ class Runner:
             res = self.cluster.exec(ns, pod, container, argv, timeout)
         except ClusterError as exc:
             return {cell: ProbeResult(Outcome.CHECK_FAILED, str(exc)) for cell, _ in items}
-        from conformance.probing import parse_batch_output
-
         if res.exit_code != 0 and not res.stdout:
             detail = f"probe batch exited {res.exit_code}: {res.stderr.strip()[:200]}"
             return {cell: ProbeResult(Outcome.CHECK_FAILED, detail) for cell, _ in items}
@@ -461,7 +466,7 @@ class _ScenarioRun:
             self._create_namespace(ns, ns_spec.labels)
         names = self.live.names
         bound = self._bound_step(index)
-        added = [p for p in bound.state.pods if p.key in {self._key(s) for s in step.add_pods}]
+        added = [p for p in bound.state.pods if p.key in {pod_key(s) for s in step.add_pods}]
         if added:
             self._create_pods(added)
         for key in step.remove_pods:
@@ -485,11 +490,6 @@ class _ScenarioRun:
         bound = self._bound_step(index)
         self._reconcile_policies(bound)
         return bound
-
-    def _key(self, spec: Any) -> str:
-        from conformance.scenario import pod_key
-
-        return pod_key(spec)
 
     def _wait_gone(self, namespace: str, name: str) -> None:
         deadline = time.monotonic() + self.opts.ready_timeout_s
@@ -536,14 +536,13 @@ class _ScenarioRun:
     # -- evaluation against the live state and probing ----------------------------------------
     def _live_state(self) -> ClusterState:
         namespaces = []
-        for scen, real in self.live.names.forward.items():
+        for real in self.live.names.forward.values():
             obj = self.c.get("Namespace", None, real)
             namespaces.append(
                 Namespace(real, frozen_labels((obj.get("metadata") or {}).get("labels") or {}))
             )
-            del scen
         pods = []
-        for key, pod in self.live.pods.items():
+        for pod in self.live.pods.values():
             obj = self.c.get("Pod", pod.namespace, pod.name)
             labels = (obj.get("metadata") or {}).get("labels") or {}
             ip = (obj.get("status") or {}).get("podIP")
@@ -557,7 +556,6 @@ class _ScenarioRun:
                     bool((obj.get("spec") or {}).get("hostNetwork")),
                 )
             )
-            del key
         externals = tuple(
             ExternalHost(
                 e.name, ipaddress.ip_address(self.opts.externals.get(e.name, str(e.ip))), e.ports
@@ -596,7 +594,7 @@ class _ScenarioRun:
             decision = evaluator.decide(*rc)
             d = declared.get(cell.key)
             src_pod = real_pods[rc[0]]
-            target_host = self._target_host(rc[1], real_pods, state)
+            target_host = self._target_host(rc[1], real_pods)
             res = CellResult(
                 cell.source,
                 cell.target,
@@ -630,7 +628,7 @@ class _ScenarioRun:
         self._observe(cells, to_probe)
         return list(cells.values())
 
-    def _target_host(self, key: str, pods: Mapping[str, Pod], state: ClusterState) -> str | None:
+    def _target_host(self, key: str, pods: Mapping[str, Pod]) -> str | None:
         if key.startswith("@"):
             name = key[1:]
             if name in self.opts.externals:
