@@ -256,3 +256,29 @@ def test_screenshot_artefact(page: Page, broken_html: Path) -> None:
     target.write_bytes(base64.b64decode(shot["data"]))
     assert target.stat().st_size > 10_000
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mismatch_kinds_look_different(page: Page, tmp_path: Path) -> None:
+    """A security hole and an outage must not look alike; an outage cell shows its reason too."""
+    from tests.test_report_html import variant
+
+    html = tmp_path / "variant.html"
+    html.write_text(render(variant(), "html"), encoding="utf-8")
+    page.open(html.as_uri() + "#all")
+
+    def style(selector: str) -> list[str]:
+        return list(
+            page.js(
+                f"(() => {{ const s = getComputedStyle(document.querySelector({json.dumps(selector)}));"
+                " return [s.backgroundColor, s.outlineStyle, s.color, s.boxShadow]; })()"
+            )
+        )
+
+    hole, outage = style("td.c.unexpectedly-allowed"), style("td.c.unexpectedly-denied")
+    assert hole[0] != outage[0] and hole[1] != outage[1]
+    assert style("td.c.flaky") != style("td.c.match-allow:not(.flaky)")
+    page.click("td.c.unexpectedly-denied")
+    panel = page.js("document.getElementById('panel').innerText")
+    assert "unexpectedly-denied" in panel
+    assert "allowed by <b>policy</b> & friends" in panel  # shown as text, not markup
+    assert page.errors() == []
