@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance.cluster.admin import ANY_PROTOCOL, subject_peer, translate_rule
 from conformance.cluster.dataplane import NFT_TABLE
 from conformance.cluster.knobs import Deviation, Knobs
 from conformance.cluster.selectors import matches
@@ -50,6 +51,13 @@ class PodView:
         for port in self.ports:
             if port.name == name and port.protocol == protocol:
                 return port.port
+        return None
+
+    def named_any(self, name: str, protocol: str) -> tuple[str, int] | None:
+        """(protocol, number) of a named port; ``protocol`` ``*`` accepts the port's own."""
+        for port in self.ports:
+            if port.name == name and protocol in (ANY_PROTOCOL, port.protocol):
+                return port.protocol, port.port
         return None
 
 
@@ -89,13 +97,26 @@ class _Side:
     allows: list[Allow] = field(default_factory=list)
 
 
+Tiered = tuple[tuple[Allow, str], ...]
+"""Admin-tier rules of one pod and direction, in evaluation order: (match, Allow|Deny|Pass)."""
+
+
 @dataclass(frozen=True)
 class Compiled:
-    """The compiled policy state: per-pod allow lists, and the nftables script."""
+    """The compiled policy state: per-pod allow lists, admin tiers, and the nftables script.
+
+    ``ingress``/``egress``: NetworkPolicy allow lists of isolated pods (by pod IP).
+    ``admin_*``: AdminNetworkPolicy rules that apply to a pod, by priority then rule order.
+    ``baseline_*``: BaselineAdminNetworkPolicy rules that apply to a pod, in order.
+    """
 
     ingress: Mapping[str, tuple[Allow, ...]]
     egress: Mapping[str, tuple[Allow, ...]]
     script: str
+    admin_ingress: Mapping[str, Tiered] = field(default_factory=dict)
+    admin_egress: Mapping[str, Tiered] = field(default_factory=dict)
+    baseline_ingress: Mapping[str, Tiered] = field(default_factory=dict)
+    baseline_egress: Mapping[str, Tiered] = field(default_factory=dict)
 
 
 def _ipblock(block: Mapping[str, Any], knobs: Knobs) -> list[IPv4Net]:
@@ -123,6 +144,7 @@ class _World:
         self.pods = sorted((p for p in pods if p.ip), key=lambda p: (p.namespace, p.name))
         self.ns_labels = {n.name: n.labels for n in namespaces}
         self.nets = {p.ip: IPv4Net(p.ip) for p in self.pods}
+        self.keepalive: list[Any] = []
         self.memo: dict[tuple[int, tuple[ContainerPort, ...] | None], Allow | None] = {}
 
         self._pod_sel: dict[str, frozenset[int]] = {}
@@ -283,9 +305,9 @@ def _compile_rule_uncached(
         elif ingress != knobs.has(Deviation.NAMED_PORT_WRONG_POD):
             # Correct for ingress: the selected pod is the destination. With the deviation this
             # branch serves egress, resolving on the sender instead of the destination.
-            number = owner.named(str(port), proto)
-            if number is not None:
-                ranges.setdefault(proto, []).append((number, number))
+            hit = owner.named_any(str(port), proto)
+            if hit is not None:
+                ranges.setdefault(hit[0], []).append((hit[1], hit[1]))
         else:
             candidates = peer_pods if peers_spec else world.pods
             in_peers = {p.ip for p in candidates}
@@ -296,9 +318,9 @@ def _compile_rule_uncached(
                 }
             for pod in world.pods:
                 if pod.ip in in_peers:
-                    number = pod.named(str(port), proto)
-                    if number is not None:
-                        tuples.add((pod.ip, proto, number))
+                    hit = pod.named_any(str(port), proto)
+                    if hit is not None:
+                        tuples.add((pod.ip, hit[0], hit[1]))
     matches_ = [PortMatch(p, ()) for p in sorted(any_port)]
     matches_ += [
         PortMatch(p, _merge_ranges(r)) for p, r in sorted(ranges.items()) if p not in any_port
@@ -314,8 +336,16 @@ def compile_policies(
     policies: Sequence[Mapping[str, Any]],
     knobs: Knobs = DEFAULT_KNOBS,
     extra_chains: Sequence[str] = (),
+    admin_policies: Sequence[Mapping[str, Any]] = (),
+    baseline: Sequence[Mapping[str, Any]] = (),
 ) -> Compiled:
-    """Compile NetworkPolicy objects (as stored: validated and defaulted) to an nftables script."""
+    """Compile policies (as stored: validated and defaulted) to an nftables script.
+
+    Tiers per pod and direction, as the policy.networking.k8s.io API defines them:
+    AdminNetworkPolicy rules by ascending priority (Allow and Deny decide, Pass skips to the next
+    tier), then NetworkPolicy if any selects the pod in that direction, else the
+    BaselineAdminNetworkPolicy rules (Allow, Deny), else allowed.
+    """
     world = _World(pods, namespaces)
     ingress: dict[str, _Side] = {}
     egress: dict[str, _Side] = {}
@@ -348,7 +378,45 @@ def compile_policies(
                         side.allows.append(allow)
     ing = {k: tuple(v.allows) for k, v in ingress.items()}
     egr = {k: tuple(v.allows) for k, v in egress.items()}
-    return Compiled(ing, egr, render(ing, egr, knobs, extra_chains))
+    admin_in, admin_eg = _tiers(world, sorted(admin_policies, key=_priority), knobs)
+    base_in, base_eg = _tiers(world, sorted(baseline, key=lambda b: b["metadata"]["name"]), knobs)
+    script = render(ing, egr, knobs, extra_chains, (admin_in, admin_eg), (base_in, base_eg))
+    return Compiled(ing, egr, script, admin_in, admin_eg, base_in, base_eg)
+
+
+def _priority(policy: Mapping[str, Any]) -> tuple[int, str]:
+    return int((policy.get("spec") or {}).get("priority", 1000)), policy["metadata"]["name"]
+
+
+def _tiers(
+    world: _World, policies: Sequence[Mapping[str, Any]], knobs: Knobs
+) -> tuple[dict[str, Tiered], dict[str, Tiered]]:
+    """Per pod IP, the (match, action) rules of these admin policies, in order."""
+    out: tuple[dict[str, list[tuple[Allow, str]]], dict[str, list[tuple[Allow, str]]]] = ({}, {})
+    for policy in policies:
+        spec = policy.get("spec") or {}
+        peer = subject_peer(spec.get("subject"))
+        if peer is None:
+            continue
+        subjects = world.peer_pods("", peer)
+        for side, direction, peer_key, ingress in (
+            (0, "ingress", "from", True),
+            (1, "egress", "to", False),
+        ):
+            for rule in spec.get(direction) or []:
+                translated = translate_rule(rule, peer_key)
+                if translated is None:
+                    continue
+                world.keepalive.append(translated)  # memo keys are ids: keep them unique
+                action = str(rule.get("action", ""))
+                for pod in subjects:
+                    allow = _compile_rule(world, "", translated, peer_key, pod, ingress, knobs)
+                    if allow is not None:
+                        out[side].setdefault(pod.ip, []).append((allow, action))
+    return (
+        {k: tuple(v) for k, v in out[0].items()},
+        {k: tuple(v) for k, v in out[1].items()},
+    )
 
 
 def _set(items: Sequence[str]) -> str:
@@ -384,8 +452,16 @@ def render(
     egress: Mapping[str, Sequence[Allow]],
     knobs: Knobs,
     extra_chains: Sequence[str] = (),
+    admin: tuple[Mapping[str, Tiered], Mapping[str, Tiered]] = ({}, {}),
+    baseline: tuple[Mapping[str, Tiered], Mapping[str, Tiered]] = ({}, {}),
 ) -> str:
-    """The complete nftables script: replaces the table atomically when run with ``nft -f``."""
+    """The complete nftables script: replaces the table atomically when run with ``nft -f``.
+
+    Per pod and direction one chain (shared by pods whose rules are equal): admin rules first
+    (a Pass jumps to the second tier), then NetworkPolicy allows and a drop when the pod is
+    isolated, else baseline rules and allow. "Allow" is ``return`` on egress (the destination's
+    ingress is checked next) and ``accept`` on ingress.
+    """
     out = [
         f"table inet {NFT_TABLE} {{}}",
         f"delete table inet {NFT_TABLE}",
@@ -393,22 +469,40 @@ def render(
     ]
     egress_map: list[str] = []
     ingress_map: list[str] = []
-    # Pods with the same allow list share one chain (pods selected by the same policies do).
-    for prefix, side, addr, verdict, vmap in (
-        ("eg", egress, "daddr", "return", egress_map),
-        ("in", ingress, "saddr", "accept", ingress_map),
+    for prefix, side, addr, verdict, vmap, adm, base in (
+        ("eg", egress, "daddr", "return", egress_map, admin[1], baseline[1]),
+        ("in", ingress, "saddr", "accept", ingress_map, admin[0], baseline[0]),
     ):
-        chains: dict[tuple[int, ...], str] = {}
-        for ip, allows in sorted(side.items()):
-            key = tuple(id(a) for a in allows)  # rules are memoised: equal lists share objects
+        chains: dict[tuple[Any, ...], str] = {}
+        for ip in sorted(set(side) | set(adm) | set(base)):
+            np_allows = side.get(ip)
+            key = (
+                tuple((id(a), act) for a, act in adm.get(ip, ())),
+                None if np_allows is None else tuple(id(a) for a in np_allows),
+                tuple((id(a), act) for a, act in base.get(ip, ())),
+            )
             chain = chains.get(key)
             if chain is None:
                 chain = chains[key] = f"{prefix}_{len(chains)}"
-                out.append(f"  chain {chain} {{")
-                out += [
-                    f"    {line}" for allow in allows for line in _rule_lines(allow, addr, verdict)
-                ]
-                out += ["    drop", "  }"]
+                second = f"{chain}_t2" if adm.get(ip) else chain
+                if adm.get(ip):
+                    out.append(f"  chain {chain} {{")
+                    for allow, act in adm[ip]:
+                        v = {"Allow": verdict, "Deny": "drop"}.get(act, f"goto {second}")
+                        out += [f"    {line}" for line in _rule_lines(allow, addr, v)]
+                    out += [f"    goto {second}", "  }"]
+                out.append(f"  chain {second} {{")
+                if np_allows is not None:
+                    out += [
+                        f"    {line}" for a in np_allows for line in _rule_lines(a, addr, verdict)
+                    ]
+                    out.append("    drop")
+                else:
+                    for allow, act in base.get(ip, ()):
+                        v = "drop" if act == "Deny" else verdict
+                        out += [f"    {line}" for line in _rule_lines(allow, addr, v)]
+                    out.append(f"    {verdict}")
+                out.append("  }")
             vmap.append(f"{ip} : jump {chain}")
     out += [
         "  chain forward {",

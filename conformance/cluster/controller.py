@@ -9,17 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.cluster import agnhost
 from conformance.cluster.compiler import ContainerPort, NamespaceView, PodView
 from conformance.cluster.dataplane import GATEWAY, Dataplane, Endpoint
-from conformance.cluster.enforcer import Enforcer
+from conformance.cluster.enforcer import Enforcer, Inputs
 from conformance.cluster.knobs import Deviation, Knobs
 from conformance.cluster.services import Allocator
 from conformance.cluster.store import (
+    ADMIN_NETWORK_POLICIES,
+    BASELINE_ADMIN_NETWORK_POLICIES,
     EVENTS,
     NAMESPACES,
     NETWORK_POLICIES,
@@ -85,20 +86,20 @@ class Controller:
                 return rt
         return None
 
-    def _snapshot(
-        self,
-    ) -> tuple[
-        Sequence[PodView],
-        Sequence[NamespaceView],
-        Sequence[dict[str, Any]],
-        Sequence[dict[str, Any]],
-    ]:
+    def _snapshot(self) -> Inputs:
         views = [rt.view for rt in self.pods.values() if rt.view is not None and not rt.deleted]
         namespaces = [
             NamespaceView(o["metadata"]["name"], dict(o["metadata"].get("labels") or {}))
             for o in self.store.peek(NAMESPACES)
         ]
-        return views, namespaces, self.store.peek(NETWORK_POLICIES), self.store.peek(SERVICES)
+        return Inputs(
+            views,
+            namespaces,
+            self.store.peek(NETWORK_POLICIES),
+            self.store.peek(SERVICES),
+            self.store.peek(ADMIN_NETWORK_POLICIES),
+            self.store.peek(BASELINE_ADMIN_NETWORK_POLICIES),
+        )
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
@@ -146,7 +147,12 @@ class Controller:
                         with contextlib.suppress(NotFound):
                             self.store.delete(kind, name, child["metadata"]["name"])
             self.enforcer.changed()
-        elif res is NETWORK_POLICIES or res is SERVICES:
+        elif res in (
+            NETWORK_POLICIES,
+            SERVICES,
+            ADMIN_NETWORK_POLICIES,
+            BASELINE_ADMIN_NETWORK_POLICIES,
+        ):
             if res is SERVICES and event == "DELETED":
                 self.services.release(str((obj.get("spec") or {}).get("clusterIP", "")))
             self.enforcer.changed()

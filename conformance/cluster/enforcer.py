@@ -20,15 +20,20 @@ from conformance.cluster.services import nat_chains
 
 log = logging.getLogger(__name__)
 
-Snapshot = Callable[
-    [],
-    tuple[
-        Sequence[PodView],
-        Sequence[NamespaceView],
-        Sequence[dict[str, Any]],
-        Sequence[dict[str, Any]],
-    ],
-]
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything enforcement depends on, as the controller sees it at one instant."""
+
+    pods: Sequence[PodView]
+    namespaces: Sequence[NamespaceView]
+    policies: Sequence[dict[str, Any]]
+    services: Sequence[dict[str, Any]] = ()
+    admin: Sequence[dict[str, Any]] = ()
+    baseline: Sequence[dict[str, Any]] = ()
+
+
+Snapshot = Callable[[], Inputs]
 Apply = Callable[[str], Any]
 
 
@@ -98,9 +103,15 @@ class Enforcer:
 
     def _compile(self) -> tuple[str, int]:
         start = time.perf_counter()
-        pods, namespaces, policies, services = self._snapshot()
+        inp = self._snapshot()
         compiled = compile_policies(
-            pods, namespaces, policies, self.knobs, nat_chains(services, pods)
+            inp.pods,
+            inp.namespaces,
+            inp.policies,
+            self.knobs,
+            nat_chains(inp.services, inp.pods),
+            inp.admin,
+            inp.baseline,
         )
         self.stats.last_compile_seconds = time.perf_counter() - start
         return compiled.script, sum(len(v) for v in compiled.ingress.values()) + sum(

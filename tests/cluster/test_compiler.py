@@ -264,3 +264,79 @@ def test_service_nat_script_is_valid_nftables() -> None:
     if "Operation not permitted" in res.stderr:
         pytest.skip("nft -c needs CAP_NET_ADMIN")
     assert res.returncode == 0, res.stderr + c.script
+
+
+def test_admin_tiers_are_ordered_and_valid_nftables() -> None:
+    anps = [
+        {
+            "metadata": {"name": "late"},
+            "spec": {
+                "priority": 50,
+                "subject": {"namespaces": {}},
+                "ingress": [{"action": "Deny", "from": [{"namespaces": {}}]}],
+                "egress": [
+                    {
+                        "action": "Pass",
+                        "to": [{"networks": ["10.0.0.0/8"]}],
+                        "ports": [{"portRange": {"protocol": "UDP", "start": 1, "end": 9}}],
+                    }
+                ],
+            },
+        },
+        {
+            "metadata": {"name": "early"},
+            "spec": {
+                "priority": 3,
+                "subject": {
+                    "pods": {
+                        "namespaceSelector": {"matchLabels": {"ns": "x"}},
+                        "podSelector": {"matchLabels": {"pod": "a"}},
+                    }
+                },
+                "ingress": [
+                    {
+                        "action": "Allow",
+                        "from": [
+                            {
+                                "pods": {
+                                    "namespaceSelector": {},
+                                    "podSelector": {"matchLabels": {"pod": "b"}},
+                                }
+                            }
+                        ],
+                        "ports": [{"namedPort": "serve-80-udp"}],
+                    }
+                ],
+                "egress": [{"action": "Deny", "to": [{"nodes": {}}]}],
+            },
+        },
+    ]
+    banp = [
+        {
+            "metadata": {"name": "default"},
+            "spec": {
+                "subject": {"namespaces": {}},
+                "egress": [{"action": "Deny", "to": [{"namespaces": {}}]}],
+            },
+        }
+    ]
+    c = compile_policies(
+        pods(), NAMESPACES, [policy("y", {"podSelector": {}})], admin_policies=anps, baseline=banp
+    )
+    rules = c.admin_ingress[ip("x", "a")]
+    assert [act for _, act in rules] == ["Allow", "Deny"]  # priority 3 before 50
+    ports = rules[0][0].ports
+    assert ports is not None and [(m.protocol, m.ranges) for m in ports] == [("UDP", ((80, 80),))]
+    assert ip("x", "b") not in c.admin_ingress or [a for _, a in c.admin_ingress[ip("x", "b")]] == [
+        "Deny"
+    ]
+    assert [act for _, act in c.admin_egress[ip("x", "a")]] == ["Pass"]  # nodes match nothing here
+    assert len(c.baseline_egress) == 9
+    if shutil.which("nft") is None:
+        return
+    res = subprocess.run(
+        ["nft", "-c", "-f", "-"], input=c.script, capture_output=True, text=True, check=False
+    )
+    if "Operation not permitted" in res.stderr:
+        pytest.skip("nft -c needs CAP_NET_ADMIN")
+    assert res.returncode == 0, res.stderr + c.script

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.cluster.conftest import Kube, agnhost_pod
@@ -216,3 +218,122 @@ def test_service_with_two_endpoints_balances(kube: Kube) -> None:
     code, out, _ = kube.exec("svc2", "c", ["sh", "-c", script])
     # Now about half of the tries land on the isolated s1 and time out.
     assert 0 < out.count("FAIL") < 40
+
+
+def _ns(name: str) -> dict[str, Any]:
+    return {"matchLabels": {"kubernetes.io/metadata.name": name}}
+
+
+def _anp(kube: Kube, name: str, priority: int, spec: dict[str, Any]) -> None:
+    body = {
+        "apiVersion": "policy.networking.k8s.io/v1alpha1",
+        "kind": "AdminNetworkPolicy",
+        "metadata": {"name": name},
+        "spec": {"priority": priority, **spec},
+    }
+    kube.custom.create_cluster_custom_object(
+        "policy.networking.k8s.io", "v1alpha1", "adminnetworkpolicies", body
+    )
+
+
+def test_admin_network_policy_tiers(kube: Kube) -> None:
+    for ns in ("adm-a", "adm-b"):
+        kube.namespace(ns)
+    a = kube.pods("adm-a", [agnhost_pod("a1")])
+    b = kube.pods("adm-b", [agnhost_pod("b1")])
+    kube.policy("adm-b", "allow-all", {"podSelector": {}, "ingress": [{}]})
+    _anp(
+        kube,
+        "deny-a-to-b",
+        10,
+        {
+            "subject": {"namespaces": _ns("adm-b")},
+            "ingress": [{"name": "d", "action": "Deny", "from": [{"namespaces": _ns("adm-a")}]}],
+        },
+    )
+    # Deny in the admin tier beats the NetworkPolicy that allows everything.
+    assert kube.connect("adm-a", "a1", f"{b['b1']}:80") == (1, "TIMEOUT\n")
+    _anp(
+        kube,
+        "allow-80",
+        5,
+        {
+            "subject": {"namespaces": _ns("adm-b")},
+            "ingress": [
+                {
+                    "name": "a",
+                    "action": "Allow",
+                    "from": [{"namespaces": _ns("adm-a")}],
+                    "ports": [{"portNumber": {"protocol": "TCP", "port": 80}}],
+                }
+            ],
+        },
+    )
+    assert kube.connect("adm-a", "a1", f"{b['b1']}:80") == (0, "")
+    assert kube.connect("adm-a", "a1", f"{b['b1']}:81") == (1, "TIMEOUT\n")
+    _anp(
+        kube,
+        "pass-81",
+        1,
+        {
+            "subject": {
+                "pods": {
+                    "namespaceSelector": _ns("adm-b"),
+                    "podSelector": {"matchLabels": {"pod": "b1"}},
+                }
+            },
+            "ingress": [
+                {
+                    "name": "p",
+                    "action": "Pass",
+                    "from": [{"namespaces": {}}],
+                    "ports": [{"namedPort": "serve-81-tcp"}],
+                }
+            ],
+        },
+    )
+    # Pass skips the remaining admin rules: the NetworkPolicy tier (allow all) decides.
+    assert kube.connect("adm-a", "a1", f"{b['b1']}:81") == (0, "")
+    _anp(
+        kube,
+        "egress-deny-web",
+        20,
+        {
+            "subject": {"namespaces": _ns("adm-a")},
+            "egress": [{"name": "w", "action": "Deny", "to": [{"networks": ["203.0.113.0/24"]}]}],
+        },
+    )
+    assert kube.connect("adm-a", "a1", "203.0.113.10:80") == (1, "TIMEOUT\n")
+    assert kube.connect("adm-a", "a1", "198.51.100.20:80") == (0, "")
+    del a
+
+
+def test_baseline_admin_network_policy_applies_only_without_networkpolicy(kube: Kube) -> None:
+    for ns in ("base-s", "base-c"):
+        kube.namespace(ns)
+    s = kube.pods("base-s", [agnhost_pod("s1"), agnhost_pod("s2")])
+    kube.pods("base-c", [agnhost_pod("c")])
+    banp = {
+        "apiVersion": "policy.networking.k8s.io/v1alpha1",
+        "kind": "BaselineAdminNetworkPolicy",
+        "metadata": {"name": "default"},
+        "spec": {
+            "subject": {"namespaces": _ns("base-s")},
+            "ingress": [{"name": "deny-all", "action": "Deny", "from": [{"namespaces": {}}]}],
+        },
+    }
+    kube.custom.create_cluster_custom_object(
+        "policy.networking.k8s.io", "v1alpha1", "baselineadminnetworkpolicies", banp
+    )
+    assert kube.connect("base-c", "c", f"{s['s1']}:80") == (1, "TIMEOUT\n")
+    # A NetworkPolicy selecting s1 replaces the baseline for s1 only.
+    kube.policy(
+        "base-s",
+        "allow-c",
+        {
+            "podSelector": {"matchLabels": {"pod": "s1"}},
+            "ingress": [{"from": [{"namespaceSelector": _ns("base-c")}]}],
+        },
+    )
+    assert kube.connect("base-c", "c", f"{s['s1']}:80") == (0, "")
+    assert kube.connect("base-c", "c", f"{s['s2']}:80") == (1, "TIMEOUT\n")

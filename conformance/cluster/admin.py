@@ -1,0 +1,75 @@
+"""AdminNetworkPolicy / BaselineAdminNetworkPolicy (policy.networking.k8s.io/v1alpha1) in compiler terms.
+
+Why: the policy compiler already turns NetworkPolicy peers and ports into packet matches; admin
+policies differ in scope (cluster-wide subjects), in actions (Allow, Deny, Pass) and in ordering,
+not in how a peer or a port matches. This module rewrites their subjects, peers and ports into
+the NetworkPolicy forms the compiler understands; the tiering lives in the compiler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+ANY_PROTOCOL = "*"
+"""Protocol of a translated ``namedPort``: it matches the named container port's own protocol."""
+
+
+def subject_peer(subject: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The pods a ``subject`` selects, as a NetworkPolicy peer (namespace selector always set)."""
+    if not subject:
+        return None
+    if subject.get("namespaces") is not None:
+        return {"namespaceSelector": subject["namespaces"]}
+    pods = subject.get("pods")
+    if pods is not None:
+        return {
+            "namespaceSelector": pods.get("namespaceSelector") or {},
+            "podSelector": pods.get("podSelector") or {},
+        }
+    return None
+
+
+def _peer(peer: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if peer.get("namespaces") is not None:
+        return [{"namespaceSelector": peer["namespaces"]}]
+    if peer.get("pods") is not None:
+        return [subject_peer({"pods": peer["pods"]}) or {}]
+    if peer.get("networks") is not None:
+        return [{"ipBlock": {"cidr": str(cidr)}} for cidr in peer["networks"]]
+    # nodes (the embedded cluster's node has no address pods can reach) and domain names match
+    # nothing here.
+    return []
+
+
+def _port(port: Mapping[str, Any]) -> dict[str, Any] | None:
+    if port.get("portNumber") is not None:
+        p = port["portNumber"]
+        return {"protocol": p.get("protocol") or "TCP", "port": int(p.get("port", 0))}
+    if port.get("namedPort") is not None:
+        return {"protocol": ANY_PROTOCOL, "port": str(port["namedPort"])}
+    if port.get("portRange") is not None:
+        r = port["portRange"]
+        return {
+            "protocol": r.get("protocol") or "TCP",
+            "port": int(r["start"]),
+            "endPort": int(r["end"]),
+        }
+    return None
+
+
+def translate_rule(rule: Mapping[str, Any], peer_key: str) -> dict[str, Any] | None:
+    """An ingress (``peer_key`` ``from``) or egress (``to``) rule as a NetworkPolicy rule.
+
+    None when the rule can match nothing here (only node or domain peers).
+    """
+    peers = [p for peer in rule.get(peer_key) or [] for p in _peer(peer)]
+    if not peers:
+        return None
+    out: dict[str, Any] = {peer_key: peers}
+    if rule.get("ports") is not None:
+        ports = [p for p in (_port(x) for x in rule["ports"]) if p is not None]
+        if not ports:
+            return None
+        out["ports"] = ports
+    return out
