@@ -1,0 +1,544 @@
+"""Full reachability matrix: every ordered pod pair at every port, fast, with the reference's answers.
+
+``Evaluator.decide`` walks the rules of the policies that select a cell's pods; over a real
+cluster (thousands of pods and policies) that is pods x pods x rules. This module computes the
+same verdicts with set algebra on bitsets (Python ints, bit i = pod i):
+
+1. Pods are indexed in IP order, so an ``ipBlock`` (CIDR minus ``except``) is a few contiguous
+   bit ranges; externals follow the pods in the target index space.
+2. Label selectors become ANDs/ORs of per-label bitsets (``matchLabels``, ``In``, ``NotIn``,
+   ``Exists``, ``DoesNotExist``), so a policy's subjects and a rule's peers cost a few big-int
+   operations each, cached by selector.
+3. Ingress, for a target pod at one port: the union of the peer sets of the ingress rules, of the
+   policies isolating it, whose ports match there (named ports resolve on that pod). Pods with the
+   same isolating policies and declared ports share the result.
+4. Egress, per source group (same isolating policies): the union of ``peers & port-targets`` of
+   their egress rules, per port; then transposed into "which sources may send to this target".
+5. A cell is allowed when both sides allow (rule 3 of the evaluator); a pod to itself is
+   implementation-defined unless ``include_self``.
+
+Admin tiers (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy) are not
+compiled: a *side* of a pod that any admin or baseline policy selects for that direction is
+decided cell by cell by the reference ``Evaluator.side``, and combined with the fast other side.
+Reasons are never precomputed: ``decision``/``reason`` ask the reference evaluator for one cell.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from conformance._types import Direction, PodKey, Protocol, TargetKey
+from conformance.adminpol import AdminPolicy
+from conformance.evaluator import AnyPolicy, Decision, Evaluator, Verdict
+from conformance.model import ClusterState, ContainerPort, Pod
+from conformance.netpol import (
+    IPBlock,
+    IPNetwork,
+    NetworkPolicy,
+    NetworkPolicyPeer,
+    NetworkPolicyRule,
+)
+from conformance.selectors import LabelSelector, Operator
+
+PortProto = tuple[int, Protocol]
+"""A destination port and its protocol: one column block of the matrix."""
+
+Progress = Callable[[int, int], None]
+"""Called with (targets done, targets total) while the matrix is computed."""
+
+_SelectorKey = tuple[tuple[tuple[str, str], ...], tuple[object, ...]]
+
+
+def _selector_key(sel: LabelSelector) -> _SelectorKey:
+    return tuple(sorted(sel.match_labels.items())), tuple(sel.match_expressions)
+
+
+def bit_indices(x: int) -> Iterator[int]:
+    """Indices of the set bits of ``x`` (>= 0), lowest first; C-speed scanning via ``bin``."""
+    text = bin(x)[:1:-1]
+    i = text.find("1")
+    while i >= 0:
+        yield i
+        i = text.find("1", i + 1)
+
+
+def _range_mask(low: int, high: int) -> int:
+    """Bits ``low`` .. ``high - 1``."""
+    return ((1 << high) - 1) ^ ((1 << low) - 1) if high > low else 0
+
+
+@dataclass(frozen=True)
+class ReachabilityMatrix:
+    """Verdicts for every (source pod, target, port/protocol) cell; reasons on demand.
+
+    ``targets`` are the pods then the externals; each target has its ``ports`` (its declared
+    container ports, or the ``port_protocols`` the caller asked for). Per target and port, the
+    allowed and the implementation-defined sources are bitsets over ``sources``; a source in
+    neither is denied.
+    """
+
+    state: ClusterState
+    policies: tuple[AnyPolicy, ...]
+    include_self: bool
+    sources: tuple[PodKey, ...]
+    targets: tuple[TargetKey, ...]
+    ports: Mapping[TargetKey, tuple[PortProto, ...]]
+    _allow: Mapping[tuple[TargetKey, PortProto], int] = field(repr=False)
+    _undefined: Mapping[tuple[TargetKey, PortProto], int] = field(repr=False)
+    _source_bit: Mapping[PodKey, int] = field(repr=False)
+
+    def verdict(self, source: PodKey, target: TargetKey, port: int, protocol: Protocol) -> Verdict:
+        """The cell's verdict; KeyError for an unknown source, target or port of that target."""
+        key = (target, (port, protocol))
+        bit = 1 << self._source_bit[source]
+        if self._allow[key] & bit:
+            return Verdict.ALLOW
+        if self._undefined[key] & bit:
+            return Verdict.IMPLEMENTATION_DEFINED
+        return Verdict.DENY
+
+    def allowed_sources(self, target: TargetKey, port: int, protocol: Protocol) -> list[PodKey]:
+        """Sources whose connection to ``target`` at ``port/protocol`` is allowed."""
+        bits = self._allow[(target, (port, protocol))]
+        return [self._sources_by_bit[i] for i in bit_indices(bits)]
+
+    @cached_property
+    def _sources_by_bit(self) -> dict[int, PodKey]:
+        return {bit: key for key, bit in self._source_bit.items()}
+
+    def cells(self) -> Iterator[tuple[PodKey, TargetKey, int, Protocol, Verdict]]:
+        """Every cell, targets in order, then ports, then sources in order."""
+        order = [(s, 1 << self._source_bit[s]) for s in self.sources]
+        for target in self.targets:
+            for pp in self.ports[target]:
+                allow, undefined = self._allow[(target, pp)], self._undefined[(target, pp)]
+                for source, bit in order:
+                    if allow & bit:
+                        v = Verdict.ALLOW
+                    elif undefined & bit:
+                        v = Verdict.IMPLEMENTATION_DEFINED
+                    else:
+                        v = Verdict.DENY
+                    yield source, target, pp[0], pp[1], v
+
+    @property
+    def cell_count(self) -> int:
+        return len(self.sources) * sum(len(p) for p in self.ports.values())
+
+    def counts(self) -> dict[Verdict, int]:
+        """How many cells have each verdict."""
+        allow = sum(v.bit_count() for v in self._allow.values())
+        undefined = sum(v.bit_count() for v in self._undefined.values())
+        return {
+            Verdict.ALLOW: allow,
+            Verdict.DENY: self.cell_count - allow - undefined,
+            Verdict.IMPLEMENTATION_DEFINED: undefined,
+        }
+
+    @cached_property
+    def evaluator(self) -> Evaluator:
+        """The reference evaluator over the same inputs (built on first use)."""
+        return Evaluator(self.state, self.policies, include_self=self.include_self)
+
+    def decision(
+        self, source: PodKey, target: TargetKey, port: int, protocol: Protocol
+    ) -> Decision:
+        """The reference decision for one cell, with its reasons."""
+        return self.evaluator.decide(source, target, port, protocol)
+
+    def reason(self, source: PodKey, target: TargetKey, port: int, protocol: Protocol) -> str:
+        return self.decision(source, target, port, protocol).reason
+
+
+def compute_matrix(
+    state: ClusterState,
+    policies: Iterable[AnyPolicy],
+    *,
+    include_self: bool = False,
+    port_protocols: Sequence[PortProto] | None = None,
+    progress: Progress | None = None,
+) -> ReachabilityMatrix:
+    """Verdicts of every source pod to every pod and external at each of the target's ports.
+
+    ``port_protocols`` None evaluates each target at its declared container ports; otherwise
+    every target at every listed port/protocol (as a scenario step's probes do).
+    """
+    return _Compiler(state, tuple(policies), include_self, port_protocols, progress).run()
+
+
+class _Compiler:
+    """One computation: indexes, per-rule bitsets and the two sides (see the module docstring)."""
+
+    def __init__(
+        self,
+        state: ClusterState,
+        policies: tuple[AnyPolicy, ...],
+        include_self: bool,
+        port_protocols: Sequence[PortProto] | None,
+        progress: Progress | None,
+    ) -> None:
+        self.state = state
+        self.policies = policies
+        self.include_self = include_self
+        self.progress = progress
+        # Rule 1: pods in IP order (no IP last), so an ipBlock is a range of bits.
+        self.pods: list[Pod] = sorted(state.pods, key=_ip_order)
+        self.n = len(self.pods)
+        self.externals = state.externals
+        self.all_pods = (1 << self.n) - 1
+        self.all_targets = (1 << (self.n + len(self.externals))) - 1
+        self.bit: dict[PodKey, int] = {p.key: i for i, p in enumerate(self.pods)}
+        self.pod_network = sum(1 << i for i, p in enumerate(self.pods) if not p.host_network)
+        self.ns_pods: dict[str, int] = {}
+        self.by_label: dict[tuple[str, str], int] = {}
+        self.by_key: dict[str, int] = {}
+        for i, p in enumerate(self.pods):
+            b = 1 << i
+            self.ns_pods[p.namespace] = self.ns_pods.get(p.namespace, 0) | b
+            for k, v in p.labels.items():
+                self.by_label[(k, v)] = self.by_label.get((k, v), 0) | b
+                self.by_key[k] = self.by_key.get(k, 0) | b
+        self.ips: dict[int, tuple[list[int], int]] = {}  # version -> (sorted ints, first bit)
+        for i, p in enumerate(self.pods):
+            if p.ip is not None and p.ip.version not in self.ips:
+                self.ips[p.ip.version] = ([], i)
+            if p.ip is not None:
+                self.ips[p.ip.version][0].append(int(p.ip))
+        self.ns_labels = {
+            name: state.namespace(name).effective_labels()
+            for name in {n.name for n in state.namespaces} | set(self.ns_pods)
+        }
+        self.target_ports: list[tuple[PortProto, ...]] = []
+        for p in self.pods:
+            self.target_ports.append(
+                tuple(port_protocols) if port_protocols is not None else _declared(p.ports)
+            )
+        for e in self.externals:
+            self.target_ports.append(
+                tuple(port_protocols) if port_protocols is not None else _declared(e.ports)
+            )
+        self.named: dict[tuple[str, Protocol, int], int] = {}
+        for i, p in enumerate(self.pods):
+            for cp in p.ports:
+                if cp.name is not None and p.named_port(cp.name, cp.protocol) == cp.port:
+                    nk = (cp.name, cp.protocol, cp.port)
+                    self.named[nk] = self.named.get(nk, 0) | (1 << i)
+        self._sel_cache: dict[_SelectorKey, int] = {}
+        self._ns_sel_cache: dict[_SelectorKey, int] = {}
+        self._ipb_cache: dict[IPBlock, int] = {}
+        self.netpols = [p for p in policies if isinstance(p, NetworkPolicy)]
+        self.admin = [p for p in policies if isinstance(p, AdminPolicy)]
+
+    # -- selectors and peers (rules 1-2) -----------------------------------------------------
+
+    def selector(self, sel: LabelSelector) -> int:
+        """Pods (any namespace, host network included) whose labels ``sel`` matches."""
+        key = _selector_key(sel)
+        cached = self._sel_cache.get(key)
+        if cached is not None:
+            return cached
+        bits = self.all_pods
+        for k, v in sel.match_labels.items():
+            bits &= self.by_label.get((k, v), 0)
+        for r in sel.match_expressions:
+            if r.operator is Operator.IN:
+                bits &= _or(self.by_label.get((r.key, v), 0) for v in r.values)
+            elif r.operator is Operator.NOT_IN:
+                bits &= self.all_pods ^ _or(self.by_label.get((r.key, v), 0) for v in r.values)
+            elif r.operator is Operator.EXISTS:
+                bits &= self.by_key.get(r.key, 0)
+            else:
+                bits &= self.all_pods ^ self.by_key.get(r.key, 0)
+        self._sel_cache[key] = bits
+        return bits
+
+    def namespaces(self, sel: LabelSelector) -> int:
+        """Pods in the namespaces whose labels ``sel`` matches."""
+        key = _selector_key(sel)
+        cached = self._ns_sel_cache.get(key)
+        if cached is None:
+            cached = _or(
+                self.ns_pods.get(name, 0)
+                for name, labels in self.ns_labels.items()
+                if sel.matches(labels)
+            )
+            self._ns_sel_cache[key] = cached
+        return cached
+
+    def ip_block(self, block: IPBlock) -> int:
+        """Pods and externals whose IP is in the block (pods' bits are contiguous per CIDR)."""
+        cached = self._ipb_cache.get(block)
+        if cached is not None:
+            return cached
+        bits = self._cidr(block.cidr)
+        for ex in block.except_:
+            bits &= self.all_targets ^ self._cidr(ex)
+        for j, e in enumerate(self.externals):
+            if block.contains(e.ip):
+                bits |= 1 << (self.n + j)
+        self._ipb_cache[block] = bits
+        return bits
+
+    def _cidr(self, net: IPNetwork) -> int:
+        found = self.ips.get(net.version)
+        if found is None:
+            return 0
+        ints, first = found
+        low = bisect.bisect_left(ints, int(net.network_address))
+        high = bisect.bisect_right(ints, int(net.broadcast_address))
+        return _range_mask(first + low, first + high)
+
+    def subjects(self, policy: NetworkPolicy) -> int:
+        """Pods a NetworkPolicy selects: its namespace, not host network, podSelector matching."""
+        return (
+            self.ns_pods.get(policy.namespace, 0)
+            & self.pod_network
+            & self.selector(policy.pod_selector)
+        )
+
+    def peer(self, policy: NetworkPolicy, peer: NetworkPolicyPeer) -> int:
+        # Evaluator rule 5.
+        if peer.ip_block is not None:
+            return self.ip_block(peer.ip_block)
+        if peer.namespace_selector is None:
+            bits = self.ns_pods.get(policy.namespace, 0)
+        else:
+            bits = self.namespaces(peer.namespace_selector)
+        bits &= self.pod_network
+        if peer.pod_selector is not None:
+            bits &= self.selector(peer.pod_selector)
+        return bits
+
+    def peers(self, policy: NetworkPolicy, rule: NetworkPolicyRule) -> int:
+        if not rule.peers:
+            return self.all_targets  # Rule 4: no peers match every endpoint.
+        return _or(self.peer(policy, p) for p in rule.peers)
+
+    # -- ports (rule 6) ------------------------------------------------------------------------
+
+    def port_targets(self, rule: NetworkPolicyRule, pp: PortProto) -> int:
+        """Targets at which some port of ``rule`` matches ``pp`` (named ports per target)."""
+        if not rule.ports:
+            return self.all_targets
+        port, protocol = pp
+        bits = 0
+        for rp in rule.ports:
+            if rp.protocol != protocol:
+                continue
+            if rp.port is None:
+                return self.all_targets
+            if isinstance(rp.port, str):
+                bits |= self.named.get((rp.port, protocol, port), 0)
+            elif rp.port == port or (rp.end_port is not None and rp.port <= port <= rp.end_port):
+                return self.all_targets
+        return bits
+
+    # -- the computation -------------------------------------------------------------------
+
+    def run(self) -> ReachabilityMatrix:
+        n_targets = self.n + len(self.externals)
+        subjects: dict[Direction, list[tuple[NetworkPolicy, int]]] = {d: [] for d in Direction}
+        for policy in self.netpols:
+            bits = self.subjects(policy)
+            if bits:
+                for direction in policy.policy_types:
+                    subjects[direction].append((policy, bits))
+        sig: dict[Direction, list[list[int]]] = {d: [[] for _ in range(self.n)] for d in Direction}
+        for direction, entries in subjects.items():
+            for index, (_, bits) in enumerate(entries):
+                for i in bit_indices(bits):
+                    sig[direction][i].append(index)
+        admin_sides = self._admin_sides()
+        evaluator = (
+            Evaluator(self.state, self.policies, include_self=self.include_self)
+            if (admin_sides[Direction.EGRESS] or admin_sides[Direction.INGRESS])
+            else None
+        )
+
+        # Rule 4: egress per source group, then transposed to targets.
+        eg_entries = subjects[Direction.EGRESS]
+        eg_rules = [(self.peers(p, r), r) for p, _ in eg_entries for r in p.egress]
+        eg_rule_span: list[tuple[int, int]] = []
+        pos = 0
+        for p, _ in eg_entries:
+            eg_rule_span.append((pos, pos + len(p.egress)))
+            pos += len(p.egress)
+        all_pps = sorted({pp for ports in self.target_ports for pp in ports})
+        pp_targets = {pp: 0 for pp in all_pps}
+        for t, ports in enumerate(self.target_ports):
+            for pp in ports:
+                pp_targets[pp] |= 1 << t
+        eg_free: dict[PortProto, int] = dict.fromkeys(all_pps, 0)  # sources allowed everywhere
+        groups: dict[tuple[int, ...], int] = {}
+        for i in range(self.n):
+            if i in admin_sides[Direction.EGRESS]:
+                continue
+            key = tuple(sig[Direction.EGRESS][i])
+            groups[key] = groups.get(key, 0) | (1 << i)
+        unisolated = groups.pop((), 0)
+        for pp in all_pps:
+            eg_free[pp] = unisolated
+        eg_cols: dict[PortProto, list[int]] = {pp: [0] * n_targets for pp in all_pps}
+        rule_pps: dict[int, dict[PortProto, int]] = {}
+        for key, members in groups.items():
+            base = 0
+            extras: dict[PortProto, int] = {}
+            for e in key:
+                for j in range(*eg_rule_span[e]):
+                    peers, rule = eg_rules[j]
+                    if not rule.ports:
+                        base |= peers
+                        continue
+                    per_pp = rule_pps.get(j)
+                    if per_pp is None:
+                        per_pp = rule_pps[j] = {
+                            pp: bits
+                            for pp in all_pps
+                            if (bits := peers & self.port_targets(rule, pp))
+                        }
+                    for pp, bits in per_pp.items():
+                        extras[pp] = extras.get(pp, 0) | bits
+            for pp in all_pps:
+                row = (base | extras.get(pp, 0)) & pp_targets[pp]
+                col = eg_cols[pp]
+                for t in bit_indices(row):
+                    col[t] |= members
+        eg_undefined: dict[PortProto, list[int]] = {pp: [0] * n_targets for pp in all_pps}
+        target_keys = [p.key for p in self.pods] + [e.key for e in self.externals]
+        if evaluator is not None:
+            for i in sorted(admin_sides[Direction.EGRESS]):
+                src = self.pods[i].key
+                for t, ports in enumerate(self.target_ports):
+                    for pp in ports:
+                        v = evaluator.side(Direction.EGRESS, src, target_keys[t], *pp).verdict
+                        if v is Verdict.ALLOW:
+                            eg_cols[pp][t] |= 1 << i
+                        elif v is Verdict.IMPLEMENTATION_DEFINED:
+                            eg_undefined[pp][t] |= 1 << i
+
+        # Rule 3: ingress per target (shared by pods with the same policies and ports), combined.
+        in_entries = subjects[Direction.INGRESS]
+        in_peers: dict[tuple[int, int], int] = {}
+        in_cache: dict[tuple[tuple[int, ...], tuple[ContainerPort, ...], PortProto], int] = {}
+        allow: dict[tuple[TargetKey, PortProto], int] = {}
+        undefined: dict[tuple[TargetKey, PortProto], int] = {}
+        step = max(1, n_targets // 100)
+        for t in range(n_targets):
+            tkey = target_keys[t]
+            pod = self.pods[t] if t < self.n else None
+            in_sig = tuple(sig[Direction.INGRESS][t]) if pod is not None else ()
+            for pp in self.target_ports[t]:
+                in_undef = 0
+                if pod is None or not in_sig:
+                    in_allow = self.all_pods
+                else:
+                    ck = (in_sig, pod.ports, pp)
+                    found = in_cache.get(ck)
+                    if found is None:
+                        found = 0
+                        for e in in_sig:
+                            policy = in_entries[e][0]
+                            for r_index, rule in enumerate(policy.ingress):
+                                if _port_matches(rule, pod, pp):
+                                    pk = (e, r_index)
+                                    rule_peers = in_peers.get(pk)
+                                    if rule_peers is None:
+                                        rule_peers = in_peers[pk] = self.peers(policy, rule)
+                                    found |= rule_peers
+                        found &= self.all_pods
+                        in_cache[ck] = found
+                    in_allow = found
+                if (
+                    pod is not None
+                    and evaluator is not None
+                    and t in admin_sides[Direction.INGRESS]
+                ):
+                    in_allow, in_undef = 0, 0
+                    for si, other in enumerate(self.pods):
+                        v = evaluator.side(Direction.INGRESS, pod.key, other.key, *pp).verdict
+                        if v is Verdict.ALLOW:
+                            in_allow |= 1 << si
+                        elif v is Verdict.IMPLEMENTATION_DEFINED:
+                            in_undef |= 1 << si
+                eg_allow = eg_free[pp] | eg_cols[pp][t]
+                eg_undef = eg_undefined[pp][t]
+                cell_allow = eg_allow & in_allow
+                cell_undef = (eg_allow | eg_undef) & (in_allow | in_undef) & ~cell_allow
+                if pod is not None and not self.include_self:
+                    self_bit = 1 << t  # Evaluator rule 7.
+                    cell_allow &= ~self_bit
+                    cell_undef |= self_bit
+                allow[(tkey, pp)] = cell_allow
+                undefined[(tkey, pp)] = cell_undef
+            if self.progress is not None and (t % step == 0 or t == n_targets - 1):
+                self.progress(t + 1, n_targets)
+
+        order = {key: i for i, key in enumerate(target_keys)}
+        state_targets = tuple(p.key for p in self.state.pods) + tuple(e.key for e in self.externals)
+        return ReachabilityMatrix(
+            state=self.state,
+            policies=self.policies,
+            include_self=self.include_self,
+            sources=tuple(p.key for p in self.state.pods),
+            targets=state_targets,
+            ports={k: self.target_ports[order[k]] for k in state_targets},
+            _allow=allow,
+            _undefined=undefined,
+            _source_bit=dict(self.bit),
+        )
+
+    def _admin_sides(self) -> dict[Direction, set[int]]:
+        """Pod bits whose side, per direction, some admin or baseline policy selects."""
+        out: dict[Direction, set[int]] = {d: set() for d in Direction}
+        for policy in self.admin:
+            subject = policy.subject
+            if subject.namespaces is not None:
+                bits = self.namespaces(subject.namespaces)
+            else:
+                assert subject.pods is not None
+                bits = self.namespaces(subject.pods.namespace_selector) & self.selector(
+                    subject.pods.pod_selector
+                )
+            bits &= self.pod_network  # Evaluator rule 12: host-network pods are never subjects.
+            for direction in Direction:
+                if policy.rules(direction):
+                    out[direction].update(bit_indices(bits))
+        return out
+
+
+def _port_matches(rule: NetworkPolicyRule, pod: Pod, pp: PortProto) -> bool:
+    """Evaluator rule 6 for one destination pod."""
+    if not rule.ports:
+        return True
+    port, protocol = pp
+    for rp in rule.ports:
+        if rp.protocol != protocol:
+            continue
+        if rp.port is None:
+            return True
+        if isinstance(rp.port, str):
+            if pod.named_port(rp.port, protocol) == port:
+                return True
+        elif rp.port == port or (rp.end_port is not None and rp.port <= port <= rp.end_port):
+            return True
+    return False
+
+
+def _declared(ports: Iterable[ContainerPort]) -> tuple[PortProto, ...]:
+    return tuple(dict.fromkeys((p.port, p.protocol) for p in ports))
+
+
+def _ip_order(pod: Pod) -> tuple[int, int, str]:
+    if pod.ip is None:
+        return (1, 0, pod.key)
+    return (0, pod.ip.version * (1 << 130) + int(pod.ip), pod.key)
+
+
+def _or(values: Iterable[int]) -> int:
+    out = 0
+    for v in values:
+        out |= v
+    return out

@@ -1,0 +1,140 @@
+"""The fast matrix gives exactly the reference evaluator's verdicts (property tests), and its API."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conformance._types import Protocol
+from conformance.adminpol import AdminPolicy
+from conformance.evaluator import AnyPolicy, Evaluator, Verdict
+from conformance.matrix import PortProto, bit_indices, compute_matrix
+from conformance.model import ClusterState, ContainerPort, ExternalHost, Namespace, Pod
+from conformance.model import frozen_labels as fl
+from conformance.netpol import NetworkPolicy
+from tests.helpers import netpol, upstream_state
+from tests.strategies import NAMESPACES, PODS, admin_policies, cluster_policies, policies
+
+PORT_CHOICES = (
+    ContainerPort(80, Protocol.TCP, "serve-80-tcp"),
+    ContainerPort(81, Protocol.TCP, "serve-81-tcp"),
+    ContainerPort(80, Protocol.UDP, "serve-80-udp"),
+    ContainerPort(81, Protocol.UDP, "serve-81-udp"),
+    ContainerPort(82, Protocol.TCP, "serve-80-tcp"),  # same name, other number: per-pod lookup
+    ContainerPort(81, Protocol.SCTP, None),
+)
+
+
+@st.composite
+def pods_(draw: st.DrawFn) -> Pod:
+    ns = draw(st.sampled_from(NAMESPACES))
+    labels = draw(st.dictionaries(st.just("pod"), st.sampled_from(PODS), max_size=1))
+    ports = tuple(draw(st.lists(st.sampled_from(PORT_CHOICES), max_size=3, unique=True)))
+    ip = draw(st.one_of(st.none(), st.integers(8, 20).map(lambda i: f"10.244.0.{i}")))
+    host = draw(st.booleans()) if ip is not None and draw(st.integers(0, 4)) == 0 else False
+    return Pod(ns, "", fl(labels), ports, ipaddress.ip_address(ip) if ip else None, host)
+
+
+@st.composite
+def states(draw: st.DrawFn) -> ClusterState:
+    """Small states: 0-7 pods over x, y, z, random labels, ports, IPs (or none), host network."""
+    drawn = draw(st.lists(pods_(), max_size=7))
+    pods = tuple(
+        Pod(p.namespace, f"p{i}", p.labels, p.ports, p.ip, p.host_network)
+        for i, p in enumerate(drawn)
+    )
+    ns_labels = draw(
+        st.lists(st.dictionaries(st.just("team"), st.sampled_from(["a", "b", ""])), min_size=3)
+    )
+    namespaces = tuple(Namespace(n, fl(lab)) for n, lab in zip(NAMESPACES, ns_labels, strict=False))
+    externals = ()
+    if draw(st.booleans()):
+        externals = (
+            ExternalHost("web", ipaddress.ip_address("203.0.113.5")),
+            ExternalHost("inside", ipaddress.ip_address("10.244.0.13"), PORT_CHOICES[:3]),
+        )
+    return ClusterState(namespaces, pods, externals)
+
+
+def _assert_same(
+    state: ClusterState,
+    pols: list[AnyPolicy],
+    *,
+    include_self: bool = False,
+    port_protocols: list[PortProto] | None = None,
+) -> None:
+    matrix = compute_matrix(state, pols, include_self=include_self, port_protocols=port_protocols)
+    ev = Evaluator(state, pols, include_self=include_self)
+    cells = 0
+    for s, t, port, proto, verdict in matrix.cells():
+        expected = ev.decide(s, t, port, proto).verdict
+        assert verdict == expected, (s, t, port, proto, ev.decide(s, t, port, proto).reason)
+        assert matrix.verdict(s, t, port, proto) == expected
+        cells += 1
+    assert cells == matrix.cell_count
+    assert sum(matrix.counts().values()) == cells
+
+
+@settings(max_examples=200, deadline=None)
+@given(states(), policies(max_size=5), st.booleans())
+def test_fast_matrix_equals_reference_for_network_policies(
+    state: ClusterState, pols: list[NetworkPolicy], include_self: bool
+) -> None:
+    _assert_same(state, list(pols), include_self=include_self)
+
+
+@settings(max_examples=100, deadline=None)
+@given(states(), policies(max_size=4))
+def test_fast_matrix_equals_reference_at_given_ports(
+    state: ClusterState, pols: list[NetworkPolicy]
+) -> None:
+    ports = [(p, proto) for p in (80, 81, 82) for proto in Protocol]
+    _assert_same(state, list(pols), port_protocols=ports)
+
+
+@settings(max_examples=100, deadline=None)
+@given(states(), policies(max_size=3), admin_policies(max_size=2))
+def test_fast_matrix_equals_reference_with_anp_and_banp(
+    state: ClusterState, pols: list[NetworkPolicy], admin: list[AdminPolicy]
+) -> None:
+    _assert_same(state, [*pols, *admin])
+
+
+@settings(max_examples=100, deadline=None)
+@given(states(), policies(max_size=3), cluster_policies(max_size=3))
+def test_fast_matrix_equals_reference_with_cluster_network_policies(
+    state: ClusterState, pols: list[NetworkPolicy], admin: list[AdminPolicy]
+) -> None:
+    _assert_same(state, [*pols, *admin])
+
+
+def test_bit_indices() -> None:
+    assert list(bit_indices(0)) == []
+    assert list(bit_indices(0b1011)) == [0, 1, 3]
+    assert list(bit_indices(1 << 4000)) == [4000]
+
+
+def test_matrix_api_on_upstream_model() -> None:
+    state = upstream_state()
+    deny_x: dict[str, Any] = {"podSelector": {}, "policyTypes": ["Ingress"]}
+    matrix = compute_matrix(state, [netpol("x", "deny", deny_x)])
+    assert matrix.sources == tuple(p.key for p in state.pods)
+    assert matrix.verdict("y/a", "x/a", 80, Protocol.TCP) is Verdict.DENY
+    assert matrix.verdict("x/a", "y/a", 80, Protocol.TCP) is Verdict.ALLOW
+    assert matrix.verdict("x/a", "x/a", 80, Protocol.TCP) is Verdict.IMPLEMENTATION_DEFINED
+    assert matrix.allowed_sources("x/a", 80, Protocol.TCP) == []
+    assert "isolated by x/deny" in matrix.reason("y/a", "x/a", 80, Protocol.TCP)
+    counts = matrix.counts()
+    assert counts[Verdict.IMPLEMENTATION_DEFINED] == 9 * 6  # self cells, 6 ports each
+    with pytest.raises(KeyError):
+        matrix.verdict("y/a", "x/a", 9999, Protocol.TCP)
+
+
+def test_progress_reports_every_target() -> None:
+    seen: list[tuple[int, int]] = []
+    compute_matrix(upstream_state(), [], progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (9, 9)
