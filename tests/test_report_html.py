@@ -12,7 +12,7 @@ from conformance.evaluator import Verdict
 from conformance.probing import Outcome
 from conformance.reports import KnownDeviations, judge, render
 from conformance.reports.html import CLASSES, build
-from conformance.results import CellStatus, RunResult
+from conformance.results import CellStatus, RunResult, Status
 
 DATA = Path(__file__).parent / "data"
 
@@ -36,6 +36,7 @@ def variant() -> RunResult:
         None,
     )
     unsupported.status = CellStatus.NOT_SUPPORTED
+    run.scenarios[5].status = run.scenarios[5].steps[0].status = Status.FAIL
     return run
 
 
