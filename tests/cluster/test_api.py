@@ -160,7 +160,8 @@ def test_admin_policy_kinds_are_stored(kube: Kube) -> None:
         "metadata": {"name": "deny-x"},
         "spec": {
             "priority": 10,
-            "subject": {"namespaces": {}},
+            # AdminNetworkPolicies are enforced: select nothing so other tests here are unaffected.
+            "subject": {"namespaces": {"matchLabels": {"no-such": "namespace"}}},
             "ingress": [{"action": "Deny", "from": [{"namespaces": {}}]}],
         },
     }
@@ -232,7 +233,7 @@ def test_exec_shell_batch_runs_parallel_probes(kube: Kube) -> None:
     kube.namespace("batch")
     ips = kube.pods("batch", [agnhost_pod("a"), agnhost_pod("b")])
     script = "\n".join(
-        f'( r=$(/agnhost connect {t} --protocol={p} --timeout=2s 2>&1); echo "{t}/{p} $? ${{r%%:*}}" ) &'
+        f'( r=$(/agnhost connect {t} --protocol={p} --timeout=5s 2>&1); echo "{t}/{p} $? ${{r%%:*}}" ) &'
         for t in (f"{ips['b']}:80", f"{ips['b']}:81", f"{ips['b']}:82", "203.0.113.10:80")
         for p in ("tcp", "udp")
     )
@@ -241,10 +242,10 @@ def test_exec_shell_batch_runs_parallel_probes(kube: Kube) -> None:
     lines = sorted(out.splitlines())
     assert len(lines) == 8
     results = {line.split()[0]: line.split()[1:] for line in lines}
-    assert results[f"{ips['b']}:80/tcp"] == ["0"]
+    assert results[f"{ips['b']}:80/tcp"] == ["0"], out
     assert results[f"{ips['b']}:82/tcp"] == ["1", "REFUSED"]
     assert results[f"{ips['b']}:82/udp"] == ["1", "REFUSED"]
-    assert results["203.0.113.10:80/udp"] == ["0"]
+    assert results["203.0.113.10:80/udp"] == ["0"], out
 
 
 def test_exec_many_concurrent(kube: Kube) -> None:
