@@ -273,12 +273,13 @@ def test_exec_many_concurrent(kube: Kube) -> None:
 
 
 @pytest.fixture()
-def kubectl(cluster: EmbeddedCluster) -> Any:
+def kubectl(cluster: EmbeddedCluster, tmp_path: Any) -> Any:
     def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        # A private discovery cache: nothing is left in the user's ~/.kube.
         env = {
             **os.environ,
             "KUBECONFIG": cluster.kubeconfig,
-            "HOME": os.environ.get("HOME", "/root"),
+            "KUBECACHEDIR": str(tmp_path / "cache"),
         }
         return subprocess.run(
             [KUBECTL, *args],
