@@ -105,6 +105,24 @@ class ReachabilityMatrix:
         bits = self._allow[(target, (port, protocol))]
         return [self._sources_by_bit[i] for i in bit_indices(bits)]
 
+    def bits(self, target: TargetKey, pp: PortProto) -> tuple[int, int]:
+        """Allowed and implementation-defined sources of one target port, as bitsets."""
+        key = (target, pp)
+        return self._allow[key], self._undefined[key]
+
+    def source_mask(self, sources: Iterable[PodKey]) -> int:
+        """The bitset of ``sources``, to intersect with ``bits``."""
+        return _or(1 << self._source_bit[s] for s in sources)
+
+    def keys_of(self, bits: int) -> list[PodKey]:
+        """Sources in a bitset, in ``sources`` order."""
+        keys = [self._sources_by_bit[i] for i in bit_indices(bits)]
+        return sorted(keys, key=self._source_order.__getitem__)
+
+    @cached_property
+    def _source_order(self) -> dict[PodKey, int]:
+        return {key: i for i, key in enumerate(self.sources)}
+
     @cached_property
     def _sources_by_bit(self) -> dict[int, PodKey]:
         return {bit: key for key, bit in self._source_bit.items()}
