@@ -93,12 +93,21 @@ class Page:
         return got["result"].get("value")
 
     def open(self, url: str) -> None:
-        """Load ``url`` afresh (via about:blank, so a new fragment is a new load too)."""
+        """Load ``url`` afresh (via about:blank, so a new fragment is a new load too); only
+        events of this load are kept."""
+        self.events.clear()
         self.send("Page.navigate", url="about:blank")
         self.wait_for("Page.loadEventFired")
         self.events.clear()
         self.send("Page.navigate", url=url)
         self.wait_for("Page.loadEventFired")
+        base = json.dumps(url.split("#")[0])
+        deadline = time.monotonic() + 30
+        while not self.js(
+            f"document.readyState === 'complete' && location.href.split('#')[0] === {base}"
+        ):
+            assert time.monotonic() < deadline, f"{url} did not finish loading"
+            time.sleep(0.05)
         self.js("new Promise(r => requestAnimationFrame(() => r(true)))")
 
     def errors(self) -> list[str]:
@@ -240,8 +249,10 @@ def test_filters(page: Page, broken_html: Path) -> None:
         " s.dispatchEvent(new Event('change')); })()"
     )
     assert page.js(visible) == 2
-    page.js("location.hash = 'tag=ipblock&protocol='")
-    page.js("new Promise(r => setTimeout(r, 50))")
+    page.js(  # resolves after the report's own hashchange listener ran
+        "new Promise(r => { addEventListener('hashchange', () => setTimeout(r, 0), {once: true});"
+        " location.hash = 'tag=ipblock&protocol='; })"
+    )
     assert page.js(visible) == 2
     assert page.js("document.getElementById('shown').textContent") == "showing 2 of 6 scenarios"
     assert page.errors() == []
