@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conformance.reports import KnownDeviations, judge, render
 from conformance.reports.markdown import md_escape, render_markdown
-from conformance.results import RunResult
+from conformance.results import RunResult, Status
 
 DATA = Path(__file__).parent / "data"
 _UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
@@ -95,3 +95,16 @@ def test_known_deviations_are_listed_and_unused_entries_flagged() -> None:
 def test_md_escape() -> None:
     assert md_escape("a|b") == "a\\|b"
     assert md_escape("x\ny") == "x<br>y"
+
+
+def test_errors_and_skips_say_why() -> None:
+    run = copy.deepcopy(RunResult.load(DATA / "results-broken.json"))
+    run.scenarios[0].status, run.scenarios[0].steps = Status.SKIPPED, []
+    run.scenarios[0].message = "SCTP is not supported by this cluster"
+    run.scenarios[4].status = run.scenarios[4].steps[1].status = Status.ERROR
+    run.scenarios[4].steps[1].message = "pods not ready: x/b"
+    text = render(run, "markdown")
+    check_gfm(text)
+    assert "| step 2: " in text and "| error | pods not ready: x/b |" in text
+    assert "### Skipped" in text
+    assert "SCTP is not supported by this cluster" in text

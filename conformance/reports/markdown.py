@@ -19,6 +19,7 @@ from conformance.reports._model import (
     tag_scores,
     totals,
 )
+from conformance.results import Status
 
 LIMIT = 50
 
@@ -130,6 +131,7 @@ def render_markdown(j: Judgement, limit: int = LIMIT) -> str:
         ),
     ]
     lines += _failures(j, limit)
+    lines += _skipped(j)
     lines += _known(j)
     return "\n".join(lines) + "\n"
 
@@ -139,7 +141,11 @@ def _failures(j: Judgement, limit: int) -> list[str]:
     folded: list[str] = []
     more = 0
     for sc in j.run.scenarios:
+        if sc.status is Status.ERROR and not sc.steps:
+            rows.append([sc.name, "", "", "", "", "error", sc.message, ""])
         for st in sc.steps:
+            if st.status is Status.ERROR:  # infrastructure: say what, not a CNI verdict
+                rows.append([sc.name, step_title(st), "", "", "", "error", st.message, ""])
             bad = j.unexpected_mismatches(sc, st)
             if bad:
                 folded += [
@@ -169,8 +175,6 @@ def _failures(j: Judgement, limit: int) -> list[str]:
                         f"`{c.command}`" if c.command else "",
                     ]
                 )
-        if sc.status.value == "error" or (sc.message and not sc.steps):
-            rows.append([sc.name, "", "", "", "", sc.status, sc.message, ""])
     if not rows:
         return []
     out = [
@@ -194,6 +198,20 @@ def _failures(j: Judgement, limit: int) -> list[str]:
     if more:
         out += ["", f"... and {more} more failing cells: see the HTML report or the results JSON."]
     return [*out, "", *folded] if folded else out
+
+
+def _skipped(j: Judgement) -> list[str]:
+    """Scenarios and steps this cluster or run did not support, with the reason."""
+    rows: list[list[object]] = []
+    for sc in j.run.scenarios:
+        if sc.status is Status.SKIPPED and not sc.steps:
+            rows.append([sc.name, "", sc.message])
+        rows += [
+            [sc.name, step_title(st), st.message] for st in sc.steps if st.status is Status.SKIPPED
+        ]
+    if not rows:
+        return []
+    return ["", "### Skipped", "", *table(["scenario", "step", "reason"], rows)]
 
 
 def _known(j: Judgement) -> list[str]:
