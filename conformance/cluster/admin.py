@@ -1,4 +1,9 @@
-"""AdminNetworkPolicy / BaselineAdminNetworkPolicy (policy.networking.k8s.io/v1alpha1) in compiler terms.
+"""Admin policy kinds of policy.networking.k8s.io in compiler terms.
+
+v1alpha1 AdminNetworkPolicy / BaselineAdminNetworkPolicy (``ports``: portNumber, namedPort,
+portRange; actions Allow, Deny, Pass) and v1alpha2 ClusterNetworkPolicy (``tier`` Admin or
+Baseline; ``protocols``: tcp/udp/sctp with destinationPort number or range, destinationNamedPort;
+actions Accept, Deny, Pass).
 
 Why: the policy compiler already turns NetworkPolicy peers and ports into packet matches; admin
 policies differ in scope (cluster-wide subjects), in actions (Allow, Deny, Pass) and in ordering,
@@ -58,6 +63,29 @@ def _port(port: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _protocols(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One v1alpha2 ``protocols`` entry as NetworkPolicy ports."""
+    if entry.get("destinationNamedPort") is not None:
+        return [{"protocol": ANY_PROTOCOL, "port": str(entry["destinationNamedPort"])}]
+    out: list[dict[str, Any]] = []
+    for key, proto in (("tcp", "TCP"), ("udp", "UDP"), ("sctp", "SCTP")):
+        if key not in entry:
+            continue
+        dest = (entry.get(key) or {}).get("destinationPort")
+        if not dest:
+            out.append({"protocol": proto})
+        elif dest.get("number") is not None:
+            out.append({"protocol": proto, "port": int(dest["number"])})
+        elif dest.get("range") is not None:
+            r = dest["range"]
+            out.append({"protocol": proto, "port": int(r["start"]), "endPort": int(r["end"])})
+    return out
+
+
+ACTIONS = {"Allow": "Allow", "Accept": "Allow", "Deny": "Deny", "Pass": "Pass"}
+"""Rule actions of both API versions, normalised (v1alpha2's Accept is v1alpha1's Allow)."""
+
+
 def translate_rule(rule: Mapping[str, Any], peer_key: str) -> dict[str, Any] | None:
     """An ingress (``peer_key`` ``from``) or egress (``to``) rule as a NetworkPolicy rule.
 
@@ -69,6 +97,11 @@ def translate_rule(rule: Mapping[str, Any], peer_key: str) -> dict[str, Any] | N
     out: dict[str, Any] = {peer_key: peers}
     if rule.get("ports") is not None:
         ports = [p for p in (_port(x) for x in rule["ports"]) if p is not None]
+        if not ports:
+            return None
+        out["ports"] = ports
+    elif rule.get("protocols") is not None:
+        ports = [p for entry in rule["protocols"] for p in _protocols(entry)]
         if not ports:
             return None
         out["ports"] = ports

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.cluster.admin import ANY_PROTOCOL, subject_peer, translate_rule
+from conformance.cluster.admin import ACTIONS, ANY_PROTOCOL, subject_peer, translate_rule
 from conformance.cluster.dataplane import NFT_TABLE
 from conformance.cluster.knobs import Deviation, Knobs
 from conformance.cluster.selectors import matches
@@ -379,13 +379,19 @@ def compile_policies(
     ing = {k: tuple(v.allows) for k, v in ingress.items()}
     egr = {k: tuple(v.allows) for k, v in egress.items()}
     admin_in, admin_eg = _tiers(world, sorted(admin_policies, key=_priority), knobs)
-    base_in, base_eg = _tiers(world, sorted(baseline, key=lambda b: b["metadata"]["name"]), knobs)
+    base_in, base_eg = _tiers(world, sorted(baseline, key=_priority), knobs)
     script = render(ing, egr, knobs, extra_chains, (admin_in, admin_eg), (base_in, base_eg))
     return Compiled(ing, egr, script, admin_in, admin_eg, base_in, base_eg)
 
 
-def _priority(policy: Mapping[str, Any]) -> tuple[int, str]:
-    return int((policy.get("spec") or {}).get("priority", 1000)), policy["metadata"]["name"]
+def _priority(policy: Mapping[str, Any]) -> tuple[int, str, str]:
+    """Evaluation order: priority (a BaselineAdminNetworkPolicy has none: first), kind, name."""
+    prio = (policy.get("spec") or {}).get("priority")
+    return (
+        -1 if prio is None else int(prio),
+        str(policy.get("kind", "")),
+        policy["metadata"]["name"],
+    )
 
 
 def _tiers(
@@ -408,7 +414,7 @@ def _tiers(
                 if translated is None:
                     continue
                 world.keepalive.append(translated)  # memo keys are ids: keep them unique
-                action = str(rule.get("action", ""))
+                action = ACTIONS.get(str(rule.get("action", "")), "Deny")
                 for pod in subjects:
                     allow = _compile_rule(world, "", translated, peer_key, pod, ingress, knobs)
                     if allow is not None:

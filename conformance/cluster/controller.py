@@ -21,6 +21,7 @@ from conformance.cluster.services import Allocator
 from conformance.cluster.store import (
     ADMIN_NETWORK_POLICIES,
     BASELINE_ADMIN_NETWORK_POLICIES,
+    CLUSTER_NETWORK_POLICIES,
     EVENTS,
     NAMESPACES,
     NETWORK_POLICIES,
@@ -87,6 +88,11 @@ class Controller:
         return None
 
     def _snapshot(self) -> Inputs:
+        cnps: dict[str, list[dict[str, Any]]] = {"Admin": [], "Baseline": []}
+        for cnp in self.store.peek(CLUSTER_NETWORK_POLICIES):
+            tier = (cnp.get("spec") or {}).get("tier")
+            if tier in cnps:
+                cnps[tier].append(cnp)
         views = [rt.view for rt in self.pods.values() if rt.view is not None and not rt.deleted]
         namespaces = [
             NamespaceView(o["metadata"]["name"], dict(o["metadata"].get("labels") or {}))
@@ -97,8 +103,8 @@ class Controller:
             namespaces,
             self.store.peek(NETWORK_POLICIES),
             self.store.peek(SERVICES),
-            self.store.peek(ADMIN_NETWORK_POLICIES),
-            self.store.peek(BASELINE_ADMIN_NETWORK_POLICIES),
+            [*self.store.peek(ADMIN_NETWORK_POLICIES), *cnps["Admin"]],
+            [*self.store.peek(BASELINE_ADMIN_NETWORK_POLICIES), *cnps["Baseline"]],
         )
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
@@ -152,6 +158,7 @@ class Controller:
             SERVICES,
             ADMIN_NETWORK_POLICIES,
             BASELINE_ADMIN_NETWORK_POLICIES,
+            CLUSTER_NETWORK_POLICIES,
         ):
             if res is SERVICES and event == "DELETED":
                 self.services.release(str((obj.get("spec") or {}).get("clusterIP", "")))

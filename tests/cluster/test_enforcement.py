@@ -337,3 +337,67 @@ def test_baseline_admin_network_policy_applies_only_without_networkpolicy(kube: 
     )
     assert kube.connect("base-c", "c", f"{s['s1']}:80") == (0, "")
     assert kube.connect("base-c", "c", f"{s['s2']}:80") == (1, "TIMEOUT\n")
+
+
+def _cnp(kube: Kube, name: str, spec: dict[str, Any]) -> None:
+    body = {
+        "apiVersion": "policy.networking.k8s.io/v1alpha2",
+        "kind": "ClusterNetworkPolicy",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+    kube.custom.create_cluster_custom_object(
+        "policy.networking.k8s.io", "v1alpha2", "clusternetworkpolicies", body
+    )
+
+
+def test_cluster_network_policy_v1alpha2_tiers(kube: Kube) -> None:
+    for ns in ("cnp-s", "cnp-c"):
+        kube.namespace(ns)
+    s = kube.pods("cnp-s", [agnhost_pod("s1"), agnhost_pod("s2")])
+    kube.pods("cnp-c", [agnhost_pod("c")])
+    _cnp(
+        kube,
+        "admin-udp",
+        {
+            "tier": "Admin",
+            "priority": 4,
+            "subject": {"namespaces": _ns("cnp-s")},
+            "ingress": [
+                {
+                    "name": "accept-udp-80",
+                    "action": "Accept",
+                    "from": [{"namespaces": _ns("cnp-c")}],
+                    "protocols": [{"udp": {"destinationPort": {"number": 80}}}],
+                },
+                {
+                    "name": "pass-named",
+                    "action": "Pass",
+                    "from": [{"namespaces": _ns("cnp-c")}],
+                    "protocols": [{"destinationNamedPort": "serve-81-tcp"}],
+                },
+                {"name": "deny-rest", "action": "Deny", "from": [{"namespaces": _ns("cnp-c")}]},
+            ],
+        },
+    )
+    assert kube.connect("cnp-c", "c", f"{s['s1']}:80", "udp") == (0, "")
+    assert kube.connect("cnp-c", "c", f"{s['s1']}:80") == (1, "TIMEOUT\n")
+    # Pass on 81/TCP goes to the NetworkPolicy tier (none here), then the baseline tier.
+    assert kube.connect("cnp-c", "c", f"{s['s1']}:81") == (0, "")
+    _cnp(
+        kube,
+        "baseline",
+        {
+            "tier": "Baseline",
+            "priority": 1,
+            "subject": {
+                "pods": {
+                    "namespaceSelector": _ns("cnp-s"),
+                    "podSelector": {"matchLabels": {"pod": "s1"}},
+                }
+            },
+            "ingress": [{"name": "deny-all", "action": "Deny", "from": [{"namespaces": {}}]}],
+        },
+    )
+    assert kube.connect("cnp-c", "c", f"{s['s1']}:81") == (1, "TIMEOUT\n")
+    assert kube.connect("cnp-c", "c", f"{s['s2']}:81") == (0, "")
