@@ -70,3 +70,16 @@ def test_run_writes_reports_next_to_the_json(tmp_path: Path) -> None:
         "summary-59ab60.md",
         "summary.md",
     ]
+
+
+def test_run_rejects_a_bad_known_deviations_file_before_any_cluster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "known.yaml"
+    bad.write_text("deviations:\n  - {scenario: x, reason: r, kind: sideways}\n")
+    rc = main(
+        ["run", "scenarios/examples", "--known-deviations", str(bad), "--output-dir", str(tmp_path)]
+    )
+    assert rc == 2
+    assert "deviations[0].kind" in capsys.readouterr().err
+    assert not list(tmp_path.glob("results*.json"))
