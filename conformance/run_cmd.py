@@ -381,6 +381,9 @@ rules:
   - apiGroups: [""]
     resources: [events, nodes]
     verbs: [get, list]
+  - apiGroups: [apps]
+    resources: [daemonsets, deployments]
+    verbs: [get, list]  # CNI detection for reports and doctor
   - apiGroups: [networking.k8s.io]
     resources: [networkpolicies]
     verbs: [get, list, create, update, delete]

@@ -46,6 +46,7 @@ from conformance.deploy import (
     service_manifest,
     service_name,
 )
+from conformance.doctor import detect_cni
 from conformance.errors import ClusterError, ConformanceError, ScenarioError
 from conformance.evaluator import Evaluator, Verdict
 from conformance.expectations import declared_verdicts
@@ -139,15 +140,29 @@ class Runner:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     def new_result(self) -> RunResult:
+        version = self.cluster.server_version()
         return RunResult(
             run_id=self.run_id,
             context=self.cluster.context,
             server=getattr(self.cluster, "server", ""),
-            server_version=self.cluster.server_version(),
+            server_version=version,
             tool_version=__version__,
             options=self.options.as_dict(),
             started=_now(),
+            cni=self.detect_cni(version),
         )
+
+    def detect_cni(self, server_version: str) -> str:
+        """The CNI from kube-system-style workloads (as ``doctor`` does); "" when it cannot tell."""
+        if "netpol-embedded" in server_version:
+            return "netpol-conformance embedded dataplane (nftables)"
+        try:
+            found = detect_cni(
+                self.cluster.list_items("DaemonSet"), self.cluster.list_items("Deployment")
+            )
+        except ClusterError:
+            return ""  # e.g. no RBAC for apps/v1: the report says "not detected"
+        return ", ".join(str(c) for c in found)
 
     # -- cleanup ----------------------------------------------------------------------------
     def cleanup(self) -> list[str]:
