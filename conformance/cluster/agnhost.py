@@ -136,6 +136,10 @@ def listeners_for(container: Mapping[str, Any], hostname: str) -> list[Listener]
 
 def plan_pod(spec: Mapping[str, Any], hostname: str) -> list[Listener]:
     """Every listener of a pod; duplicate protocol/port pairs fail like a real bind would."""
+    if spec.get("hostNetwork"):
+        raise CannotEmulate(
+            "hostNetwork pods cannot be emulated (each pod gets its own network namespace)"
+        )
     out: list[Listener] = []
     seen: set[tuple[str, int]] = set()
     for container in spec.get("containers") or []:

@@ -181,3 +181,10 @@ def test_pod_plans() -> None:
         agnhost.listeners_for({"name": "n", "image": img, "args": ["netexec"]}, "a")
     with pytest.raises(agnhost.CannotEmulate, match="already in use"):
         agnhost.plan_pod({"containers": [tcp, {**tcp, "name": "d"}]}, "a")
+
+
+def test_host_network_pods_are_refused() -> None:
+    img = "registry.k8s.io/e2e-test-images/agnhost:2.53"
+    spec = {"hostNetwork": True, "containers": [{"name": "c", "image": img, "args": ["pause"]}]}
+    with pytest.raises(agnhost.CannotEmulate, match="hostNetwork"):
+        agnhost.plan_pod(spec, "a")
