@@ -65,8 +65,12 @@ POD_NET = ipaddress.ip_network("10.128.0.0/12")
 # -- synthetic clusters ---------------------------------------------------------------------
 
 
-def generate(seed: int, n_pods: int, n_policies: int) -> list[dict[str, Any]]:
-    """Namespaces, pods (with IPs) and NetworkPolicies as API objects, reproducible from seed."""
+def generate(seed: int, n_pods: int, n_policies: int, n_admin: int = 0) -> list[dict[str, Any]]:
+    """Namespaces, pods (with IPs) and policies as API objects, reproducible from seed.
+
+    ``n_admin`` AdminNetworkPolicies (and then a BaselineAdminNetworkPolicy) are added after the
+    NetworkPolicies, so the NetworkPolicy part is the same with or without them.
+    """
     rnd = random.Random(seed)
     n_ns = max(2, n_pods // 40)
     namespaces = [f"ns{i}" for i in range(n_ns)]
@@ -113,7 +117,76 @@ def generate(seed: int, n_pods: int, n_policies: int) -> list[dict[str, Any]]:
     for i in range(n_policies):
         ns = rnd.choice(namespaces)
         objects.append(_policy(rnd, f"pol{i}", ns, apps[ns] or ["none"]))
+    all_apps = [a for ns in namespaces for a in apps[ns]] or ["none"]
+    for i in range(n_admin):
+        objects.append(_admin_policy(rnd, f"anp{i}", all_apps))
+    if n_admin:
+        objects.append(_banp(rnd))
     return objects
+
+
+def _admin_rules(
+    rnd: random.Random, key: str, actions: list[str], apps: list[str]
+) -> list[dict[str, Any]]:
+    rules = []
+    for _ in range(rnd.randint(0, 3)):
+        peers: list[dict[str, Any]] = []
+        for _ in range(rnd.randint(1, 2)):
+            r = rnd.random()
+            if r < 0.4:
+                peers.append({"namespaces": _ns_selector(rnd)})
+            elif r < 0.8 or key == "from":
+                peers.append(
+                    {
+                        "pods": {
+                            "namespaceSelector": _ns_selector(rnd),
+                            "podSelector": _pod_selector(rnd, apps),
+                        }
+                    }
+                )
+            else:
+                peers.append({"networks": [f"10.128.{rnd.randrange(0, 16)}.0/24"]})
+        rule: dict[str, Any] = {"action": rnd.choice(actions), key: peers}
+        if rnd.random() < 0.6:
+            p, proto, name = rnd.choice(PORTS)
+            networks = any("networks" in peer for peer in peers)
+            if rnd.random() < 0.5 or networks:  # named ports may not be used with networks
+                rule["ports"] = [{"portNumber": {"port": p, "protocol": proto}}]
+            else:
+                rule["ports"] = [{"namedPort": name}]
+        rules.append(rule)
+    return rules
+
+
+def _admin_policy(rnd: random.Random, name: str, apps: list[str]) -> dict[str, Any]:
+    """A v1alpha1 AdminNetworkPolicy; priorities repeat sometimes (undefined ties included)."""
+    actions = ["Allow", "Deny", "Pass"]
+    return {
+        "apiVersion": "policy.networking.k8s.io/v1alpha1",
+        "kind": "AdminNetworkPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "priority": rnd.randrange(0, 100),
+            "subject": {"namespaces": _ns_selector(rnd)},
+            "ingress": _admin_rules(rnd, "from", actions, apps),
+            "egress": _admin_rules(rnd, "to", actions, apps),
+        },
+    }
+
+
+def _banp(rnd: random.Random) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy.networking.k8s.io/v1alpha1",
+        "kind": "BaselineAdminNetworkPolicy",
+        "metadata": {"name": "default"},
+        "spec": {
+            "subject": {"namespaces": {}},
+            "ingress": [
+                {"action": "Allow", "from": [{"namespaces": {"matchLabels": {"env": "prod"}}}]},
+                {"action": "Deny", "from": [{"namespaces": {}}]},
+            ],
+        },
+    }
 
 
 def _pod_selector(rnd: random.Random, apps: list[str]) -> dict[str, Any]:
@@ -202,16 +275,16 @@ def _policy(rnd: random.Random, name: str, ns: str, apps: list[str]) -> dict[str
     }
 
 
-def inventory(seed: int, n_pods: int, n_policies: int) -> Inventory:
-    objs = generate(seed, n_pods, n_policies)
+def inventory(seed: int, n_pods: int, n_policies: int, n_admin: int = 0) -> Inventory:
+    objs = generate(seed, n_pods, n_policies, n_admin)
     return build_inventory(SourcedObject(o, "synthetic") for o in objs)
 
 
 # -- one measurement (child process) --------------------------------------------------------
 
 
-def measure(seed: int, n_pods: int, n_policies: int) -> dict[str, Any]:
-    inv = inventory(seed, n_pods, n_policies)
+def measure(seed: int, n_pods: int, n_policies: int, n_admin: int = 0) -> dict[str, Any]:
+    inv = inventory(seed, n_pods, n_policies, n_admin)
     start = time.process_time()
     matrix = compute_matrix(inv.state, inv.policies)
     cpu = time.process_time() - start
@@ -225,8 +298,11 @@ def measure(seed: int, n_pods: int, n_policies: int) -> dict[str, Any]:
     }
 
 
-def child(seed: int, n_pods: int, n_policies: int, timeout: float) -> dict[str, Any] | None:
+def child(
+    seed: int, n_pods: int, n_policies: int, timeout: float, n_admin: int = 0
+) -> dict[str, Any] | None:
     cmd = [sys.executable, __file__, "--child", str(n_pods), str(n_policies), "--seed", str(seed)]
+    cmd += ["--admin", str(n_admin)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
     except subprocess.TimeoutExpired:
@@ -410,12 +486,14 @@ def main() -> int:
     ap.add_argument("--nca", default="nca", help="path of np-guard's nca (default: on PATH)")
     ap.add_argument("--nca-timeout", type=float, default=300.0)
     ap.add_argument("--quick", action="store_true", help="smaller scaling series")
+    ap.add_argument("--admin", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument(
         "--child", nargs=2, type=int, metavar=("PODS", "POLICIES"), help=argparse.SUPPRESS
     )
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(measure(args.seed, *args.child)))
+        pods, pols = args.child
+        print(json.dumps(measure(args.seed, pods, pols, args.admin)))
         return 0
     print("Full reachability matrix (every ordered pod pair x every port the target declares),")
     print(f"one core (CPU time of a child process per size), seed {args.seed}.")
@@ -438,6 +516,13 @@ def main() -> int:
         )
     if not args.large:
         print("(5,000 pods / 5,000 policies: run with --large)")
+    for pods, pols, admin in [(1000, 1000, 50)] + ([(5000, 5000, 200)] if args.large else []):
+        r = child(args.seed, pods, pols, 1200, n_admin=admin)
+        if r is not None:
+            print(
+                f"{pods} pods / {pols} NetworkPolicies + {admin} AdminNetworkPolicies and a BANP:"
+                f" {r['cells']:,} cells in {r['seconds']:.2f} s, peak RSS {r['peak_rss_mib']:.0f} MiB"
+            )
     quick = args.quick
     pod_series = [250, 500, 1000, 2000] if not quick else [250, 500, 1000]
     pol_series = [250, 500, 1000, 2000] if not quick else [250, 500, 1000]
@@ -460,6 +545,18 @@ def main() -> int:
     print(f"  fast matrix     {_fmt(fast)}  ({matrix.cell_count:,} cells)")
     print(
         f"  reference       {_fmt(ref)}  ratio {ref / fast:6.1f}x; cells that differ: {mismatches}"
+    )
+    admin_inv = inventory(args.seed, 200, 100, 10)
+    admin_matrix = compute_matrix(admin_inv.state, admin_inv.policies)
+    admin_ev = Evaluator(admin_inv.state, admin_inv.policies)
+    admin_diff = sum(
+        admin_ev.decide(s, t, port, proto).verdict is not v
+        for s, t, port, proto, v in admin_matrix.cells()
+    )
+    counts = admin_matrix.counts()
+    print(
+        f"  with 10 AdminNetworkPolicies and a BANP: cells that differ from the reference: "
+        f"{admin_diff} ({counts[Verdict.IMPLEMENTATION_DEFINED]:,} implementation-defined)"
     )
     nca = shutil.which(args.nca) or (args.nca if Path(args.nca).exists() else None)
     if nca is None:

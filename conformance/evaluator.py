@@ -307,25 +307,6 @@ class Evaluator:
             verdict = Verdict.IMPLEMENTATION_DEFINED  # Rule 7.
         return Decision(verdict, egress, ingress, allows, self_traffic)
 
-    def side(
-        self,
-        direction: Direction,
-        pod: PodKey,
-        other: TargetKey,
-        port: int,
-        protocol: Protocol,
-    ) -> SideDecision:
-        """One side of a connection alone: ``pod``'s egress to ``other`` or its ingress from it.
-
-        For callers that decide the two sides separately (the matrix fast path falls back to
-        this for pods that admin policies select); ``decide`` combines both sides.
-        """
-        me = self.state.pod(pod)
-        if direction is Direction.EGRESS:
-            dst = self._target(other)
-            return self._side(_Conn(direction, me, dst, dst, port, protocol))
-        return self._side(_Conn(direction, me, self.state.pod(other), me, port, protocol))
-
     def _target(self, key: TargetKey) -> Endpoint:
         if key.startswith("@"):
             for ext in self.state.externals:

@@ -14,12 +14,16 @@ same verdicts with set algebra on bitsets (Python ints, bit i = pod i):
    same isolating policies and declared ports share the result.
 4. Egress, per source group (same isolating policies): the union of ``peers & port-targets`` of
    their egress rules, per port; then transposed into "which sources may send to this target".
-5. A cell is allowed when both sides allow (rule 3 of the evaluator); a pod to itself is
+5. Admin tiers (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy; evaluator
+   rules 8-13) per side, over the same bitsets: each policy's first matching rule splits the
+   other ends into allow/deny/pass/undecidable sets, priority groups are resolved in order (a
+   tie with different outcomes, or an undecidable first match, is implementation-defined), Pass
+   falls through to the NetworkPolicy tier, then the baseline tier (where a BANP ties with the
+   first matching baseline group), then the default allow. Pods with the same admin policies,
+   NetworkPolicies and ports share the result.
+6. A cell is allowed when both sides allow (rule 3 of the evaluator); a pod to itself is
    implementation-defined unless ``include_self``.
 
-Admin tiers (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy) are not
-compiled: a *side* of a pod that any admin or baseline policy selects for that direction is
-decided cell by cell by the reference ``Evaluator.side``, and combined with the fast other side.
 Reasons are never precomputed: ``decision``/``reason`` ask the reference evaluator for one cell.
 """
 
@@ -29,9 +33,10 @@ import bisect
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from conformance._types import Direction, PodKey, Protocol, TargetKey
-from conformance.adminpol import AdminPolicy
+from conformance.adminpol import BANP, AdminPolicy, AdminPort, AdminRule, RuleAction, Tier
 from conformance.evaluator import AnyPolicy, Decision, Evaluator, Verdict
 from conformance.model import ClusterState, ContainerPort, Pod
 from conformance.netpol import (
@@ -247,6 +252,8 @@ class _Compiler:
         self._sel_cache: dict[_SelectorKey, int] = {}
         self._ns_sel_cache: dict[_SelectorKey, int] = {}
         self._ipb_cache: dict[IPBlock, int] = {}
+        self._tiers_cache: dict[tuple[int, ...], _Tiers] = {}
+        self._admin_peer_cache: dict[tuple[int, Direction], tuple[int, int]] = {}
         self.netpols = [p for p in policies if isinstance(p, NetworkPolicy)]
         self.admin = [p for p in policies if isinstance(p, AdminPolicy)]
 
@@ -369,12 +376,7 @@ class _Compiler:
             for index, (_, bits) in enumerate(entries):
                 for i in bit_indices(bits):
                     sig[direction][i].append(index)
-        admin_sides = self._admin_sides()
-        evaluator = (
-            Evaluator(self.state, self.policies, include_self=self.include_self)
-            if (admin_sides[Direction.EGRESS] or admin_sides[Direction.INGRESS])
-            else None
-        )
+        admin_sig = self._admin_sigs()
 
         # Rule 4: egress per source group, then transposed to targets.
         eg_entries = subjects[Direction.EGRESS]
@@ -390,22 +392,21 @@ class _Compiler:
             for pp in ports:
                 pp_targets[pp] |= 1 << t
         eg_free: dict[PortProto, int] = dict.fromkeys(all_pps, 0)  # sources allowed everywhere
-        groups: dict[tuple[int, ...], int] = {}
+        groups: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
         for i in range(self.n):
-            if i in admin_sides[Direction.EGRESS]:
-                continue
-            key = tuple(sig[Direction.EGRESS][i])
+            key = (tuple(sig[Direction.EGRESS][i]), admin_sig[Direction.EGRESS][i])
             groups[key] = groups.get(key, 0) | (1 << i)
-        unisolated = groups.pop((), 0)
+        unisolated = groups.pop(((), ()), 0)
         for pp in all_pps:
             eg_free[pp] = unisolated
         eg_cols: dict[PortProto, list[int]] = {pp: [0] * n_targets for pp in all_pps}
+        eg_undefined: dict[PortProto, list[int]] = {pp: [0] * n_targets for pp in all_pps}
         rule_pps: dict[int, dict[PortProto, int]] = {}
-        for key, members in groups.items():
+        for (np_sig, a_sig), members in groups.items():
             base = 0
             extras: dict[PortProto, int] = {}
-            for e in key:
-                for j in range(*eg_rule_span[e]):
+            for entry in np_sig:
+                for j in range(*eg_rule_span[entry]):
                     peers, rule = eg_rules[j]
                     if not rule.ports:
                         base |= peers
@@ -420,27 +421,29 @@ class _Compiler:
                     for pp, bits in per_pp.items():
                         extras[pp] = extras.get(pp, 0) | bits
             for pp in all_pps:
-                row = (base | extras.get(pp, 0)) & pp_targets[pp]
+                row = base | extras.get(pp, 0)
+                if a_sig:
+                    row, row_undef = self._admin_side(
+                        a_sig,
+                        Direction.EGRESS,
+                        self.all_targets,
+                        bool(np_sig),
+                        row if np_sig else self.all_targets,
+                        lambda rule, pp=pp: self._admin_ports_by_target(rule, pp),  # type: ignore[misc]
+                    )
+                    ucol = eg_undefined[pp]
+                    for t in bit_indices(row_undef & pp_targets[pp]):
+                        ucol[t] |= members
                 col = eg_cols[pp]
-                for t in bit_indices(row):
+                for t in bit_indices(row & pp_targets[pp]):
                     col[t] |= members
-        eg_undefined: dict[PortProto, list[int]] = {pp: [0] * n_targets for pp in all_pps}
         target_keys = [p.key for p in self.pods] + [e.key for e in self.externals]
-        if evaluator is not None:
-            for i in sorted(admin_sides[Direction.EGRESS]):
-                src = self.pods[i].key
-                for t, ports in enumerate(self.target_ports):
-                    for pp in ports:
-                        v = evaluator.side(Direction.EGRESS, src, target_keys[t], *pp).verdict
-                        if v is Verdict.ALLOW:
-                            eg_cols[pp][t] |= 1 << i
-                        elif v is Verdict.IMPLEMENTATION_DEFINED:
-                            eg_undefined[pp][t] |= 1 << i
 
         # Rule 3: ingress per target (shared by pods with the same policies and ports), combined.
         in_entries = subjects[Direction.INGRESS]
         in_peers: dict[tuple[int, int], int] = {}
         in_cache: dict[tuple[tuple[int, ...], tuple[ContainerPort, ...], PortProto], int] = {}
+        admin_cache: dict[tuple[Any, ...], tuple[int, int]] = {}
         allow: dict[tuple[TargetKey, PortProto], int] = {}
         undefined: dict[tuple[TargetKey, PortProto], int] = {}
         step = max(1, n_targets // 100)
@@ -457,11 +460,11 @@ class _Compiler:
                     found = in_cache.get(ck)
                     if found is None:
                         found = 0
-                        for e in in_sig:
-                            policy = in_entries[e][0]
+                        for entry in in_sig:
+                            policy = in_entries[entry][0]
                             for r_index, rule in enumerate(policy.ingress):
                                 if _port_matches(rule, pod, pp):
-                                    pk = (e, r_index)
+                                    pk = (entry, r_index)
                                     rule_peers = in_peers.get(pk)
                                     if rule_peers is None:
                                         rule_peers = in_peers[pk] = self.peers(policy, rule)
@@ -469,18 +472,20 @@ class _Compiler:
                         found &= self.all_pods
                         in_cache[ck] = found
                     in_allow = found
-                if (
-                    pod is not None
-                    and evaluator is not None
-                    and t in admin_sides[Direction.INGRESS]
-                ):
-                    in_allow, in_undef = 0, 0
-                    for si, other in enumerate(self.pods):
-                        v = evaluator.side(Direction.INGRESS, pod.key, other.key, *pp).verdict
-                        if v is Verdict.ALLOW:
-                            in_allow |= 1 << si
-                        elif v is Verdict.IMPLEMENTATION_DEFINED:
-                            in_undef |= 1 << si
+                a_sig = admin_sig[Direction.INGRESS][t] if pod is not None else ()
+                if pod is not None and a_sig:
+                    ak = (a_sig, in_sig, pod.ports, pp)
+                    hit = admin_cache.get(ak)
+                    if hit is None:
+                        hit = admin_cache[ak] = self._admin_side(
+                            a_sig,
+                            Direction.INGRESS,
+                            self.all_pods,
+                            bool(in_sig),
+                            in_allow,
+                            lambda rule, pod=pod, pp=pp: self._admin_ports_at(rule, pod, pp),  # type: ignore[misc]
+                        )
+                    in_allow, in_undef = hit
                 eg_allow = eg_free[pp] | eg_cols[pp][t]
                 eg_undef = eg_undefined[pp][t]
                 cell_allow = eg_allow & in_allow
@@ -508,10 +513,12 @@ class _Compiler:
             _source_bit=dict(self.bit),
         )
 
-    def _admin_sides(self) -> dict[Direction, set[int]]:
-        """Pod bits whose side, per direction, some admin or baseline policy selects."""
-        out: dict[Direction, set[int]] = {d: set() for d in Direction}
-        for policy in self.admin:
+    # -- admin tiers (evaluator rules 8-13) ---------------------------------------------------
+
+    def _admin_sigs(self) -> dict[Direction, list[tuple[int, ...]]]:
+        """Per direction and pod: indexes (into ``self.admin``) of the policies selecting it."""
+        out: dict[Direction, list[list[int]]] = {d: [[] for _ in range(self.n)] for d in Direction}
+        for index, policy in enumerate(self.admin):
             subject = policy.subject
             if subject.namespaces is not None:
                 bits = self.namespaces(subject.namespaces)
@@ -520,11 +527,199 @@ class _Compiler:
                 bits = self.namespaces(subject.pods.namespace_selector) & self.selector(
                     subject.pods.pod_selector
                 )
-            bits &= self.pod_network  # Evaluator rule 12: host-network pods are never subjects.
+            bits &= self.pod_network  # Rule 12: host-network pods are never subjects.
             for direction in Direction:
-                if policy.rules(direction):
-                    out[direction].update(bit_indices(bits))
-        return out
+                if policy.rules(direction):  # A policy without rules for a direction: no effect.
+                    for i in bit_indices(bits):
+                        out[direction][i].append(index)
+        return {d: [tuple(x) for x in lists] for d, lists in out.items()}
+
+    def _tiers(self, a_sig: tuple[int, ...]) -> _Tiers:
+        """Rule 9: admin and baseline-CNP groups by priority (ties sorted), and the BANP."""
+        found = self._tiers_cache.get(a_sig)
+        if found is not None:
+            return found
+        admin: dict[int, list[AdminPolicy]] = {}
+        baseline: dict[int, list[AdminPolicy]] = {}
+        banp: AdminPolicy | None = None
+        for index in a_sig:
+            policy = self.admin[index]
+            if policy.kind == BANP:
+                banp = policy
+            elif policy.tier is Tier.ADMIN:
+                admin.setdefault(policy.priority or 0, []).append(policy)
+            else:
+                baseline.setdefault(policy.priority or 0, []).append(policy)
+
+        def ordered(by: dict[int, list[AdminPolicy]]) -> list[list[AdminPolicy]]:
+            return [sorted(by[k], key=lambda p: (p.kind, p.name)) for k in sorted(by)]
+
+        found = self._tiers_cache[a_sig] = (ordered(admin), ordered(baseline), banp)
+        return found
+
+    def _admin_peers(self, rule: AdminRule, direction: Direction) -> tuple[int, int]:
+        """(certain, undecidable) matches of the rule's peers over all endpoints (rule 12)."""
+        key = (id(rule), direction)
+        found = self._admin_peer_cache.get(key)
+        if found is not None:
+            return found
+        certain = unsure = 0
+        for peer in rule.peers:
+            if peer.networks:
+                for net in peer.networks:
+                    certain |= self._cidr(net)
+                    for j, e in enumerate(self.externals):
+                        if e.ip.version == net.version and e.ip in net:
+                            certain |= 1 << (self.n + j)
+            elif peer.domain_names:
+                unsure |= self.all_targets ^ self.all_pods  # externals only
+            elif peer.nodes is not None:
+                unsure |= self.all_pods ^ self.pod_network  # host-network pods only
+            elif peer.namespaces is not None:
+                certain |= self.namespaces(peer.namespaces) & self.pod_network
+            else:
+                assert peer.pods is not None
+                certain |= (
+                    self.namespaces(peer.pods.namespace_selector)
+                    & self.selector(peer.pods.pod_selector)
+                    & self.pod_network
+                )
+        found = self._admin_peer_cache[key] = (certain, unsure & ~certain)
+        return found
+
+    def _admin_ports_by_target(self, rule: AdminRule, pp: PortProto) -> tuple[int, int]:
+        """(certain, undecidable) port matches over targets: named ports per destination pod."""
+        if rule.ports is None:
+            return self.all_targets, 0
+        certain = unsure = 0
+        for p in rule.ports:
+            if p.named_port is not None:
+                certain |= self.named.get((p.named_port, pp[1], pp[0]), 0)
+                continue
+            m = _admin_number_matches(p, pp)
+            if m is None:
+                unsure = self.all_targets
+            elif m:
+                return self.all_targets, 0
+        return certain, unsure & ~certain
+
+    def _admin_ports_at(self, rule: AdminRule, pod: Pod, pp: PortProto) -> tuple[int, int]:
+        """The same for one destination pod (ingress): every source or none."""
+        if rule.ports is None:
+            return self.all_targets, 0
+        unsure = False
+        for p in rule.ports:
+            if p.named_port is not None:
+                if pod.named_port(p.named_port, pp[1]) == pp[0]:
+                    return self.all_targets, 0
+                continue
+            m = _admin_number_matches(p, pp)
+            if m is None:
+                unsure = True
+            elif m:
+                return self.all_targets, 0
+        return 0, self.all_targets if unsure else 0
+
+    def _admin_side(
+        self,
+        a_sig: tuple[int, ...],
+        direction: Direction,
+        universe: int,
+        isolated: bool,
+        np_allow: int,
+        ports: Callable[[AdminRule], tuple[int, int]],
+    ) -> tuple[int, int]:
+        """(allowed, implementation-defined) over ``universe`` for one side: rules 8-11.
+
+        ``universe`` is every other end (targets for egress, source pods for ingress);
+        ``ports`` gives a rule's (certain, undecidable) port matches over it.
+        """
+        admin, baseline, banp = self._tiers(a_sig)
+
+        def hits(policy: AdminPolicy) -> _Hits:
+            # Rule 9: the first rule of the policy that matches (certainly or undecidably).
+            left = universe
+            allow = deny = passed = unsure = 0
+            for rule in policy.rules(direction):
+                pm, pu = ports(rule)
+                if not (pm | pu):
+                    continue
+                peer_m, peer_u = self._admin_peers(rule, direction)
+                m = pm & peer_m & left
+                u = (pm | pu) & (peer_m | peer_u) & left & ~m
+                unsure |= u
+                if rule.action is RuleAction.PASS:
+                    passed |= m
+                elif rule.action.allows:
+                    allow |= m
+                else:
+                    deny |= m
+                left &= ~(m | u)
+            return allow, deny, passed, unsure
+
+        def resolve(h: _Hits, scope: int, after: _Triple) -> _Triple:
+            # Rules 9 and 11: one outcome, or implementation-defined when undecidable or tied.
+            allow, deny, passed, unsure = (x & scope for x in h)
+            has_allow = allow | (passed & after[0])
+            has_deny = deny | (passed & after[1])
+            has_undef = passed & after[2] | unsure
+            a = has_allow & ~has_deny & ~has_undef
+            d = has_deny & ~has_allow & ~has_undef
+            return a, d, scope & ~(a | d)
+
+        def tier(
+            groups: list[list[AdminPolicy]], extra: AdminPolicy | None, after: _Triple
+        ) -> _Triple:
+            out_a = out_d = out_u = 0
+            left = universe
+            extra_hits = hits(extra) if extra is not None else (0, 0, 0, 0)
+            for group in groups:
+                total: list[int] = [0, 0, 0, 0]
+                for policy in group:
+                    for i, bits in enumerate(hits(policy)):
+                        total[i] |= bits
+                scope = (total[0] | total[1] | total[2] | total[3]) & left
+                if not scope:
+                    continue
+                # Rule 11: a BANP ties with the first baseline group that matches.
+                h = tuple(t | e for t, e in zip(total, extra_hits, strict=True))
+                a, d, u = resolve(h, scope, after)  # type: ignore[arg-type]
+                out_a, out_d, out_u = out_a | a, out_d | d, out_u | u
+                left &= ~scope
+            if extra is not None:
+                scope = (extra_hits[0] | extra_hits[1] | extra_hits[2] | extra_hits[3]) & left
+                a, d, u = resolve(extra_hits, scope, after)
+                out_a, out_d, out_u = out_a | a, out_d | d, out_u | u
+                left &= ~scope
+            return out_a | (after[0] & left), out_d | (after[1] & left), out_u | (after[2] & left)
+
+        default: _Triple = (universe, 0, 0)
+        if isolated:
+            np_tier: _Triple = (np_allow & universe, universe & ~np_allow, 0)  # Rule 10.
+        else:
+            np_tier = tier(baseline, banp, default)
+        result = tier(admin, None, np_tier)
+        return result[0], result[2]
+
+
+_Triple = tuple[int, int, int]
+"""(allowed, denied, implementation-defined) bitsets: a partition of the universe."""
+_Hits = tuple[int, int, int, int]
+"""First-hit bitsets of a policy or group: (allow, deny, pass, undecidable)."""
+_Tiers = tuple[list[list[AdminPolicy]], list[list[AdminPolicy]], AdminPolicy | None]
+
+
+def _admin_number_matches(p: AdminPort, pp: PortProto) -> bool | None:
+    """Evaluator rule 13 for a numeric port or range (None: a v1alpha1 range start >= end)."""
+    port, protocol = pp
+    if p.protocol != protocol or p.port is None:
+        return False
+    if p.end_port is not None:
+        low, high = sorted((p.port, p.end_port))
+        if not low <= port <= high:
+            return False
+        return None if p.undefined_range else True
+    return p.port == port
 
 
 def _port_matches(rule: NetworkPolicyRule, pod: Pod, pp: PortProto) -> bool:

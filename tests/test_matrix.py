@@ -17,7 +17,19 @@ from conformance.model import ClusterState, ContainerPort, ExternalHost, Namespa
 from conformance.model import frozen_labels as fl
 from conformance.netpol import NetworkPolicy
 from tests.helpers import netpol, upstream_state
-from tests.strategies import NAMESPACES, PODS, admin_policies, cluster_policies, policies
+from tests.strategies import (
+    NAMESPACES,
+    PODS,
+    admin_peers,
+    admin_policies,
+    admin_subjects,
+    anp,
+    anp_ports,
+    anp_rules,
+    banp,
+    cluster_policies,
+    policies,
+)
 
 PORT_CHOICES = (
     ContainerPort(80, Protocol.TCP, "serve-80-tcp"),
@@ -138,3 +150,46 @@ def test_progress_reports_every_target() -> None:
     seen: list[tuple[int, int]] = []
     compute_matrix(upstream_state(), [], progress=lambda done, total: seen.append((done, total)))
     assert seen[-1] == (9, 9)
+
+
+# Egress peers the API leaves undecidable offline (nodes, domainNames) and v1alpha1 ranges with
+# start >= end, on top of the shared strategies: the fast path must reproduce "?" exactly.
+undecidable_peers = st.one_of(
+    admin_peers,
+    st.just({"nodes": {}}),
+    st.just({"domainNames": ["db.example.com"]}),
+    st.sampled_from([{"networks": ["203.0.113.0/24"]}, {"networks": ["10.244.0.8/29"]}]),
+)
+odd_ports = st.one_of(
+    st.just({"portRange": {"start": 81, "end": 80, "protocol": "TCP"}}),
+    st.just({"portNumber": {"port": 80, "protocol": "TCP"}}),
+    st.just({"portRange": {"start": 79, "end": 82, "protocol": "UDP"}}),
+)
+odd_specs = st.builds(
+    lambda subj, ing, eg: {"subject": subj, "ingress": ing, "egress": eg},
+    admin_subjects,
+    st.lists(anp_rules("from", admin_peers, ["Allow", "Deny", "Pass"], anp_ports), max_size=2),
+    st.lists(anp_rules("to", undecidable_peers, ["Allow", "Deny", "Pass"], odd_ports), max_size=3),
+)
+
+
+@st.composite
+def odd_admin_policies(draw: st.DrawFn) -> list[AdminPolicy]:
+    specs_ = draw(st.lists(odd_specs, max_size=3))
+    prios = draw(st.lists(st.integers(0, 2), min_size=len(specs_), max_size=len(specs_)))
+    out = [anp(f"anp{i}", p, spec) for i, (p, spec) in enumerate(zip(prios, specs_, strict=True))]
+    if draw(st.booleans()):  # a BANP (Allow/Deny only) with undecidable egress peers
+        egress = [
+            {"action": "Deny", "to": [{"domainNames": ["db.example.com"]}]},
+            {"action": "Allow", "to": [{"nodes": {}}]},
+        ]
+        out.append(banp({"subject": {"namespaces": {}}, "egress": egress}))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(states(), policies(max_size=3), odd_admin_policies())
+def test_fast_matrix_equals_reference_with_undecidable_admin_rules(
+    state: ClusterState, pols: list[NetworkPolicy], admin: list[AdminPolicy]
+) -> None:
+    _assert_same(state, [*pols, *admin])
