@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,25 +20,21 @@ from conformance.probing import ProbeTarget, connect_command
 from conformance.runner import Runner, RunOptions
 from conformance.scenario import load_scenario
 
-SCENARIO = textwrap.dedent(
-    """\
-    name: bench-deny-all
-    topology:
-      ports:
-        - {port: 80, protocol: TCP}
-        - {port: 81, protocol: TCP}
-        - {port: 80, protocol: UDP}
-        - {port: 81, protocol: UDP}
-    steps:
-      - name: deny all
-        apply:
-    """
-    + "".join(
-        f"      - {{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {{name: deny, namespace: {ns}}}, "
-        "spec: {podSelector: {}, policyTypes: [Ingress]}}\n"
-        for ns in "xyz"
-    )
-    + "    expect: {default: deny}\n"
+_DENY = (
+    "      - {{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {{name: deny, namespace: {ns}}},"
+    " spec: {{podSelector: {{}}, policyTypes: [Ingress]}}}}\n"
+)
+SCENARIO = (
+    "name: bench-deny-all\n"
+    "topology:\n"
+    "  ports:\n"
+    "    - {port: 80, protocol: TCP}\n"
+    "    - {port: 81, protocol: TCP}\n"
+    "    - {port: 80, protocol: UDP}\n"
+    "    - {port: 81, protocol: UDP}\n"
+    "steps:\n"
+    "  - name: deny all\n"
+    "    apply:\n" + "".join(_DENY.format(ns=ns) for ns in "xyz") + "    expect: {default: deny}\n"
 )
 
 
