@@ -46,7 +46,13 @@ def pods_(draw: st.DrawFn) -> Pod:
     ns = draw(st.sampled_from(NAMESPACES))
     labels = draw(st.dictionaries(st.just("pod"), st.sampled_from(PODS), max_size=1))
     ports = tuple(draw(st.lists(st.sampled_from(PORT_CHOICES), max_size=3, unique=True)))
-    ip = draw(st.one_of(st.none(), st.integers(8, 20).map(lambda i: f"10.244.0.{i}")))
+    ip = draw(
+        st.one_of(
+            st.none(),
+            st.integers(8, 20).map(lambda i: f"10.244.0.{i}"),
+            st.integers(8, 20).map(lambda i: f"fd00::{i:x}"),  # IPv6 pods never match v4 CIDRs
+        )
+    )
     host = draw(st.booleans()) if ip is not None and draw(st.integers(0, 4)) == 0 else False
     return Pod(ns, "", fl(labels), ports, ipaddress.ip_address(ip) if ip else None, host)
 
@@ -158,7 +164,13 @@ undecidable_peers = st.one_of(
     admin_peers,
     st.just({"nodes": {}}),
     st.just({"domainNames": ["db.example.com"]}),
-    st.sampled_from([{"networks": ["203.0.113.0/24"]}, {"networks": ["10.244.0.8/29"]}]),
+    st.sampled_from(
+        [
+            {"networks": ["203.0.113.0/24"]},
+            {"networks": ["10.244.0.8/29"]},
+            {"networks": ["fd00::8/125", "10.244.0.16/30"]},
+        ]
+    ),
 )
 odd_ports = st.one_of(
     st.just({"portRange": {"start": 81, "end": 80, "protocol": "TCP"}}),
@@ -193,3 +205,22 @@ def test_fast_matrix_equals_reference_with_undecidable_admin_rules(
     state: ClusterState, pols: list[NetworkPolicy], admin: list[AdminPolicy]
 ) -> None:
     _assert_same(state, [*pols, *admin])
+
+
+def test_ip_blocks_over_mixed_ipv4_and_ipv6_pods() -> None:
+    pods = tuple(
+        Pod("x", f"p{i}", fl({"pod": "a"}), PORT_CHOICES[:1], ipaddress.ip_address(ip))
+        for i, ip in enumerate(["10.244.0.9", "fd00::9", "fd00::11", "10.244.0.17", "fd00::1:0"])
+    )
+    state = ClusterState((Namespace("x"),), pods)
+    v6: dict[str, Any] = {
+        "podSelector": {},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [{"from": [{"ipBlock": {"cidr": "fd00::/120", "except": ["fd00::10/124"]}}]}],
+        "egress": [
+            {"to": [{"ipBlock": {"cidr": "10.244.0.0/28"}}, {"ipBlock": {"cidr": "fd00::/112"}}]}
+        ],
+    }
+    _assert_same(state, [netpol("x", "v6", v6)])
+    matrix = compute_matrix(state, [netpol("x", "v6", v6)])
+    assert matrix.allowed_sources("x/p0", 80, Protocol.TCP) == ["x/p1"]
