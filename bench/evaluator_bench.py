@@ -65,11 +65,14 @@ POD_NET = ipaddress.ip_network("10.128.0.0/12")
 # -- synthetic clusters ---------------------------------------------------------------------
 
 
-def generate(seed: int, n_pods: int, n_policies: int, n_admin: int = 0) -> list[dict[str, Any]]:
+def generate(
+    seed: int, n_pods: int, n_policies: int, n_admin: int = 0, singletons: bool = False
+) -> list[dict[str, Any]]:
     """Namespaces, pods (with IPs) and policies as API objects, reproducible from seed.
 
     ``n_admin`` AdminNetworkPolicies (and then a BaselineAdminNetworkPolicy) are added after the
     NetworkPolicies, so the NetworkPolicy part is the same with or without them.
+    ``singletons`` makes every pod its own workload (the worst case for grouping pods).
     """
     rnd = random.Random(seed)
     n_ns = max(2, n_pods // 40)
@@ -92,7 +95,8 @@ def generate(seed: int, n_pods: int, n_policies: int, n_admin: int = 0) -> list[
         if rnd.random() < 0.5:
             labels["version"] = rnd.choice(["v1", "v2"])
         ports = rnd.sample(PORTS, rnd.randint(1, 3))
-        for r in range(min(rnd.randint(1, 8), n_pods - made)):
+        replicas = 1 if singletons else rnd.randint(1, 8)
+        for r in range(min(replicas, n_pods - made)):
             ip = POD_NET.network_address + 10 + made
             objects.append(
                 {
@@ -275,16 +279,20 @@ def _policy(rnd: random.Random, name: str, ns: str, apps: list[str]) -> dict[str
     }
 
 
-def inventory(seed: int, n_pods: int, n_policies: int, n_admin: int = 0) -> Inventory:
-    objs = generate(seed, n_pods, n_policies, n_admin)
+def inventory(
+    seed: int, n_pods: int, n_policies: int, n_admin: int = 0, singletons: bool = False
+) -> Inventory:
+    objs = generate(seed, n_pods, n_policies, n_admin, singletons)
     return build_inventory(SourcedObject(o, "synthetic") for o in objs)
 
 
 # -- one measurement (child process) --------------------------------------------------------
 
 
-def measure(seed: int, n_pods: int, n_policies: int, n_admin: int = 0) -> dict[str, Any]:
-    inv = inventory(seed, n_pods, n_policies, n_admin)
+def measure(
+    seed: int, n_pods: int, n_policies: int, n_admin: int = 0, singletons: bool = False
+) -> dict[str, Any]:
+    inv = inventory(seed, n_pods, n_policies, n_admin, singletons)
     start = time.process_time()
     matrix = compute_matrix(inv.state, inv.policies)
     cpu = time.process_time() - start
@@ -299,10 +307,15 @@ def measure(seed: int, n_pods: int, n_policies: int, n_admin: int = 0) -> dict[s
 
 
 def child(
-    seed: int, n_pods: int, n_policies: int, timeout: float, n_admin: int = 0
+    seed: int,
+    n_pods: int,
+    n_policies: int,
+    timeout: float,
+    n_admin: int = 0,
+    singletons: bool = False,
 ) -> dict[str, Any] | None:
     cmd = [sys.executable, __file__, "--child", str(n_pods), str(n_policies), "--seed", str(seed)]
-    cmd += ["--admin", str(n_admin)]
+    cmd += ["--admin", str(n_admin)] + (["--singletons"] if singletons else [])
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
     except subprocess.TimeoutExpired:
@@ -487,13 +500,14 @@ def main() -> int:
     ap.add_argument("--nca-timeout", type=float, default=300.0)
     ap.add_argument("--quick", action="store_true", help="smaller scaling series")
     ap.add_argument("--admin", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--singletons", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument(
         "--child", nargs=2, type=int, metavar=("PODS", "POLICIES"), help=argparse.SUPPRESS
     )
     args = ap.parse_args()
     if args.child:
         pods, pols = args.child
-        print(json.dumps(measure(args.seed, pods, pols, args.admin)))
+        print(json.dumps(measure(args.seed, pods, pols, args.admin, args.singletons)))
         return 0
     print("Full reachability matrix (every ordered pod pair x every port the target declares),")
     print(f"one core (CPU time of a child process per size), seed {args.seed}.")
@@ -522,6 +536,14 @@ def main() -> int:
             print(
                 f"{pods} pods / {pols} NetworkPolicies + {admin} AdminNetworkPolicies and a BANP:"
                 f" {r['cells']:,} cells in {r['seconds']:.2f} s, peak RSS {r['peak_rss_mib']:.0f} MiB"
+            )
+    for pods, pols in [(1000, 1000)] + ([(5000, 5000)] if args.large else []):
+        r = child(args.seed, pods, pols, 1200, singletons=True)
+        if r is not None:
+            print(
+                f"{pods} pods / {pols} policies, every pod its own workload (no pods share "
+                f"labels and ports; worst case for grouping): {r['cells']:,} cells in "
+                f"{r['seconds']:.2f} s, peak RSS {r['peak_rss_mib']:.0f} MiB"
             )
     quick = args.quick
     pod_series = [250, 500, 1000, 2000] if not quick else [250, 500, 1000]
