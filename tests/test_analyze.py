@@ -269,3 +269,25 @@ def test_matrix_of_inventory_matches_reference_cell_by_cell(manifests: Path) -> 
     ev = Evaluator(inv.state, inv.policies)
     for s, t, port, proto, verdict in matrix.cells():
         assert verdict == ev.decide(s, t, port, proto).verdict
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_only_on_a_terminal_for_large_inputs(
+    manifests: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conformance import analyze_cmd
+    from conformance.cli import build_parser
+
+    args = build_parser().parse_args(["analyze", "--manifests", str(manifests)])
+    out, err = io.StringIO(), _Terminal()
+    assert analyze_cmd.run(args, out, err) == 0
+    assert err.getvalue() == ""  # 5 pods: below the threshold
+    monkeypatch.setattr(analyze_cmd, "PROGRESS_MIN_PODS", 1)
+    out, err = io.StringIO(), _Terminal()
+    assert analyze_cmd.run(args, out, err) == 0
+    assert "evaluating" in err.getvalue()
+    assert out.getvalue().startswith("2 namespaces, 5 pods")

@@ -82,6 +82,32 @@ def test_analyze_reads_the_embedded_cluster(tmp_path: Path) -> None:
                 },
             }
         )
+        admin = "AdminNetworkPolicy" in kube.served_kinds()
+        if admin:
+            kube.create(
+                {
+                    "apiVersion": "policy.networking.k8s.io/v1alpha1",
+                    "kind": "AdminNetworkPolicy",
+                    "metadata": {"name": "ops-no-db"},
+                    "spec": {
+                        "priority": 5,
+                        "subject": {"namespaces": {"matchLabels": {"team": "shop"}}},
+                        "ingress": [
+                            {
+                                "name": "not-from-ops",
+                                "action": "Deny",
+                                "from": [
+                                    {
+                                        "namespaces": {
+                                            "matchLabels": {"kubernetes.io/metadata.name": "ops"}
+                                        }
+                                    }
+                                ],
+                            }
+                        ],
+                    },
+                }
+            )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             pods = [p for ns in ("shop", "ops") for p in kube.list_items("Pod", ns)]
@@ -101,11 +127,15 @@ def test_analyze_reads_the_embedded_cluster(tmp_path: Path) -> None:
         summary = cli(*base)
         assert summary.returncode == 0, summary.stderr
         assert "1 NetworkPolicies" in summary.stdout and "to shop (2 pods" in summary.stdout
+        assert f"{int(admin)} admin policies" in summary.stdout
         assert "had no IP" not in summary.stdout  # real pod IPs were read
 
         explain = cli(*base, "--explain", "ops/tool", "shop/db", "5432/TCP")
         assert explain.returncode == 0, explain.stderr
         assert explain.stdout.startswith("ops/tool -> shop/db 5432/TCP: deny")
+        if admin:
+            web = cli(*base, "--explain", "ops/tool", "shop/web", "80/TCP")
+            assert "AdminNetworkPolicy ops-no-db" in web.stdout, web.stdout
 
         scenario = tmp_path / "live.yaml"
         written = cli(*base, "--to-scenario", str(scenario), "--sample", "3")
