@@ -392,14 +392,16 @@ def summary(inventory: Inventory, matrix: ReachabilityMatrix) -> str:
     src_ns: dict[str, list[PodKey]] = {}
     for s in matrix.sources:
         src_ns.setdefault(namespace_of(s), []).append(s)
-    masks = {ns: matrix.source_mask(keys) for ns, keys in src_ns.items()}
+    masks = {ns: matrix.source_mask(src_ns[ns]) for ns in sorted(src_ns)}
     by_target: dict[str, list[TargetKey]] = {}
     for t in matrix.targets:
         by_target.setdefault(namespace_of(t), []).append(t)
     width = max((len(ns) for ns in masks), default=4)
-    for tns, targets in by_target.items():
+    for tns, targets in sorted(by_target.items()):
         ports = sum(len(matrix.ports[t]) for t in targets)
         lines.append(f"\nto {tns} ({len(targets)} pods, {ports} ports):")
+        open_from: list[str] = []
+        closed_from: list[str] = []
         for sns, mask in masks.items():
             allow = undefined = cells = 0
             for t in targets:
@@ -411,17 +413,28 @@ def summary(inventory: Inventory, matrix: ReachabilityMatrix) -> str:
             deny = cells - allow - undefined
             if not cells:
                 continue
-            state = "all allowed" if deny == 0 and undefined == 0 else ""
-            state = state or ("all denied" if allow == 0 and undefined == 0 else "")
-            extra = f", {undefined} ?" if undefined else ""
-            lines.append(
-                f"  from {sns:<{width}}  {allow:>7} allow {deny:>7} deny{extra}"
-                + (f"  ({state})" if state else "")
-            )
+            # Uniform source namespaces are listed by name only, so a summary stays short.
+            if deny == 0 and undefined == 0:
+                open_from.append(sns)
+            elif allow == 0 and undefined == 0:
+                closed_from.append(sns)
+            else:
+                extra = f", {undefined} ?" if undefined else ""
+                lines.append(f"  from {sns:<{width}}  {allow:>7} allow {deny:>7} deny{extra}")
+        if open_from:
+            lines.append(f"  all allowed from {_names(open_from)}")
+        if closed_from:
+            lines.append(f"  all denied from {_names(closed_from)}")
     if inventory.notes:
         lines.append("")
         lines += [f"note: {n}" for n in inventory.notes]
     return "\n".join(lines)
+
+
+def _names(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"{len(names)} namespace{'s' if len(names) != 1 else ''}: {shown}{more}"
 
 
 # -- to-scenario -------------------------------------------------------------------------------

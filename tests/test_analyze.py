@@ -169,6 +169,7 @@ def test_summary_groups_by_namespace(manifests: Path, capsys: pytest.CaptureFixt
     assert out.startswith("2 namespaces, 5 pods, 2 NetworkPolicies, 0 admin policies;")
     assert "to shop (2 pods, 2 ports):" in out
     assert "to infra (3 pods, 2 ports):" in out
+    assert "  all allowed from 1 namespace: shop\n" in out
     assert "note: ignored objects of kinds: ConfigMap (1)" in out
 
 
