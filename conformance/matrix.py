@@ -32,7 +32,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from conformance._types import Direction, PodKey, Protocol, TargetKey
@@ -429,7 +429,7 @@ class _Compiler:
                         self.all_targets,
                         bool(np_sig),
                         row if np_sig else self.all_targets,
-                        lambda rule, pp=pp: self._admin_ports_by_target(rule, pp),  # type: ignore[misc]
+                        partial(self._admin_ports_by_target, pp=pp),
                     )
                     ucol = eg_undefined[pp]
                     for t in bit_indices(row_undef & pp_targets[pp]):
@@ -483,7 +483,7 @@ class _Compiler:
                             self.all_pods,
                             bool(in_sig),
                             in_allow,
-                            lambda rule, pod=pod, pp=pp: self._admin_ports_at(rule, pod, pp),  # type: ignore[misc]
+                            partial(self._admin_ports_at, pod=pod, pp=pp),
                         )
                     in_allow, in_undef = hit
                 eg_allow = eg_free[pp] | eg_cols[pp][t]
@@ -682,8 +682,13 @@ class _Compiler:
                 if not scope:
                     continue
                 # Rule 11: a BANP ties with the first baseline group that matches.
-                h = tuple(t | e for t, e in zip(total, extra_hits, strict=True))
-                a, d, u = resolve(h, scope, after)  # type: ignore[arg-type]
+                h: _Hits = (
+                    total[0] | extra_hits[0],
+                    total[1] | extra_hits[1],
+                    total[2] | extra_hits[2],
+                    total[3] | extra_hits[3],
+                )
+                a, d, u = resolve(h, scope, after)
                 out_a, out_d, out_u = out_a | a, out_d | d, out_u | u
                 left &= ~scope
             if extra is not None:
