@@ -99,7 +99,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         else:
             _write(inventory, matrix, args.output, out)
     except ScenarioError as exc:
-        print(f"error: {str(exc).splitlines()[0]}", file=err)
+        lines = str(exc).splitlines() or ["invalid input"]
+        more = f" (and {len(lines) - 1} more problems)" if len(lines) > 1 else ""
+        print(f"error: {lines[0]}{more}", file=err)
         return EXIT_INPUT
     except ClusterError as exc:
         print(f"error: {exc}", file=err)
