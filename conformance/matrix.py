@@ -364,50 +364,102 @@ class _Compiler:
     # -- the computation -------------------------------------------------------------------
 
     def run(self) -> ReachabilityMatrix:
-        n_targets = self.n + len(self.externals)
         subjects: dict[Direction, list[tuple[NetworkPolicy, int]]] = {d: [] for d in Direction}
         for policy in self.netpols:
             bits = self.subjects(policy)
             if bits:
-                for direction in policy.policy_types:
+                for direction in policy.policy_types:  # Rule 1: isolation per direction.
                     subjects[direction].append((policy, bits))
-        sig: dict[Direction, list[list[int]]] = {d: [[] for _ in range(self.n)] for d in Direction}
+        np_sig: dict[Direction, list[tuple[int, ...]]] = {}
         for direction, entries in subjects.items():
+            lists: list[list[int]] = [[] for _ in range(self.n)]
             for index, (_, bits) in enumerate(entries):
                 for i in bit_indices(bits):
-                    sig[direction][i].append(index)
+                    lists[i].append(index)
+            np_sig[direction] = [tuple(x) for x in lists]
         admin_sig = self._admin_sigs()
+        egress = self._egress(
+            [p for p, _ in subjects[Direction.EGRESS]],
+            np_sig[Direction.EGRESS],
+            admin_sig[Direction.EGRESS],
+        )
+        ingress = _Ingress(
+            self,
+            [p for p, _ in subjects[Direction.INGRESS]],
+            np_sig[Direction.INGRESS],
+            admin_sig[Direction.INGRESS],
+        )
+        target_keys = [p.key for p in self.pods] + [e.key for e in self.externals]
+        allow: dict[tuple[TargetKey, PortProto], int] = {}
+        undefined: dict[tuple[TargetKey, PortProto], int] = {}
+        n_targets = len(target_keys)
+        step = max(1, n_targets // 100)
+        for t in range(n_targets):
+            for pp in self.target_ports[t]:
+                in_allow, in_undef = ingress.side(t, pp)
+                eg_allow = egress.free[pp] | egress.allow[pp][t]
+                eg_undef = egress.undefined[pp][t]
+                # Evaluator rule 3: a deny on either side decides, otherwise any doubt stays.
+                cell_allow = eg_allow & in_allow
+                cell_undef = (eg_allow | eg_undef) & (in_allow | in_undef) & ~cell_allow
+                if t < self.n and not self.include_self:
+                    self_bit = 1 << t  # Evaluator rule 7.
+                    cell_allow &= ~self_bit
+                    cell_undef |= self_bit
+                allow[(target_keys[t], pp)] = cell_allow
+                undefined[(target_keys[t], pp)] = cell_undef
+            if self.progress is not None and (t % step == 0 or t == n_targets - 1):
+                self.progress(t + 1, n_targets)
+        order = {key: i for i, key in enumerate(target_keys)}
+        state_targets = tuple(p.key for p in self.state.pods) + tuple(e.key for e in self.externals)
+        return ReachabilityMatrix(
+            state=self.state,
+            policies=self.policies,
+            include_self=self.include_self,
+            sources=tuple(p.key for p in self.state.pods),
+            targets=state_targets,
+            ports={k: self.target_ports[order[k]] for k in state_targets},
+            _allow=allow,
+            _undefined=undefined,
+            _source_bit=dict(self.bit),
+        )
 
-        # Rule 4: egress per source group, then transposed to targets.
-        eg_entries = subjects[Direction.EGRESS]
-        eg_rules = [(self.peers(p, r), r) for p, _ in eg_entries for r in p.egress]
-        eg_rule_span: list[tuple[int, int]] = []
-        pos = 0
-        for p, _ in eg_entries:
-            eg_rule_span.append((pos, pos + len(p.egress)))
-            pos += len(p.egress)
+    def _egress(
+        self,
+        isolating: list[NetworkPolicy],
+        np_sig: list[tuple[int, ...]],
+        admin_sig: list[tuple[int, ...]],
+    ) -> _Egress:
+        """Rule 4 on the egress side, per group of sources, transposed to per-target columns."""
+        n_targets = self.n + len(self.externals)
         all_pps = sorted({pp for ports in self.target_ports for pp in ports})
-        pp_targets = {pp: 0 for pp in all_pps}
+        pp_targets = dict.fromkeys(all_pps, 0)
         for t, ports in enumerate(self.target_ports):
             for pp in ports:
                 pp_targets[pp] |= 1 << t
-        eg_free: dict[PortProto, int] = dict.fromkeys(all_pps, 0)  # sources allowed everywhere
+        rules = [(self.peers(p, r), r) for p in isolating for r in p.egress]
+        spans: list[tuple[int, int]] = []
+        pos = 0
+        for p in isolating:
+            spans.append((pos, pos + len(p.egress)))
+            pos += len(p.egress)
         groups: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
         for i in range(self.n):
-            key = (tuple(sig[Direction.EGRESS][i]), admin_sig[Direction.EGRESS][i])
+            key = (np_sig[i], admin_sig[i])
             groups[key] = groups.get(key, 0) | (1 << i)
-        unisolated = groups.pop(((), ()), 0)
-        for pp in all_pps:
-            eg_free[pp] = unisolated
-        eg_cols: dict[PortProto, list[int]] = {pp: [0] * n_targets for pp in all_pps}
-        eg_undefined: dict[PortProto, list[int]] = {pp: [0] * n_targets for pp in all_pps}
+        unisolated = groups.pop(((), ()), 0)  # Rule 2: allowed to every target.
+        out = _Egress(
+            dict.fromkeys(all_pps, unisolated),
+            {pp: [0] * n_targets for pp in all_pps},
+            {pp: [0] * n_targets for pp in all_pps},
+        )
         rule_pps: dict[int, dict[PortProto, int]] = {}
-        for (np_sig, a_sig), members in groups.items():
-            base = 0
+        for (policies, a_sig), members in groups.items():
+            base = 0  # targets allowed at every port (rules without ports)
             extras: dict[PortProto, int] = {}
-            for entry in np_sig:
-                for j in range(*eg_rule_span[entry]):
-                    peers, rule = eg_rules[j]
+            for entry in policies:
+                for j in range(*spans[entry]):
+                    peers, rule = rules[j]
                     if not rule.ports:
                         base |= peers
                         continue
@@ -427,91 +479,17 @@ class _Compiler:
                         a_sig,
                         Direction.EGRESS,
                         self.all_targets,
-                        bool(np_sig),
-                        row if np_sig else self.all_targets,
+                        bool(policies),
+                        row,
                         partial(self._admin_ports_by_target, pp=pp),
                     )
-                    ucol = eg_undefined[pp]
+                    column = out.undefined[pp]
                     for t in bit_indices(row_undef & pp_targets[pp]):
-                        ucol[t] |= members
-                col = eg_cols[pp]
+                        column[t] |= members
+                column = out.allow[pp]
                 for t in bit_indices(row & pp_targets[pp]):
-                    col[t] |= members
-        target_keys = [p.key for p in self.pods] + [e.key for e in self.externals]
-
-        # Rule 3: ingress per target (shared by pods with the same policies and ports), combined.
-        in_entries = subjects[Direction.INGRESS]
-        in_peers: dict[tuple[int, int], int] = {}
-        in_cache: dict[tuple[tuple[int, ...], tuple[ContainerPort, ...], PortProto], int] = {}
-        admin_cache: dict[tuple[Any, ...], tuple[int, int]] = {}
-        allow: dict[tuple[TargetKey, PortProto], int] = {}
-        undefined: dict[tuple[TargetKey, PortProto], int] = {}
-        step = max(1, n_targets // 100)
-        for t in range(n_targets):
-            tkey = target_keys[t]
-            pod = self.pods[t] if t < self.n else None
-            in_sig = tuple(sig[Direction.INGRESS][t]) if pod is not None else ()
-            for pp in self.target_ports[t]:
-                in_undef = 0
-                if pod is None or not in_sig:
-                    in_allow = self.all_pods
-                else:
-                    ck = (in_sig, pod.ports, pp)
-                    found = in_cache.get(ck)
-                    if found is None:
-                        found = 0
-                        for entry in in_sig:
-                            policy = in_entries[entry][0]
-                            for r_index, rule in enumerate(policy.ingress):
-                                if _port_matches(rule, pod, pp):
-                                    pk = (entry, r_index)
-                                    rule_peers = in_peers.get(pk)
-                                    if rule_peers is None:
-                                        rule_peers = in_peers[pk] = self.peers(policy, rule)
-                                    found |= rule_peers
-                        found &= self.all_pods
-                        in_cache[ck] = found
-                    in_allow = found
-                a_sig = admin_sig[Direction.INGRESS][t] if pod is not None else ()
-                if pod is not None and a_sig:
-                    ak = (a_sig, in_sig, pod.ports, pp)
-                    hit = admin_cache.get(ak)
-                    if hit is None:
-                        hit = admin_cache[ak] = self._admin_side(
-                            a_sig,
-                            Direction.INGRESS,
-                            self.all_pods,
-                            bool(in_sig),
-                            in_allow,
-                            partial(self._admin_ports_at, pod=pod, pp=pp),
-                        )
-                    in_allow, in_undef = hit
-                eg_allow = eg_free[pp] | eg_cols[pp][t]
-                eg_undef = eg_undefined[pp][t]
-                cell_allow = eg_allow & in_allow
-                cell_undef = (eg_allow | eg_undef) & (in_allow | in_undef) & ~cell_allow
-                if pod is not None and not self.include_self:
-                    self_bit = 1 << t  # Evaluator rule 7.
-                    cell_allow &= ~self_bit
-                    cell_undef |= self_bit
-                allow[(tkey, pp)] = cell_allow
-                undefined[(tkey, pp)] = cell_undef
-            if self.progress is not None and (t % step == 0 or t == n_targets - 1):
-                self.progress(t + 1, n_targets)
-
-        order = {key: i for i, key in enumerate(target_keys)}
-        state_targets = tuple(p.key for p in self.state.pods) + tuple(e.key for e in self.externals)
-        return ReachabilityMatrix(
-            state=self.state,
-            policies=self.policies,
-            include_self=self.include_self,
-            sources=tuple(p.key for p in self.state.pods),
-            targets=state_targets,
-            ports={k: self.target_ports[order[k]] for k in state_targets},
-            _allow=allow,
-            _undefined=undefined,
-            _source_bit=dict(self.bit),
-        )
+                    column[t] |= members
+        return out
 
     # -- admin tiers (evaluator rules 8-13) ---------------------------------------------------
 
@@ -705,6 +683,73 @@ class _Compiler:
             np_tier = tier(baseline, banp, default)
         result = tier(admin, None, np_tier)
         return result[0], result[2]
+
+
+@dataclass(frozen=True)
+class _Egress:
+    """Egress verdicts per port: ``free`` sources allowed to every target; per target column,
+    the other allowed and implementation-defined sources."""
+
+    free: dict[PortProto, int]
+    allow: dict[PortProto, list[int]]
+    undefined: dict[PortProto, list[int]]
+
+
+class _Ingress:
+    """Rule 4 on the ingress side for one target and port, shared by pods with the same
+    isolating NetworkPolicies, admin policies and declared ports."""
+
+    def __init__(
+        self,
+        compiler: _Compiler,
+        isolating: list[NetworkPolicy],
+        np_sig: list[tuple[int, ...]],
+        admin_sig: list[tuple[int, ...]],
+    ) -> None:
+        self.c = compiler
+        self.isolating = isolating
+        self.np_sig = np_sig
+        self.admin_sig = admin_sig
+        self._peers: dict[tuple[int, int], int] = {}
+        self._cache: dict[tuple[Any, ...], tuple[int, int]] = {}
+
+    def side(self, t: int, pp: PortProto) -> tuple[int, int]:
+        """(allowed, implementation-defined) sources of target ``t`` at ``pp``."""
+        c = self.c
+        if t >= c.n:
+            return c.all_pods, 0  # An external endpoint has no ingress side.
+        pod = c.pods[t]
+        np_sig, a_sig = self.np_sig[t], self.admin_sig[t]
+        if not np_sig and not a_sig:
+            return c.all_pods, 0
+        key = (np_sig, a_sig, pod.ports, pp)
+        found = self._cache.get(key)
+        if found is not None:
+            return found
+        allowed = c.all_pods
+        if np_sig:
+            allowed = 0
+            for entry in np_sig:
+                policy = self.isolating[entry]
+                for index, rule in enumerate(policy.ingress):
+                    if _port_matches(rule, pod, pp):
+                        peers = self._peers.get((entry, index))
+                        if peers is None:
+                            peers = self._peers[(entry, index)] = c.peers(policy, rule)
+                        allowed |= peers
+            allowed &= c.all_pods
+        found = (allowed, 0)
+        if a_sig:
+            found = c._admin_side(
+                a_sig,
+                Direction.INGRESS,
+                c.all_pods,
+                bool(np_sig),
+                allowed,
+                partial(c._admin_ports_at, pod=pod, pp=pp),
+            )
+        self._cache[key] = found
+        return found
 
 
 _Triple = tuple[int, int, int]
