@@ -32,7 +32,14 @@ from typing import Any, TypeVar
 from conformance._types import Direction, Protocol
 from conformance.model import IPAddress, Pod
 from conformance.netpol import IPNetwork
-from conformance.objects import Field, Locator, dns1123_subdomain_problem, no_location
+from conformance.objects import (
+    METADATA_FIELDS,
+    OBJECT_FIELDS,
+    Field,
+    Locator,
+    dns1123_subdomain_problem,
+    no_location,
+)
 from conformance.selectors import LabelSelector, parse_label_selector
 
 GROUP = "policy.networking.k8s.io"
@@ -177,6 +184,20 @@ class AdminPort:
         """A v1alpha1 range with start >= end: stored by the API server, its meaning undocumented."""
         return self.end_port is not None and self.port is not None and self.port >= self.end_port
 
+    def number_matches(self, port: int, protocol: Protocol) -> bool | None:
+        """Whether a numeric port or range covers ``port``/``protocol`` (never a named port).
+
+        None inside a v1alpha1 range with start >= end: stored, but its meaning is undefined.
+        """
+        if self.protocol != protocol or self.port is None:
+            return False
+        if self.end_port is not None:
+            low, high = sorted((self.port, self.end_port))
+            if not low <= port <= high:
+                return False
+            return None if self.undefined_range else True
+        return self.port == port
+
     def __str__(self) -> str:
         if self.named_port is not None:
             return f"named port {self.named_port!r}"
@@ -306,23 +327,6 @@ def _add_requirement(selector: dict[str, Any], requirement: dict[str, Any]) -> N
 
 # --- parsing ----------------------------------------------------------------------------------
 
-_TOP = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
-_META = frozenset(
-    {
-        "name",
-        "namespace",
-        "labels",
-        "annotations",
-        "generateName",
-        "uid",
-        "resourceVersion",
-        "generation",
-        "creationTimestamp",
-        "managedFields",
-        "finalizers",
-        "ownerReferences",
-    }
-)
 _SPEC = {
     ANP: frozenset({"priority", "subject", "ingress", "egress"}),
     BANP: frozenset({"subject", "ingress", "egress"}),
@@ -366,7 +370,7 @@ class _Parser:
 
     def parse(self) -> AdminPolicy | None:
         root = self.root
-        if not root.expect_mapping(_TOP):
+        if not root.expect_mapping(OBJECT_FIELDS):
             return None
         api, kind = root.value.get("apiVersion"), root.value.get("kind")
         info = ADMIN_KINDS.get(str(kind))
@@ -395,7 +399,7 @@ class _Parser:
         if meta is None:
             self.root.error("metadata.name is required")
             return ""
-        if not meta.expect_mapping(_META):
+        if not meta.expect_mapping(METADATA_FIELDS):
             return ""
         # A cluster-scoped object has no namespace: the API server clears metadata.namespace
         # (rest.BeforeCreate), so a namespace written here is ignored like on a real cluster.

@@ -541,15 +541,8 @@ def _admin_port_matches(p: AdminPort, dst: Endpoint, port: int, protocol: Protoc
     if p.named_port is not None:
         # Rule 13: a named port is looked up on the destination pod, whatever the direction.
         return isinstance(dst, Pod) and dst.named_port(p.named_port, protocol) == port
-    if p.protocol != protocol or p.port is None:
-        return False
-    if p.end_port is not None:
-        low, high = sorted((p.port, p.end_port))
-        if not low <= port <= high:
-            return False
-        # A v1alpha1 range with start >= end is stored but undefined: undecidable inside it.
-        return None if p.undefined_range else True
-    return p.port == port
+    # A v1alpha1 range with start >= end is stored but undefined: undecidable inside it.
+    return p.number_matches(port, protocol)
 
 
 def _any3(results: Iterable[bool | None]) -> bool | None:

@@ -761,15 +761,7 @@ _Tiers = tuple[list[list[AdminPolicy]], list[list[AdminPolicy]], AdminPolicy | N
 
 def _admin_number_matches(p: AdminPort, pp: PortProto) -> bool | None:
     """Evaluator rule 13 for a numeric port or range (None: a v1alpha1 range start >= end)."""
-    port, protocol = pp
-    if p.protocol != protocol or p.port is None:
-        return False
-    if p.end_port is not None:
-        low, high = sorted((p.port, p.end_port))
-        if not low <= port <= high:
-            return False
-        return None if p.undefined_range else True
-    return p.port == port
+    return p.number_matches(*pp)
 
 
 def _port_matches(rule: NetworkPolicyRule, pod: Pod, pp: PortProto) -> bool:

@@ -14,6 +14,8 @@ from typing import Any
 from conformance._types import Direction, Protocol
 from conformance.model import IPAddress
 from conformance.objects import (
+    METADATA_FIELDS,
+    OBJECT_FIELDS,
     Field,
     Locator,
     dns1123_label_problem,
@@ -105,23 +107,6 @@ class NetworkPolicy:
         return self.ingress if direction is Direction.INGRESS else self.egress
 
 
-_TOP_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
-_META_FIELDS = frozenset(
-    {
-        "name",
-        "namespace",
-        "labels",
-        "annotations",
-        "generateName",
-        "uid",
-        "resourceVersion",
-        "generation",
-        "creationTimestamp",
-        "managedFields",
-        "finalizers",
-        "ownerReferences",
-    }
-)
 _SPEC_FIELDS = frozenset({"podSelector", "policyTypes", "ingress", "egress"})
 _INGRESS_FIELDS = frozenset({"from", "ports"})
 _EGRESS_FIELDS = frozenset({"to", "ports"})
@@ -143,7 +128,7 @@ def parse_network_policy(obj: Any, locate: Locator | None = None) -> NetworkPoli
 
 
 def _parse(root: Field) -> NetworkPolicy | None:
-    if not root.expect_mapping(_TOP_FIELDS):
+    if not root.expect_mapping(OBJECT_FIELDS):
         return None
     api, kind = root.value.get("apiVersion"), root.value.get("kind")
     if api != API_VERSION or kind != KIND:
@@ -153,7 +138,7 @@ def _parse(root: Field) -> NetworkPolicy | None:
     name = namespace = ""
     if meta is None:
         root.error("metadata.name and metadata.namespace are required")
-    elif meta.expect_mapping(_META_FIELDS):
+    elif meta.expect_mapping(METADATA_FIELDS):
         name_f, ns_f = meta.get("name"), meta.get("namespace")
         if name_f is None:
             meta.error("metadata.name is required")

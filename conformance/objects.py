@@ -114,6 +114,26 @@ class Field:
         return True
 
 
+OBJECT_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
+"""Top-level fields of a Kubernetes object."""
+METADATA_FIELDS = frozenset(
+    {
+        "name",
+        "namespace",
+        "labels",
+        "annotations",
+        "generateName",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "managedFields",
+        "finalizers",
+        "ownerReferences",
+    }
+)
+"""ObjectMeta fields a verbatim object may carry (others are rejected as unknown)."""
+
 # Kubernetes name and label syntax (k8s.io/apimachinery/pkg/util/validation).
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(
