@@ -187,7 +187,8 @@ class Runner:
         missing = self._missing_kinds(scenario)
         if missing:
             result.status = Status.SKIPPED
-            result.message = f"the cluster does not serve {', '.join(sorted(missing))}"
+            served = ", ".join(f"{k} ({POLICY_KINDS[k].api_version})" for k in sorted(missing))
+            result.message = f"not supported: the cluster does not serve {served}"
             return result
         run = _ScenarioRun(self, scenario, f"{self.run_id}-{self._count}", result)
         try:
