@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from conformance.cluster import netns
@@ -118,32 +119,25 @@ class Dataplane:
     async def add_pod(self, key: str) -> Endpoint:
         """Create a pod namespace with a routed veth and a fresh address from the pod CIDR."""
         ip = self._allocate_ip()
-        self._next_if += 1
-        ifname = f"p{self._next_if}"
-        ep = Endpoint(key, f"{self.prefix}p{self._next_if}", ip)
-        await netns.arun(["ip", "netns", "add", ep.netns])
-        try:
-            node_cmds = (
-                f"link add {ifname} address {GATEWAY_MAC} type veth peer name eth0 netns {ep.netns}\n"
+        pod_cmds = (
+            "link set lo up\n"
+            "link set eth0 up\n"
+            f"addr add {ip}/32 dev eth0\n"
+            f"route add {GATEWAY} dev eth0 scope link\n"
+            f"route add default via {GATEWAY} dev eth0\n"
+            f"neigh add {GATEWAY} lladdr {GATEWAY_MAC} dev eth0 nud permanent\n"
+        )
+        return await self._plumb(
+            key,
+            "p",
+            ip,
+            lambda ifname, ns: (
+                f"link add {ifname} address {GATEWAY_MAC} type veth peer name eth0 netns {ns}\n"
                 f"link set {ifname} up\n"
                 f"route add {ip}/32 dev {ifname}\n"
-            )
-            await netns.arun(["ip", "-n", self.node, "-batch", "-"], node_cmds)
-            pod_cmds = (
-                "link set lo up\n"
-                "link set eth0 up\n"
-                f"addr add {ip}/32 dev eth0\n"
-                f"route add {GATEWAY} dev eth0 scope link\n"
-                f"route add default via {GATEWAY} dev eth0\n"
-                f"neigh add {GATEWAY} lladdr {GATEWAY_MAC} dev eth0 nud permanent\n"
-            )
-            await netns.arun(["ip", "-n", ep.netns, "-batch", "-"], pod_cmds)
-            self._fds[key] = os.open(ep.path, os.O_RDONLY)
-        except BaseException:
-            await self._drop(ep.netns, ifname)
-            raise
-        self._ifnames[key] = ifname
-        return ep
+            ),
+            pod_cmds,
+        )
 
     async def add_external(self, key: str, ip: str) -> Endpoint:
         """Create an external host on TEST-NET, attached to the node bridge."""
@@ -152,24 +146,35 @@ class Dataplane:
             raise ClusterError(problem)
         addr = ipaddress.IPv4Address(ip)
         net = next(n for n in EXTERNAL_NETS if addr in n)
-        self._next_if += 1
-        ifname = f"x{self._next_if}"
-        ep = Endpoint(key, f"{self.prefix}x{self._next_if}", ip)
-        await netns.arun(["ip", "netns", "add", ep.netns])
-        try:
-            node_cmds = (
-                f"link add {ifname} type veth peer name eth0 netns {ep.netns}\n"
+        host_cmds = (
+            "link set lo up\n"
+            "link set eth0 up\n"
+            f"addr add {ip}/{net.prefixlen} dev eth0\n"
+            f"route add default via {net[1]} dev eth0\n"
+        )
+        return await self._plumb(
+            key,
+            "x",
+            ip,
+            lambda ifname, ns: (
+                f"link add {ifname} type veth peer name eth0 netns {ns}\n"
                 f"link set {ifname} master ext0\n"
                 f"link set {ifname} up\n"
-            )
-            await netns.arun(["ip", "-n", self.node, "-batch", "-"], node_cmds)
-            host_cmds = (
-                "link set lo up\n"
-                "link set eth0 up\n"
-                f"addr add {ip}/{net.prefixlen} dev eth0\n"
-                f"route add default via {net[1]} dev eth0\n"
-            )
-            await netns.arun(["ip", "-n", ep.netns, "-batch", "-"], host_cmds)
+            ),
+            host_cmds,
+        )
+
+    async def _plumb(
+        self, key: str, letter: str, ip: str, node_cmds: Callable[[str, str], str], inner_cmds: str
+    ) -> Endpoint:
+        """A new namespace joined to the node by a veth; undone completely if any step fails."""
+        self._next_if += 1
+        ifname = f"{letter}{self._next_if}"
+        ep = Endpoint(key, f"{self.prefix}{letter}{self._next_if}", ip)
+        await netns.arun(["ip", "netns", "add", ep.netns])
+        try:
+            await netns.arun(["ip", "-n", self.node, "-batch", "-"], node_cmds(ifname, ep.netns))
+            await netns.arun(["ip", "-n", ep.netns, "-batch", "-"], inner_cmds)
             self._fds[key] = os.open(ep.path, os.O_RDONLY)
         except BaseException:
             await self._drop(ep.netns, ifname)
