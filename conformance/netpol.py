@@ -250,8 +250,14 @@ def _parse_peer(f: Field) -> NetworkPolicyPeer | None:
 
 
 def parse_cidr(f: Field) -> IPNetwork | None:
-    """A CIDR; host bits are accepted (as the API server does) and mean the masked network."""
+    """A CIDR; host bits are accepted (as the API server does) and mean the masked network.
+
+    A bare address is not a CIDR: the API server's ParseCIDR needs the prefix length.
+    """
     if not f.expect_str():
+        return None
+    if "/" not in f.value:
+        f.error(f"{f.value!r} is not a CIDR: write a prefix length (e.g. {f.value}/32)")
         return None
     try:
         return ipaddress.ip_network(f.value, strict=False)

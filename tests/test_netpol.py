@@ -216,3 +216,9 @@ def test_several_errors_are_all_reported() -> None:
             obj({"policyTypes": ["x"], "ingress": [{"ports": [{"protocol": "icmp"}]}]})
         )
     assert len(str(info.value).splitlines()) == 2
+
+
+def test_bare_address_is_not_a_cidr() -> None:
+    """ValidateIPBlock parses with ParseCIDR, which needs a prefix length."""
+    with pytest.raises(ScenarioError, match=r"'10\.0\.0\.1' is not a CIDR: write a prefix length"):
+        parse_network_policy(obj({"ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.1"}}]}]}))
