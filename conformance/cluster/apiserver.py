@@ -822,7 +822,6 @@ class ApiServer:
         try:
             run_task = asyncio.get_running_loop().create_task(
                 self.executor.run(
-                    self.controller.dataplane.fd(rt.uid),
                     rt.endpoint.path,
                     argv,
                     env,

@@ -1,46 +1,32 @@
-"""Running exec'd commands inside a pod: ``/agnhost connect`` in-process, anything else as a real process.
+"""Running exec'd commands inside a pod: every exec is a real process, as a container runtime makes.
 
-Why: probes must originate in the pod's network namespace. A bare ``/agnhost connect`` runs on a
-thread that entered the namespace (cheap enough for hundreds at once); other commands (``sh -c``
-batches) run as real processes via ``nsenter`` in the pod's network and the holder's file view,
-where ``/agnhost`` exists.
+Why: probes must originate in the pod's network namespace, and an exec must cost what it costs on a
+real node (a process started in the container's namespaces), or comparisons such as batched versus
+one-exec-per-probe would measure a shortcut. Commands run via ``nsenter`` in the pod's network and
+the holder's file view, where ``/agnhost`` exists.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
-from conformance.cluster import agnhost_cli, native, netns, rootfs
+from conformance.cluster import native, rootfs
 from conformance.errors import ClusterError
 
 Sink = Callable[[bytes], Awaitable[None]]
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def _connect_in(ns_fd: int, argv: Sequence[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with netns.entered(ns_fd):
-        code = agnhost_cli.run(list(argv[1:]), out, err)
-    return code, out.getvalue(), err.getvalue()
-
-
-def is_agnhost(argv: Sequence[str]) -> bool:
-    return len(argv) >= 2 and argv[0] in ("/agnhost", "agnhost") and argv[1] == "connect"
-
-
 class Executor:
-    """Owns the rootfs holder process, the probe thread pool and every running exec process."""
+    """Owns the rootfs holder process and every running exec process."""
 
     def __init__(self, state_dir: str) -> None:
         self.root = os.path.join(state_dir, "root")
         self.holder: asyncio.subprocess.Process | None = None
-        self.pool = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="probe")
         self.procs: set[asyncio.subprocess.Process] = set()
         self.native: str | None = None
 
@@ -72,7 +58,6 @@ class Executor:
 
     async def run(
         self,
-        ns_fd: int,
         netns_file: str,
         argv: Sequence[str],
         env: Mapping[str, str],
@@ -82,13 +67,6 @@ class Executor:
     ) -> int:
         """Run ``argv`` in the pod; streams output to the sinks; returns the exit code."""
         loop = asyncio.get_running_loop()
-        if is_agnhost(argv):
-            code, out, err = await loop.run_in_executor(self.pool, _connect_in, ns_fd, argv)
-            if out:
-                await stdout(out.encode())
-            if err:
-                await stderr(err.encode())
-            return code
         if self.holder is None:
             raise ClusterError("exec is not available: the cluster is not started")
         full_env = {"PATH": DEFAULT_PATH, "HOME": "/root", **env}
@@ -145,6 +123,5 @@ class Executor:
                 self.holder.kill()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.holder.wait(), 5)
-        self.pool.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(OSError):
             os.rmdir(self.root)

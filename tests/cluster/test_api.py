@@ -393,6 +393,10 @@ def test_exec_process_is_killed_when_the_client_goes_away(kube: Kube) -> None:
                 continue
         return out
 
+    # "started" is printed just before `exec sleep`: wait for the exec to have happened.
+    deadline = time.monotonic() + 10
+    while not sleepers() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert sleepers()
     resp.close()
     deadline = time.monotonic() + 10
