@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +24,8 @@ from conformance.cluster.dataplane import NFT_TABLE
 from conformance.cluster.knobs import Deviation, Knobs
 from conformance.cluster.selectors import matches
 
-IPv4Net = ipaddress.IPv4Network
+Span = tuple[int, int]
+"""An inclusive range of IPv4 addresses as integers: integer arithmetic keeps compiles fast."""
 PROTOS = ("TCP", "UDP", "SCTP")
 DEFAULT_KNOBS = Knobs()
 
@@ -81,12 +84,13 @@ class PortMatch:
 class Allow:
     """One allow rule of an isolated pod's chain.
 
-    ``peers`` None = any address; ``ports`` None = any protocol/port; ``tuples`` are
+    ``peers`` None = any address, else sorted disjoint address spans; ``ports`` None = any
+    protocol/port; ``tuples`` are
     (peer address, protocol, port) triples for named ports resolved on each peer pod (egress:
     the destinations; ingress only under the ``named-port-wrong-pod`` deviation: the sources).
     """
 
-    peers: tuple[IPv4Net, ...] | None
+    peers: tuple[Span, ...] | None
     ports: tuple[PortMatch, ...] | None
     tuples: tuple[tuple[str, str, int], ...] = ()
 
@@ -119,41 +123,53 @@ class Compiled:
     baseline_egress: Mapping[str, Tiered] = field(default_factory=dict)
 
 
-def _ipblock(block: Mapping[str, Any], knobs: Knobs) -> list[IPv4Net]:
-    net = ipaddress.ip_network(str(block.get("cidr", "")), strict=False)
-    if not isinstance(net, IPv4Net):
+def _span(text: str) -> Span | None:
+    """A CIDR as a span (host bits ignored, as the API server accepts them); None unless IPv4."""
+    net = ipaddress.ip_network(text, strict=False)
+    if not isinstance(net, ipaddress.IPv4Network):
+        return None
+    return int(net.network_address), int(net.broadcast_address)
+
+
+def _ipblock(block: Mapping[str, Any], knobs: Knobs) -> list[Span]:
+    """``cidr`` minus every ``except`` entry (ipBlock field doc: except = CIDRs not to match)."""
+    whole = _span(str(block.get("cidr", "")))
+    if whole is None:
         return []
-    nets = [net]
+    spans = [whole]
     if not knobs.has(Deviation.IGNORE_EXCEPT):
         for text in block.get("except") or []:
-            hole = ipaddress.ip_network(str(text), strict=False)
-            if not isinstance(hole, IPv4Net):
+            hole = _span(str(text))
+            if hole is None:
                 continue
-            nxt: list[IPv4Net] = []
-            for cur in nets:
-                if hole.subnet_of(cur):
-                    nxt.extend(cur.address_exclude(hole))
-                elif not cur.subnet_of(hole):
-                    nxt.append(cur)
-            nets = nxt
-    return nets
+            nxt: list[Span] = []
+            for lo, hi in spans:
+                if hole[1] < lo or hole[0] > hi:
+                    nxt.append((lo, hi))
+                    continue
+                if lo < hole[0]:
+                    nxt.append((lo, hole[0] - 1))
+                if hole[1] < hi:
+                    nxt.append((hole[1] + 1, hi))
+            spans = nxt
+    return spans
 
 
 class _World:
     def __init__(self, pods: Sequence[PodView], namespaces: Sequence[NamespaceView]) -> None:
         self.pods = sorted((p for p in pods if p.ip), key=lambda p: (p.namespace, p.name))
         self.ns_labels = {n.name: n.labels for n in namespaces}
-        self.nets = {p.ip: IPv4Net(p.ip) for p in self.pods}
+        self.nets = {p.ip: (_addr(p.ip), _addr(p.ip)) for p in self.pods}
         self.keepalive: list[Any] = []
         self.memo: dict[tuple[int, tuple[ContainerPort, ...] | None], Allow | None] = {}
 
         self._pod_sel: dict[str, frozenset[int]] = {}
         self._ns_sel: dict[str, frozenset[str]] = {}
         self._peers: dict[tuple[str, str], list[PodView]] = {}
-        self._blocks: dict[str, list[IPv4Net]] = {}
-        self._collapsed: dict[frozenset[int], tuple[IPv4Net, ...]] = {}
+        self._blocks: dict[str, list[Span]] = {}
+        self._collapsed: dict[frozenset[int], tuple[Span, ...]] = {}
 
-    def ipblock(self, block: Mapping[str, Any], knobs: Knobs) -> list[IPv4Net]:
+    def ipblock(self, block: Mapping[str, Any], knobs: Knobs) -> list[Span]:
         """``_ipblock`` cached per distinct block (returns the same objects each time)."""
         key = json.dumps(block, sort_keys=True)
         found = self._blocks.get(key)
@@ -161,8 +177,8 @@ class _World:
             found = self._blocks[key] = _ipblock(block, knobs)
         return found
 
-    def collapse(self, nets: Sequence[IPv4Net]) -> tuple[IPv4Net, ...]:
-        """``_collapse`` cached per set of network objects (pod and block nets are shared)."""
+    def collapse(self, nets: Sequence[Span]) -> tuple[Span, ...]:
+        """``_collapse`` cached per set of span objects (pod and block spans are shared)."""
         key = frozenset(id(n) for n in nets)
         found = self._collapsed.get(key)
         if found is None:
@@ -211,20 +227,19 @@ class _World:
         return out
 
 
-def _collapse(nets: Sequence[IPv4Net]) -> tuple[IPv4Net, ...]:
-    """Smallest list of networks covering ``nets`` (fast path for many /32s)."""
+def _addr(text: str) -> int:
+    return int(struct.unpack("!I", socket.inet_aton(text))[0])
+
+
+def _collapse(nets: Sequence[Span]) -> tuple[Span, ...]:
+    """The same addresses as sorted, disjoint, non-adjacent spans."""
     spans: list[list[int]] = []
-    for lo, hi in sorted((int(n.network_address), int(n.broadcast_address)) for n in nets):
+    for lo, hi in sorted(nets):
         if spans and lo <= spans[-1][1] + 1:
             spans[-1][1] = max(spans[-1][1], hi)
         else:
             spans.append([lo, hi])
-    out: list[IPv4Net] = []
-    for lo, hi in spans:
-        out.extend(
-            ipaddress.summarize_address_range(ipaddress.IPv4Address(lo), ipaddress.IPv4Address(hi))
-        )
-    return tuple(out)
+    return tuple((lo, hi) for lo, hi in spans)
 
 
 def _merge_ranges(ranges: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
@@ -274,7 +289,7 @@ def _compile_rule_uncached(
 ) -> Allow | None:
     peers_spec = rule.get(peer_key) or []
     peer_pods: list[PodView] = []
-    nets: list[IPv4Net] = []
+    nets: list[Span] = []
     for peer in peers_spec:
         if peer.get("ipBlock") is not None:
             nets.extend(world.ipblock(peer["ipBlock"], knobs))
@@ -282,7 +297,7 @@ def _compile_rule_uncached(
             found = world.peer_pods(policy_ns, peer)
             peer_pods.extend(found)
             nets.extend(world.nets[p.ip] for p in found)
-    peers: tuple[IPv4Net, ...] | None = None
+    peers: tuple[Span, ...] | None = None
     if peers_spec:
         peers = world.collapse(nets)
         if not peers:
@@ -314,7 +329,9 @@ def _compile_rule_uncached(
             if peers_spec:
                 # ipBlock peers can cover pods too: a named port resolves on any pod in range.
                 in_peers |= {
-                    p.ip for p in world.pods if any(ipaddress.IPv4Address(p.ip) in n for n in nets)
+                    p.ip
+                    for p in world.pods
+                    if any(lo <= world.nets[p.ip][0] <= hi for lo, hi in nets)
                 }
             for pod in world.pods:
                 if pod.ip in in_peers:
@@ -429,10 +446,86 @@ def _set(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }"
 
 
-def _rule_lines(allow: Allow, addr_field: str, verdict: str) -> list[str]:
+def _ntoa(value: int) -> str:
+    return socket.inet_ntoa(struct.pack("!I", value))
+
+
+def _span_text(lo: int, hi: int) -> str:
+    """One address, a CIDR when the span is one, else an nft range ``a-b``."""
+    if lo == hi:
+        return _ntoa(lo)
+    size = hi - lo + 1
+    if size & (size - 1) == 0 and lo % size == 0:
+        return f"{_ntoa(lo)}/{33 - size.bit_length()}"
+    return f"{_ntoa(lo)}-{_ntoa(hi)}"
+
+
+class _AddressSets:
+    """Named nft sets for address lists used by rules: each distinct list is defined once.
+
+    Why: the same peers recur across policies and pods; one kernel set per distinct list instead
+    of an anonymous set per rule keeps ``nft -f`` fast on every change.
+    """
+
+    def __init__(self) -> None:
+        self.names: dict[tuple[Span, ...], str] = {}
+
+    def ref(self, peers: tuple[Span, ...]) -> str:
+        if len(peers) == 1:
+            return _span_text(*peers[0])
+        name = self.names.get(peers)
+        if name is None:
+            name = self.names[peers] = f"peers_{len(self.names)}"
+        return f"@{name}"
+
+    def definitions(self) -> list[str]:
+        return [
+            f"  set {name} {{ type ipv4_addr; flags interval; elements = "
+            f"{{ {', '.join(_span_text(lo, hi) for lo, hi in peers)} }} }}"
+            for peers, name in self.names.items()
+        ]
+
+
+def _merged(allows: Sequence[Allow]) -> list[Allow]:
+    """Allows with equal peers joined into one (same verdict, so their union is one rule)."""
+    groups: dict[tuple[Span, ...] | None, list[Allow]] = {}
+    for allow in allows:
+        groups.setdefault(allow.peers, []).append(allow)
+    out = []
+    for peers, group in groups.items():
+        if len(group) == 1:
+            out.append(group[0])
+        elif any(a.ports is None for a in group):
+            out.append(Allow(peers, None))
+        else:
+            any_port = {m.protocol for a in group for m in a.ports or () if not m.ranges}
+            ranges: dict[str, list[tuple[int, int]]] = {}
+            for a in group:
+                for m in a.ports or ():
+                    if m.protocol not in any_port:
+                        ranges.setdefault(m.protocol, []).extend(m.ranges)
+            ports = [PortMatch(p, ()) for p in sorted(any_port)]
+            ports += [PortMatch(p, _merge_ranges(r)) for p, r in sorted(ranges.items())]
+            tuples = sorted({t for a in group for t in a.tuples})
+            out.append(Allow(peers, tuple(ports), tuple(tuples)))
+    return out
+
+
+def _merged_in_order(rules: Sequence[tuple[Allow, str]]) -> list[tuple[Allow, str]]:
+    """Neighbouring rules with the same action and peers joined (first-match order is kept)."""
+    out: list[tuple[Allow, str]] = []
+    for allow, act in rules:
+        if out and out[-1][1] == act and out[-1][0].peers == allow.peers:
+            out[-1] = (_merged([out[-1][0], allow])[0], act)
+        else:
+            out.append((allow, act))
+    return out
+
+
+def _rule_lines(allow: Allow, addr_field: str, verdict: str, sets: _AddressSets) -> list[str]:
     peer = ""
     if allow.peers is not None:
-        peer = f"ip {addr_field} {_set([str(n) if n.prefixlen < 32 else str(n.network_address) for n in allow.peers])} "
+        peer = f"ip {addr_field} {sets.ref(allow.peers)} "
     if allow.ports is None:
         return [f"{peer}{verdict}"]
     lines = []
@@ -473,6 +566,7 @@ def render(
         f"delete table inet {NFT_TABLE}",
         f"table inet {NFT_TABLE} {{",
     ]
+    sets = _AddressSets()
     egress_map: list[str] = []
     ingress_map: list[str] = []
     for prefix, side, addr, verdict, vmap, adm, base in (
@@ -493,20 +587,22 @@ def render(
                 second = f"{chain}_t2" if adm.get(ip) else chain
                 if adm.get(ip):
                     out.append(f"  chain {chain} {{")
-                    for allow, act in adm[ip]:
+                    for allow, act in _merged_in_order(adm[ip]):
                         v = {"Allow": verdict, "Deny": "drop"}.get(act, f"goto {second}")
-                        out += [f"    {line}" for line in _rule_lines(allow, addr, v)]
+                        out += [f"    {line}" for line in _rule_lines(allow, addr, v, sets)]
                     out += [f"    goto {second}", "  }"]
                 out.append(f"  chain {second} {{")
                 if np_allows is not None:
                     out += [
-                        f"    {line}" for a in np_allows for line in _rule_lines(a, addr, verdict)
+                        f"    {line}"
+                        for a in _merged(np_allows)
+                        for line in _rule_lines(a, addr, verdict, sets)
                     ]
                     out.append("    drop")
                 else:
-                    for allow, act in base.get(ip, ()):
+                    for allow, act in _merged_in_order(base.get(ip, ())):
                         v = "drop" if act == "Deny" else verdict
-                        out += [f"    {line}" for line in _rule_lines(allow, addr, v)]
+                        out += [f"    {line}" for line in _rule_lines(allow, addr, v, sets)]
                     out.append(f"    {verdict}")
                 out.append("  }")
             vmap.append(f"{ip} : jump {chain}")
@@ -522,4 +618,5 @@ def render(
     if ingress_map:
         out.append(f"    ip daddr vmap {{ {', '.join(ingress_map)} }}")
     out += ["  }", *extra_chains, "}"]
+    out[3:3] = sets.definitions()  # sets must exist before the rules that name them
     return "\n".join(out) + "\n"

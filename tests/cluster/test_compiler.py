@@ -40,6 +40,16 @@ def ip(ns: str, name: str) -> str:
     return next(p.ip for p in pods() if p.namespace == ns and p.name == name)
 
 
+def span(cidr: str) -> tuple[int, int]:
+    net = ipaddress.ip_network(cidr)
+    return int(net.network_address), int(net.broadcast_address)
+
+
+def covers(spans: Any, address: str) -> bool:
+    value = int(ipaddress.IPv4Address(address))
+    return any(lo <= value <= hi for lo, hi in spans)
+
+
 def test_default_policy_types_isolate_ingress_only() -> None:
     c = compile_policies(pods(), NAMESPACES, [policy("x", {"podSelector": {}})])
     assert set(c.ingress) == {ip("x", n) for n in "abc"} and c.egress == {}
@@ -72,7 +82,7 @@ def test_pod_and_namespace_selector_together_is_an_and() -> None:
         ],
     }
     c = compile_policies(pods(), NAMESPACES, [policy("x", spec)])
-    assert c.ingress[ip("x", "a")][0].peers == (ipaddress.IPv4Network(ip("y", "b")),)
+    assert c.ingress[ip("x", "a")][0].peers == (span(ip("y", "b")),)
 
 
 def test_ipblock_except_is_subtracted_and_can_be_ignored() -> None:
@@ -85,18 +95,17 @@ def test_ipblock_except_is_subtracted_and_can_be_ignored() -> None:
     c = compile_policies(pods(), NAMESPACES, [policy("x", spec)])
     nets = c.ingress[ip("x", "a")][0].peers
     assert nets is not None
-    covered = {str(a) for n in nets for a in n}
-    assert (
-        "10.244.0.10" in covered and "10.244.0.16" not in covered and "10.244.0.31" not in covered
-    )
-    assert "10.244.0.32" in covered
+    assert covers(nets, "10.244.0.10") and covers(nets, "10.244.0.15")
+    assert not covers(nets, "10.244.0.16") and not covers(nets, "10.244.0.31")
+    assert covers(nets, "10.244.0.32") and covers(nets, "10.244.0.255")
+    assert not covers(nets, "10.244.1.0") and not covers(nets, "10.243.255.255")
     c2 = compile_policies(
         pods(),
         NAMESPACES,
         [policy("x", spec)],
         Knobs(deviations=frozenset({Deviation.IGNORE_EXCEPT})),
     )
-    assert c2.ingress[ip("x", "a")][0].peers == (ipaddress.IPv4Network("10.244.0.0/24"),)
+    assert c2.ingress[ip("x", "a")][0].peers == (span("10.244.0.0/24"),)
 
 
 def test_named_port_resolves_on_destination_with_protocol() -> None:
@@ -340,3 +349,65 @@ def test_admin_tiers_are_ordered_and_valid_nftables() -> None:
     if "Operation not permitted" in res.stderr:
         pytest.skip("nft -c needs CAP_NET_ADMIN")
     assert res.returncode == 0, res.stderr + c.script
+
+
+def test_address_spans_render_as_address_cidr_or_range() -> None:
+    from conformance.cluster.compiler import _span_text
+
+    assert _span_text(*span("10.1.2.3/32")) == "10.1.2.3"
+    assert _span_text(*span("10.0.0.0/8")) == "10.0.0.0/8"
+    assert _span_text(*span("0.0.0.0/0")) == "0.0.0.0/0"
+    lo, hi = span("10.0.0.0/8")
+    assert _span_text(lo + 1, hi) == "10.0.0.1-10.255.255.255"
+
+
+def test_allows_with_equal_peers_become_one_rule_and_peer_lists_one_set() -> None:
+    """Policies that allow the same peers on different ports: one rule with both port ranges."""
+    selector = {"matchExpressions": [{"key": "ns", "operator": "In", "values": ["x", "z"]}]}
+    peer = {"from": [{"namespaceSelector": selector}]}
+    specs = [
+        {"podSelector": {}, "ingress": [{**peer, "ports": [{"port": 80}]}]},
+        {"podSelector": {}, "ingress": [{**peer, "ports": [{"port": 81, "endPort": 90}]}]},
+        {"podSelector": {}, "ingress": [{**peer, "ports": [{"port": 5, "protocol": "UDP"}]}]},
+    ]
+    objs = [policy("x", s) for s in specs]
+    for i, obj in enumerate(objs):
+        obj["metadata"]["name"] = f"p{i}"
+    c = compile_policies(pods(), NAMESPACES, objs)
+    assert len(c.ingress[ip("x", "a")]) == 3  # the compiled model keeps every rule
+    rules = [line.strip() for line in c.script.splitlines() if line.strip().endswith("accept")]
+    rules = [r for r in rules if r.startswith("meta l4proto")]
+    assert sorted(rules) == [
+        "meta l4proto tcp th dport 80-90 ip saddr @peers_0 accept",
+        "meta l4proto udp th dport 5 ip saddr @peers_0 accept",
+    ]
+    assert c.script.count("set peers_") == 1
+    x, z = ip("x", "a"), ip("z", "a")
+    assert f"elements = {{ {x}-{ip('x', 'c')}, {z}-{ip('z', 'c')} }}" in c.script
+    only_y = {
+        "podSelector": {},
+        "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"ns": "y"}}}]}],
+    }
+    alone = compile_policies(pods(), NAMESPACES, [policy("x", only_y)])
+    assert "set peers_" not in alone.script  # one span is written inline
+    assert f"ip saddr {ip('y', 'a')}-{ip('y', 'c')} accept" in alone.script
+
+
+def test_admin_rules_join_only_neighbours_with_the_same_action() -> None:
+    """Allow 80, Deny 81, Allow 82 to the same peers must stay three ordered rules."""
+    from conformance.cluster.compiler import Allow, PortMatch, _merged_in_order
+
+    peers = (span("10.0.0.0/8"),)
+
+    def rule(port: int) -> Allow:
+        return Allow(peers, (PortMatch("TCP", ((port, port),)),))
+
+    mixed = [(rule(80), "Allow"), (rule(81), "Deny"), (rule(82), "Allow")]
+    assert _merged_in_order(mixed) == mixed
+    joined = _merged_in_order([(rule(80), "Deny"), (rule(81), "Deny"), (rule(82), "Allow")])
+    assert joined == [
+        (Allow(peers, (PortMatch("TCP", ((80, 81),)),)), "Deny"),
+        (rule(82), "Allow"),
+    ]
+    other = Allow((span("10.0.0.1/32"),), (PortMatch("TCP", ((80, 80),)),))
+    assert len(_merged_in_order([(rule(80), "Deny"), (other, "Deny")])) == 2
