@@ -189,6 +189,29 @@ class Decision:
             text = f"self traffic is implementation-defined (kubernetes#95879; policy says {outcome}); {text}"
         return text
 
+    def renamed(self, name: Callable[[str], str]) -> Decision:
+        """The same decision with every pod key and policy name passed through ``name``.
+
+        Why: the runner evaluates live objects (real namespace and policy names) but reports
+        cells in the scenario's names; reasons must use the same names as their cells.
+        """
+
+        def ref(r: RuleRef) -> RuleRef:
+            return replace(r, policy=name(r.policy))
+
+        def side(s: SideDecision) -> SideDecision:
+            return replace(
+                s,
+                endpoint=name(s.endpoint),
+                isolated_by=tuple(map(name, s.isolated_by)),
+                allowed_by=tuple(map(ref, s.allowed_by)),
+                decided_by=None if s.decided_by is None else ref(s.decided_by),
+                passed_by=tuple(map(ref, s.passed_by)),
+                tied=tuple(map(ref, s.tied)),
+            )
+
+        return replace(self, egress=side(self.egress), ingress=side(self.ingress))
+
 
 def combine(egress: Verdict, ingress: Verdict) -> Verdict:
     """Rule 3 with undecidable sides: a deny on either side decides; otherwise any doubt stays."""

@@ -266,6 +266,15 @@ class _Live:
     )  # scenario key -> Pod as deployed (real ns)
     service_ips: dict[PodKey, str] = field(default_factory=dict)
     policies: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    admin_names: dict[str, str] = field(default_factory=dict)  # real cluster-scoped -> scenario
+
+    def scenario_name(self, text: str) -> str:
+        """A live pod key, ``ns/name`` policy or cluster-scoped policy name in scenario terms."""
+        if "/" in text:
+            ns, rest = text.split("/", 1)
+            original = self.names.scenario(ns)
+            return text if original is None else f"{original}/{rest}"
+        return self.admin_names.get(text, text)
 
 
 class _ScenarioRun:
@@ -533,9 +542,9 @@ class _ScenarioRun:
                 # scenarios must not run concurrently on a shared cluster (docs/admin-policies.md).
                 real = confine_to_namespaces(real, SCOPE_LABEL, self.scope)
                 if real.get("kind") != "BaselineAdminNetworkPolicy":
-                    real["metadata"]["name"] = cluster_scoped_name(
-                        real["metadata"]["name"], self.scope
-                    )
+                    original = real["metadata"]["name"]
+                    real["metadata"]["name"] = cluster_scoped_name(original, self.scope)
+                    self.live.admin_names[real["metadata"]["name"]] = original
             real.setdefault("metadata", {}).setdefault("labels", {}).update(self.labels)
             meta = real["metadata"]
             desired[
@@ -618,7 +627,7 @@ class _ScenarioRun:
                 cell.protocol,
                 decision.verdict,
                 cell.served,
-                decision.reason,
+                decision.renamed(self.live.scenario_name).reason,
                 declared=d[0] if d else None,
             )
             cells[rc] = res

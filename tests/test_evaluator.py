@@ -624,6 +624,21 @@ def test_reason_names_isolating_policies_and_allowing_rule() -> None:
     assert "no rule allows it" in denied.reason
 
 
+def test_renamed_decision_reports_every_name_through_the_mapping() -> None:
+    """Live names back to scenario names: pod keys, isolating policies and rule references."""
+    policies = [
+        netpol("x", "deny", DENY_ALL_INGRESS),
+        netpol("x", "allow", {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]}),
+    ]
+    d = Evaluator(upstream_state(), policies).decide("x/a", "x/b", 80, TCP)
+    renamed = d.renamed(lambda text: text.replace("x/", "live-x/"))
+    assert renamed.verdict is d.verdict and renamed.ingress.allowed == d.ingress.allowed
+    assert renamed.ingress.endpoint == "live-x/b" and renamed.egress.endpoint == "live-x/a"
+    assert renamed.ingress.isolated_by == ("live-x/deny", "live-x/allow")
+    assert [r.policy for r in renamed.ingress.allowed_by] == ["live-x/allow"]
+    assert renamed.reason == d.reason.replace("x/", "live-x/")
+
+
 def test_isolating_lists_policies_by_direction() -> None:
     ev = Evaluator(
         upstream_state(), [netpol("x", "e", {"podSelector": {}, "policyTypes": ["Egress"]})]

@@ -79,6 +79,13 @@ def test_run_on_embedded_default_matches_and_leaves_nothing(tmp_path: Path) -> N
     assert cells and all(
         c["attempts"] >= 1 and c["command"].startswith("kubectl exec -n ") for c in cells
     )
+    deny = by_name["should-support-a-default-deny-ingress-policy"]
+    real = set(deny["namespaces"].values())
+    deny_cells = [c for st in deny["steps"] for c in st["cells"] if c["status"] == "match"]
+    reasons = [c["reason"] for c in deny_cells]
+    assert any("isolated by x/" in r for r in reasons), "reasons use the scenario's names"
+    assert not any(name in r for r in reasons for name in real), "as the cells do"
+    assert all(c["command"].split()[3] in real for c in deny_cells), "commands: live names"
     egress = by_name["egress-to-database-and-dns"]["steps"]
     observed = {
         (c["from"], c["to"], c["port"]): c["observed"] for st in egress for c in st["cells"]
