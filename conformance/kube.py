@@ -161,6 +161,7 @@ class KubeCluster:
                 f"context {self.context!r} not in kubeconfig; contexts: {', '.join(names)}"
             )
         self._kubeconfig = kubeconfig
+        self.kubeconfig = kubeconfig or ""  # "" = the default (KUBECONFIG or ~/.kube/config)
         self._config = k8s.Configuration()
         k8s_config.load_kube_config(
             config_file=kubeconfig, context=self.context, client_configuration=self._config

@@ -70,11 +70,20 @@ def connect_command(target: ProbeTarget, timeout_s: int) -> list[str]:
 
 
 def kubectl_command(
-    namespace: str, pod: str, container: str, target: ProbeTarget, timeout_s: int
+    namespace: str,
+    pod: str,
+    container: str,
+    target: ProbeTarget,
+    timeout_s: int,
+    context: str = "",
+    kubeconfig: str = "",
 ) -> str:
-    """A command a person can paste to reproduce one probe."""
+    """A command a person can paste to reproduce one probe (on the run's cluster, not whichever
+    context happens to be current)."""
     argv = [
         "kubectl",
+        *(["--kubeconfig", kubeconfig] if kubeconfig else []),
+        *(["--context", context] if context else []),
         "exec",
         "-n",
         namespace,

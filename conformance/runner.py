@@ -648,6 +648,8 @@ class _ScenarioRun:
                 _container(src_pod),
                 ProbeTarget("", target_host, cell.port, cell.protocol),
                 self.opts.probe_timeout_s,
+                context=self.c.context,
+                kubeconfig=getattr(self.c, "kubeconfig", ""),
             )
             to_probe.append((rc, _container(src_pod), target_host))
         self._observe(cells, to_probe)

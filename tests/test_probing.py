@@ -100,3 +100,19 @@ def test_kubectl_command_reproduces_one_probe() -> None:
         cmd
         == "kubectl exec -n x-1 a -c cont-80-tcp -- /agnhost connect '[fd00::5]:80' --protocol=udp --timeout=3s"
     )
+
+
+def test_kubectl_command_names_the_run_s_cluster() -> None:
+    """Pasting it must reach the cluster the run used, not the current context."""
+    cmd = kubectl_command(
+        "x-1",
+        "a",
+        "cont-80-tcp",
+        ProbeTarget("c", "10.0.0.5", 80, Protocol.TCP),
+        1,
+        context="kind-calico",
+        kubeconfig="/tmp/my config",
+    )
+    assert cmd.startswith(
+        "kubectl --kubeconfig '/tmp/my config' --context kind-calico exec -n x-1 a -c cont-80-tcp --"
+    )

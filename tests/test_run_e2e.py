@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.cluster.config import ClusterOptions
+from conformance.cluster.config import ClusterOptions, state_dir
 from conformance.cluster.dataplane import prefix_for
 from conformance.cluster.embedded import EmbeddedCluster
 from conformance.cluster.knobs import Knobs
@@ -77,7 +77,10 @@ def test_run_on_embedded_default_matches_and_leaves_nothing(tmp_path: Path) -> N
         if c["status"] == "match"
     ]
     assert cells and all(
-        c["attempts"] >= 1 and c["command"].startswith("kubectl exec -n ") for c in cells
+        c["attempts"] >= 1
+        and c["command"].startswith(f"kubectl --kubeconfig {state_dir(instance)}/kubeconfig ")
+        and f" --context netpol-embedded-{instance} exec -n " in c["command"]
+        for c in cells
     )
     deny = by_name["should-support-a-default-deny-ingress-policy"]
     real = set(deny["namespaces"].values())
@@ -85,7 +88,7 @@ def test_run_on_embedded_default_matches_and_leaves_nothing(tmp_path: Path) -> N
     reasons = [c["reason"] for c in deny_cells]
     assert any("isolated by x/" in r for r in reasons), "reasons use the scenario's names"
     assert not any(name in r for r in reasons for name in real), "as the cells do"
-    assert all(c["command"].split()[3] in real for c in deny_cells), "commands: live names"
+    assert all(c["command"].split()[7] in real for c in deny_cells), "commands: live names"
     egress = by_name["egress-to-database-and-dns"]["steps"]
     observed = {
         (c["from"], c["to"], c["port"]): c["observed"] for st in egress for c in st["cells"]
