@@ -21,7 +21,7 @@ from conformance.errors import ClusterError, ConformanceError, ScenarioError
 from conformance.probing import AGNHOST_IMAGE, AGNHOST_TAG
 from conformance.reports import DeviationsError, KnownDeviations, judge, write_reports
 from conformance.reports.cli import load_deviations
-from conformance.results import RunResult, Status, exit_code
+from conformance.results import RunResult, ScenarioResult, Status, exit_code
 from conformance.runner import Runner, RunOptions
 from conformance.scenario import Scenario, discover, load_scenario
 from conformance.session import (
@@ -52,6 +52,15 @@ def add_commands(sub: Any) -> None:
         "--output-dir", default="reports", help="where results JSON goes (default: reports)"
     )
     p.add_argument("--keep", action="store_true", help="leave namespaces in place for debugging")
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="scenarios run side by side, each in its own namespaces (default 1); probes of all "
+        "of them share the --parallel bound",
+    )
     p.add_argument(
         "--known-deviations",
         metavar="FILE",
@@ -118,6 +127,16 @@ def add_cluster_options(p: argparse.ArgumentParser) -> None:
         "--image-pull-policy", default="IfNotPresent", choices=("Always", "IfNotPresent", "Never")
     )
     d.add_argument("--node-selector", action="append", default=[], metavar="KEY=VALUE")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
 
 
 def _pairs(items: Sequence[str], flag: str) -> dict[str, str]:
@@ -205,7 +224,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             runner = Runner(cluster, options_from_args(args, externals), run_id)
             result = runner.new_result()
             try:
-                _run_all(runner, scenarios, result, out)
+                _run_all(runner, scenarios, result, out, args.jobs)
             finally:
                 if not args.keep:
                     runner.cleanup()
@@ -238,7 +257,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return exit_code(result)
 
 
-def _run_all(runner: Runner, scenarios: list[Scenario], result: RunResult, out: Console) -> None:
+def _run_all(
+    runner: Runner, scenarios: list[Scenario], result: RunResult, out: Console, jobs: int = 1
+) -> None:
     from conformance.runner import _now
 
     with Progress(
@@ -252,9 +273,12 @@ def _run_all(runner: Runner, scenarios: list[Scenario], result: RunResult, out: 
     ) as bar:
         task = bar.add_task("scenarios", total=len(scenarios))
         runner.progress = lambda msg: bar.update(task, description=msg[:70])
-        for sc in scenarios:
-            result.scenarios.append(runner.run_scenario(sc))
+
+        def done(sc: ScenarioResult) -> None:
+            result.scenarios.append(sc)
             bar.advance(task)
+
+        runner.run_many(scenarios, jobs, done)
     result.finished = _now()
 
 

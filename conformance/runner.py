@@ -15,9 +15,10 @@ import contextlib
 import ipaddress
 import itertools
 import math
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +91,10 @@ class InfrastructureError(ConformanceError):
     """The cluster could not be brought to a state worth probing (pods not ready, warm-up failed)."""
 
 
+class RunStopped(Exception):
+    """Raised in scenario threads once the run is stopping (Ctrl-C, SIGTERM): create nothing more."""
+
+
 @dataclass(frozen=True)
 class RunOptions:
     probe_timeout_s: int = 3
@@ -132,9 +137,15 @@ class Runner:
         self._count = 0
         self.unsupported: dict[Protocol, str] = {}
         self._served_kinds: set[str] | None = None
+        # One probe pool for every scenario running at once: it bounds the execs in flight.
         self.pool = ThreadPoolExecutor(
             max_workers=max(1, self.options.parallel), thread_name_prefix="probe"
         )
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        # The v1alpha1 BaselineAdminNetworkPolicy is a cluster singleton named `default`: two
+        # scenarios using it cannot run at the same time on one cluster.
+        self._banp = threading.Lock()
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -180,9 +191,59 @@ class Runner:
             self._served_kinds = self.cluster.served_kinds()
         return self._served_kinds
 
+    def check(self) -> None:
+        """Raise ``RunStopped`` when the run is stopping (called before every step that creates)."""
+        if self.stopping.is_set():
+            raise RunStopped()
+
+    # -- many scenarios ---------------------------------------------------------------------
+    def run_many(
+        self,
+        scenarios: Sequence[Scenario],
+        jobs: int = 1,
+        on_result: Callable[[ScenarioResult], None] = lambda _r: None,
+    ) -> None:
+        """Run scenarios ``jobs`` at a time, each in its own namespaces; ``on_result`` gets the
+        results in input order, in the caller's thread.
+
+        If the caller is interrupted (KeyboardInterrupt, or SIGTERM turned into one), running
+        scenarios stop at their next cluster change and remove what they made before the
+        interrupt propagates; ``cleanup()`` then removes anything left by label.
+        """
+        pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="scenario")
+        try:
+            futures = [pool.submit(self.run_scenario, sc) for sc in scenarios]
+            for fut in futures:
+                # Wake up now and then: an interrupt is handled when this thread runs Python.
+                while not fut.done():
+                    wait([fut], timeout=0.2)
+                on_result(fut.result())
+        except BaseException:
+            self.stopping.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
     # -- one scenario -----------------------------------------------------------------------
     def run_scenario(self, scenario: Scenario) -> ScenarioResult:
-        self._count += 1
+        if self._uses_banp(scenario):
+            with self._banp:
+                return self._run_scenario(scenario)
+        return self._run_scenario(scenario)
+
+    @staticmethod
+    def _uses_banp(scenario: Scenario) -> bool:
+        return any(
+            src.obj.get("kind") == "BaselineAdminNetworkPolicy"
+            for step in scenario.step_policies
+            for src in step
+        )
+
+    def _run_scenario(self, scenario: Scenario) -> ScenarioResult:
+        self.check()
+        with self._lock:
+            self._count += 1
+            count = self._count
         result = ScenarioResult(scenario.name, scenario.file, list(scenario.tags), Status.PASS)
         missing = self._missing_kinds(scenario)
         if missing:
@@ -190,7 +251,7 @@ class Runner:
             served = ", ".join(f"{k} ({POLICY_KINDS[k].api_version})" for k in sorted(missing))
             result.message = f"not supported: the cluster does not serve {served}"
             return result
-        run = _ScenarioRun(self, scenario, f"{self.run_id}-{self._count}", result)
+        run = _ScenarioRun(self, scenario, f"{self.run_id}-{count}", result)
         try:
             run.execute()
         except (ClusterError, InfrastructureError) as exc:
@@ -241,6 +302,7 @@ class Runner:
         targets = [
             ProbeTarget(f"c{i}", host, cell[2], cell[3]) for i, (cell, host) in enumerate(items)
         ]
+        self.check()
         waves = math.ceil(len(targets) / self.options.in_pod_parallel)
         timeout = self.options.probe_timeout_s * waves + 15
         ns, pod = source.split("/", 1)
@@ -309,6 +371,7 @@ class _ScenarioRun:
                 self.c.delete("Namespace", None, real)
 
     def _create_namespace(self, name: str, labels: Mapping[str, str]) -> None:
+        self.r.check()
         self.live.names = self.live.names.with_namespace(name)
         self.result.namespaces = dict(self.live.names.forward)
         self.c.create(
@@ -320,6 +383,7 @@ class _ScenarioRun:
     def _create_pods(self, pods: Iterable[Pod]) -> None:
         pods = list(pods)
         for pod in pods:
+            self.r.check()
             real_ns = self.live.names.real(pod.namespace)
             self.c.create(pod_manifest(pod, real_ns, self.labels, self.opts.deploy))
             if self.opts.via == "service" and pod.ports:
@@ -331,6 +395,7 @@ class _ScenarioRun:
         last: dict[PodKey, str] = {}
 
         def check() -> None:
+            self.r.check()
             for key in list(pending):
                 pod = pending[key]
                 real_ns = self.live.names.real(pod.namespace)
@@ -451,6 +516,7 @@ class _ScenarioRun:
 
     # -- steps --------------------------------------------------------------------------------
     def _step(self, index: int) -> StepResult:
+        self.r.check()
         spec = self.sc.spec.steps[index]
         self.r.progress(f"{self.sc.name}: step {index + 1}/{len(self.sc.spec.steps)}: {spec.name}")
         started = time.monotonic()
@@ -555,6 +621,7 @@ class _ScenarioRun:
             del self.live.policies[ident]
         for ident, obj in desired.items():
             if self.live.policies.get(ident) != obj:
+                self.r.check()
                 self.c.apply(obj)
                 self.live.policies[ident] = obj
 

@@ -59,10 +59,15 @@ def test_run_on_embedded_default_matches_and_leaves_nothing(tmp_path: Path) -> N
         str(tmp_path),
         "--embedded-name",
         instance,
+        "--jobs",
+        "3",
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads((tmp_path / "results.json").read_text())
     assert doc["schema_version"] == 1 and doc["context"].startswith("netpol-embedded")
+    assert [s["file"] for s in doc["scenarios"]] == [
+        str(p) for p in (DENY_INGRESS, UPDATED_POD, SCTP, EXAMPLE_EGRESS)
+    ], "scenarios run side by side are reported in the order given"
     by_name = {s["name"]: s for s in doc["scenarios"]}
     assert by_name["should-support-a-default-deny-ingress-policy"]["status"] == "pass"
     sctp = by_name["should-support-a-default-deny-ingress-policy-sctp"]
@@ -130,8 +135,9 @@ def test_broken_knob_produces_the_expected_mismatches(tmp_path: Path) -> None:
     assert bad[0]["attempts"] > 1, "a mismatch is re-probed until the deadline"
 
 
-def test_interrupt_mid_run_removes_everything(tmp_path: Path) -> None:
-    instance = f"intr{os.getpid() % 100000}"
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_interrupt_mid_run_removes_everything(tmp_path: Path, jobs: int) -> None:
+    instance = f"intr{jobs}{os.getpid() % 100000}"
     with EmbeddedCluster(ClusterOptions(instance=instance)) as ec:
         kube = KubeCluster(ec.kubeconfig, ec.context)
         proc = subprocess.Popen(
@@ -141,6 +147,10 @@ def test_interrupt_mid_run_removes_everything(tmp_path: Path) -> None:
                 "conformance",
                 "run",
                 str(EXAMPLE_EGRESS),
+                str(DENY_INGRESS),
+                str(UPDATED_POD),
+                "--jobs",
+                str(jobs),
                 "--kubeconfig",
                 ec.kubeconfig,
                 "--context",

@@ -1,0 +1,109 @@
+"""``Runner.run_many``: scenarios side by side, results in input order, the BANP singleton never
+shared, and an interrupt that stops running scenarios before it propagates."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance.results import ScenarioResult, Status
+from conformance.runner import Runner, RunStopped
+from conformance.scenario import Scenario, load_scenario
+from tests.test_runner_support import NetworkPolicyOnlyCluster
+
+ROOT = Path(__file__).resolve().parent.parent
+UPSTREAM = sorted((ROOT / "scenarios" / "upstream").glob("*.yaml"))[:6]
+BANP = sorted((ROOT / "scenarios" / "admin" / "v1alpha1").glob("banp-*.yaml"))[:4]
+
+
+class Recorder:
+    """Stands in for running one scenario on a cluster: records who ran at the same time."""
+
+    def __init__(self, runner: Runner, seconds: float = 0.15) -> None:
+        self.runner = runner
+        self.seconds = seconds
+        self.lock = threading.Lock()
+        self.active: set[str] = set()
+        self.max_active = 0
+        self.overlapping_banp = 0
+        self.started: list[str] = []
+        self.finished: list[str] = []
+
+    def __call__(self, scenario: Scenario) -> ScenarioResult:
+        banp = "banp" in Path(scenario.file).name
+        with self.lock:
+            if banp and any("banp" in a for a in self.active):
+                self.overlapping_banp += 1
+            self.active.add(scenario.file)
+            self.started.append(scenario.file)
+            self.max_active = max(self.max_active, len(self.active))
+        try:
+            deadline = time.monotonic() + self.seconds
+            while time.monotonic() < deadline:
+                self.runner.check()  # as the real run does before every change
+                time.sleep(0.01)
+        finally:
+            with self.lock:
+                self.active.discard(scenario.file)
+                self.finished.append(scenario.file)
+        return ScenarioResult(scenario.name, scenario.file, [], Status.PASS)
+
+
+@pytest.fixture()
+def runner() -> Runner:
+    r = Runner(NetworkPolicyOnlyCluster(), run_id="t")
+    yield r  # type: ignore[misc]
+    r.close()
+
+
+def test_results_come_in_input_order_while_scenarios_overlap(
+    runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenarios = [load_scenario(p) for p in UPSTREAM]
+    recorder = Recorder(runner)
+    monkeypatch.setattr(runner, "_run_scenario", recorder)
+    got: list[str] = []
+    runner.run_many(scenarios, jobs=3, on_result=lambda r: got.append(r.file))
+    assert got == [s.file for s in scenarios]
+    assert recorder.max_active == 3
+
+
+def test_baseline_admin_policy_scenarios_never_share_the_cluster(
+    runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """v1alpha1 BANP is a singleton named `default`: its scenarios run one at a time."""
+    scenarios = [load_scenario(p) for p in [*BANP, *UPSTREAM[:2]]]
+    recorder = Recorder(runner, 0.1)
+    monkeypatch.setattr(runner, "_run_scenario", recorder)
+    runner.run_many(scenarios, jobs=4)
+    assert len(recorder.finished) == len(scenarios)
+    assert recorder.overlapping_banp == 0 and recorder.max_active >= 2
+
+
+def test_interrupt_stops_running_scenarios_before_propagating(
+    runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenarios = [load_scenario(p) for p in UPSTREAM]
+    recorder = Recorder(runner, 30.0)
+    monkeypatch.setattr(runner, "_run_scenario", recorder)
+
+    def interrupt_after_start() -> None:
+        while len(recorder.started) < 2:
+            time.sleep(0.01)
+        import _thread
+
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_after_start, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_many(scenarios, jobs=2)
+    assert time.monotonic() - started < 10, "running scenarios stopped at their next check"
+    assert runner.stopping.is_set()
+    assert sorted(recorder.finished) == sorted(recorder.started) and recorder.active == set()
+    assert len(recorder.started) == 2, "queued scenarios never start"
+    with pytest.raises(RunStopped):
+        runner.check()
