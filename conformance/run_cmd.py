@@ -56,10 +56,10 @@ def add_commands(sub: Any) -> None:
         "--jobs",
         "-j",
         type=_positive,
-        default=1,
+        default=4,
         metavar="N",
-        help="scenarios run side by side, each in its own namespaces (default 1); probes of all "
-        "of them share the --parallel bound",
+        help="scenarios run side by side, each in its own namespaces (default 4; 1 = one after "
+        "another); probes of all of them share the --parallel bound",
     )
     p.add_argument(
         "--known-deviations",
