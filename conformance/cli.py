@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    from conformance import analyze_cmd, doctor, evaluate_cmd, run_cmd
+    from conformance import analyze_cmd, doctor, evaluate_cmd, generate_cmd, run_cmd
     from conformance.reports import cli as report_cli
 
     evaluate_cmd.add_command(sub)
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_cluster_commands(sub)
     doctor.add_command(sub)
     analyze_cmd.add_command(sub)
+    generate_cmd.add_command(sub)
     schema = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     schema.set_defaults(func=_print_schema)
     return parser

@@ -55,7 +55,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--jobs",
         "-j",
-        type=_positive,
+        type=positive_int,
         default=4,
         metavar="N",
         help="scenarios run side by side, each in its own namespaces (default 4; 1 = one after "
@@ -129,7 +129,8 @@ def add_cluster_options(p: argparse.ArgumentParser) -> None:
     d.add_argument("--node-selector", action="append", default=[], metavar="KEY=VALUE")
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
     try:
         value = int(text)
     except ValueError:
