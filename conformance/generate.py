@@ -33,6 +33,12 @@ class GenerateOptions:
     steps: int = 2
     max_policies: int = 3
     protocols: tuple[str, ...] = ("TCP", "UDP")
+    admin: str = (
+        ""  # "", "v1alpha1" (AdminNetworkPolicy + BANP) or "v1alpha2" (ClusterNetworkPolicy)
+    )
+
+
+ADMIN_VERSIONS = ("v1alpha1", "v1alpha2")
 
 
 def generate(options: GenerateOptions) -> list[dict[str, Any]]:
@@ -84,7 +90,9 @@ class _Draw:
     # -- steps ---------------------------------------------------------------------------------
     def _policy_step(self, number: int, live: set[str]) -> dict[str, Any]:
         policies = [self._policy(i) for i in range(self.rng.randint(1, self.o.max_policies))]
-        names = {f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in policies}
+        if self.o.admin:
+            policies += self._admin_policies()
+        names = {_ident(p) for p in policies}
         step: dict[str, Any] = {"name": f"step {number + 1}: {len(policies)} policies"}
         gone = sorted(live - names)
         if gone:
@@ -93,6 +101,103 @@ class _Draw:
         live.clear()
         live.update(names)
         return step
+
+    # -- admin policies (policy.networking.k8s.io) ---------------------------------------------
+    def _admin_policies(self) -> list[dict[str, Any]]:
+        """0-2 admin policies; priorities from a small set, so equal priorities (whose overlap
+        the API leaves to the implementation) happen too."""
+        out = []
+        banp = False
+        for i in range(self.rng.choice([0, 1, 1, 2])):
+            if self.o.admin == "v1alpha2":
+                tier = self.rng.choice(["Admin", "Baseline"])
+                self.features.add("ClusterNetworkPolicy")
+                spec: dict[str, Any] = {"tier": tier, "priority": self.rng.choice([1, 2, 5])}
+                kind, version, name = "ClusterNetworkPolicy", "v1alpha2", f"cnp{i}"
+            elif not banp and self.rng.random() < 0.3:
+                banp, tier = True, "Baseline"
+                self.features.add("BaselineAdminNetworkPolicy")
+                spec, kind, version, name = {}, "BaselineAdminNetworkPolicy", "v1alpha1", "default"
+            else:
+                tier = "Admin"
+                self.features.add("AdminNetworkPolicy")
+                spec = {"priority": self.rng.choice([1, 2, 5])}
+                kind, version, name = "AdminNetworkPolicy", "v1alpha1", f"anp{i}"
+            spec["subject"] = self._admin_subject()
+            for direction, peer_key in (("ingress", "from"), ("egress", "to")):
+                rules = [self._admin_rule(r, peer_key, tier) for r in range(self.rng.randint(0, 2))]
+                if rules:
+                    spec[direction] = rules
+                    if direction == "egress":
+                        self.features.add("Egress")
+            out.append(
+                {
+                    "apiVersion": f"policy.networking.k8s.io/{version}",
+                    "kind": kind,
+                    "metadata": {"name": name},
+                    "spec": spec,
+                }
+            )
+        return out
+
+    def _admin_subject(self) -> dict[str, Any]:
+        if self.rng.random() < 0.5:
+            return {"namespaces": self._namespace_selector()}
+        return {"pods": self._admin_pods()}
+
+    def _admin_pods(self) -> dict[str, Any]:
+        return {
+            "namespaceSelector": self._namespace_selector(),
+            "podSelector": self._pod_selector(),
+        }
+
+    def _admin_rule(self, index: int, peer_key: str, tier: str) -> dict[str, Any]:
+        v2 = self.o.admin == "v1alpha2"
+        actions = ["Accept" if v2 else "Allow", "Deny"] + (["Pass"] if tier == "Admin" else [])
+        peers: list[dict[str, Any]] = []
+        for _ in range(self.rng.randint(1, 2)):
+            choice = self.rng.randrange(3 if peer_key == "to" else 2)
+            if choice == 0:
+                peers.append({"namespaces": self._namespace_selector()})
+            elif choice == 1:
+                peers.append({"pods": self._admin_pods()})
+            else:
+                pod = f"{self.rng.choice(NAMESPACES)}/{self.rng.choice(PODS)}"
+                cidr = self.rng.choice(
+                    ["{{ pod_cidr }}", f"{{{{ ip('{pod}') }}}}/32", f"{{{{ ip('{pod}') }}}}/30"]
+                )
+                peers.append({"networks": [cidr]})
+        rule: dict[str, Any] = {
+            "name": f"r{index}",
+            "action": self.rng.choice(actions),
+            peer_key: peers,
+        }
+        # Egress CEL rule: no named ports in a rule with `networks` peers.
+        named_ok = not any("networks" in p for p in peers)
+        if self.rng.random() < 0.6:
+            entries = [self._admin_port(named_ok) for _ in range(self.rng.randint(1, 2))]
+            rule["protocols" if v2 else "ports"] = entries
+        return rule
+
+    def _admin_port(self, named_ok: bool) -> dict[str, Any]:
+        proto = self.rng.choice(self.o.protocols)
+        choice = self.rng.randrange(3 if named_ok else 2)
+        port = self.rng.choice(PORTS)
+        if self.o.admin == "v1alpha2":
+            if choice == 0:
+                return {proto.lower(): {"destinationPort": {"number": port}}}
+            if choice == 1:
+                start = self.rng.choice([79, 80])
+                end = start + self.rng.choice([1, 2])
+                return {proto.lower(): {"destinationPort": {"range": {"start": start, "end": end}}}}
+            return {"destinationNamedPort": _port_name(port, self.rng.choice(self.o.protocols))}
+        if choice == 0:
+            return {"portNumber": {"protocol": proto, "port": port}}
+        if choice == 1:
+            start = self.rng.choice([79, 80])
+            end = start + self.rng.choice([1, 2])
+            return {"portRange": {"protocol": proto, "start": start, "end": end}}
+        return {"namedPort": _port_name(port, self.rng.choice(self.o.protocols))}
 
     def _label_step(self, number: int) -> dict[str, Any]:
         if self.rng.random() < 0.5:
@@ -213,6 +318,14 @@ class _Draw:
             start = self.rng.choice([79, 80, 81])
             return {"port": start, "endPort": start + self.rng.choice([0, 1, 2]), "protocol": proto}
         return {"protocol": proto}
+
+
+def _ident(policy: dict[str, Any]) -> str:
+    """How a step's ``delete`` names the policy: ``ns/name``, or ``Kind/name`` cluster-scoped."""
+    meta = policy["metadata"]
+    if policy["kind"] == "NetworkPolicy":
+        return f"{meta['namespace']}/{meta['name']}"
+    return f"{policy['kind']}/{meta['name']}"
 
 
 def _port_name(port: int, protocol: str) -> str:

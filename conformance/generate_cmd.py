@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from conformance.generate import GenerateOptions, generate
+from conformance.generate import ADMIN_VERSIONS, GenerateOptions, generate
 from conformance.run_cmd import positive_int
 
 
@@ -37,6 +37,13 @@ def add_command(sub: Any) -> None:
         help="protocols served and probed (repeatable; default TCP and UDP)",
     )
     p.add_argument(
+        "--admin",
+        choices=ADMIN_VERSIONS,
+        default="",
+        help="also draw admin policies: v1alpha1 AdminNetworkPolicy/BaselineAdminNetworkPolicy "
+        "or v1alpha2 ClusterNetworkPolicy (both tiers)",
+    )
+    p.add_argument(
         "--out", default="scenarios/generated", help="output folder (default scenarios/generated)"
     )
     p.set_defaults(func=run)
@@ -51,6 +58,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         steps=args.steps,
         max_policies=args.max_policies,
         protocols=tuple(dict.fromkeys(args.protocol or ("TCP", "UDP"))),
+        admin=args.admin,
     )
     folder = Path(args.out)
     try:

@@ -75,6 +75,48 @@ def test_draws_cover_every_field_the_api_offers() -> None:
         assert found[key] > 0, key
 
 
+@pytest.mark.parametrize("version", ["v1alpha1", "v1alpha2"])
+def test_admin_policies_load_and_cover_tiers_actions_and_peers(
+    tmp_path: Path, version: str
+) -> None:
+    args = ["generate", "--seed", "2", "--count", "40", "--steps", "3", "--admin", version]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    found: Counter[str] = Counter()
+    for path in sorted(tmp_path.glob("*.yaml")):
+        # Admin validation included (priorities, singleton BANP name, CEL rules).
+        evaluate_scenario(load_scenario(path))
+    for doc in generate(GenerateOptions(seed=2, count=40, steps=3, admin=version)):
+        _walk(doc, found)
+        for step in doc["steps"]:
+            for obj in step.get("apply", []):
+                found[obj["kind"]] += 1
+                for rule in [*obj["spec"].get("ingress", []), *obj["spec"].get("egress", [])]:
+                    found[f"action {rule.get('action', '')}"] += 1
+    kinds = (
+        ["AdminNetworkPolicy", "BaselineAdminNetworkPolicy"]
+        if version == "v1alpha1"
+        else ["ClusterNetworkPolicy"]
+    )
+    allow = "Allow" if version == "v1alpha1" else "Accept"
+    ports = (
+        ["portNumber", "portRange", "namedPort"]
+        if version == "v1alpha1"
+        else ["number", "range", "destinationNamedPort"]
+    )
+    for key in [
+        *kinds,
+        f"action {allow}",
+        "action Deny",
+        "action Pass",
+        "namespaces",
+        "pods",
+        "networks",
+        "subject",
+        *ports,
+    ]:
+        assert found[key] > 0, key
+
+
 @pytest.mark.parametrize("bad", ["0", "-1", "many"])
 def test_count_must_be_positive(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:

@@ -19,11 +19,13 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 SEED = int(os.environ.get("NETPOL_GENERATE_SEED", "20261128"))
 
 
-def test_random_policies_agree_on_real_packets(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("admin", "count"), [("", 12), ("v1alpha1", 6), ("v1alpha2", 6)])
+def test_random_policies_agree_on_real_packets(tmp_path: Path, admin: str, count: int) -> None:
     gen = tmp_path / "generated"
     cmd = [sys.executable, "-m", "conformance"]
+    args = ["--seed", str(SEED), "--count", str(count), "--steps", "3", "--out", str(gen)]
     subprocess.run(
-        [*cmd, "generate", "--seed", str(SEED), "--count", "12", "--steps", "3", "--out", str(gen)],
+        [*cmd, "generate", *args, *(["--admin", admin] if admin else [])],
         check=True,
         capture_output=True,
     )
@@ -43,7 +45,7 @@ def test_random_policies_agree_on_real_packets(tmp_path: Path) -> None:
         for c in st["cells"]
         if c["status"] in ("mismatch", "check-failed")
     ]
-    assert not problems, f"seed {SEED}:\n" + "\n".join(problems[:30])
+    assert not problems, f"seed {SEED} {admin}:\n" + "\n".join(problems[:30])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert [s["status"] for s in doc["scenarios"]] == ["pass"] * 12
-    assert doc["summary"]["cells"]["match"] >= 12 * 3 * 200
+    assert [s["status"] for s in doc["scenarios"]] == ["pass"] * count
+    assert doc["summary"]["cells"]["match"] >= count * 3 * 200
