@@ -45,3 +45,15 @@ def netpol(namespace: str, name: str, spec: dict[str, Any]) -> NetworkPolicy:
             "spec": spec,
         }
     )
+
+
+def disagreeing_cells(results: dict[str, Any]) -> list[str]:
+    """One line per mismatching or check-failed cell of a results JSON document (for asserts)."""
+    return [
+        f"{s['name']} / {st['name']}: {c['from']} -> {c['to']} {c['port']}/{c['protocol']} "
+        f"expected {c['expected']} observed {c['observed']} ({c['detail'] or c['reason']})"
+        for s in results["scenarios"]
+        for st in s["steps"]
+        for c in st["cells"]
+        if c["status"] in ("mismatch", "check-failed")
+    ]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import disagreeing_cells
+
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 SEED = int(os.environ.get("NETPOL_GENERATE_SEED", "20261128"))
@@ -37,14 +39,7 @@ def test_random_policies_agree_on_real_packets(tmp_path: Path, admin: str, count
         check=False,
     )
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
-    problems = [
-        f"{s['name']} / {st['name']}: {c['from']} -> {c['to']} {c['port']}/{c['protocol']} "
-        f"expected {c['expected']} observed {c['observed']} ({c['reason']})"
-        for s in doc["scenarios"]
-        for st in s["steps"]
-        for c in st["cells"]
-        if c["status"] in ("mismatch", "check-failed")
-    ]
+    problems = disagreeing_cells(doc)
     assert not problems, f"seed {SEED} {admin}:\n" + "\n".join(problems[:30])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert [s["status"] for s in doc["scenarios"]] == ["pass"] * count

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import disagreeing_cells
+
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,14 +37,7 @@ def test_whole_suite_agrees_on_real_packets(tmp_path: Path) -> None:
         check=False,
     )
     doc = json.loads((tmp_path / "results.json").read_text())
-    problems = [
-        f"{s['name']} / {st['name']}: {c['from']} -> {c['to']} {c['port']}/{c['protocol']} "
-        f"expected {c['expected']} observed {c['observed']} ({c['detail']})"
-        for s in doc["scenarios"]
-        for st in s["steps"]
-        for c in st["cells"]
-        if c["status"] in ("mismatch", "check-failed")
-    ]
+    problems = disagreeing_cells(doc)
     assert not problems, "\n".join(problems[:30])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     statuses = {s["status"] for s in doc["scenarios"]}
