@@ -54,15 +54,21 @@ class _Draw:
         self.index = index
         self.rng = random.Random(f"{options.seed}/{index}")
         self.features: set[str] = set()
+        self.pods = [f"{ns}/{pod}" for ns in NAMESPACES for pod in PODS]  # as of the current step
+        self.referenced: set[str] = set()  # pods whose IP the live policies name (never removed)
+        self.added = 0
 
     def scenario(self) -> dict[str, Any]:
         steps: list[dict[str, Any]] = []
         live: set[str] = set()  # "ns/name" of the policies left by earlier steps
         for number in range(self.o.steps):
-            if number == 0 or self.rng.random() < 0.6:
+            draw = self.rng.random()
+            if number == 0 or draw < 0.5:
                 steps.append(self._policy_step(number, live))
-            else:
+            elif draw < 0.8:
                 steps.append(self._label_step(number))
+            else:
+                steps.append(self._churn_step(number))
         requires = sorted(self.features | ({"UDP"} if "UDP" in self.o.protocols else set()))
         if "SCTP" in self.o.protocols:
             requires.append("SCTP")
@@ -89,6 +95,7 @@ class _Draw:
 
     # -- steps ---------------------------------------------------------------------------------
     def _policy_step(self, number: int, live: set[str]) -> dict[str, Any]:
+        self.referenced = set()  # every live policy is replaced or deleted below
         policies = [self._policy(i) for i in range(self.rng.randint(1, self.o.max_policies))]
         if self.o.admin:
             policies += self._admin_policies()
@@ -162,7 +169,7 @@ class _Draw:
             elif choice == 1:
                 peers.append({"pods": self._admin_pods()})
             else:
-                pod = f"{self.rng.choice(NAMESPACES)}/{self.rng.choice(PODS)}"
+                pod = self._ip_pod()
                 cidr = self.rng.choice(
                     ["{{ pod_cidr }}", f"{{{{ ip('{pod}') }}}}/32", f"{{{{ ip('{pod}') }}}}/30"]
                 )
@@ -199,6 +206,27 @@ class _Draw:
             return {"portRange": {"protocol": proto, "start": start, "end": end}}
         return {"namedPort": _port_name(port, self.rng.choice(self.o.protocols))}
 
+    def _churn_step(self, number: int) -> dict[str, Any]:
+        """Remove a pod and add one elsewhere: addresses are reused and new pods must be
+        selected (or not) from their first packet, as CNIs must handle during rollouts."""
+        step: dict[str, Any] = {"name": f"step {number + 1}: pod churn"}
+        key = f"{self.rng.choice(NAMESPACES)}/d{self.added}"
+        self.added += 1
+        step["add_pods"] = [{"name": key, "labels": {"pod": self.rng.choice([*PODS, "d"])}}]
+        removable = [p for p in self.pods if p not in self.referenced]
+        if removable:
+            gone = self.rng.choice(removable)
+            self.pods.remove(gone)
+            step["remove_pods"] = [gone]
+        self.pods.append(key)
+        return step
+
+    def _ip_pod(self) -> str:
+        """A pod whose IP a policy may name (then kept alive while that policy is)."""
+        pod = self.rng.choice(self.pods)
+        self.referenced.add(pod)
+        return pod
+
     def _label_step(self, number: int) -> dict[str, Any]:
         if self.rng.random() < 0.5:
             ns = self.rng.choice(NAMESPACES)
@@ -206,7 +234,7 @@ class _Draw:
                 "name": f"step {number + 1}: label namespace {ns}",
                 "label_namespaces": {ns: {TEAM: self.rng.choice(["blue", "red"])}},
             }
-        key = f"{self.rng.choice(NAMESPACES)}/{self.rng.choice(PODS)}"
+        key = self.rng.choice(self.pods)
         return {
             "name": f"step {number + 1}: relabel pod {key}",
             "label_pods": {key: {"pod": self.rng.choice(PODS)}},
@@ -290,7 +318,7 @@ class _Draw:
         """A CIDR around a pod's IP (host bits set, as upstream writes them) or the pod CIDR,
         with ``except`` entries always inside it, as the API server requires."""
         self.features.add("IPBlock")
-        pod = f"{self.rng.choice(NAMESPACES)}/{self.rng.choice(PODS)}"
+        pod = self._ip_pod()
         if self.rng.random() < 0.3:
             block: dict[str, Any] = {"cidr": "{{ pod_cidr }}"}
             if self.rng.random() < 0.6:

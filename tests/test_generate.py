@@ -37,7 +37,8 @@ def test_same_seed_same_scenarios_other_seed_others() -> None:
 
 def test_generated_files_load_and_evaluate(tmp_path: Path) -> None:
     """Every file passes the scenario checks, placeholders included, and evaluates."""
-    assert main(["generate", "--seed", "11", "--count", "60", "--out", str(tmp_path)]) == 0
+    args = ["generate", "--seed", "11", "--count", "60", "--steps", "4"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
     files = sorted(tmp_path.glob("*.yaml"))
     assert len(files) == 60
     verdicts: Counter[str] = Counter()
@@ -71,6 +72,8 @@ def test_draws_cover_every_field_the_api_offers() -> None:
         "delete",
         "label_pods",
         "label_namespaces",
+        "add_pods",
+        "remove_pods",
     ):
         assert found[key] > 0, key
 
