@@ -830,12 +830,16 @@ class ApiServer:
                     stdin,
                 )
             )
-            await asyncio.wait({run_task, read_task}, return_when=asyncio.FIRST_COMPLETED)
-            if not run_task.done():
-                # The client went away: stop the command (its process group is killed).
-                run_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await run_task
+            try:
+                await asyncio.wait({run_task, read_task}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not run_task.done():
+                    # The client went away (or this handler is being cancelled): stop the
+                    # command; its process group is killed.
+                    run_task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await run_task
+            if run_task.cancelled():
                 return ws
             code = run_task.result()
             if drop:

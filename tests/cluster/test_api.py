@@ -8,6 +8,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import kubernetes
@@ -399,10 +400,12 @@ def test_exec_process_is_killed_when_the_client_goes_away(kube: Kube) -> None:
         time.sleep(0.05)
     assert sleepers()
     resp.close()
-    deadline = time.monotonic() + 10
+    # Generous: on a 2-core CI machine other workers saturate the CPU meanwhile.
+    deadline = time.monotonic() + 30
     while sleepers() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert sleepers() == []
+    left = sleepers()
+    assert left == [], [Path(f"/proc/{pid}/status").read_text()[:300] for pid in left]
 
 
 def test_watch_streams_events(kube: Kube) -> None:
