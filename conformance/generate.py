@@ -69,9 +69,7 @@ class _Draw:
                 steps.append(self._label_step(number))
             else:
                 steps.append(self._churn_step(number))
-        requires = sorted(self.features | ({"UDP"} if "UDP" in self.o.protocols else set()))
-        if "SCTP" in self.o.protocols:
-            requires.append("SCTP")
+        requires = self.features | {p for p in ("UDP", "SCTP") if p in self.o.protocols}
         doc: dict[str, Any] = {
             "name": f"generated-{self.o.seed}-{self.index}",
             "description": (
@@ -81,7 +79,7 @@ class _Draw:
             ),
             "source": f"netpol-conformance generate --seed {self.o.seed}",
             "tags": ["generated"],
-            "requires": sorted(set(requires)),
+            "requires": sorted(requires),
             "topology": {
                 "ports": [
                     {"port": p, "protocol": proto, "name": _port_name(p, proto)}

@@ -241,8 +241,8 @@ class ScenarioFile(pytest.File):
             return
         # Steps share state, so a scenario's items stay on one worker. The v1alpha1 BANP is a
         # cluster singleton: scenarios using it share one group so they never overlap in time.
-        kinds = {str(src.obj.get("kind")) for step in scenario.step_policies for src in step}
-        group = "netpol-banp-singleton" if "BaselineAdminNetworkPolicy" in kinds else str(self.path)
+        banp = "BaselineAdminNetworkPolicy" in scenario.policy_kinds
+        group = "netpol-banp-singleton" if banp else str(self.path)
         for step in offline.steps:
             item = StepItem.from_parent(self, name=step.step.name, scenario=scenario, offline=step)
             item.extra_keyword_matches.update(scenario.tags)  # `-k ipblock` selects by tag

@@ -226,18 +226,10 @@ class Runner:
 
     # -- one scenario -----------------------------------------------------------------------
     def run_scenario(self, scenario: Scenario) -> ScenarioResult:
-        if self._uses_banp(scenario):
+        if "BaselineAdminNetworkPolicy" in scenario.policy_kinds:
             with self._banp:
                 return self._run_scenario(scenario)
         return self._run_scenario(scenario)
-
-    @staticmethod
-    def _uses_banp(scenario: Scenario) -> bool:
-        return any(
-            src.obj.get("kind") == "BaselineAdminNetworkPolicy"
-            for step in scenario.step_policies
-            for src in step
-        )
 
     def _run_scenario(self, scenario: Scenario) -> ScenarioResult:
         self.check()
@@ -272,10 +264,8 @@ class Runner:
         return result
 
     def _missing_kinds(self, scenario: Scenario) -> set[str]:
-        kinds = {str(src.obj.get("kind")) for step in scenario.step_policies for src in step} - {
-            "NetworkPolicy"
-        }
-        return kinds - self._kinds() if kinds else set()
+        kinds = scenario.policy_kinds - {"NetworkPolicy"}
+        return set(kinds - self._kinds()) if kinds else set()
 
     # -- probing ------------------------------------------------------------------------------
     def probe(

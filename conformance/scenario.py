@@ -102,6 +102,11 @@ class Scenario:
     def tags(self) -> tuple[str, ...]:
         return tuple(self.spec.tags)
 
+    @property
+    def policy_kinds(self) -> frozenset[str]:
+        """Kinds of every policy object any step applies (``NetworkPolicy``, admin kinds)."""
+        return frozenset(str(src.obj.get("kind")) for step in self.step_policies for src in step)
+
     def offline_binding(self) -> Binding:
         """Namespaces named as written, pod IPs from the pod CIDR in order of first appearance."""
         cidr = ipaddress.ip_network(self.spec.topology.pod_cidr, strict=False)
