@@ -40,11 +40,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from conformance._types import Direction, Protocol
-from conformance.analyze import Inventory, SourcedObject, build_inventory
-from conformance.evaluator import Evaluator, Verdict
-from conformance.matrix import ReachabilityMatrix, compute_matrix
-from conformance.model import ClusterState
+from conformance.api.model import ClusterState
+from conformance.api.types import Direction, Protocol
+from conformance.reference.evaluator import Evaluator, Verdict
+from conformance.reference.inventory import Inventory, SourcedObject, build_inventory
+from conformance.reference.matrix import ReachabilityMatrix, compute_matrix
 
 PORTS = [
     (80, "TCP", "http"),

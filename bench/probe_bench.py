@@ -18,10 +18,10 @@ from pathlib import Path
 
 from conformance.cluster.config import ClusterOptions
 from conformance.cluster.embedded import EmbeddedCluster
-from conformance.kube import KubeCluster
-from conformance.probing import Outcome, ProbeTarget, connect_command
-from conformance.runner import Runner, RunOptions
-from conformance.scenario import load_scenario
+from conformance.live.kube import KubeCluster
+from conformance.live.probing import Outcome, ProbeTarget, connect_command
+from conformance.live.runner import Runner, RunOptions
+from conformance.scenario.load import load_scenario
 
 _DENY = (
     "      - {{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {{name: deny, namespace: {ns}}},"
@@ -82,8 +82,8 @@ def compare_batched_with_single(
     bounded by how many execs the client keeps in flight, while a batch waits for all of a pod's
     probes at once inside the pod. The all-allowed matrix shows the per-exec overhead alone.
     """
-    from conformance.results import ScenarioResult, Status
-    from conformance.runner import _container, _ScenarioRun
+    from conformance.live.results import ScenarioResult, Status
+    from conformance.live.runner import _container, _ScenarioRun
 
     result = ScenarioResult("bench", "", [], Status.PASS)
     run = _ScenarioRun(runner, scenario, "bench-cmp", result)  # type: ignore[arg-type]

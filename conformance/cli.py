@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from conformance import __version__
-from conformance.cluster.cli import add_commands as add_cluster_commands
+from conformance.commands.cluster import add_commands as add_cluster_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,8 +17,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    from conformance import analyze_cmd, doctor, evaluate_cmd, generate_cmd, run_cmd
-    from conformance.reports import cli as report_cli
+    from conformance.commands import analyze as analyze_cmd
+    from conformance.commands import evaluate as evaluate_cmd
+    from conformance.commands import generate as generate_cmd
+    from conformance.commands import report as report_cli
+    from conformance.commands import run as run_cmd
+    from conformance.live import doctor
 
     evaluate_cmd.add_command(sub)
     run_cmd.add_commands(sub)
@@ -33,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_schema(args: argparse.Namespace) -> int:
-    from conformance.scenario_schema import json_schema
+    from conformance.scenario.schema import json_schema
 
     print(json_schema())
     return 0

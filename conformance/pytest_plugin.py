@@ -1,6 +1,6 @@
 """pytest plugin: scenario YAML files become test items, one per step.
 
-It only wires pytest to the library (``conformance.runner`` does the work). By default every step
+It only wires pytest to the library (``conformance.live.runner`` does the work). By default every step
 runs on a cluster: the one given by ``--netpol-kubeconfig``/``--netpol-context``, or an embedded
 cluster started per pytest worker. ``--netpol-offline`` only checks declared expectations against
 the reference evaluator. Failures print expected, observed and diff tables, not tracebacks.
@@ -22,17 +22,17 @@ from typing import Any
 
 import pytest
 
-from conformance.deploy import DeployOptions, new_run_id
+from conformance.commands.evaluate import StepResult as EvalStep
+from conformance.commands.evaluate import evaluate_scenario
 from conformance.errors import ConformanceError, ScenarioError
-from conformance.evaluate_cmd import StepResult as EvalStep
-from conformance.evaluate_cmd import evaluate_scenario
-from conformance.expectations import diff_marks
-from conformance.report_text import mismatch_lines, step_tables
-from conformance.results import ScenarioResult, Status
-from conformance.runner import Runner, RunOptions
-from conformance.scenario import SCENARIO_SUFFIXES, Scenario, is_scenario_file, load_scenario
-from conformance.session import ClusterChoice, open_cluster
-from conformance.truthtable import LEGEND
+from conformance.live.deploy import DeployOptions, new_run_id
+from conformance.live.results import ScenarioResult, Status
+from conformance.live.runner import Runner, RunOptions
+from conformance.live.session import ClusterChoice, open_cluster
+from conformance.reference.expectations import diff_marks
+from conformance.reference.truthtable import LEGEND
+from conformance.reports.text import mismatch_lines, step_tables
+from conformance.scenario.load import SCENARIO_SUFFIXES, Scenario, is_scenario_file, load_scenario
 
 # (option name, ini name, type, default, help)
 _OPTIONS: list[tuple[str, str, str, Any, str]] = [

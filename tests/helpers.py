@@ -5,8 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from conformance._types import Protocol
-from conformance.model import (
+from conformance.api.model import (
     ClusterState,
     ContainerPort,
     ExternalHost,
@@ -14,7 +13,8 @@ from conformance.model import (
     Pod,
     frozen_labels,
 )
-from conformance.netpol import NetworkPolicy, parse_network_policy
+from conformance.api.netpol import NetworkPolicy, parse_network_policy
+from conformance.api.types import Protocol
 
 DEFAULT_PORTS = tuple(
     ContainerPort(port, proto, f"serve-{port}-{proto.lower()}")

@@ -6,8 +6,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from conformance.adminpol import AdminPolicy, parse_admin_policy
-from conformance.netpol import NetworkPolicy
+from conformance.api.adminpol import AdminPolicy, parse_admin_policy
+from conformance.api.netpol import NetworkPolicy
 from tests.helpers import netpol
 
 NAMESPACES = ("x", "y", "z")

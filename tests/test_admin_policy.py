@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from conformance._types import Protocol
-from conformance.adminpol import (
+from conformance.api.adminpol import (
     ADMIN_KINDS,
     AdminPort,
     RuleAction,
@@ -18,8 +17,9 @@ from conformance.adminpol import (
     confine_to_namespaces,
     parse_admin_policy,
 )
+from conformance.api.types import Protocol
 from conformance.errors import ScenarioError
-from conformance.scenario import load_scenario
+from conformance.scenario.load import load_scenario
 
 V1 = "policy.networking.k8s.io/v1alpha1"
 V2 = "policy.networking.k8s.io/v1alpha2"
@@ -455,7 +455,7 @@ def test_api_kinds_lists_admin_kinds_once_in_order() -> None:
 
 
 def test_admin_kind_features_are_scenario_features() -> None:
-    from conformance.scenario_schema import Feature
+    from conformance.scenario.schema import Feature
 
     assert {Feature(k.feature) for k in ADMIN_KINDS.values()} == {
         Feature.ADMIN_NETWORK_POLICY,
@@ -483,8 +483,8 @@ def test_confine_to_namespaces_scopes_subject_and_pod_peers() -> None:
 
 
 def test_confined_policies_keep_verdicts_when_namespaces_carry_the_label() -> None:
-    from conformance.evaluator import Evaluator
-    from conformance.model import ClusterState, Namespace, frozen_labels
+    from conformance.api.model import ClusterState, Namespace, frozen_labels
+    from conformance.reference.evaluator import Evaluator
     from tests.helpers import upstream_state
     from tests.strategies import ns_is
 

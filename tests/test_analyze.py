@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-from conformance._types import Protocol
-from conformance.analyze import build_inventory, load_manifest_dir, parse_port
+from conformance.api.types import Protocol
 from conformance.cli import main
 from conformance.errors import ScenarioError
-from conformance.evaluator import Evaluator
-from conformance.matrix import compute_matrix
-from conformance.scenario import load_scenario
+from conformance.reference.evaluator import Evaluator
+from conformance.reference.inventory import build_inventory, load_manifest_dir, parse_port
+from conformance.reference.matrix import compute_matrix
+from conformance.scenario.load import load_scenario
 
 
 def _pod_spec(ports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -280,8 +280,8 @@ class _Terminal(io.StringIO):
 def test_progress_bar_only_on_a_terminal_for_large_inputs(
     manifests: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from conformance import analyze_cmd
     from conformance.cli import build_parser
+    from conformance.commands import analyze as analyze_cmd
 
     args = build_parser().parse_args(["analyze", "--manifests", str(manifests)])
     out, err = io.StringIO(), _Terminal()

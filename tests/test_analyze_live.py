@@ -50,7 +50,7 @@ def test_analyze_reads_the_embedded_cluster(tmp_path: Path) -> None:
     from conformance.cluster.config import ClusterOptions
     from conformance.cluster.dataplane import prefix_for
     from conformance.cluster.embedded import EmbeddedCluster
-    from conformance.kube import KubeCluster
+    from conformance.live.kube import KubeCluster
 
     instance = f"an{os.getpid() % 100000}"
     with EmbeddedCluster(ClusterOptions(instance=instance)) as ec:

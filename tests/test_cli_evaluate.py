@@ -136,7 +136,7 @@ def test_empty_folder_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_scenario_level_probe_is_the_default_of_each_step(tmp_path: Path) -> None:
-    from conformance.scenario import load_scenario
+    from conformance.scenario.load import load_scenario
 
     path = tmp_path / "p.yaml"
     path.write_text(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conformance._types import Protocol
-from conformance.deploy import (
+from conformance.api.model import ContainerPort, Pod, frozen_labels
+from conformance.api.types import Protocol
+from conformance.live.deploy import (
     POD_LABEL,
     RUN_LABEL,
     DeployOptions,
@@ -16,8 +17,7 @@ from conformance.deploy import (
     run_labels,
     service_manifest,
 )
-from conformance.model import ContainerPort, Pod, frozen_labels
-from conformance.session import UnsafeContextError, check_context
+from conformance.live.session import UnsafeContextError, check_context
 
 
 def test_real_namespace_is_unique_and_a_dns_label() -> None:

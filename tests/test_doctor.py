@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from conformance.doctor import (
+from conformance.errors import PermanentClusterError, TransientClusterError
+from conformance.live.doctor import (
     CheckStatus,
     Doctor,
     DoctorOptions,
@@ -25,8 +26,7 @@ from conformance.doctor import (
     render,
     schedulable_nodes,
 )
-from conformance.errors import PermanentClusterError, TransientClusterError
-from conformance.kube import ExecResult
+from conformance.live.kube import ExecResult
 
 # -- fixtures shaped like what the API returns -------------------------------------------------
 
@@ -343,7 +343,7 @@ def test_doctor_on_the_embedded_cluster(tmp_path: Path) -> None:
     from conformance.cluster.config import ClusterOptions
     from conformance.cluster.dataplane import prefix_for
     from conformance.cluster.embedded import EmbeddedCluster
-    from conformance.kube import KubeCluster
+    from conformance.live.kube import KubeCluster
 
     instance = f"doc{os.getpid() % 100000}"
     with EmbeddedCluster(ClusterOptions(instance=instance)) as ec:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from conformance._types import Direction, Protocol
-from conformance.evaluator import Evaluator, Verdict
-from conformance.model import ContainerPort, ExternalHost, Pod, frozen_labels
+from conformance.api.model import ContainerPort, ExternalHost, Pod, frozen_labels
+from conformance.api.types import Direction, Protocol
+from conformance.reference.evaluator import Evaluator, Verdict
 from tests.helpers import netpol, upstream_state
 
 TCP, UDP, SCTP = Protocol.TCP, Protocol.UDP, Protocol.SCTP

@@ -6,11 +6,11 @@ import ipaddress
 
 import pytest
 
-from conformance._types import Direction, Protocol
-from conformance.adminpol import AdminPolicy
-from conformance.evaluator import AnyPolicy, DecidingTier, Evaluator, Verdict
-from conformance.model import ClusterState, ContainerPort, ExternalHost, Pod, frozen_labels
-from conformance.netpol import NetworkPolicy
+from conformance.api.adminpol import AdminPolicy
+from conformance.api.model import ClusterState, ContainerPort, ExternalHost, Pod, frozen_labels
+from conformance.api.netpol import NetworkPolicy
+from conformance.api.types import Direction, Protocol
+from conformance.reference.evaluator import AnyPolicy, DecidingTier, Evaluator, Verdict
 from tests.helpers import DEFAULT_PORTS, netpol, upstream_state
 from tests.strategies import anp, banp, cnp, ns_is
 

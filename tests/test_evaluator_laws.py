@@ -8,11 +8,11 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance._types import Protocol
-from conformance.adminpol import AdminPolicy, Subject, Tier
-from conformance.evaluator import AnyPolicy, Evaluator, Verdict
-from conformance.netpol import NetworkPolicy
-from conformance.selectors import LabelSelector
+from conformance.api.adminpol import AdminPolicy, Subject, Tier
+from conformance.api.netpol import NetworkPolicy
+from conformance.api.selectors import LabelSelector
+from conformance.api.types import Protocol
+from conformance.reference.evaluator import AnyPolicy, Evaluator, Verdict
 from tests.helpers import upstream_state
 from tests.strategies import admin_policies, anp, banp, cluster_policies, policies
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from conformance.cli import main
-from conformance.evaluate_cmd import evaluate_scenario
-from conformance.generate import GenerateOptions, generate
-from conformance.scenario import load_scenario
+from conformance.commands.evaluate import evaluate_scenario
+from conformance.scenario.generate import GenerateOptions, generate
+from conformance.scenario.load import load_scenario
 
 
 def _walk(node: Any, found: Counter[str]) -> None:

@@ -80,7 +80,7 @@ def test_versions_are_pinned_in_one_place() -> None:
         "kind supports a node image only with the release that built it: pin the digest"
     )
     assert all(re.fullmatch(r"v?\d+\.\d+\.\d+", v[k]) for k in v if k.endswith("_VERSION"))
-    from conformance.probing import AGNHOST_IMAGE, AGNHOST_TAG
+    from conformance.live.probing import AGNHOST_IMAGE, AGNHOST_TAG
 
     assert v["AGNHOST_IMAGE"] == f"{AGNHOST_IMAGE}:{AGNHOST_TAG}", "preload what the tool runs"
     # No script hard-codes a version: every *_VERSION they use comes from versions.env.

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance._types import Protocol
-from conformance.adminpol import AdminPolicy
-from conformance.evaluator import AnyPolicy, Evaluator, Verdict
-from conformance.matrix import PortProto, bit_indices, compute_matrix
-from conformance.model import ClusterState, ContainerPort, ExternalHost, Namespace, Pod
-from conformance.model import frozen_labels as fl
-from conformance.netpol import NetworkPolicy
+from conformance.api.adminpol import AdminPolicy
+from conformance.api.model import ClusterState, ContainerPort, ExternalHost, Namespace, Pod
+from conformance.api.model import frozen_labels as fl
+from conformance.api.netpol import NetworkPolicy
+from conformance.api.types import Protocol
+from conformance.reference.evaluator import AnyPolicy, Evaluator, Verdict
+from conformance.reference.matrix import PortProto, bit_indices, compute_matrix
 from tests.helpers import netpol, upstream_state
 from tests.strategies import (
     NAMESPACES,

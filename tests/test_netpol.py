@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from conformance._types import Direction, Protocol
+from conformance.api.netpol import parse_network_policy
+from conformance.api.types import Direction, Protocol
 from conformance.errors import ScenarioError
-from conformance.netpol import parse_network_policy
 
 
 def obj(spec: Any, **meta: Any) -> dict[str, Any]:

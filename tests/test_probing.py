@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance._types import Protocol
-from conformance.probing import (
+from conformance.api.types import Protocol
+from conformance.live.probing import (
     Outcome,
     ProbeTarget,
     batch_command,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from conformance import pytest_plugin
-from conformance.results import RunResult
+from conformance.live.results import RunResult
 
 allure = pytest.importorskip("allure", reason="allure-pytest is a dev dependency")
 

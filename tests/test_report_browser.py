@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
+from conformance.live.results import RunResult
 from conformance.reports import render
-from conformance.results import RunResult
 
 websocket = pytest.importorskip(
     "websocket", reason="websocket-client (a kubernetes dependency) is missing"

@@ -10,9 +10,9 @@ import pytest
 from rich.console import Console
 
 from conformance.cli import main
+from conformance.commands.run import _write
+from conformance.live.results import RunResult
 from conformance.reports import FORMATS
-from conformance.results import RunResult
-from conformance.run_cmd import _write
 
 DATA = Path(__file__).parent / "data"
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from conformance.live.results import RunResult
 from conformance.reports import DeviationsError, KnownDeviations, judge
 from conformance.reports.deviations import KnownDeviation
-from conformance.results import RunResult
 
 DATA = Path(__file__).parent / "data"
 

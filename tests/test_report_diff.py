@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from conformance.cli import main
-from conformance.evaluator import Verdict
-from conformance.probing import Outcome
+from conformance.live.probing import Outcome
+from conformance.live.results import CellStatus, RunResult
+from conformance.reference.evaluator import Verdict
 from conformance.reports import KnownDeviations
 from conformance.reports.diff import Change, compare
-from conformance.results import CellStatus, RunResult
 
 DATA = Path(__file__).parent / "data"
 

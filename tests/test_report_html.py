@@ -8,11 +8,11 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from conformance.evaluator import Verdict
-from conformance.probing import Outcome
+from conformance.live.probing import Outcome
+from conformance.live.results import CellStatus, RunResult, Status
+from conformance.reference.evaluator import Verdict
 from conformance.reports import KnownDeviations, judge, render
 from conformance.reports.html import CLASSES, build
-from conformance.results import CellStatus, RunResult, Status
 
 DATA = Path(__file__).parent / "data"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from conformance.live.results import RunResult, Status
 from conformance.reports import KnownDeviations, render
-from conformance.results import RunResult, Status
 
 xmlschema = pytest.importorskip(
     "xmlschema", reason="xmlschema is a dev dependency (pip install -e '.[dev]')"

@@ -6,9 +6,9 @@ import copy
 import re
 from pathlib import Path
 
+from conformance.live.results import RunResult, Status
 from conformance.reports import KnownDeviations, judge, render
 from conformance.reports.markdown import md_escape, render_markdown
-from conformance.results import RunResult, Status
 
 DATA = Path(__file__).parent / "data"
 _UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")

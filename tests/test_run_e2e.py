@@ -16,8 +16,8 @@ from conformance.cluster.config import ClusterOptions, state_dir
 from conformance.cluster.dataplane import prefix_for
 from conformance.cluster.embedded import EmbeddedCluster
 from conformance.cluster.knobs import Knobs
-from conformance.deploy import TOOL_LABEL, TOOL_NAME
-from conformance.kube import KubeCluster
+from conformance.live.deploy import TOOL_LABEL, TOOL_NAME
+from conformance.live.kube import KubeCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

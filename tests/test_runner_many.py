@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance.results import ScenarioResult, Status
-from conformance.runner import Runner, RunStopped
-from conformance.scenario import Scenario, load_scenario
+from conformance.live.results import ScenarioResult, Status
+from conformance.live.runner import Runner, RunStopped
+from conformance.scenario.load import Scenario, load_scenario
 from tests.test_runner_support import NetworkPolicyOnlyCluster
 
 ROOT = Path(__file__).resolve().parent.parent

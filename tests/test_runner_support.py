@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from conformance.errors import PermanentClusterError
-from conformance.kube import ExecResult
-from conformance.results import Status
-from conformance.runner import Runner
-from conformance.scenario import load_scenario
+from conformance.live.kube import ExecResult
+from conformance.live.results import Status
+from conformance.live.runner import Runner
+from conformance.scenario.load import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance.evaluate_cmd import evaluate_scenario
-from conformance.scenario import discover, load_scenario
-from conformance.scenario_schema import json_schema
+from conformance.commands.evaluate import evaluate_scenario
+from conformance.scenario.load import discover, load_scenario
+from conformance.scenario.schema import json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = discover([ROOT / "scenarios"])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conformance._types import Protocol
-from conformance.evaluator import Verdict
-from conformance.truthtable import (
+from conformance.api.types import Protocol
+from conformance.reference.evaluator import Verdict
+from conformance.reference.truthtable import (
     Cell,
     TableSyntaxError,
     TruthTable,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance.reports._model import Judgement, judge
+from conformance.live.results import RunResult
 from conformance.reports.deviations import DeviationsError, KnownDeviation, KnownDeviations
-from conformance.results import RunResult
+from conformance.reports.model import Judgement, judge
 
 FORMATS = ("html", "junit", "markdown")
 # Output names next to results-<run id>.json: (per-run name, latest-run name).

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from conformance.reports._model import CellKey, cell_key, iter_cells, judge
+from conformance.live.results import CellResult, CellStatus, RunResult
 from conformance.reports.deviations import KnownDeviation, KnownDeviations
-from conformance.results import CellResult, CellStatus, RunResult
+from conformance.reports.model import CellKey, cell_key, iter_cells, judge
 
 
 class Change(StrEnum):

@@ -21,8 +21,9 @@ import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from conformance.report_text import OBSERVED_MARKS
-from conformance.reports._model import (
+from conformance.live.results import CellResult, CellStatus, ScenarioResult, StepResult
+from conformance.reference.truthtable import mark_for
+from conformance.reports.model import (
     Judgement,
     TagScore,
     cell_class,
@@ -32,8 +33,7 @@ from conformance.reports._model import (
     tag_scores,
     totals,
 )
-from conformance.results import CellResult, CellStatus, ScenarioResult, StepResult
-from conformance.truthtable import mark_for
+from conformance.reports.text import OBSERVED_MARKS
 
 # What each cell class shows and means; the legend and the summary cards use the same words.
 CLASSES: dict[str, tuple[str, str]] = {

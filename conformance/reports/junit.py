@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from conformance.report_text import mismatch_lines, step_tables
-from conformance.reports._model import Judgement, cell_label, step_title
-from conformance.results import CellResult, ScenarioResult, Status, StepResult
+from conformance.live.results import CellResult, ScenarioResult, Status, StepResult
+from conformance.reports.model import Judgement, cell_label, step_title
+from conformance.reports.text import mismatch_lines, step_tables
 
 
 def render_junit(j: Judgement) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from conformance.report_text import DIFF_LEGEND, _grids
-from conformance.reports._model import (
+from conformance.live.results import Status
+from conformance.reports.model import (
     Judgement,
     cell_label,
     one_sentence,
@@ -19,7 +19,7 @@ from conformance.reports._model import (
     tag_scores,
     totals,
 )
-from conformance.results import Status
+from conformance.reports.text import DIFF_LEGEND, _grids
 
 LIMIT = 50
 

@@ -1,0 +1,160 @@
+"""``netpol-conformance evaluate``: expected truth tables for scenarios, without a cluster."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from conformance.errors import ScenarioError
+from conformance.reference.expectations import (
+    Disagreement,
+    declared_verdicts,
+    diff_marks,
+    disagreements,
+)
+from conformance.reference.expected import expected_table
+from conformance.reference.truthtable import LEGEND, TruthTable
+from conformance.scenario.load import BoundStep, Scenario, discover, load_scenario
+
+EXIT_OK, EXIT_DISAGREE, EXIT_SCENARIO_ERROR = 0, 1, 2
+
+
+@dataclass
+class StepResult:
+    step: BoundStep
+    table: TruthTable
+    disagreements: list[Disagreement]
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    steps: list[StepResult] = field(default_factory=list)
+
+
+def evaluate_scenario(scenario: Scenario, *, include_self: bool = False) -> ScenarioResult:
+    """Expected tables and declared-vs-evaluated disagreements for every step (offline binding)."""
+    result = ScenarioResult(scenario)
+    for step in scenario.bind():
+        table = expected_table(step, include_self=include_self)
+        result.steps.append(StepResult(step, table, disagreements(step, table)))
+    return result
+
+
+def add_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="print the expected truth tables of scenarios (no cluster needed)",
+        description="Evaluate scenarios with the reference evaluator and print expected truth tables. "
+        "Exit codes: 0 ok, 1 declared expectations disagree with the evaluator, 2 scenario errors.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
+    p.add_argument("--explain", action="store_true", help="print the reason for every cell")
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--include-self",
+        action="store_true",
+        help="give pod-to-itself cells a verdict instead of implementation-defined",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    errors = 0
+    results: list[ScenarioResult] = []
+    try:
+        files = discover(args.paths)
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_SCENARIO_ERROR
+    if not files:
+        print(f"error: no scenario files found under {' '.join(args.paths)}", file=err)
+        return EXIT_SCENARIO_ERROR
+    for path in files:
+        try:
+            scenario = load_scenario(path)
+            results.append(evaluate_scenario(scenario, include_self=args.include_self))
+        except ScenarioError as exc:
+            errors += 1
+            for line in str(exc).splitlines():
+                print(f"error: {line}", file=err)
+    if args.output == "json":
+        json.dump(to_json(results), out, indent=2)
+        out.write("\n")
+    else:
+        for r in results:
+            print_text(r, out, explain=args.explain)
+    n_disagree = sum(len(s.disagreements) for r in results for s in r.steps)
+    if n_disagree:
+        print(f"{n_disagree} declared cells disagree with the reference evaluator", file=err)
+    if errors:
+        print(f"{errors} scenario file(s) have errors", file=err)
+        return EXIT_SCENARIO_ERROR
+    return EXIT_DISAGREE if n_disagree else EXIT_OK
+
+
+def print_text(result: ScenarioResult, out: TextIO, *, explain: bool) -> None:
+    sc = result.scenario
+    print(f"== {sc.name} ({sc.file})", file=out)
+    if sc.spec.description:
+        print(f"   {sc.spec.description.strip().splitlines()[0]}", file=out)
+    for s in result.steps:
+        print(f"-- step {s.step.index + 1}: {s.step.name}", file=out)
+        print(s.table.render(), file=out)
+        print(LEGEND, file=out)
+        if explain:
+            for cell in s.table:
+                assert cell.decision is not None
+                print(
+                    f"  {cell.source} -> {cell.target} {cell.port}/{cell.protocol}: "
+                    f"{cell.verdict}{'' if cell.served else ' (not served)'}: {cell.decision.reason}",
+                    file=out,
+                )
+        if s.disagreements:
+            print(f"!! {len(s.disagreements)} declared cells disagree (marked '!'):", file=out)
+            print(s.table.render(diff_marks(s.table, s.disagreements)), file=out)
+            for d in s.disagreements:
+                print(f"  {d}", file=out)
+        print(file=out)
+
+
+def to_json(results: list[ScenarioResult]) -> dict[str, Any]:
+    """The documented ``--output json`` document (docs/evaluate-json.md)."""
+    scenarios = []
+    for r in results:
+        steps = []
+        for s in r.steps:
+            declared = declared_verdicts(s.step, s.table)
+            cells = []
+            for c in s.table:
+                assert c.decision is not None
+                d = declared.get(c.key)
+                cells.append(
+                    {
+                        "from": c.source,
+                        "to": c.target,
+                        "port": c.port,
+                        "protocol": str(c.protocol),
+                        "verdict": str(c.verdict),
+                        "served": c.served,
+                        "reason": c.decision.reason,
+                        "declared": str(d[0]) if d else None,
+                    }
+                )
+            steps.append(
+                {"name": s.step.name, "cells": cells, "disagreements": len(s.disagreements)}
+            )
+        scenarios.append(
+            {
+                "name": r.scenario.name,
+                "file": r.scenario.file,
+                "tags": list(r.scenario.tags),
+                "steps": steps,
+            }
+        )
+    return {"scenarios": scenarios}

@@ -1,0 +1,89 @@
+"""``netpol-conformance report|diff``: regenerate reports from a results file; compare two runs.
+
+Exit codes: ``report`` 0 written, 2 unreadable input or bad usage; ``diff`` 0 nothing regressed,
+1 a cell is newly failing (and no known deviation covers it), 2 unreadable input or bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from conformance.live.results import RunResult
+from conformance.reports import FORMATS, render
+from conformance.reports.deviations import DeviationsError, KnownDeviations
+
+EXIT_USAGE = 2
+
+
+def add_commands(sub: Any) -> None:
+    r = sub.add_parser(
+        "report",
+        help="render a results JSON as HTML, JUnit XML or Markdown",
+        description="Render a results file (reports/results-<run id>.json) as a report; "
+        "see docs/reports.md.",
+    )
+    r.add_argument("results", metavar="RESULTS.json")
+    r.add_argument("--format", choices=FORMATS, default="html", help="default: html")
+    r.add_argument("-o", "--output", metavar="PATH", help="write here (default: standard output)")
+    add_known_deviations_option(r)
+    r.set_defaults(func=cmd_report)
+
+    d = sub.add_parser(
+        "diff",
+        help="cells whose verdict changed between two runs; exit 1 on regressions",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d.add_argument("old", metavar="OLD.json", help="baseline results")
+    d.add_argument("new", metavar="NEW.json", help="results to check against the baseline")
+    d.add_argument("--format", choices=("text", "json"), default="text", help="default: text")
+    add_known_deviations_option(d)
+    d.set_defaults(func=cmd_diff)
+
+
+def add_known_deviations_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--known-deviations",
+        metavar="FILE",
+        help="YAML of accepted mismatches (reported, not failing); format in docs/reports.md",
+    )
+
+
+def load_deviations(path: str | None) -> KnownDeviations | None:
+    return KnownDeviations.load(path) if path else None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    try:
+        run = RunResult.load(args.results)
+        text = render(run, args.format, load_deviations(args.known_deviations))
+    except (ValueError, DeviationsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.output or args.output == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"error: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{args.format} report: {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from conformance.reports.diff import compare, dumps
+
+    try:
+        old, new = RunResult.load(args.old), RunResult.load(args.new)
+        result = compare(old, new, load_deviations(args.known_deviations))
+    except (ValueError, DeviationsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(dumps(result) if args.format == "json" else result.text())
+    return result.exit_code()

@@ -1,0 +1,430 @@
+"""``netpol-conformance run|clean|rbac``: run scenarios on a cluster and report cell by cell.
+
+Exit codes: 0 every cell matches, 1 mismatches, 2 scenario or usage error, 3 infrastructure error,
+130 interrupted (after cleanup).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from conformance.commands.report import load_deviations
+from conformance.errors import ClusterError, ConformanceError, ScenarioError
+from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, DeployOptions, new_run_id
+from conformance.live.probing import AGNHOST_IMAGE, AGNHOST_TAG
+from conformance.live.results import RunResult, ScenarioResult, Status, exit_code
+from conformance.live.runner import Runner, RunOptions
+from conformance.live.session import (
+    ClusterChoice,
+    UnsafeContextError,
+    open_cluster,
+    terminate_as_interrupt,
+)
+from conformance.reports import DeviationsError, KnownDeviations, judge, write_reports
+from conformance.scenario.load import Scenario, discover, load_scenario
+
+EXIT_USAGE, EXIT_INFRA, EXIT_INTERRUPTED = 2, 3, 130
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run scenarios on a cluster and compare with the reference evaluator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "paths", nargs="*", default=["scenarios"], metavar="PATH", help="scenario files or folders"
+    )
+    add_cluster_options(p)
+    p.add_argument(
+        "--tag", action="append", default=[], help="only scenarios with this tag (repeatable)"
+    )
+    p.add_argument(
+        "--output-dir", default="reports", help="where results JSON goes (default: reports)"
+    )
+    p.add_argument("--keep", action="store_true", help="leave namespaces in place for debugging")
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=positive_int,
+        default=4,
+        metavar="N",
+        help="scenarios run side by side, each in its own namespaces (default 4; 1 = one after "
+        "another); probes of all of them share the --parallel bound",
+    )
+    p.add_argument(
+        "--known-deviations",
+        metavar="FILE",
+        help="YAML of accepted mismatches: reported, but not failing the run (docs/reports.md)",
+    )
+    p.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("clean", help="delete leftovers of earlier runs (by the tool's labels)")
+    c.add_argument("--kubeconfig")
+    c.add_argument("--context")
+    c.add_argument("--allow-context", action="append", default=[])
+    c.add_argument("--run-id", help="only this run's objects (default: every run's)")
+    c.set_defaults(func=cmd_clean)
+
+    r = sub.add_parser("rbac", help="print a least-privilege RBAC manifest for running in-cluster")
+    r.add_argument(
+        "--namespace", default="netpol-conformance", help="namespace of the ServiceAccount"
+    )
+    r.set_defaults(func=cmd_rbac)
+
+
+def add_cluster_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("cluster (default: an embedded cluster started for the run)")
+    g.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    g.add_argument("--context", help="kubeconfig context, e.g. kind-kind")
+    g.add_argument(
+        "--allow-context",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run on a context not named kind-* (it must be a disposable cluster)",
+    )
+    g.add_argument(
+        "--embedded-name",
+        metavar="NAME",
+        help="instance name of the embedded cluster started for the run (default: run<pid>)",
+    )
+    g.add_argument(
+        "--external",
+        action="append",
+        default=[],
+        metavar="NAME=IP",
+        help="address of a scenario's external endpoint on this cluster",
+    )
+    o = p.add_argument_group("probing")
+    o.add_argument(
+        "--via", choices=("pod", "service"), default="pod", help="probe pod IPs or per-pod Services"
+    )
+    o.add_argument(
+        "--probe-timeout", type=int, default=3, metavar="S", help="agnhost connect timeout (s)"
+    )
+    o.add_argument("--parallel", type=int, default=16, help="source pods probed at once")
+    o.add_argument(
+        "--deadline",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="how long disagreeing cells are re-probed after a step (s)",
+    )
+    o.add_argument("--include-self", action="store_true", help="also judge pod-to-itself cells")
+    d = p.add_argument_group("pods")
+    d.add_argument("--image", default=f"{AGNHOST_IMAGE}:{AGNHOST_TAG}")
+    d.add_argument(
+        "--image-pull-policy", default="IfNotPresent", choices=("Always", "IfNotPresent", "Never")
+    )
+    d.add_argument("--node-selector", action="append", default=[], metavar="KEY=VALUE")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
+def _pairs(items: Sequence[str], flag: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key or not value:
+            raise ConformanceError(f"{flag} expects KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+def options_from_args(args: argparse.Namespace, externals: dict[str, str]) -> RunOptions:
+    return RunOptions(
+        probe_timeout_s=args.probe_timeout,
+        parallel=args.parallel,
+        via=args.via,
+        convergence_deadline_s=args.deadline,
+        include_self=args.include_self,
+        keep=getattr(args, "keep", False),
+        deploy=DeployOptions(
+            args.image,
+            args.image_pull_policy,
+            _pairs(args.node_selector, "--node-selector") or None,
+        ),
+        externals=externals,
+    )
+
+
+def load_all(paths: Sequence[str], tags: Sequence[str], err: Console) -> list[Scenario] | None:
+    """Scenarios under ``paths`` filtered by tags; None (after printing errors) if any is invalid."""
+    scenarios, bad = [], 0
+    try:
+        files = discover(paths)
+    except ScenarioError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return None
+    for path in files:
+        try:
+            sc = load_scenario(path)
+        except ScenarioError as exc:
+            bad += 1
+            for line in str(exc).splitlines():
+                err.print(f"error: {line}", markup=False)
+            continue
+        if not tags or set(tags) & set(sc.tags):
+            scenarios.append(sc)
+    if bad:
+        return None
+    if not scenarios:
+        err.print(
+            f"error: no scenarios found under {' '.join(paths)}"
+            + (f" with tags {tags}" if tags else "")
+        )
+        return None
+    return scenarios
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    out, err = Console(), Console(stderr=True)
+    scenarios = load_all(args.paths, args.tag, err)
+    if scenarios is None:
+        return EXIT_USAGE
+    try:
+        deviations = load_deviations(args.known_deviations)
+    except DeviationsError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return EXIT_USAGE
+    try:
+        choice = ClusterChoice(
+            kubeconfig=args.kubeconfig,
+            context=args.context,
+            allow_context=tuple(args.allow_context),
+            embedded_instance=args.embedded_name,
+            externals=_pairs(args.external, "--external"),
+        )
+    except ConformanceError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return EXIT_USAGE
+    run_id = new_run_id()
+    result: RunResult | None = None
+    runner: Runner | None = None
+    try:
+        with terminate_as_interrupt(), open_cluster(choice, scenarios) as (cluster, externals):
+            runner = Runner(cluster, options_from_args(args, externals), run_id)
+            result = runner.new_result()
+            try:
+                _run_all(runner, scenarios, result, out, args.jobs)
+            finally:
+                if not args.keep:
+                    runner.cleanup()
+                runner.close()
+    except KeyboardInterrupt:
+        err.print("interrupted: everything this run created has been removed")
+        if result is not None:
+            _write(result, args.output_dir, err, deviations)
+        return EXIT_INTERRUPTED
+    except UnsafeContextError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return EXIT_USAGE
+    except (ClusterError, ConformanceError) as exc:
+        err.print(f"error: {exc}", markup=False)
+        return EXIT_INFRA
+    assert result is not None
+    path = _write(result, args.output_dir, err, deviations)
+    print_summary(result, out)
+    if args.keep:
+        out.print(
+            f"kept: namespaces labelled {RUN_LABEL}={run_id}; remove them with "
+            f"`netpol-conformance clean --run-id {run_id}` (plus the same --kubeconfig/--context)"
+        )
+    out.print(f"results: {path}")
+    if deviations is not None:
+        judged = judge(result, deviations)
+        if judged.known:
+            out.print(f"{len(judged.known)} mismatching cells are known deviations (allowed)")
+        return judged.exit_code()
+    return exit_code(result)
+
+
+def _run_all(
+    runner: Runner, scenarios: list[Scenario], result: RunResult, out: Console, jobs: int = 1
+) -> None:
+    from conformance.live.runner import _now
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=out,
+        transient=True,
+        disable=not out.is_terminal,
+    ) as bar:
+        task = bar.add_task("scenarios", total=len(scenarios))
+        runner.progress = lambda msg: bar.update(task, description=msg[:70])
+
+        def done(sc: ScenarioResult) -> None:
+            result.scenarios.append(sc)
+            bar.advance(task)
+
+        runner.run_many(scenarios, jobs, done)
+    result.finished = _now()
+
+
+def _write(
+    result: RunResult, output_dir: str, err: Console, deviations: KnownDeviations | None = None
+) -> str:
+    directory = Path(output_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"results-{result.run_id}.json"
+        text = result.dumps()
+        path.write_text(text, encoding="utf-8")
+        (directory / "results.json").write_text(text, encoding="utf-8")
+    except OSError as exc:
+        err.print(f"error: cannot write results to {directory}: {exc.strerror}")
+        return ""
+    # HTML, JUnit and Markdown next to the JSON (docs/reports.md); the JSON is what matters, so a
+    # report that cannot be rendered is an error message, not a lost run.
+    try:
+        write_reports(result, directory, deviations)
+    except Exception as exc:
+        err.print(f"error: cannot write reports to {directory}: {exc}", markup=False)
+    return str(path)
+
+
+STATUS_STYLE = {
+    Status.PASS: "green",
+    Status.FAIL: "bold red",
+    Status.ERROR: "yellow",
+    Status.SKIPPED: "dim",
+}
+
+
+def print_summary(result: RunResult, out: Console) -> None:
+    table = Table(
+        title=f"netpol-conformance run {result.run_id} on {result.context} ({result.server_version})"
+    )
+    for col in (
+        "scenario",
+        "status",
+        "steps",
+        "match",
+        "mismatch",
+        "check-failed",
+        "not-supported",
+        "note",
+    ):
+        table.add_column(col)
+    for sc in result.scenarios:
+        counts: dict[str, int] = {}
+        for st in sc.steps:
+            for k, v in st.counts().items():
+                counts[k] = counts.get(k, 0) + v
+        note = sc.message or next((st.message for st in sc.steps if st.message), "")
+        table.add_row(
+            sc.name,
+            f"[{STATUS_STYLE[sc.status]}]{sc.status}[/]",
+            str(len(sc.steps)),
+            str(counts.get("match", 0)),
+            str(counts.get("mismatch", 0)),
+            str(counts.get("check-failed", 0)),
+            str(counts.get("not-supported", 0)),
+            note[:80],
+        )
+    out.print(table)
+    s = result.summary()
+    cells = s["cells"]
+    out.print(
+        f"{len(result.scenarios)} scenarios: {s['scenarios']}; cells: {cells.get('match', 0)} match, "
+        f"{cells.get('mismatch', 0)} mismatch, {cells.get('check-failed', 0)} check-failed, "
+        f"{cells.get('not-supported', 0)} not supported, {s['flaky']} flaky."
+    )
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from conformance.live.kube import KubeCluster
+    from conformance.live.session import check_context
+
+    err = Console(stderr=True)
+    try:
+        cluster = KubeCluster(args.kubeconfig, args.context)
+        check_context(cluster.context, args.allow_context)
+        selector = f"{RUN_LABEL}={args.run_id}" if args.run_id else f"{TOOL_LABEL}={TOOL_NAME}"
+        runner = Runner(cluster, run_id=args.run_id or "")
+        removed = []
+        for kind in (
+            "Namespace",
+            "AdminNetworkPolicy",
+            "BaselineAdminNetworkPolicy",
+            "ClusterNetworkPolicy",
+        ):
+            if kind == "Namespace" or kind in runner._kinds():
+                removed += [f"{kind} {n}" for n in cluster.delete_collection(kind, selector)]
+        runner.close()
+    except UnsafeContextError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return EXIT_USAGE
+    except ConformanceError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return EXIT_INFRA
+    print("\n".join(removed) if removed else "nothing to remove")
+    return 0
+
+
+RBAC = """\
+# Least privilege for netpol-conformance run/clean from inside a cluster.
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: netpol-conformance, namespace: {ns}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: netpol-conformance}}
+rules:
+  - apiGroups: [""]
+    resources: [namespaces]
+    verbs: [get, list, create, delete, patch]
+  - apiGroups: [""]
+    resources: [pods, services]
+    verbs: [get, list, create, delete, patch]
+  - apiGroups: [""]
+    resources: [pods/exec]
+    verbs: [create, get]
+  - apiGroups: [""]
+    resources: [events, nodes]
+    verbs: [get, list]
+  - apiGroups: [apps]
+    resources: [daemonsets, deployments]
+    verbs: [get, list]  # CNI detection for reports and doctor
+  - apiGroups: [networking.k8s.io]
+    resources: [networkpolicies]
+    verbs: [get, list, create, update, delete]
+  - apiGroups: [policy.networking.k8s.io]
+    resources: [adminnetworkpolicies, baselineadminnetworkpolicies, clusternetworkpolicies]
+    verbs: [get, list, create, update, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: netpol-conformance}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: netpol-conformance}}
+subjects:
+  - {{kind: ServiceAccount, name: netpol-conformance, namespace: {ns}}}
+"""
+
+
+def cmd_rbac(args: argparse.Namespace) -> int:
+    sys.stdout.write(RBAC.format(ns=args.namespace))
+    return 0

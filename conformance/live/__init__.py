@@ -1,0 +1,2 @@
+"""Everything that talks to a cluster: the ``ClusterOps`` seam (``ops``) and its one client module
+(``kube``), sessions, deploy manifests, probing, CNI detection, ``doctor`` and the runner."""

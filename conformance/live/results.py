@@ -1,0 +1,245 @@
+"""Run results: per cell, step, scenario and run; one JSON document per run (docs/results-json.md).
+
+Cells keep everything a person needs to judge a mismatch: what the scenario declared, what the
+reference evaluator says and why, what was observed and how (attempts, time to converge), and the
+command that reproduces the probe.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+from conformance.api.types import Protocol
+from conformance.live.probing import Outcome
+from conformance.reference.evaluator import Verdict
+
+SCHEMA_VERSION = 1
+_E = TypeVar("_E", bound=StrEnum)
+
+
+class CellStatus(StrEnum):
+    MATCH = "match"
+    MISMATCH = "mismatch"
+    CHECK_FAILED = "check-failed"  # the probe could not run: never a CNI verdict
+    NOT_SUPPORTED = "not-supported"  # e.g. SCTP without the kernel module
+    IGNORED = "implementation-defined"  # pod to itself
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"  # the CNI disagrees with the reference
+    ERROR = "error"  # infrastructure: could not deploy or probe
+    SKIPPED = "skipped"  # not supported by this cluster or run (reason given)
+
+
+def observed_verdict(outcome: Outcome, served: bool) -> Verdict | None:
+    """What an outcome says about policy: TIMEOUT is a drop; REFUSED means packets got through
+    when nothing listens, and is read as a rejection when the destination serves the port."""
+    if outcome is Outcome.CONNECTED:
+        return Verdict.ALLOW
+    if outcome is Outcome.TIMEOUT:
+        return Verdict.DENY
+    if outcome is Outcome.REFUSED:
+        return Verdict.DENY if served else Verdict.ALLOW
+    return None
+
+
+@dataclass
+class CellResult:
+    source: str
+    target: str
+    port: int
+    protocol: Protocol
+    expected: Verdict
+    served: bool
+    reason: str
+    declared: Verdict | None = None
+    observed: Outcome | None = None
+    observed_verdict: Verdict | None = None
+    status: CellStatus = CellStatus.CHECK_FAILED
+    attempts: int = 0
+    converged_after_s: float | None = None
+    flaky: bool = False
+    history: list[str] = field(default_factory=list)
+    detail: str = ""
+    command: str = ""
+
+    @property
+    def mismatch_kind(self) -> str | None:
+        """'allowed' (a security hole) or 'denied' (an outage) for mismatches."""
+        if self.status is not CellStatus.MISMATCH:
+            return None
+        return (
+            "unexpectedly-allowed"
+            if self.observed_verdict is Verdict.ALLOW
+            else "unexpectedly-denied"
+        )
+
+
+@dataclass
+class StepResult:
+    index: int
+    name: str
+    status: Status
+    duration_s: float = 0.0
+    message: str = ""
+    cells: list[CellResult] = field(default_factory=list)
+    policies: list[dict[str, Any]] = field(default_factory=list)
+
+    def counts(self) -> Counter[str]:
+        return Counter(str(c.status) for c in self.cells)
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    file: str
+    tags: list[str]
+    status: Status
+    message: str = ""
+    steps: list[StepResult] = field(default_factory=list)
+    namespaces: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    context: str
+    server: str
+    server_version: str
+    tool_version: str
+    options: dict[str, Any]
+    started: str
+    finished: str = ""
+    scenarios: list[ScenarioResult] = field(default_factory=list)
+    cni: str = ""  # the CNI, when the runner can tell (kube-system workloads); "" if unknown
+
+    def summary(self) -> dict[str, Any]:
+        cells: Counter[str] = Counter()
+        for sc in self.scenarios:
+            for st in sc.steps:
+                cells.update(st.counts())
+        flaky = sum(c.flaky for sc in self.scenarios for st in sc.steps for c in st.cells)
+        return {
+            "scenarios": dict(Counter(str(s.status) for s in self.scenarios)),
+            "steps": dict(Counter(str(st.status) for s in self.scenarios for st in s.steps)),
+            "cells": dict(cells),
+            "flaky": flaky,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        for sc in doc["scenarios"]:
+            for st in sc["steps"]:
+                for cell in st["cells"]:
+                    # Same names as `evaluate --output json`.
+                    cell["from"] = cell.pop("source")
+                    cell["to"] = cell.pop("target")
+        doc["schema_version"] = SCHEMA_VERSION
+        doc["summary"] = self.summary()
+        return doc
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, default=str)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> RunResult:
+        """The inverse of ``to_json`` (``summary`` is recomputed), so reports can be regenerated
+        from a results file. Unknown keys are ignored: files only ever gain fields."""
+        if not isinstance(doc, Mapping) or "scenarios" not in doc:
+            raise ValueError(
+                "not a results document: no 'scenarios' key (see docs/results-json.md)"
+            )
+        version = doc.get("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"results schema_version {version} is not supported (this tool reads {SCHEMA_VERSION})"
+            )
+        return cls(
+            run_id=str(doc.get("run_id", "")),
+            context=str(doc.get("context", "")),
+            server=str(doc.get("server", "")),
+            server_version=str(doc.get("server_version", "")),
+            tool_version=str(doc.get("tool_version", "")),
+            options=dict(doc.get("options") or {}),
+            started=str(doc.get("started", "")),
+            finished=str(doc.get("finished", "")),
+            scenarios=[_scenario_from_json(sc) for sc in doc["scenarios"]],
+            cni=str(doc.get("cni") or ""),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunResult:
+        """Read a results file; ValueError names the file when it is not one."""
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+            return cls.from_json(doc)
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read results: {exc.strerror}") from exc
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: cannot read results: {exc}") from exc
+
+
+def _opt(enum: type[_E], value: Any) -> _E | None:
+    return None if value is None else enum(value)
+
+
+def _cell_from_json(c: Mapping[str, Any]) -> CellResult:
+    return CellResult(
+        source=c["from"] if "from" in c else c["source"],  # files before 0.1.0 used source/target
+        target=c["to"] if "to" in c else c["target"],
+        port=int(c["port"]),
+        protocol=Protocol(c["protocol"]),
+        expected=Verdict(c["expected"]),
+        served=bool(c.get("served", True)),
+        reason=str(c.get("reason", "")),
+        declared=_opt(Verdict, c.get("declared")),
+        observed=_opt(Outcome, c.get("observed")),
+        observed_verdict=_opt(Verdict, c.get("observed_verdict")),
+        status=CellStatus(c.get("status", CellStatus.CHECK_FAILED)),
+        attempts=int(c.get("attempts", 0)),
+        converged_after_s=c.get("converged_after_s"),
+        flaky=bool(c.get("flaky", False)),
+        history=[str(h) for h in c.get("history", [])],
+        detail=str(c.get("detail", "")),
+        command=str(c.get("command", "")),
+    )
+
+
+def _scenario_from_json(sc: Mapping[str, Any]) -> ScenarioResult:
+    return ScenarioResult(
+        name=str(sc["name"]),
+        file=str(sc.get("file", "")),
+        tags=[str(t) for t in sc.get("tags", [])],
+        status=Status(sc["status"]),
+        message=str(sc.get("message", "")),
+        namespaces=dict(sc.get("namespaces") or {}),
+        steps=[
+            StepResult(
+                index=int(st["index"]),
+                name=str(st["name"]),
+                status=Status(st["status"]),
+                duration_s=float(st.get("duration_s", 0.0)),
+                message=str(st.get("message", "")),
+                cells=[_cell_from_json(c) for c in st.get("cells", [])],
+                policies=list(st.get("policies", [])),
+            )
+            for st in sc.get("steps", [])
+        ],
+    )
+
+
+def exit_code(run: RunResult) -> int:
+    """0 all match, 1 mismatches, 3 infrastructure errors (2 is for scenario/usage errors)."""
+    statuses = {s.status for s in run.scenarios}
+    if Status.FAIL in statuses:
+        return 1
+    if Status.ERROR in statuses:
+        return 3
+    return 0

@@ -1,0 +1,120 @@
+"""A run session: which cluster to use (given, or an embedded one started for the run), the safety
+check on the context, and cleanup that also happens on Ctrl-C and SIGTERM.
+
+Shared by the ``run`` command and the pytest plugin, so both behave the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+
+from conformance.errors import ConformanceError
+from conformance.live.kube import KubeCluster
+from conformance.scenario.load import Scenario
+
+EMBEDDED_CONTEXT_PREFIX = "netpol-embedded"
+SAFE_CONTEXT_PREFIXES = ("kind-", EMBEDDED_CONTEXT_PREFIX)
+
+
+class UnsafeContextError(ConformanceError):
+    """The context does not look like a disposable test cluster."""
+
+
+@dataclass(frozen=True)
+class ClusterChoice:
+    kubeconfig: str | None = None
+    context: str | None = None
+    allow_context: tuple[str, ...] = ()
+    embedded_instance: str | None = None  # name for an embedded cluster started for the run
+    externals: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def wants_embedded(self) -> bool:
+        """No kubeconfig and no context given: start an embedded cluster for the run."""
+        return self.kubeconfig is None and self.context is None
+
+
+def check_context(context: str, allowed: Sequence[str]) -> None:
+    if context.startswith(SAFE_CONTEXT_PREFIXES) or context in allowed:
+        return
+    raise UnsafeContextError(
+        f"context {context!r} does not look like a test cluster (kind-* or {EMBEDDED_CONTEXT_PREFIX}*); "
+        f"netpol-conformance creates and deletes namespaces there: pass --allow-context {context} to proceed"
+    )
+
+
+def scenario_externals(
+    scenarios: Sequence[Scenario],
+) -> dict[str, tuple[str, tuple[tuple[str, int], ...]]]:
+    """External endpoints the scenarios use (name -> IP and served ports), first definition wins."""
+    out: dict[str, tuple[str, tuple[tuple[str, int], ...]]] = {}
+    for sc in scenarios:
+        for e in sc.spec.external:
+            out.setdefault(e.name, (str(e.ip), tuple((str(p.protocol), p.port) for p in e.ports)))
+    return out
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt while inside, so ``finally`` cleanup always runs."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def open_cluster(
+    choice: ClusterChoice, scenarios: Sequence[Scenario]
+) -> Iterator[tuple[KubeCluster, dict[str, str]]]:
+    """The cluster to run on, plus the external-endpoint addresses usable there.
+
+    An embedded cluster started here is stopped (and everything it created removed) on exit,
+    whatever the reason for leaving.
+    """
+    externals = dict(choice.externals)
+    if not choice.wants_embedded:
+        cluster = KubeCluster(choice.kubeconfig, choice.context)
+        check_context(cluster.context, choice.allow_context)
+        try:
+            yield cluster, externals
+        finally:
+            cluster.close()
+        return
+    from conformance.cluster.config import ClusterOptions, ExternalHost
+    from conformance.cluster.embedded import EmbeddedCluster
+
+    wanted = scenario_externals(scenarios)
+    hosts = tuple(
+        ExternalHost(name, ip, ports)
+        for name, (ip, ports) in wanted.items()
+        if name not in externals
+    )
+    options = ClusterOptions(
+        instance=choice.embedded_instance or f"run{os.getpid()}", externals=hosts
+    )
+    embedded = EmbeddedCluster(options)
+    embedded.start()
+    try:
+        externals.update({h.name: h.ip for h in hosts})
+        cluster = KubeCluster(embedded.kubeconfig, embedded.context)
+        try:
+            yield cluster, externals
+        finally:
+            cluster.close()
+    finally:
+        embedded.stop()

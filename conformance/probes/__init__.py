@@ -1,0 +1,1 @@
+"""What runs inside probe pods: ``batch.sh`` (package data, read by ``conformance.live.probing``)."""

@@ -1,0 +1,132 @@
+"""Declared expectations (compact rules or a pasted table) checked against the evaluator.
+
+A disagreement means the scenario's author and the reference evaluator read the API differently:
+it is a scenario error, reported cell by cell, never silently resolved either way.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+from conformance.errors import Location, ScenarioError
+from conformance.reference.evaluator import Verdict
+from conformance.reference.truthtable import (
+    Cell,
+    CellKey,
+    TableSyntaxError,
+    TruthTable,
+    mark_for,
+    parse_tables,
+    verdict_of_mark,
+)
+from conformance.scenario.load import BoundStep
+from conformance.scenario.schema import Expectation
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    cell: Cell
+    declared: Verdict
+    declared_served: bool | None = None
+
+    def __str__(self) -> str:
+        c = self.cell
+        where = f"{c.source} -> {c.target} {c.port}/{c.protocol}"
+        if self.declared != c.verdict:
+            reason = c.decision.reason if c.decision else ""
+            return f"{where}: declared {self.declared}, evaluator says {c.verdict} ({reason})"
+        said = "served" if self.declared_served else "not served"
+        return f"{where}: declared {said}, but the destination {'serves' if c.served else 'does not serve'} that port"
+
+
+def declared_verdicts(
+    step: BoundStep, table: TruthTable
+) -> dict[CellKey, tuple[Verdict, bool | None]]:
+    """Declared verdict (and, from tables, served state) for every probed cell."""
+    expect = step.expect
+    if expect is None:
+        return {}
+    if expect.table is not None:
+        return _from_table(expect, step, table)
+    out: dict[CellKey, tuple[Verdict, bool | None]] = {}
+    default = Verdict(expect.default or "allow")
+    used: set[int] = set()
+    for cell in table:
+        verdict = default
+        for i, rule in enumerate(expect.rules):  # Last matching rule wins.
+            if (
+                fnmatch.fnmatchcase(cell.source, rule.from_)
+                and fnmatch.fnmatchcase(cell.target, rule.to)
+                and (rule.ports is None or cell.port in rule.ports)
+                and (rule.protocols is None or cell.protocol in rule.protocols)
+            ):
+                verdict = Verdict(rule.verdict)
+                used.add(i)
+        out[cell.key] = (verdict, None)
+    for i, _rule in enumerate(expect.rules):
+        if i not in used:
+            # A rule that matches nothing is almost always a typo in a glob or a port.
+            raise ScenarioError(
+                "this rule matches no probed cell; check its from/to globs, ports and protocols "
+                "against the step's probe",
+                step.locate(("expect", "rules", i)),
+            )
+    return out
+
+
+def _from_table(
+    expect: Expectation, step: BoundStep, table: TruthTable
+) -> dict[CellKey, tuple[Verdict, bool | None]]:
+    assert expect.table is not None
+    loc = step.locate(("expect",))
+    try:
+        marks = parse_tables(expect.table)
+    except TableSyntaxError as exc:
+        # A block scalar's first line is the line after the `table:` key.
+        raise ScenarioError(
+            str(exc), Location(loc.file, loc.line + 1 + exc.line, f"{loc.path}.table")
+        ) from None
+    wanted = {c.key for c in table}
+    table_loc = Location(loc.file, loc.line, f"{loc.path}.table")
+    missing = sorted(wanted - marks.keys(), key=str)
+    if missing:
+        s, t, port, proto = missing[0]
+        raise ScenarioError(
+            f"the table has no cell {s} -> {t} {port}/{proto}, which the step probes "
+            f"({len(missing)} cells missing); paste the grid `evaluate` prints",
+            table_loc,
+        )
+    extra = sorted(marks.keys() - wanted, key=str)
+    if extra:
+        s, t, port, proto = extra[0]
+        raise ScenarioError(
+            f"the table has cell {s} -> {t} {port}/{proto}, which the step does not probe",
+            table_loc,
+        )
+    return {
+        key: (verdict_of_mark(m), None if m == "?" else m in (".", "X")) for key, m in marks.items()
+    }
+
+
+def disagreements(step: BoundStep, table: TruthTable) -> list[Disagreement]:
+    """Cells where the declaration and the evaluator differ; implementation-defined cells never do."""
+    out = []
+    declared = declared_verdicts(step, table)
+    for cell in table:
+        if cell.key not in declared or cell.verdict is Verdict.IMPLEMENTATION_DEFINED:
+            continue
+        verdict, served = declared[cell.key]
+        if verdict is Verdict.IMPLEMENTATION_DEFINED:
+            continue
+        if verdict != cell.verdict or (served is not None and served != cell.served):
+            out.append(Disagreement(cell, verdict, served))
+    return out
+
+
+def diff_marks(table: TruthTable, found: list[Disagreement]) -> dict[CellKey, str]:
+    """Marks for a diff grid: evaluator's mark where they agree, '!' plus mark where they differ."""
+    marks = {c.key: mark_for(c.verdict, c.served) for c in table}
+    for d in found:
+        marks[d.cell.key] = "!" + marks[d.cell.key]
+    return marks

@@ -1,0 +1,221 @@
+"""What every report format says about a run: cell keys and labels, totals, per-tag scores.
+
+Kept apart from the renderers so HTML, JUnit, Markdown and ``diff`` count the same way: a cell is
+*judged* when its status is match or mismatch (check-failed, not-supported and pod-to-itself cells
+say nothing about the CNI), and a mismatch covered by a known deviation is reported but allowed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from conformance.live.results import (
+    CellResult,
+    CellStatus,
+    RunResult,
+    ScenarioResult,
+    Status,
+    StepResult,
+)
+from conformance.reports.deviations import KnownDeviation, KnownDeviations
+
+
+@dataclass(frozen=True, order=True)
+class CellKey:
+    """A cell's identity across runs: namespaces are the scenario's names (x/a), not the run's."""
+
+    scenario: str
+    step: int  # 0-based index, as in the results JSON
+    source: str
+    target: str
+    port: int
+    protocol: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.source} -> {self.target} {self.port}/{self.protocol}"
+
+
+def cell_key(scenario: ScenarioResult, step: StepResult, cell: CellResult) -> CellKey:
+    return CellKey(
+        scenario.name, step.index, cell.source, cell.target, cell.port, str(cell.protocol)
+    )
+
+
+def cell_label(cell: CellResult) -> str:
+    """``x/a -> x/b 80/TCP``: the form known-deviation ``cell`` patterns match."""
+    return f"{cell.source} -> {cell.target} {cell.port}/{cell.protocol}"
+
+
+def step_title(step: StepResult) -> str:
+    return f"step {step.index + 1}: {step.name}"
+
+
+def iter_cells(run: RunResult) -> Iterator[tuple[ScenarioResult, StepResult, CellResult]]:
+    for sc in run.scenarios:
+        for st in sc.steps:
+            for c in st.cells:
+                yield sc, st, c
+
+
+def cell_class(cell: CellResult) -> str:
+    """One word per display class: match-allow, match-deny, unexpectedly-allowed, ... ."""
+    if cell.status is CellStatus.MISMATCH:
+        return cell.mismatch_kind or "mismatch"
+    if cell.status is CellStatus.MATCH:
+        return (
+            "match-allow"
+            if str(cell.observed_verdict or cell.expected) == "allow"
+            else "match-deny"
+        )
+    return str(cell.status)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A run read against known deviations: which mismatches are allowed, and by which entry."""
+
+    run: RunResult
+    known: dict[CellKey, KnownDeviation]
+    unused: tuple[KnownDeviation, ...]
+
+    def known_for(self, sc: ScenarioResult, st: StepResult, c: CellResult) -> KnownDeviation | None:
+        return self.known.get(cell_key(sc, st, c))
+
+    def unexpected_mismatches(self, sc: ScenarioResult, st: StepResult) -> list[CellResult]:
+        return [
+            c
+            for c in st.cells
+            if c.status is CellStatus.MISMATCH and cell_key(sc, st, c) not in self.known
+        ]
+
+    def step_outcome(self, sc: ScenarioResult, st: StepResult) -> str:
+        """The step's status, except ``known`` when every mismatch is a known deviation."""
+        if st.status is Status.FAIL and not self.unexpected_mismatches(sc, st):
+            return "known"
+        return str(st.status)
+
+    def scenario_outcome(self, sc: ScenarioResult) -> str:
+        if sc.status is Status.FAIL and all(self.step_outcome(sc, st) != "fail" for st in sc.steps):
+            return "known"
+        return str(sc.status)
+
+    def exit_code(self) -> int:
+        """``run``'s exit code with known deviations allowed: 1 unexpected mismatches, 3 errors."""
+        outcomes = {self.scenario_outcome(sc) for sc in self.run.scenarios}
+        if "fail" in outcomes:
+            return 1
+        if "error" in outcomes:
+            return 3
+        return 0
+
+
+def judge(run: RunResult, deviations: KnownDeviations | None = None) -> Judgement:
+    known: dict[CellKey, KnownDeviation] = {}
+    used: set[int] = set()
+    if deviations is not None:
+        for sc, st, c in iter_cells(run):
+            if c.status is not CellStatus.MISMATCH:
+                continue
+            hit = deviations.match(
+                sc.name, sc.file, st.index, st.name, cell_label(c), c.mismatch_kind
+            )
+            if hit is not None:
+                known[cell_key(sc, st, c)] = hit
+                used.add(id(hit))
+    unused = tuple(d for d in (deviations.entries if deviations else ()) if id(d) not in used)
+    return Judgement(run, known, unused)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Counts for the summary: scenarios and steps by outcome, cells by class."""
+
+    scenarios: Counter[str]
+    steps: Counter[str]
+    cells: Counter[str]  # match, mismatch, check-failed, not-supported, implementation-defined
+    kinds: Counter[str]  # unexpectedly-allowed / unexpectedly-denied (unexpected ones only)
+    known: int  # mismatches allowed by known deviations
+    flaky: int
+
+    @property
+    def judged(self) -> int:
+        return self.cells["match"] + self.cells["mismatch"]
+
+
+def totals(j: Judgement) -> Totals:
+    scenarios: Counter[str] = Counter(j.scenario_outcome(sc) for sc in j.run.scenarios)
+    steps: Counter[str] = Counter(
+        j.step_outcome(sc, st) for sc in j.run.scenarios for st in sc.steps
+    )
+    cells: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    flaky = 0
+    for sc, st, c in iter_cells(j.run):
+        cells[str(c.status)] += 1
+        flaky += c.flaky
+        if c.status is CellStatus.MISMATCH and cell_key(sc, st, c) not in j.known:
+            kinds[c.mismatch_kind or "mismatch"] += 1
+    return Totals(scenarios, steps, cells, kinds, len(j.known), flaky)
+
+
+@dataclass(frozen=True)
+class TagScore:
+    """How a CNI does on one feature tag: scenarios passed and cells matched."""
+
+    tag: str
+    scenarios: int
+    scenarios_passed: int  # pass or known
+    cells_judged: int
+    cells_matched: int
+    allowed: int  # unexpectedly allowed (security holes), known deviations excluded
+    denied: int  # unexpectedly denied (outages), known deviations excluded
+    known: int = 0  # mismatches accepted as known deviations
+
+    @property
+    def ok(self) -> bool:
+        return self.allowed == self.denied == 0 and self.scenarios_passed == self.scenarios
+
+
+def tag_scores(j: Judgement) -> list[TagScore]:
+    """One score per tag (scenarios without tags count under ``untagged``), sorted by name."""
+    acc: dict[str, list[int]] = {}
+    for sc in j.run.scenarios:
+        outcome = j.scenario_outcome(sc)
+        row = [1, int(outcome in ("pass", "known")), 0, 0, 0, 0, 0]
+        for st in sc.steps:
+            for c in st.cells:
+                if c.status not in (CellStatus.MATCH, CellStatus.MISMATCH):
+                    continue
+                row[2] += 1
+                if c.status is CellStatus.MATCH:
+                    row[3] += 1
+                elif cell_key(sc, st, c) in j.known:
+                    row[6] += 1
+                elif c.mismatch_kind == "unexpectedly-allowed":
+                    row[4] += 1
+                else:
+                    row[5] += 1
+        for tag in sc.tags or ["untagged"]:
+            prev = acc.setdefault(tag, [0] * 7)
+            acc[tag] = [a + b for a, b in zip(prev, row, strict=True)]
+    return [TagScore(tag, *acc[tag]) for tag in sorted(acc)]
+
+
+def one_sentence(j: Judgement) -> str:
+    """The report's first line: did the CNI conform, and if not, how badly."""
+    t = totals(j)
+    n = len(j.run.scenarios)
+    if t.scenarios["fail"]:
+        holes, outages = t.kinds["unexpectedly-allowed"], t.kinds["unexpectedly-denied"]
+        return (
+            f"{t.scenarios['fail']} of {n} scenarios fail: {t.cells['mismatch'] - t.known} cells "
+            f"disagree with the reference ({holes} unexpectedly allowed, {outages} unexpectedly denied)"
+            + (f"; {t.known} known deviations allowed." if t.known else ".")
+        )
+    if t.scenarios["error"]:
+        return f"{t.scenarios['error']} of {n} scenarios could not run (infrastructure errors); no cell disagrees."
+    extra = f" ({t.known} known deviations allowed)" if t.known else ""
+    return f"All {n} scenarios conform: {t.cells['match']} cells match the reference{extra}."

@@ -1,0 +1,187 @@
+"""The scenario file format as pydantic models (the YAML boundary; see docs/scenarios.md).
+
+Only structure and simple values are checked here; policy objects stay verbatim dicts and are
+validated by ``conformance.api.netpol`` with the API server's rules. ``docs/scenario.schema.json`` is
+generated from ``ScenarioFile``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, model_validator
+
+from conformance.api.types import Protocol
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Feature(StrEnum):
+    """Features a scenario may require; clusters or runs lacking one skip it with that reason."""
+
+    SCTP = "SCTP"
+    UDP = "UDP"
+    END_PORT = "EndPort"
+    NAMED_PORTS = "NamedPorts"
+    IP_BLOCK = "IPBlock"
+    EGRESS = "Egress"
+    IPV6 = "IPv6"
+    ADMIN_NETWORK_POLICY = "AdminNetworkPolicy"
+    BASELINE_ADMIN_NETWORK_POLICY = "BaselineAdminNetworkPolicy"
+    CLUSTER_NETWORK_POLICY = "ClusterNetworkPolicy"
+
+
+class PortSpec(_Model):
+    """A served container port."""
+
+    port: int = Field(ge=1, le=65535)
+    protocol: Protocol = Protocol.TCP
+    name: str | None = Field(default=None, description="Container port name (IANA_SVC_NAME).")
+
+
+class NamespaceSpec(_Model):
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class PodSpec(_Model):
+    """A pod; ``name`` is ``ns/pod``, or just ``pod`` with ``namespace`` set."""
+
+    name: str
+    namespace: str | None = None
+    labels: dict[str, str] | None = Field(
+        default=None, description="Default: {pod: <name>} as in the upstream e2e model."
+    )
+    ports: list[PortSpec] | None = Field(
+        default=None, description="Default: the topology's `ports`."
+    )
+    ip: IPvAnyAddress | None = Field(default=None, description="Fixed IP (evaluation only).")
+    host_network: bool = False
+
+
+def default_ports() -> list[PortSpec]:
+    """Ports 80 and 81 on TCP, UDP and SCTP named serve-<port>-<proto>, as upstream."""
+    return [
+        PortSpec(port=port, protocol=proto, name=f"serve-{port}-{proto.lower()}")
+        for port in (80, 81)
+        for proto in Protocol
+    ]
+
+
+class Topology(_Model):
+    namespaces: dict[str, NamespaceSpec] = Field(
+        default_factory=lambda: {n: NamespaceSpec() for n in ("x", "y", "z")}
+    )
+    pods: list[PodSpec] | None = Field(
+        default=None, description="Default: pods a, b, c in every namespace."
+    )
+    ports: list[PortSpec] = Field(default_factory=default_ports)
+    pod_cidr: str = Field(
+        default="10.244.0.0/16", description="Pod CIDR used for offline evaluation."
+    )
+
+
+class ExternalSpec(_Model):
+    """An endpoint outside the cluster (egress target), e.g. 203.0.113.10."""
+
+    name: str
+    ip: IPvAnyAddress
+    ports: list[PortSpec] = Field(default_factory=lambda: [PortSpec(port=80)])
+
+
+class PolicyFileRef(_Model):
+    file: str = Field(description="Path relative to the scenario file; may hold several documents.")
+
+
+class ProbeSpec(_Model):
+    ports: list[int] | None = Field(default=None, description="Default: every served port.")
+    protocols: list[Protocol] | None = Field(
+        default=None, description="Default: every served protocol."
+    )
+    from_: list[str] | None = Field(
+        default=None, alias="from", description="Source globs over ns/pod."
+    )
+    to: list[str] | None = Field(default=None, description="Destination globs (ns/pod, @external).")
+
+
+VerdictName = Literal["allow", "deny"]
+
+
+class ExpectRule(_Model):
+    from_: str = Field(default="*", alias="from", description="Glob over source ns/pod.")
+    to: str = Field(default="*", description="Glob over destination ns/pod or @external.")
+    ports: list[int] | None = None
+    protocols: list[Protocol] | None = None
+    verdict: VerdictName
+
+
+class Expectation(_Model):
+    """Declared connectivity: ``default`` + ``rules`` (last match wins), or a pasted ``table``."""
+
+    default: VerdictName | None = None
+    rules: list[ExpectRule] = Field(default_factory=list)
+    table: str | None = Field(default=None, description="Grids in the layout `evaluate` prints.")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Expectation:
+        if self.table is not None and (self.default is not None or self.rules):
+            raise ValueError("use either `table` or `default`/`rules`, not both")
+        if self.table is None and self.default is None:
+            raise ValueError(
+                "give `default` (allow or deny), optionally with `rules`, or a `table`"
+            )
+        return self
+
+
+LabelPatch = dict[str, str | None]
+
+
+class Step(_Model):
+    name: str
+    apply: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Policy objects to create or replace: verbatim objects or {file: path}.",
+    )
+    delete: list[str] = Field(
+        default_factory=list,
+        description="'ns/name' of a NetworkPolicy; 'Kind/ns/name', or 'Kind/name' if cluster-scoped.",
+    )
+    label_namespaces: dict[str, LabelPatch] = Field(
+        default_factory=dict, description="Merge patch of labels; null removes a label."
+    )
+    label_pods: dict[str, LabelPatch] = Field(default_factory=dict)
+    add_namespaces: dict[str, NamespaceSpec] = Field(default_factory=dict)
+    add_pods: list[PodSpec] = Field(default_factory=list)
+    remove_pods: list[str] = Field(default_factory=list)
+    probe: ProbeSpec = Field(default_factory=ProbeSpec)
+    expect: Expectation | None = None
+
+
+class ScenarioFile(_Model):
+    """A netpol-conformance scenario."""
+
+    name: str | None = Field(default=None, description="Default: the file name without extension.")
+    description: str = ""
+    source: str | None = Field(
+        default=None, description="Where the case comes from (e.g. upstream test name)."
+    )
+    tags: list[str] = Field(default_factory=list)
+    requires: list[Feature] = Field(default_factory=list)
+    topology: Topology = Field(default_factory=Topology)
+    external: list[ExternalSpec] = Field(default_factory=list)
+    probe: ProbeSpec = Field(
+        default_factory=ProbeSpec, description="Default probe of every step; a step's own keys win."
+    )
+    steps: list[Step] = Field(min_length=1)
+
+
+def json_schema() -> str:
+    """The published JSON Schema (docs/scenario.schema.json), stable text for diffing."""
+    import json
+
+    schema = ScenarioFile.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "netpol-conformance scenario"
+    return json.dumps(schema, indent=2, sort_keys=True)
