@@ -41,7 +41,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from conformance.api.model import ClusterState
-from conformance.api.types import Direction, Protocol
+from conformance.api.types import Direction, L4Protocol
 from conformance.reference.evaluator import Evaluator, Verdict
 from conformance.reference.inventory import Inventory, SourcedObject, build_inventory
 from conformance.reference.matrix import ReachabilityMatrix, compute_matrix
@@ -355,22 +355,22 @@ def write_nca_inputs(objs: list[dict[str, Any]], folder: Path) -> None:
 _CONN = re.compile(r"\{([^{}]*)\}")
 
 
-def parse_connections(text: str) -> set[tuple[Protocol, int | None, int | None]]:
+def parse_connections(text: str) -> set[tuple[L4Protocol, int | None, int | None]]:
     """NCA's connection text as (protocol, low, high) ranges; None bounds mean every port."""
     text = text.strip()
     if text == "All connections":
-        return {(p, None, None) for p in Protocol}
-    out: set[tuple[Protocol, int | None, int | None]] = set()
+        return {(p, None, None) for p in L4Protocol}
+    out: set[tuple[L4Protocol, int | None, int | None]] = set()
     for group in _CONN.findall(text):
-        protos: list[Protocol] = []
+        protos: list[L4Protocol] = []
         ports: list[tuple[int, int]] = []
         field = ""
         for part in group.split(","):
             part = part.strip()
             if ":" in part:
                 field, part = part.split(":", 1)
-            if field == "protocols" and part in Protocol.__members__:
-                protos.append(Protocol(part))
+            if field == "protocols" and part in L4Protocol.__members__:
+                protos.append(L4Protocol(part))
             elif field == "dst_ports":
                 low, _, high = part.partition("-")
                 ports.append((int(low), int(high or low)))
@@ -422,13 +422,13 @@ def nca_run(
     return wall, reported, pairs
 
 
-def nca_allows(conns: set[Any], port: int, proto: Protocol) -> bool:
+def nca_allows(conns: set[Any], port: int, proto: L4Protocol) -> bool:
     return any(p == proto and (lo is None or lo <= port <= hi) for p, lo, hi in conns)
 
 
 def compare_with_nca(
     inv: Inventory, matrix: ReachabilityMatrix, pairs: dict[tuple[str, str], set[Any]]
-) -> list[tuple[str, str, int, Protocol, Verdict, bool, str]]:
+) -> list[tuple[str, str, int, L4Protocol, Verdict, bool, str]]:
     """Cells (pod to another pod) where the two disagree, with the most likely reason."""
     no_ip = ClusterState(inv.state.namespaces, tuple(replace(p, ip=None) for p in inv.state.pods))
     without_ips = compute_matrix(no_ip, inv.policies)

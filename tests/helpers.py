@@ -14,12 +14,12 @@ from conformance.api.model import (
     frozen_labels,
 )
 from conformance.api.netpol import NetworkPolicy, parse_network_policy
-from conformance.api.types import Protocol
+from conformance.api.types import L4Protocol
 
 DEFAULT_PORTS = tuple(
     ContainerPort(port, proto, f"serve-{port}-{proto.lower()}")
     for port in (80, 81)
-    for proto in Protocol
+    for proto in L4Protocol
 )
 
 

@@ -17,7 +17,7 @@ from conformance.api.adminpol import (
     confine_to_namespaces,
     parse_admin_policy,
 )
-from conformance.api.types import Protocol
+from conformance.api.types import L4Protocol
 from conformance.errors import ScenarioError
 from conformance.scenario.load import load_scenario
 
@@ -75,9 +75,9 @@ def test_anp_parses() -> None:
     rule = p.ingress[0]
     assert (rule.index, rule.name, rule.action) == (0, "deny-y", RuleAction.DENY)
     assert rule.ports == (
-        AdminPort(Protocol.TCP, 80),
+        AdminPort(L4Protocol.TCP, 80),
         AdminPort(None, named_port="http"),
-        AdminPort(Protocol.UDP, 1000, 2000),
+        AdminPort(L4Protocol.UDP, 1000, 2000),
     )
     assert [str(n) for n in p.egress[0].peers[0].networks] == ["10.0.0.0/8", "fd00::/64"]
     assert p.egress[0].ports is None
@@ -89,8 +89,8 @@ def test_cnp_parses() -> None:
     rule = p.egress[0]
     assert rule.action is RuleAction.ACCEPT and rule.action.allows
     assert rule.ports == (
-        AdminPort(Protocol.TCP, 8080),
-        AdminPort(Protocol.SCTP, 1, 9),
+        AdminPort(L4Protocol.TCP, 8080),
+        AdminPort(L4Protocol.SCTP, 1, 9),
         AdminPort(None, named_port="dns"),
     )
     pods = rule.peers[0].pods
@@ -513,8 +513,8 @@ def test_confined_policies_keep_verdicts_when_namespaces_carry_the_label() -> No
     for s in keys:
         for t in keys:
             assert (
-                plain.decide(s, t, 80, Protocol.TCP).verdict
-                is scoped.decide(s, t, 80, Protocol.TCP).verdict
+                plain.decide(s, t, 80, L4Protocol.TCP).verdict
+                is scoped.decide(s, t, 80, L4Protocol.TCP).verdict
             )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conformance.api.types import Protocol
+from conformance.api.types import L4Protocol
 from conformance.cli import main
 from conformance.errors import ScenarioError
 from conformance.reference.evaluator import Evaluator
@@ -146,7 +146,7 @@ def test_manifest_folder_expands_workloads_and_keeps_policies(manifests: Path) -
     assert dict(inv.state.namespace("infra").labels) == {"team": "infra"}
     probe = inv.state.pod("infra/probe")
     assert str(probe.ip) == "10.240.0.10"
-    assert probe.named_port("http", Protocol.TCP) == 8080
+    assert probe.named_port("http", L4Protocol.TCP) == 8080
     # Synthetic addresses avoid the real pod's.
     assert len({p.ip for p in inv.state.pods}) == 5
     assert [p.key for p in inv.policies] == ["shop/db", "shop/web-egress"]
@@ -183,7 +183,7 @@ def test_json_and_csv_agree_with_the_reference(
     rows = list(csv.DictReader(io.StringIO(out)))
     assert len(rows) == 5 * 4  # 5 sources x one port on every target but backup
     for row in rows:
-        expected = ev.decide(row["from"], row["to"], int(row["port"]), Protocol(row["protocol"]))
+        expected = ev.decide(row["from"], row["to"], int(row["port"]), L4Protocol(row["protocol"]))
         assert row["verdict"] == expected.verdict
     got = {(r["from"], r["to"], r["port"]): r["verdict"] for r in rows}
     assert got[("shop/web-0", "shop/db-0", "5432")] == "allow"
@@ -258,8 +258,8 @@ def test_bad_input_is_one_line_and_exit_2(
 
 
 def test_parse_port() -> None:
-    assert parse_port("53/udp") == (53, Protocol.UDP)
-    assert parse_port("80") == (80, Protocol.TCP)
+    assert parse_port("53/udp") == (53, L4Protocol.UDP)
+    assert parse_port("80") == (80, L4Protocol.TCP)
     with pytest.raises(ScenarioError):
         parse_port("0/TCP")
 

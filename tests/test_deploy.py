@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.api.model import ContainerPort, Pod, frozen_labels
-from conformance.api.types import Protocol
+from conformance.api.types import L4Protocol
 from conformance.live.deploy import (
     POD_LABEL,
     RUN_LABEL,
@@ -76,9 +76,9 @@ def test_pod_manifest_follows_upstream_model() -> None:
         "a",
         frozen_labels({"pod": "a"}),
         (
-            ContainerPort(80, Protocol.TCP, "serve-80-tcp"),
-            ContainerPort(81, Protocol.UDP),
-            ContainerPort(82, Protocol.SCTP),
+            ContainerPort(80, L4Protocol.TCP, "serve-80-tcp"),
+            ContainerPort(81, L4Protocol.UDP),
+            ContainerPort(82, L4Protocol.SCTP),
         ),
     )
     m = pod_manifest(pod, "x-r1", run_labels("r1", "s"), DeployOptions(node_selector={"k": "v"}))

@@ -8,18 +8,20 @@ from typing import Any
 import pytest
 
 from conformance.api.model import ContainerPort, ExternalHost, Pod, frozen_labels
-from conformance.api.types import Direction, Protocol
+from conformance.api.types import Direction, L4Protocol
 from conformance.reference.evaluator import Evaluator, Verdict
 from tests.helpers import netpol, upstream_state
 
-TCP, UDP, SCTP = Protocol.TCP, Protocol.UDP, Protocol.SCTP
+TCP, UDP, SCTP = L4Protocol.TCP, L4Protocol.UDP, L4Protocol.SCTP
 ALLOW, DENY = Verdict.ALLOW, Verdict.DENY
 
 DENY_ALL_INGRESS = {"podSelector": {}}
 ALLOW_ALL_INGRESS = {"podSelector": {}, "ingress": [{}]}
 
 # (case id, policies as (namespace, name, spec), source, target, port, protocol, verdict)
-CASES: list[tuple[str, list[tuple[str, str, dict[str, Any]]], str, str, int, Protocol, Verdict]] = [
+CASES: list[
+    tuple[str, list[tuple[str, str, dict[str, Any]]], str, str, int, L4Protocol, Verdict]
+] = [
     ("no policies allow everything", [], "x/a", "y/b", 80, TCP, ALLOW),
     (
         "deny-all ingress isolates the namespace",
@@ -516,7 +518,7 @@ def test_rule(
     src: str,
     dst: str,
     port: int,
-    proto: Protocol,
+    proto: L4Protocol,
     verdict: Verdict,
 ) -> None:
     ev = Evaluator(upstream_state(), [netpol(*p) for p in policies])
@@ -648,7 +650,7 @@ def test_isolating_lists_policies_by_direction() -> None:
 
 
 @pytest.mark.parametrize("proto", [TCP, UDP, SCTP])
-def test_ipv6_ip_block_does_not_match_ipv4_pods(proto: Protocol) -> None:
+def test_ipv6_ip_block_does_not_match_ipv4_pods(proto: L4Protocol) -> None:
     ev = Evaluator(
         upstream_state(),
         [

@@ -9,12 +9,12 @@ import pytest
 from conformance.api.adminpol import AdminPolicy
 from conformance.api.model import ClusterState, ContainerPort, ExternalHost, Pod, frozen_labels
 from conformance.api.netpol import NetworkPolicy
-from conformance.api.types import Direction, Protocol
+from conformance.api.types import Direction, L4Protocol
 from conformance.reference.evaluator import AnyPolicy, DecidingTier, Evaluator, Verdict
 from tests.helpers import DEFAULT_PORTS, netpol, upstream_state
 from tests.strategies import anp, banp, cnp, ns_is
 
-TCP, UDP, SCTP = Protocol.TCP, Protocol.UDP, Protocol.SCTP
+TCP, UDP, SCTP = L4Protocol.TCP, L4Protocol.UDP, L4Protocol.SCTP
 ALLOW, DENY, UNDEF = Verdict.ALLOW, Verdict.DENY, Verdict.IMPLEMENTATION_DEFINED
 
 SUBJECT_X = {"namespaces": ns_is("x")}
@@ -36,7 +36,7 @@ def eg(action: str, peers: list[dict[str, object]], **extra: object) -> dict[str
 
 
 # (case id, policies, source, target, port, protocol, verdict)
-Case = tuple[str, list[AnyPolicy], str, str, int, Protocol, Verdict]
+Case = tuple[str, list[AnyPolicy], str, str, int, L4Protocol, Verdict]
 CASES: list[Case] = [
     # Rule 9: first matching rule decides; Deny and Allow are final.
     (
@@ -792,7 +792,7 @@ def test_rule(
     source: str,
     target: str,
     port: int,
-    protocol: Protocol,
+    protocol: L4Protocol,
     verdict: Verdict,
 ) -> None:
     decision = Evaluator(_state(), policies).decide(source, target, port, protocol)

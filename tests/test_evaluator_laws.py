@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from conformance.api.adminpol import AdminPolicy, Subject, Tier
 from conformance.api.netpol import NetworkPolicy
 from conformance.api.selectors import LabelSelector
-from conformance.api.types import Protocol
+from conformance.api.types import L4Protocol
 from conformance.reference.evaluator import AnyPolicy, Evaluator, Verdict
 from tests.helpers import upstream_state
 from tests.strategies import admin_policies, anp, banp, cluster_policies, policies
@@ -24,11 +24,11 @@ PROBES = [
     for t in KEYS
     if s != t
     for port in (80, 81)
-    for proto in (Protocol.TCP, Protocol.UDP)
+    for proto in (L4Protocol.TCP, L4Protocol.UDP)
 ]
 
 
-def verdicts(pols: list[NetworkPolicy]) -> dict[tuple[str, str, int, Protocol], Verdict]:
+def verdicts(pols: list[NetworkPolicy]) -> dict[tuple[str, str, int, L4Protocol], Verdict]:
     ev = Evaluator(STATE, pols)
     return {p: ev.decide(*p).verdict for p in PROBES}
 
@@ -90,7 +90,7 @@ def test_denials_need_an_isolating_policy(pols: list[NetworkPolicy]) -> None:
 # --- admin tiers ---------------------------------------------------------------------------
 
 
-def all_verdicts(pols: list[AnyPolicy]) -> dict[tuple[str, str, int, Protocol], Verdict]:
+def all_verdicts(pols: list[AnyPolicy]) -> dict[tuple[str, str, int, L4Protocol], Verdict]:
     ev = Evaluator(STATE, pols)
     return {p: ev.decide(*p).verdict for p in PROBES}
 

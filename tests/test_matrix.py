@@ -13,7 +13,7 @@ from conformance.api.adminpol import AdminPolicy
 from conformance.api.model import ClusterState, ContainerPort, ExternalHost, Namespace, Pod
 from conformance.api.model import frozen_labels as fl
 from conformance.api.netpol import NetworkPolicy
-from conformance.api.types import Protocol
+from conformance.api.types import L4Protocol
 from conformance.reference.evaluator import AnyPolicy, Evaluator, Verdict
 from conformance.reference.matrix import PortProto, bit_indices, compute_matrix
 from tests.helpers import netpol, upstream_state
@@ -32,12 +32,12 @@ from tests.strategies import (
 )
 
 PORT_CHOICES = (
-    ContainerPort(80, Protocol.TCP, "serve-80-tcp"),
-    ContainerPort(81, Protocol.TCP, "serve-81-tcp"),
-    ContainerPort(80, Protocol.UDP, "serve-80-udp"),
-    ContainerPort(81, Protocol.UDP, "serve-81-udp"),
-    ContainerPort(82, Protocol.TCP, "serve-80-tcp"),  # same name, other number: per-pod lookup
-    ContainerPort(81, Protocol.SCTP, None),
+    ContainerPort(80, L4Protocol.TCP, "serve-80-tcp"),
+    ContainerPort(81, L4Protocol.TCP, "serve-81-tcp"),
+    ContainerPort(80, L4Protocol.UDP, "serve-80-udp"),
+    ContainerPort(81, L4Protocol.UDP, "serve-81-udp"),
+    ContainerPort(82, L4Protocol.TCP, "serve-80-tcp"),  # same name, other number: per-pod lookup
+    ContainerPort(81, L4Protocol.SCTP, None),
 )
 
 
@@ -110,7 +110,7 @@ def test_fast_matrix_equals_reference_for_network_policies(
 def test_fast_matrix_equals_reference_at_given_ports(
     state: ClusterState, pols: list[NetworkPolicy]
 ) -> None:
-    ports = [(p, proto) for p in (80, 81, 82) for proto in Protocol]
+    ports = [(p, proto) for p in (80, 81, 82) for proto in L4Protocol]
     _assert_same(state, list(pols), port_protocols=ports)
 
 
@@ -141,15 +141,15 @@ def test_matrix_api_on_upstream_model() -> None:
     deny_x: dict[str, Any] = {"podSelector": {}, "policyTypes": ["Ingress"]}
     matrix = compute_matrix(state, [netpol("x", "deny", deny_x)])
     assert matrix.sources == tuple(p.key for p in state.pods)
-    assert matrix.verdict("y/a", "x/a", 80, Protocol.TCP) is Verdict.DENY
-    assert matrix.verdict("x/a", "y/a", 80, Protocol.TCP) is Verdict.ALLOW
-    assert matrix.verdict("x/a", "x/a", 80, Protocol.TCP) is Verdict.IMPLEMENTATION_DEFINED
-    assert matrix.allowed_sources("x/a", 80, Protocol.TCP) == []
-    assert "isolated by x/deny" in matrix.reason("y/a", "x/a", 80, Protocol.TCP)
+    assert matrix.verdict("y/a", "x/a", 80, L4Protocol.TCP) is Verdict.DENY
+    assert matrix.verdict("x/a", "y/a", 80, L4Protocol.TCP) is Verdict.ALLOW
+    assert matrix.verdict("x/a", "x/a", 80, L4Protocol.TCP) is Verdict.IMPLEMENTATION_DEFINED
+    assert matrix.allowed_sources("x/a", 80, L4Protocol.TCP) == []
+    assert "isolated by x/deny" in matrix.reason("y/a", "x/a", 80, L4Protocol.TCP)
     counts = matrix.counts()
     assert counts[Verdict.IMPLEMENTATION_DEFINED] == 9 * 6  # self cells, 6 ports each
     with pytest.raises(KeyError):
-        matrix.verdict("y/a", "x/a", 9999, Protocol.TCP)
+        matrix.verdict("y/a", "x/a", 9999, L4Protocol.TCP)
 
 
 def test_progress_reports_every_target() -> None:
@@ -223,4 +223,4 @@ def test_ip_blocks_over_mixed_ipv4_and_ipv6_pods() -> None:
     }
     _assert_same(state, [netpol("x", "v6", v6)])
     matrix = compute_matrix(state, [netpol("x", "v6", v6)])
-    assert matrix.allowed_sources("x/p0", 80, Protocol.TCP) == ["x/p1"]
+    assert matrix.allowed_sources("x/p0", 80, L4Protocol.TCP) == ["x/p1"]

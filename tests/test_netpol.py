@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from conformance.api.netpol import parse_network_policy
-from conformance.api.types import Direction, Protocol
+from conformance.api.types import Direction, L4Protocol
 from conformance.errors import ScenarioError
 
 
@@ -54,7 +54,7 @@ def test_parsed_fields_use_api_defaults() -> None:
     rule = p.ingress[0]
     assert rule.peers[0].ip_block is not None
     assert rule.peers[0].ip_block.cidr == ipaddress.ip_network("10.0.0.0/8")
-    assert rule.ports[0].protocol is Protocol.TCP and rule.ports[0].end_port == 90
+    assert rule.ports[0].protocol is L4Protocol.TCP and rule.ports[0].end_port == 90
     assert p.ingress[1].peers == () and p.ingress[1].ports == ()
 
 

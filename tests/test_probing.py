@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.api.types import Protocol
+from conformance.api.types import L4Protocol
 from conformance.live.probing import (
     Outcome,
     ProbeTarget,
@@ -42,11 +42,11 @@ def fake_agnhost(tmp_path: Path) -> dict[str, str]:
 
 def test_batch_runs_targets_in_parallel_and_reports_each(fake_agnhost: dict[str, str]) -> None:
     targets = [
-        ProbeTarget("c0", "ok.example", 80, Protocol.TCP),
-        ProbeTarget("c1", "refused.example", 81, Protocol.UDP),
-        ProbeTarget("c2", "sctp.example", 80, Protocol.SCTP),
-        ProbeTarget("c3", "nxdomain.example", 80, Protocol.TCP),
-        *(ProbeTarget(f"s{i}", f"slow{i}", 80, Protocol.TCP) for i in range(6)),
+        ProbeTarget("c0", "ok.example", 80, L4Protocol.TCP),
+        ProbeTarget("c1", "refused.example", 81, L4Protocol.UDP),
+        ProbeTarget("c2", "sctp.example", 80, L4Protocol.SCTP),
+        ProbeTarget("c3", "nxdomain.example", 80, L4Protocol.TCP),
+        *(ProbeTarget(f"s{i}", f"slow{i}", 80, L4Protocol.TCP) for i in range(6)),
     ]
     start = time.monotonic()
     proc = subprocess.run(
@@ -64,7 +64,7 @@ def test_batch_runs_targets_in_parallel_and_reports_each(fake_agnhost: dict[str,
 
 
 def test_parallel_limit_runs_in_waves(fake_agnhost: dict[str, str]) -> None:
-    targets = [ProbeTarget(f"s{i}", f"slow{i}", 80, Protocol.TCP) for i in range(4)]
+    targets = [ProbeTarget(f"s{i}", f"slow{i}", 80, L4Protocol.TCP) for i in range(4)]
     start = time.monotonic()
     subprocess.run(batch_command(targets, 1, 2), env=fake_agnhost, capture_output=True, check=True)
     assert time.monotonic() - start >= 2
@@ -94,7 +94,7 @@ def test_classify(code: int, line: str, outcome: Outcome) -> None:
 
 def test_kubectl_command_reproduces_one_probe() -> None:
     cmd = kubectl_command(
-        "x-1", "a", "cont-80-tcp", ProbeTarget("c", "fd00::5", 80, Protocol.UDP), 3
+        "x-1", "a", "cont-80-tcp", ProbeTarget("c", "fd00::5", 80, L4Protocol.UDP), 3
     )
     assert (
         cmd
@@ -108,7 +108,7 @@ def test_kubectl_command_names_the_run_s_cluster() -> None:
         "x-1",
         "a",
         "cont-80-tcp",
-        ProbeTarget("c", "10.0.0.5", 80, Protocol.TCP),
+        ProbeTarget("c", "10.0.0.5", 80, L4Protocol.TCP),
         1,
         context="kind-calico",
         kubeconfig="/tmp/my config",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.api.types import Protocol
+from conformance.api.types import L4Protocol
 from conformance.reference.evaluator import Verdict
 from conformance.reference.truthtable import (
     Cell,
@@ -19,7 +19,7 @@ from conformance.reference.truthtable import (
 def make_table() -> TruthTable:
     sources = ("x/a", "x/b")
     targets = ("x/a", "x/b", "@db")
-    pps = ((80, Protocol.TCP), (81, Protocol.UDP))
+    pps = ((80, L4Protocol.TCP), (81, L4Protocol.UDP))
     cells = {}
     for port, proto in pps:
         for s in sources:

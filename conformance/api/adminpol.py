@@ -39,7 +39,7 @@ from conformance.api.fields import (
 from conformance.api.model import IPAddress, Pod
 from conformance.api.netpol import IPNetwork, parse_cidr
 from conformance.api.selectors import LabelSelector, parse_label_selector
-from conformance.api.types import Direction, Protocol
+from conformance.api.types import Direction, L4Protocol
 
 GROUP = "policy.networking.k8s.io"
 V1ALPHA1 = f"{GROUP}/v1alpha1"
@@ -173,7 +173,7 @@ class AdminPort:
     that name, on that container port's protocol.
     """
 
-    protocol: Protocol | None = Protocol.TCP
+    protocol: L4Protocol | None = L4Protocol.TCP
     port: int | None = None
     end_port: int | None = None
     named_port: str | None = None
@@ -183,7 +183,7 @@ class AdminPort:
         """A v1alpha1 range with start >= end: stored by the API server, its meaning undocumented."""
         return self.end_port is not None and self.port is not None and self.port >= self.end_port
 
-    def number_matches(self, port: int, protocol: Protocol) -> bool | None:
+    def number_matches(self, port: int, protocol: L4Protocol) -> bool | None:
         """Whether a numeric port or range covers ``port``/``protocol`` (never a named port).
 
         None inside a v1alpha1 range with start >= end: stored, but its meaning is undefined.
@@ -695,7 +695,7 @@ class _Parser:
         key = next(k for k in ("tcp", "udp", "sctp") if f.value.get(k) is not None)
         pf = f.get(key)
         assert pf is not None
-        protocol = Protocol(key.upper())
+        protocol = L4Protocol(key.upper())
         # ClusterNetworkPolicyProtocolTCP/UDP/SCTP: MinProperties=1, so destinationPort is needed.
         if not pf.expect_mapping(frozenset({"destinationPort"})):
             return None
@@ -719,13 +719,13 @@ class _Parser:
         return AdminPort(protocol, bounds[0], bounds[1]) if bounds is not None else None
 
 
-def _protocol(f: Field) -> Protocol | None:
+def _protocol(f: Field) -> L4Protocol | None:
     # Port.protocol / PortRange.protocol: "If not specified, this field defaults to TCP."
     pf = f.get("protocol")
     if pf is None:
-        return Protocol.TCP
+        return L4Protocol.TCP
     try:
-        return Protocol(pf.value)
+        return L4Protocol(pf.value)
     except ValueError:
         pf.error(f"{pf.value!r} is not a protocol; accepted: TCP, UDP, SCTP")
         return None

@@ -15,11 +15,11 @@ from typing import Any
 from conformance.errors import Location, ScenarioError, ScenarioErrors
 
 PathKey = str | int
-Path = tuple[PathKey, ...]
-Locator = Callable[[Path], Location]
+KeyPath = tuple[PathKey, ...]
+Locator = Callable[[KeyPath], Location]
 
 
-def format_path(path: Path) -> str:
+def format_path(path: KeyPath) -> str:
     """``("spec", "ingress", 0, "from")`` -> ``spec.ingress[0].from``."""
     out = ""
     for key in path:
@@ -31,7 +31,7 @@ def format_path(path: Path) -> str:
 
 
 def no_location(file: str = "<object>") -> Locator:
-    def locate(path: Path) -> Location:
+    def locate(path: KeyPath) -> Location:
         return Location(file, 0, format_path(path))
 
     return locate
@@ -54,7 +54,7 @@ class Field:
     """A value inside an object, its key path and a shared error sink."""
 
     value: Any
-    path: Path
+    path: KeyPath
     locate: Locator
     errors: list[ScenarioError] = field(default_factory=list)
 

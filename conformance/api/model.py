@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from conformance.api.types import PodKey, Protocol, TargetKey, external_key
+from conformance.api.types import L4Protocol, PodKey, TargetKey, external_key
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 """Set on every namespace by the API server (immutable); upstream policies select namespaces by it."""
@@ -28,7 +28,7 @@ class ContainerPort:
     """A port a pod serves (core/v1 ContainerPort): number, protocol and optional IANA name."""
 
     port: int
-    protocol: Protocol = Protocol.TCP
+    protocol: L4Protocol = L4Protocol.TCP
     name: str | None = None
 
 
@@ -55,10 +55,10 @@ class Pod:
     def key(self) -> PodKey:
         return f"{self.namespace}/{self.name}"
 
-    def serves(self, port: int, protocol: Protocol) -> bool:
+    def serves(self, port: int, protocol: L4Protocol) -> bool:
         return any(p.port == port and p.protocol == protocol for p in self.ports)
 
-    def named_port(self, name: str, protocol: Protocol) -> int | None:
+    def named_port(self, name: str, protocol: L4Protocol) -> int | None:
         """Number of the container port called ``name`` with ``protocol``, if any."""
         for p in self.ports:
             if p.name == name and p.protocol == protocol:
@@ -72,13 +72,13 @@ class ExternalHost:
 
     name: str
     ip: IPAddress
-    ports: tuple[ContainerPort, ...] = (ContainerPort(80, Protocol.TCP),)
+    ports: tuple[ContainerPort, ...] = (ContainerPort(80, L4Protocol.TCP),)
 
     @property
     def key(self) -> TargetKey:
         return external_key(self.name)
 
-    def serves(self, port: int, protocol: Protocol) -> bool:
+    def serves(self, port: int, protocol: L4Protocol) -> bool:
         return any(p.port == port and p.protocol == protocol for p in self.ports)
 
 

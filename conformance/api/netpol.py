@@ -23,7 +23,7 @@ from conformance.api.fields import (
 )
 from conformance.api.model import IPAddress
 from conformance.api.selectors import LabelSelector, parse_label_selector
-from conformance.api.types import Direction, Protocol
+from conformance.api.types import Direction, L4Protocol
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -70,7 +70,7 @@ class NetworkPolicyPeer:
 class NetworkPolicyPort:
     """``port`` is None (all ports of the protocol), a number, or a named port (str)."""
 
-    protocol: Protocol = Protocol.TCP
+    protocol: L4Protocol = L4Protocol.TCP
     port: int | str | None = None
     end_port: int | None = None
 
@@ -302,11 +302,11 @@ def _strict_subnet(inner: IPNetwork, outer: IPNetwork) -> bool:
 def _parse_port(f: Field) -> NetworkPolicyPort | None:
     if not f.expect_mapping(_PORT_FIELDS):
         return None
-    protocol = Protocol.TCP  # NetworkPolicyPort.protocol defaults to TCP.
+    protocol = L4Protocol.TCP  # NetworkPolicyPort.protocol defaults to TCP.
     pf = f.get("protocol")
     if pf is not None:
         try:
-            protocol = Protocol(pf.value)
+            protocol = L4Protocol(pf.value)
         except ValueError:
             pf.error(f"{pf.value!r} is not a protocol; accepted: TCP, UDP, SCTP")
             return None

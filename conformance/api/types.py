@@ -12,7 +12,7 @@ TargetKey: TypeAlias = str
 """A probe destination: a ``PodKey`` or an external endpoint ``"@<name>"``."""
 
 
-class Protocol(StrEnum):
+class L4Protocol(StrEnum):
     """L4 protocols a NetworkPolicy port may name (core/v1 Protocol)."""
 
     TCP = "TCP"

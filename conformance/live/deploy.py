@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance.api.model import NAMESPACE_NAME_LABEL, ContainerPort, Pod
-from conformance.api.types import Protocol
+from conformance.api.types import L4Protocol
 from conformance.live.probing import AGNHOST_IMAGE, AGNHOST_TAG
 
 TOOL_LABEL = "app.kubernetes.io/managed-by"
@@ -111,12 +111,12 @@ def _container(port: ContainerPort, opts: DeployOptions) -> dict[str, Any]:
         "ports": [port_spec],
         "securityContext": {},
     }
-    if port.protocol is Protocol.SCTP:
+    if port.protocol is L4Protocol.SCTP:
         # agnhost's porter serves SCTP on every port named by a SERVE_SCTP_PORT_<n> variable.
         container["args"] = ["porter"]
         container["env"] = [{"name": f"SERVE_SCTP_PORT_{port.port}", "value": "foo"}]
     else:
-        flag = "--tcp" if port.protocol is Protocol.TCP else "--udp"
+        flag = "--tcp" if port.protocol is L4Protocol.TCP else "--udp"
         container["args"] = ["serve-hostname", flag, "--http=false", "--port", str(port.port)]
     return container
 
@@ -125,7 +125,7 @@ def pod_manifest(
     pod: Pod, real_ns: str, run: Mapping[str, str], opts: DeployOptions
 ) -> dict[str, Any]:
     """The upstream model's pod: one agnhost container per served port and protocol."""
-    ports = pod.ports or (ContainerPort(80, Protocol.TCP),)
+    ports = pod.ports or (ContainerPort(80, L4Protocol.TCP),)
     spec: dict[str, Any] = {
         "terminationGracePeriodSeconds": 0,
         "containers": [_container(p, opts) for p in ports],

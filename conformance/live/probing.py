@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
 
-from conformance.api.types import Protocol
+from conformance.api.types import L4Protocol
 
 AGNHOST_IMAGE = "registry.k8s.io/e2e-test-images/agnhost"
 AGNHOST_TAG = "2.56"
@@ -36,7 +36,7 @@ class ProbeTarget:
     ident: str
     host: str
     port: int
-    protocol: Protocol
+    protocol: L4Protocol
 
 
 @dataclass(frozen=True)

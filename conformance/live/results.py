@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from conformance.api.types import Protocol
+from conformance.api.types import L4Protocol
 from conformance.live.probing import Outcome
 from conformance.reference.evaluator import Verdict
 
@@ -55,7 +55,7 @@ class CellResult:
     source: str
     target: str
     port: int
-    protocol: Protocol
+    protocol: L4Protocol
     expected: Verdict
     served: bool
     reason: str
@@ -195,7 +195,7 @@ def _cell_from_json(c: Mapping[str, Any]) -> CellResult:
         source=c["from"] if "from" in c else c["source"],  # files before 0.1.0 used source/target
         target=c["to"] if "to" in c else c["target"],
         port=int(c["port"]),
-        protocol=Protocol(c["protocol"]),
+        protocol=L4Protocol(c["protocol"]),
         expected=Verdict(c["expected"]),
         served=bool(c.get("served", True)),
         reason=str(c.get("reason", "")),

@@ -40,7 +40,7 @@ from conformance.api.model import (
     frozen_labels,
 )
 from conformance.api.netpol import NetworkPolicy, parse_network_policy
-from conformance.api.types import PodKey, Protocol
+from conformance.api.types import L4Protocol, PodKey
 from conformance.errors import ClusterError, ConformanceError, ScenarioError
 from conformance.live.deploy import (
     RUN_LABEL,
@@ -83,7 +83,7 @@ from conformance.scenario.load import BoundStep, Scenario, pod_key
 
 Progress = Callable[[str], None]
 RealCell = tuple[
-    PodKey, str, int, Protocol
+    PodKey, str, int, L4Protocol
 ]  # real source key, real target key or @ext, port, protocol
 
 
@@ -135,7 +135,7 @@ class Runner:
         self.run_id = run_id
         self.progress = progress or (lambda _msg: None)
         self._count = 0
-        self.unsupported: dict[Protocol, str] = {}
+        self.unsupported: dict[L4Protocol, str] = {}
         self._served_kinds: set[str] | None = None
         # One probe pool for every scenario running at once: it bounds the execs in flight.
         self.pool = ThreadPoolExecutor(

@@ -64,7 +64,7 @@ from conformance.api.netpol import (
     NetworkPolicyPort,
     NetworkPolicyRule,
 )
-from conformance.api.types import Direction, PodKey, Protocol, TargetKey
+from conformance.api.types import Direction, L4Protocol, PodKey, TargetKey
 
 AnyPolicy = NetworkPolicy | AdminPolicy
 """Every policy kind the evaluator accepts."""
@@ -231,7 +231,7 @@ class _Conn:
     other: Endpoint
     dst: Endpoint
     port: int
-    protocol: Protocol
+    protocol: L4Protocol
 
 
 @dataclass(frozen=True)
@@ -315,7 +315,9 @@ class Evaluator:
             out.append(self._banp[key])
         return tuple(out)
 
-    def decide(self, source: PodKey, target: TargetKey, port: int, protocol: Protocol) -> Decision:
+    def decide(
+        self, source: PodKey, target: TargetKey, port: int, protocol: L4Protocol
+    ) -> Decision:
         src = self.state.pod(source)
         dst = self._target(target)
         egress = self._side(_Conn(Direction.EGRESS, src, dst, dst, port, protocol))
@@ -560,7 +562,9 @@ def _undecidable_note(rule: AdminRule, other: Endpoint) -> str:
     return f"matches by nodes, and which node hosts {other.key} is not modelled"
 
 
-def _admin_port_matches(p: AdminPort, dst: Endpoint, port: int, protocol: Protocol) -> bool | None:
+def _admin_port_matches(
+    p: AdminPort, dst: Endpoint, port: int, protocol: L4Protocol
+) -> bool | None:
     if p.named_port is not None:
         # Rule 13: a named port is looked up on the destination pod, whatever the direction.
         return isinstance(dst, Pod) and dst.named_port(p.named_port, protocol) == port
@@ -580,7 +584,7 @@ def _any3(results: Iterable[bool | None]) -> bool | None:
 
 
 def _port_matches(
-    rule_port: NetworkPolicyPort, dst: Endpoint, port: int, protocol: Protocol
+    rule_port: NetworkPolicyPort, dst: Endpoint, port: int, protocol: L4Protocol
 ) -> bool:
     if rule_port.protocol != protocol:
         return False

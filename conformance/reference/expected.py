@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conformance.api.types import Protocol, TargetKey
+from conformance.api.types import L4Protocol, TargetKey
 from conformance.reference.evaluator import Evaluator
 from conformance.reference.truthtable import Cell, CellKey, TruthTable
 from conformance.scenario.load import BoundStep
@@ -22,7 +22,7 @@ def expected_table(step: BoundStep, *, include_self: bool = False) -> TruthTable
     return TruthTable(step.sources, step.targets, step.port_protocols, cells)
 
 
-def _served(step: BoundStep, target: TargetKey, port: int, protocol: Protocol) -> bool:
+def _served(step: BoundStep, target: TargetKey, port: int, protocol: L4Protocol) -> bool:
     """Whether the destination listens on the port (an unserved allowed probe is refused)."""
     if target.startswith("@"):
         return any(e.key == target and e.serves(port, protocol) for e in step.state.externals)

@@ -25,7 +25,7 @@ from conformance.api.fields import Locator
 from conformance.api.model import ClusterState, ContainerPort, Namespace, Pod, frozen_labels
 from conformance.api.netpol import NetworkPolicy, parse_network_policy
 from conformance.api.types import Direction, PodKey, TargetKey
-from conformance.api.types import Protocol as L4
+from conformance.api.types import L4Protocol as L4
 from conformance.errors import Location, ScenarioError
 from conformance.reference.evaluator import AnyPolicy, Verdict
 from conformance.reference.matrix import PortProto, ReachabilityMatrix

@@ -45,10 +45,10 @@ from conformance.api.netpol import (
     NetworkPolicyRule,
 )
 from conformance.api.selectors import LabelSelector, Operator
-from conformance.api.types import Direction, PodKey, Protocol, TargetKey
+from conformance.api.types import Direction, L4Protocol, PodKey, TargetKey
 from conformance.reference.evaluator import AnyPolicy, Decision, Evaluator, Verdict
 
-PortProto = tuple[int, Protocol]
+PortProto = tuple[int, L4Protocol]
 """A destination port and its protocol: one column block of the matrix."""
 
 Progress = Callable[[int, int], None]
@@ -95,7 +95,9 @@ class ReachabilityMatrix:
     _undefined: Mapping[tuple[TargetKey, PortProto], int] = field(repr=False)
     _source_bit: Mapping[PodKey, int] = field(repr=False)
 
-    def verdict(self, source: PodKey, target: TargetKey, port: int, protocol: Protocol) -> Verdict:
+    def verdict(
+        self, source: PodKey, target: TargetKey, port: int, protocol: L4Protocol
+    ) -> Verdict:
         """The cell's verdict; KeyError for an unknown source, target or port of that target."""
         key = (target, (port, protocol))
         bit = 1 << self._source_bit[source]
@@ -105,7 +107,7 @@ class ReachabilityMatrix:
             return Verdict.IMPLEMENTATION_DEFINED
         return Verdict.DENY
 
-    def allowed_sources(self, target: TargetKey, port: int, protocol: Protocol) -> list[PodKey]:
+    def allowed_sources(self, target: TargetKey, port: int, protocol: L4Protocol) -> list[PodKey]:
         """Sources whose connection to ``target`` at ``port/protocol`` is allowed."""
         bits = self._allow[(target, (port, protocol))]
         return [self._sources_by_bit[i] for i in bit_indices(bits)]
@@ -132,7 +134,7 @@ class ReachabilityMatrix:
     def _sources_by_bit(self) -> dict[int, PodKey]:
         return {bit: key for key, bit in self._source_bit.items()}
 
-    def cells(self) -> Iterator[tuple[PodKey, TargetKey, int, Protocol, Verdict]]:
+    def cells(self) -> Iterator[tuple[PodKey, TargetKey, int, L4Protocol, Verdict]]:
         """Every cell, targets in order, then ports, then sources in order."""
         order = [(s, 1 << self._source_bit[s]) for s in self.sources]
         for target in self.targets:
@@ -167,12 +169,12 @@ class ReachabilityMatrix:
         return Evaluator(self.state, self.policies, include_self=self.include_self)
 
     def decision(
-        self, source: PodKey, target: TargetKey, port: int, protocol: Protocol
+        self, source: PodKey, target: TargetKey, port: int, protocol: L4Protocol
     ) -> Decision:
         """The reference decision for one cell, with its reasons."""
         return self.evaluator.decide(source, target, port, protocol)
 
-    def reason(self, source: PodKey, target: TargetKey, port: int, protocol: Protocol) -> str:
+    def reason(self, source: PodKey, target: TargetKey, port: int, protocol: L4Protocol) -> str:
         return self.decision(source, target, port, protocol).reason
 
 
@@ -243,7 +245,7 @@ class _Compiler:
             self.target_ports.append(
                 tuple(port_protocols) if port_protocols is not None else _declared(e.ports)
             )
-        self.named: dict[tuple[str, Protocol, int], int] = {}
+        self.named: dict[tuple[str, L4Protocol, int], int] = {}
         for i, p in enumerate(self.pods):
             for cp in p.ports:
                 if cp.name is not None and p.named_port(cp.name, cp.protocol) == cp.port:

@@ -11,11 +11,11 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from conformance.api.types import PodKey, Protocol, TargetKey
+from conformance.api.types import L4Protocol, PodKey, TargetKey
 from conformance.reference.evaluator import Decision, Verdict
 
-PortProtocol = tuple[int, Protocol]
-CellKey = tuple[PodKey, TargetKey, int, Protocol]
+PortProtocol = tuple[int, L4Protocol]
+CellKey = tuple[PodKey, TargetKey, int, L4Protocol]
 
 
 class Mark:
@@ -54,7 +54,7 @@ class Cell:
     source: PodKey
     target: TargetKey
     port: int
-    protocol: Protocol
+    protocol: L4Protocol
     verdict: Verdict
     served: bool
     decision: Decision | None = None
@@ -75,7 +75,7 @@ class TruthTable:
     port_protocols: tuple[PortProtocol, ...]
     cells: Mapping[CellKey, Cell] = field(default_factory=dict)
 
-    def cell(self, source: PodKey, target: TargetKey, port: int, protocol: Protocol) -> Cell:
+    def cell(self, source: PodKey, target: TargetKey, port: int, protocol: L4Protocol) -> Cell:
         return self.cells[(source, target, port, protocol)]
 
     def __iter__(self) -> Iterator[Cell]:
@@ -129,7 +129,7 @@ class TableSyntaxError(ValueError):
 def parse_tables(text: str) -> dict[CellKey, str]:
     """Parse grids in the printed layout into cell marks. Legend and ``#`` lines are ignored."""
     out: dict[CellKey, str] = {}
-    header: tuple[int, Protocol, list[str]] | None = None
+    header: tuple[int, L4Protocol, list[str]] | None = None
     seen_rows: set[str] = set()
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -138,7 +138,7 @@ def parse_tables(text: str) -> dict[CellKey, str]:
         tokens = line.split()
         corner = _CORNER.match(tokens[0])
         if corner:
-            port, proto = int(corner.group(1)), Protocol(corner.group(2))
+            port, proto = int(corner.group(1)), L4Protocol(corner.group(2))
             if len(set(tokens[1:])) != len(tokens) - 1:
                 raise TableSyntaxError(f"grid {tokens[0]} names a column twice", lineno)
             header = (port, proto, tokens[1:])

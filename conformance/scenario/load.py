@@ -11,7 +11,7 @@ import fnmatch
 import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path as FsPath
+from pathlib import Path
 from typing import Any, get_args, get_origin
 
 import pydantic
@@ -19,8 +19,8 @@ import pydantic
 from conformance.api.adminpol import ADMIN_KINDS, AdminPolicy, parse_admin_policy
 from conformance.api.fields import (
     Field,
+    KeyPath,
     Locator,
-    Path,
     dns1123_label_problem,
     format_path,
     port_name_problem,
@@ -35,7 +35,7 @@ from conformance.api.model import (
 )
 from conformance.api.netpol import IPNetwork, NetworkPolicy, parse_network_policy
 from conformance.api.selectors import parse_label_map
-from conformance.api.types import PodKey, Protocol, TargetKey
+from conformance.api.types import L4Protocol, PodKey, TargetKey
 from conformance.errors import Location, ScenarioError, ScenarioErrors
 from conformance.reference.truthtable import PortProtocol
 from conformance.scenario.bind import Binding, PlaceholderError, offline_ip, render_value
@@ -155,11 +155,11 @@ class Scenario:
 # --- loading --------------------------------------------------------------------------------
 
 
-def discover(paths: Iterable[str | FsPath]) -> list[FsPath]:
+def discover(paths: Iterable[str | Path]) -> list[Path]:
     """Scenario files under ``paths`` (files as given; folders searched recursively, sorted)."""
-    found: list[FsPath] = []
+    found: list[Path] = []
     for raw in paths:
-        path = FsPath(raw)
+        path = Path(raw)
         if path.is_dir():
             found.extend(
                 sorted(
@@ -175,7 +175,7 @@ def discover(paths: Iterable[str | FsPath]) -> list[FsPath]:
     return found
 
 
-def is_scenario_file(path: FsPath) -> bool:
+def is_scenario_file(path: Path) -> bool:
     """Policy files referenced by scenarios live beside them; a scenario has a ``steps`` key."""
     try:
         head = path.read_text(encoding="utf-8")
@@ -184,21 +184,20 @@ def is_scenario_file(path: FsPath) -> bool:
     return any(line.startswith("steps:") for line in head.splitlines())
 
 
-def load_scenario(path: str | FsPath) -> Scenario:
+def load_scenario(path: str | Path) -> Scenario:
     """Load and fully validate one scenario (bound offline once, so placeholders are checked too)."""
     file = str(path)
     try:
-        text = FsPath(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ScenarioError("no such file", Location(file)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"cannot read file: {exc}", Location(file)) from None
     doc = load_document(text, file)
     spec = _validate_structure(doc)
-    name = spec.name or FsPath(file).stem
+    name = spec.name or Path(file).stem
     step_policies = tuple(
-        tuple(_policy_sources(doc, FsPath(file).parent, i, step))
-        for i, step in enumerate(spec.steps)
+        tuple(_policy_sources(doc, Path(file).parent, i, step)) for i, step in enumerate(spec.steps)
     )
     scenario = Scenario(name, file, spec, doc, step_policies)
     scenario.bind()  # surfaces every semantic error at load time
@@ -237,7 +236,7 @@ def _pydantic_errors(doc: Document, exc: pydantic.ValidationError) -> list[Scena
     return errors
 
 
-def _data_path(data: Any, loc: tuple[Any, ...], kind: str) -> Path:
+def _data_path(data: Any, loc: tuple[Any, ...], kind: str) -> KeyPath:
     """Map a pydantic error location onto the document's key path (dropping union tags)."""
     path: list[str | int] = []
     cur = data
@@ -256,7 +255,7 @@ def _data_path(data: Any, loc: tuple[Any, ...], kind: str) -> Path:
     return tuple(path)
 
 
-def _accepted_fields(path: Path) -> str:
+def _accepted_fields(path: KeyPath) -> str:
     """Field names accepted at ``path`` of the scenario model, for "unknown field" messages."""
     model: Any = ScenarioFile
     for el in path:
@@ -288,9 +287,9 @@ def _strip_optional(tp: Any) -> Any:
     return tp
 
 
-def _policy_sources(doc: Document, base: FsPath, index: int, step: Step) -> Iterator[PolicySource]:
+def _policy_sources(doc: Document, base: Path, index: int, step: Step) -> Iterator[PolicySource]:
     for j, item in enumerate(step.apply):
-        path: Path = ("steps", index, "apply", j)
+        path: KeyPath = ("steps", index, "apply", j)
         if set(item) == {"file"}:
             ref = item["file"]
             if not isinstance(ref, str):
@@ -347,7 +346,7 @@ class _Binder:
             for e in scenario.spec.external
         )
 
-    def fail(self, message: str, path: Path) -> None:
+    def fail(self, message: str, path: KeyPath) -> None:
         self.errors.append(ScenarioError(message, self.doc.locate(path)))
 
     def initial(self) -> ClusterState:
@@ -372,7 +371,7 @@ class _Binder:
         topo = self.sc.spec.topology
         for name, ns in topo.namespaces.items():
             self._add_namespace(name, ns, ("topology", "namespaces", name))
-        pods_path: Path = ("topology", "pods")
+        pods_path: KeyPath = ("topology", "pods")
         for i, spec in enumerate(initial_pods(self.sc.spec)):
             self._add_pod(spec, (*pods_path, i) if topo.pods is not None else ("topology",))
         seen_ext: set[str] = set()
@@ -381,7 +380,7 @@ class _Binder:
                 self.fail(f"external endpoint {e.name!r} is defined twice", ("external", i, "name"))
             seen_ext.add(e.name)
 
-    def _add_namespace(self, name: str, spec: NamespaceSpec, path: Path) -> None:
+    def _add_namespace(self, name: str, spec: NamespaceSpec, path: KeyPath) -> None:
         problem = dns1123_label_problem(name)
         if problem:
             self.fail(f"namespace name {name!r} {problem}", path)
@@ -389,13 +388,13 @@ class _Binder:
             self.fail(f"namespace {name!r} already exists", path)
         self.namespaces[name] = self._labels(spec.labels, (*path, "labels"))
 
-    def _labels(self, labels: Mapping[str, Any], path: Path) -> dict[str, str]:
+    def _labels(self, labels: Mapping[str, Any], path: KeyPath) -> dict[str, str]:
         f = Field(dict(labels), path, self.doc.locate, [])
         out = parse_label_map(f)
         self.errors.extend(f.errors)
         return out
 
-    def _add_pod(self, spec: PodSpec, path: Path) -> None:
+    def _add_pod(self, spec: PodSpec, path: KeyPath) -> None:
         if "/" in spec.name:
             ns, _, name = spec.name.partition("/")
             if spec.namespace is not None and spec.namespace != ns:
@@ -422,7 +421,7 @@ class _Binder:
             else {"pod": name}
         )
         ports = spec.ports if spec.ports is not None else self.sc.spec.topology.ports
-        seen_names: set[tuple[str, Protocol]] = set()
+        seen_names: set[tuple[str, L4Protocol]] = set()
         for i, p in enumerate(ports):
             if p.name is None:
                 continue
@@ -442,7 +441,7 @@ class _Binder:
         self.pods[key] = Pod(ns, name, frozen_labels(labels), _ports(ports), ip, spec.host_network)
 
     def _step(self, index: int, step: Step) -> BoundStep | None:
-        base: Path = ("steps", index)
+        base: KeyPath = ("steps", index)
         for name, ns_spec in step.add_namespaces.items():
             self._add_namespace(name, ns_spec, (*base, "add_namespaces", name))
         for i, spec in enumerate(step.add_pods):
@@ -499,7 +498,7 @@ class _Binder:
         )
 
     def _patch(
-        self, labels: dict[str, str], patch: Mapping[str, str | None], path: Path
+        self, labels: dict[str, str], patch: Mapping[str, str | None], path: KeyPath
     ) -> dict[str, str]:
         # Merge-patch semantics, as `kubectl label` and JSON merge patch: null removes a label.
         out = dict(labels)
@@ -577,7 +576,7 @@ class _Binder:
         return policy
 
     def _probe(
-        self, state: ClusterState, step: Step, base: Path
+        self, state: ClusterState, step: Step, base: KeyPath
     ) -> tuple[tuple[PodKey, ...], tuple[TargetKey, ...], tuple[PortProtocol, ...]]:
         probe = _merge_probe(self.sc.spec.probe, step.probe)
         sources = tuple(p.key for p in state.pods if _any_glob(p.key, probe.from_))
@@ -608,8 +607,8 @@ def _merge_probe(default: ProbeSpec, own: ProbeSpec) -> ProbeSpec:
     )
 
 
-def _proto_order(p: Protocol) -> int:
-    return list(Protocol).index(p)
+def _proto_order(p: L4Protocol) -> int:
+    return list(L4Protocol).index(p)
 
 
 def _any_glob(key: str, globs: list[str] | None) -> bool:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, model_validator
 
-from conformance.api.types import Protocol
+from conformance.api.types import L4Protocol
 
 
 class _Model(BaseModel):
@@ -38,7 +38,7 @@ class PortSpec(_Model):
     """A served container port."""
 
     port: int = Field(ge=1, le=65535)
-    protocol: Protocol = Protocol.TCP
+    protocol: L4Protocol = L4Protocol.TCP
     name: str | None = Field(default=None, description="Container port name (IANA_SVC_NAME).")
 
 
@@ -66,7 +66,7 @@ def default_ports() -> list[PortSpec]:
     return [
         PortSpec(port=port, protocol=proto, name=f"serve-{port}-{proto.lower()}")
         for port in (80, 81)
-        for proto in Protocol
+        for proto in L4Protocol
     ]
 
 
@@ -97,7 +97,7 @@ class PolicyFileRef(_Model):
 
 class ProbeSpec(_Model):
     ports: list[int] | None = Field(default=None, description="Default: every served port.")
-    protocols: list[Protocol] | None = Field(
+    protocols: list[L4Protocol] | None = Field(
         default=None, description="Default: every served protocol."
     )
     from_: list[str] | None = Field(
@@ -113,7 +113,7 @@ class ExpectRule(_Model):
     from_: str = Field(default="*", alias="from", description="Glob over source ns/pod.")
     to: str = Field(default="*", description="Glob over destination ns/pod or @external.")
     ports: list[int] | None = None
-    protocols: list[Protocol] | None = None
+    protocols: list[L4Protocol] | None = None
     verdict: VerdictName
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from conformance.api.fields import Path, format_path
+from conformance.api.fields import KeyPath, format_path
 from conformance.errors import Location, ScenarioError
 
 
@@ -18,10 +18,10 @@ class Document:
 
     file: str
     data: Any
-    lines: Mapping[Path, int]
-    base: Path = ()
+    lines: Mapping[KeyPath, int]
+    base: KeyPath = ()
 
-    def locate(self, path: Path) -> Location:
+    def locate(self, path: KeyPath) -> Location:
         """Location of ``path`` (relative to ``base``; reported in full); else the nearest parent's."""
         full = (*self.base, *path)
         probe = full
@@ -29,7 +29,7 @@ class Document:
             probe = probe[:-1]
         return Location(self.file, self.lines.get(probe, 1), format_path(full))
 
-    def sub(self, path: Path, data: Any) -> Document:
+    def sub(self, path: KeyPath, data: Any) -> Document:
         """A view of a nested object: callers give paths relative to it."""
         return Document(self.file, data, self.lines, (*self.base, *path))
 
@@ -37,10 +37,10 @@ class Document:
 class _Builder:
     def __init__(self, file: str) -> None:
         self.file = file
-        self.lines: dict[Path, int] = {}
+        self.lines: dict[KeyPath, int] = {}
         self.constructor = yaml.SafeLoader("")
 
-    def build(self, node: yaml.Node, path: Path) -> Any:
+    def build(self, node: yaml.Node, path: KeyPath) -> Any:
         self.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             self.constructor.flatten_mapping(node)  # resolves '<<' merge keys
