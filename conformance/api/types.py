@@ -28,3 +28,7 @@ class Direction(StrEnum):
 def external_key(name: str) -> TargetKey:
     """Key of an external endpoint in truth tables and rules."""
     return f"@{name}"
+
+
+PortProtocol: TypeAlias = tuple[int, L4Protocol]
+"""A probed (port, protocol): one grid of a truth table."""

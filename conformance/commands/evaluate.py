@@ -17,7 +17,8 @@ from conformance.reference.expectations import (
 )
 from conformance.reference.expected import expected_table
 from conformance.reference.truthtable import LEGEND, TruthTable
-from conformance.scenario.load import BoundStep, Scenario, discover, load_scenario
+from conformance.scenario.bind import BoundStep
+from conformance.scenario.load import Scenario, discover, load_scenario
 
 EXIT_OK, EXIT_DISAGREE, EXIT_SCENARIO_ERROR = 0, 1, 2
 

@@ -78,8 +78,8 @@ from conformance.live.results import (
 from conformance.reference.evaluator import Evaluator, Verdict
 from conformance.reference.expectations import declared_verdicts
 from conformance.reference.expected import expected_table
-from conformance.scenario.bind import Binding
-from conformance.scenario.load import BoundStep, Scenario, pod_key
+from conformance.scenario.bind import Binding, BoundStep, pod_key
+from conformance.scenario.load import Scenario
 
 Progress = Callable[[str], None]
 RealCell = tuple[

@@ -20,7 +20,7 @@ from conformance.reference.truthtable import (
     parse_tables,
     verdict_of_mark,
 )
-from conformance.scenario.load import BoundStep
+from conformance.scenario.bind import BoundStep
 from conformance.scenario.schema import Expectation
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from conformance.api.types import L4Protocol, TargetKey
 from conformance.reference.evaluator import Evaluator
 from conformance.reference.truthtable import Cell, CellKey, TruthTable
-from conformance.scenario.load import BoundStep
+from conformance.scenario.bind import BoundStep
 
 
 def expected_table(step: BoundStep, *, include_self: bool = False) -> TruthTable:

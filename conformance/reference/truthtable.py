@@ -11,10 +11,9 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from conformance.api.types import L4Protocol, PodKey, TargetKey
+from conformance.api.types import L4Protocol, PodKey, PortProtocol, TargetKey
 from conformance.reference.evaluator import Decision, Verdict
 
-PortProtocol = tuple[int, L4Protocol]
 CellKey = tuple[PodKey, TargetKey, int, L4Protocol]
 
 

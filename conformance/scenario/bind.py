@@ -1,24 +1,55 @@
-"""Binding a scenario to a cluster: real namespace names, pod IPs, the pod CIDR, and placeholders.
+"""Binding a scenario to a cluster: real namespace names, pod IPs, the pod CIDR, placeholders, and
+the walk over the steps that turns each into a ``BoundStep`` (cluster state, typed policies, probe
+set, declared expectation).
 
 Policy strings may contain Jinja placeholders for values only known on a live cluster, e.g.
 ``cidr: "{{ ip('x/a') }}/32"``. Available: ``ip('ns/pod')`` or ``ip('@external')``, ``ns('x')``
 (the real namespace name) and ``pod_cidr``. Offline evaluation binds namespaces to themselves and
 gives pods addresses from the topology's pod CIDR in order of appearance.
+
+A ``Binder`` binds steps one at a time, in order, so a runner can bind each step once against the
+addresses the cluster has given by then.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import jinja2.sandbox
 
-from conformance.api.model import IPAddress
-from conformance.api.netpol import IPNetwork
-from conformance.api.types import PodKey
+from conformance.api.adminpol import ADMIN_KINDS, AdminPolicy, parse_admin_policy
+from conformance.api.fields import Field, KeyPath, Locator, dns1123_label_problem, port_name_problem
+from conformance.api.model import (
+    ClusterState,
+    ContainerPort,
+    ExternalHost,
+    IPAddress,
+    Namespace,
+    Pod,
+    frozen_labels,
+)
+from conformance.api.netpol import IPNetwork, NetworkPolicy, parse_network_policy
+from conformance.api.selectors import parse_label_map
+from conformance.api.types import L4Protocol, PodKey, PortProtocol, TargetKey
+from conformance.errors import ScenarioError, ScenarioErrors
+from conformance.scenario.schema import (
+    Expectation,
+    NamespaceSpec,
+    PodSpec,
+    PortSpec,
+    ProbeSpec,
+    ScenarioFile,
+    Step,
+)
+from conformance.scenario.source import PolicySource
+
+if TYPE_CHECKING:
+    from conformance.scenario.load import Scenario
 
 
 @dataclass(frozen=True)
@@ -80,3 +111,357 @@ def offline_ip(pod_cidr: IPNetwork, index: int) -> IPAddress:
     if addr not in pod_cidr:
         raise PlaceholderError(f"pod CIDR {pod_cidr} is too small for {index + 1} pods")
     return ipaddress.ip_address(addr)
+
+
+@dataclass(frozen=True)
+class BoundStep:
+    """One step with everything resolved against a binding."""
+
+    index: int
+    name: str
+    spec: Step
+    state: ClusterState
+    policies: tuple[NetworkPolicy | AdminPolicy, ...]
+    objects: tuple[dict[str, Any], ...]
+    sources: tuple[PodKey, ...]
+    targets: tuple[TargetKey, ...]
+    port_protocols: tuple[PortProtocol, ...]
+    expect: Expectation | None
+    locate: Locator
+    """Location of a key path relative to this step (``("expect", "rules", 0)``)."""
+
+
+def pod_key(spec: PodSpec) -> PodKey:
+    if "/" in spec.name:
+        return spec.name
+    return f"{spec.namespace}/{spec.name}"
+
+
+def initial_pods(spec: ScenarioFile) -> list[PodSpec]:
+    if spec.topology.pods is not None:
+        return spec.topology.pods
+    return [
+        PodSpec(name=f"{ns}/{pod}") for ns in spec.topology.namespaces for pod in ("a", "b", "c")
+    ]
+
+
+class Binder:
+    """Walks the steps in order, applying each one's changes to a mutable copy of the state.
+
+    ``bind_step`` binds the next step, optionally against a newer binding (a live runner learns
+    pod addresses as it creates pods); ``bind_all`` binds every step and reports every problem.
+    """
+
+    def __init__(self, scenario: Scenario, binding: Binding) -> None:
+        self.sc = scenario
+        self.doc = scenario.doc
+        self.binding = binding
+        self.errors: list[ScenarioError] = []
+        self.namespaces: dict[str, dict[str, str]] = {}
+        self.pods: dict[PodKey, Pod] = {}
+        self.policies: dict[tuple[str, str, str], PolicySource] = {}
+        self.externals = tuple(
+            ExternalHost(e.name, binding.external_ips.get(e.name, e.ip), _ports(e.ports))
+            for e in scenario.spec.external
+        )
+        self._topology()
+        self._next = 0
+
+    @property
+    def initial(self) -> ClusterState:
+        """The topology before the first step (what a runner deploys first)."""
+        if self.errors:
+            raise ScenarioErrors.collect(self.errors) if len(self.errors) > 1 else self.errors[0]
+        return self._state()
+
+    def fail(self, message: str, path: KeyPath) -> None:
+        self.errors.append(ScenarioError(message, self.doc.locate(path)))
+
+    def _raise_errors(self) -> None:
+        if self.errors:
+            errors, self.errors = self.errors, []
+            raise ScenarioErrors.collect(errors) if len(errors) > 1 else errors[0]
+
+    def _state(self) -> ClusterState:
+        return ClusterState(
+            tuple(Namespace(n, frozen_labels(lbl)) for n, lbl in self.namespaces.items()),
+            tuple(self.pods.values()),
+            self.externals,
+        )
+
+    def bind_step(self, index: int, binding: Binding | None = None) -> BoundStep:
+        """Bind step ``index`` (steps are bound in order, each once), against ``binding`` if given."""
+        if index != self._next:
+            raise ValueError(f"steps are bound in order: expected step {self._next}, got {index}")
+        if binding is not None:
+            self.binding = binding
+        self._next += 1
+        step = self._step(index, self.sc.spec.steps[index])
+        self._raise_errors()
+        return step
+
+    def bind_all(self) -> list[BoundStep]:
+        """Every step; all problems of all steps are raised together at the end."""
+        steps = [self._step(i, step) for i, step in enumerate(self.sc.spec.steps)]
+        self._next = len(steps)
+        self._raise_errors()
+        return steps
+
+    def _topology(self) -> None:
+        topo = self.sc.spec.topology
+        for name, ns in topo.namespaces.items():
+            self._add_namespace(name, ns, ("topology", "namespaces", name))
+        pods_path: KeyPath = ("topology", "pods")
+        for i, spec in enumerate(initial_pods(self.sc.spec)):
+            self._add_pod(spec, (*pods_path, i) if topo.pods is not None else ("topology",))
+        seen_ext: set[str] = set()
+        for i, e in enumerate(self.sc.spec.external):
+            if e.name in seen_ext:
+                self.fail(f"external endpoint {e.name!r} is defined twice", ("external", i, "name"))
+            seen_ext.add(e.name)
+
+    def _add_namespace(self, name: str, spec: NamespaceSpec, path: KeyPath) -> None:
+        problem = dns1123_label_problem(name)
+        if problem:
+            self.fail(f"namespace name {name!r} {problem}", path)
+        if name in self.namespaces:
+            self.fail(f"namespace {name!r} already exists", path)
+        self.namespaces[name] = self._labels(spec.labels, (*path, "labels"))
+
+    def _labels(self, labels: Mapping[str, Any], path: KeyPath) -> dict[str, str]:
+        f = Field(dict(labels), path, self.doc.locate, [])
+        out = parse_label_map(f)
+        self.errors.extend(f.errors)
+        return out
+
+    def _add_pod(self, spec: PodSpec, path: KeyPath) -> None:
+        if "/" in spec.name:
+            ns, _, name = spec.name.partition("/")
+            if spec.namespace is not None and spec.namespace != ns:
+                self.fail(f"pod {spec.name!r} also sets namespace {spec.namespace!r}", path)
+        else:
+            ns, name = spec.namespace or "", spec.name
+            if not ns:
+                self.fail(f"pod {spec.name!r} needs a namespace: write 'ns/{spec.name}'", path)
+                return
+        problem = dns1123_label_problem(name)
+        if problem:
+            self.fail(f"pod name {name!r} {problem}", (*path, "name"))
+        if ns not in self.namespaces:
+            self.fail(
+                f"pod {ns}/{name} is in unknown namespace {ns!r}; namespaces: {', '.join(self.namespaces)}",
+                path,
+            )
+        key = f"{ns}/{name}"
+        if key in self.pods:
+            self.fail(f"pod {key} already exists", path)
+        labels = (
+            self._labels(spec.labels, (*path, "labels"))
+            if spec.labels is not None
+            else {"pod": name}
+        )
+        ports = spec.ports if spec.ports is not None else self.sc.spec.topology.ports
+        seen_names: set[tuple[str, L4Protocol]] = set()
+        for i, p in enumerate(ports):
+            if p.name is None:
+                continue
+            problem = port_name_problem(p.name)
+            if problem:
+                self.fail(problem, (*path, "ports", i, "name"))
+            if (p.name, p.protocol) in seen_names:
+                self.fail(
+                    f"pod {key} names two {p.protocol} ports {p.name!r}",
+                    (*path, "ports", i, "name"),
+                )
+            seen_names.add((p.name, p.protocol))
+        ip = self.binding.pod_ips.get(key)
+        if ip is None:
+            self.fail(f"pod {key} has no IP in the binding", path)
+            return
+        self.pods[key] = Pod(ns, name, frozen_labels(labels), _ports(ports), ip, spec.host_network)
+
+    def _step(self, index: int, step: Step) -> BoundStep:
+        base: KeyPath = ("steps", index)
+        for name, ns_spec in step.add_namespaces.items():
+            self._add_namespace(name, ns_spec, (*base, "add_namespaces", name))
+        for i, spec in enumerate(step.add_pods):
+            self._add_pod(spec, (*base, "add_pods", i))
+        for i, key in enumerate(step.remove_pods):
+            if self.pods.pop(key, None) is None:
+                self.fail(f"no pod {key!r} to remove", (*base, "remove_pods", i))
+        for ns, patch in step.label_namespaces.items():
+            if ns not in self.namespaces:
+                self.fail(f"no namespace {ns!r} to relabel", (*base, "label_namespaces", ns))
+                continue
+            self.namespaces[ns] = self._patch(
+                self.namespaces[ns], patch, (*base, "label_namespaces", ns)
+            )
+        for key, patch in step.label_pods.items():
+            pod = self.pods.get(key)
+            if pod is None:
+                self.fail(f"no pod {key!r} to relabel", (*base, "label_pods", key))
+                continue
+            labels = self._patch(dict(pod.labels), patch, (*base, "label_pods", key))
+            self.pods[key] = Pod(
+                pod.namespace, pod.name, frozen_labels(labels), pod.ports, pod.ip, pod.host_network
+            )
+        for i, ref in enumerate(step.delete):
+            ident = _parse_ref(ref)
+            if ident is None:
+                self.fail(f"{ref!r} is not 'ns/name' or 'Kind/ns/name'", (*base, "delete", i))
+            elif self.policies.pop(ident, None) is None:
+                self.fail(
+                    f"no {ident[0]} {'/'.join(ident[1:])} to delete at this step",
+                    (*base, "delete", i),
+                )
+        for src in self.sc.step_policies[index]:
+            self.policies[src.ident] = src
+        policies, objects = self._policies()
+        state = self._state()
+        sources, targets, pps = self._probe(state, step, base)
+        return BoundStep(
+            index,
+            step.name,
+            step,
+            state,
+            policies,
+            objects,
+            sources,
+            targets,
+            pps,
+            step.expect,
+            self.doc.sub(base, step).locate,
+        )
+
+    def _patch(
+        self, labels: dict[str, str], patch: Mapping[str, str | None], path: KeyPath
+    ) -> dict[str, str]:
+        # Merge-patch semantics, as `kubectl label` and JSON merge patch: null removes a label.
+        out = dict(labels)
+        out.update(self._labels({k: v for k, v in patch.items() if v is not None}, path))
+        for k, v in patch.items():
+            if v is None:
+                out.pop(k, None)
+        return out
+
+    def _policies(
+        self,
+    ) -> tuple[tuple[NetworkPolicy | AdminPolicy, ...], tuple[dict[str, Any], ...]]:
+        """Parse every live policy object by kind: NetworkPolicy or one of ``ADMIN_KINDS``."""
+        policies: list[NetworkPolicy | AdminPolicy] = []
+        objects: list[dict[str, Any]] = []
+        for src in self.policies.values():
+            try:
+                obj = render_value(src.obj, self.binding)
+            except PlaceholderError as exc:
+                self.errors.append(ScenarioError(str(exc), src.doc.locate(())))
+                continue
+            policy: NetworkPolicy | AdminPolicy | None
+            if src.kind == "NetworkPolicy":
+                policy = self._network_policy(src, obj)
+            elif src.kind in ADMIN_KINDS:
+                policy = self._admin_policy(src, obj)
+            else:
+                accepted = ", ".join(["NetworkPolicy", *ADMIN_KINDS])
+                self.errors.append(
+                    ScenarioError(
+                        f"kind {src.kind or '(missing)'!r} is not supported; accepted: {accepted}",
+                        src.doc.locate(("kind",)),
+                    )
+                )
+                continue
+            if policy is not None:
+                policies.append(policy)
+                objects.append(obj)
+        return tuple(policies), tuple(objects)
+
+    def _network_policy(self, src: PolicySource, obj: Any) -> NetworkPolicy | None:
+        try:
+            policy = parse_network_policy(obj, src.doc.locate)
+        except ScenarioError as exc:
+            self.errors.append(exc)
+            return None
+        if policy.namespace not in self.namespaces:
+            self.errors.append(
+                ScenarioError(
+                    f"namespace {policy.namespace!r} does not exist; namespaces: {', '.join(self.namespaces)}",
+                    src.doc.locate(("metadata", "namespace")),
+                )
+            )
+            return None
+        return policy
+
+    def _admin_policy(self, src: PolicySource, obj: Any) -> AdminPolicy | None:
+        try:
+            policy = parse_admin_policy(obj, src.doc.locate)
+        except ScenarioError as exc:
+            self.errors.append(exc)
+            return None
+        # A runner skips a scenario whose required features a cluster lacks, so a scenario that
+        # applies an admin kind must say so in `requires:` (the kind's API may not be served).
+        feature = policy.api.feature
+        if feature not in self.sc.spec.requires:
+            self.errors.append(
+                ScenarioError(
+                    f"{policy.kind} needs the cluster to serve {policy.api.api_version}: add "
+                    f"{feature} to the scenario's `requires:`",
+                    src.doc.locate(("kind",)),
+                )
+            )
+            return None
+        return policy
+
+    def _probe(
+        self, state: ClusterState, step: Step, base: KeyPath
+    ) -> tuple[tuple[PodKey, ...], tuple[TargetKey, ...], tuple[PortProtocol, ...]]:
+        probe = _merge_probe(self.sc.spec.probe, step.probe)
+        sources = tuple(p.key for p in state.pods if _any_glob(p.key, probe.from_))
+        targets = tuple(
+            [p.key for p in state.pods if _any_glob(p.key, probe.to)]
+            + [e.key for e in state.externals if _any_glob(e.key, probe.to)]
+        )
+        served = {(p.port, p.protocol) for pod in state.pods for p in pod.ports}
+        served |= {(p.port, p.protocol) for e in state.externals for p in e.ports}
+        protocols = probe.protocols or sorted({proto for _, proto in served}, key=_proto_order)
+        if probe.ports is not None:
+            pps = {(port, proto) for port in probe.ports for proto in protocols}
+        else:
+            pps = {pp for pp in served if pp[1] in protocols}
+        if not sources:
+            self.fail(f"probe.from {probe.from_} matches no pod", (*base, "probe"))
+        if not targets:
+            self.fail(f"probe.to {probe.to} matches no pod or external endpoint", (*base, "probe"))
+        if not pps:
+            self.fail("the probe selects no port and protocol", (*base, "probe"))
+        return sources, targets, tuple(sorted(pps, key=lambda pp: (pp[0], _proto_order(pp[1]))))
+
+
+def _merge_probe(default: ProbeSpec, own: ProbeSpec) -> ProbeSpec:
+    """The step's probe, with keys it leaves unset taken from the scenario-level ``probe``."""
+    return ProbeSpec.model_validate(
+        {**default.model_dump(exclude_none=True), **own.model_dump(exclude_none=True)}
+    )
+
+
+def _proto_order(p: L4Protocol) -> int:
+    return list(L4Protocol).index(p)
+
+
+def _any_glob(key: str, globs: list[str] | None) -> bool:
+    return globs is None or any(fnmatch.fnmatchcase(key, g) for g in globs)
+
+
+def _ports(specs: Iterable[PortSpec]) -> tuple[ContainerPort, ...]:
+    return tuple(ContainerPort(p.port, p.protocol, p.name) for p in specs)
+
+
+def _parse_ref(ref: str) -> tuple[str, str, str] | None:
+    """``ns/name`` (a NetworkPolicy), ``Kind/ns/name`` or ``Kind/name`` (cluster-scoped)."""
+    parts = ref.split("/")
+    if len(parts) == 2 and parts[0][:1].islower():
+        return ("NetworkPolicy", parts[0], parts[1])
+    if len(parts) == 3 and parts[0][:1].isupper():
+        return (parts[0], parts[1], parts[2])
+    if len(parts) == 2 and parts[0][:1].isupper():
+        return (parts[0], "", parts[1])
+    return None

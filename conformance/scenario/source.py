@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from conformance.api.adminpol import ADMIN_KINDS
 from conformance.api.fields import KeyPath, format_path
 from conformance.errors import Location, ScenarioError
 
@@ -32,6 +33,25 @@ class Document:
     def sub(self, path: KeyPath, data: Any) -> Document:
         """A view of a nested object: callers give paths relative to it."""
         return Document(self.file, data, self.lines, (*self.base, *path))
+
+
+@dataclass(frozen=True)
+class PolicySource:
+    """A verbatim policy object and where it was written (for error locations)."""
+
+    obj: dict[str, Any]
+    doc: Document
+
+    @property
+    def kind(self) -> str:
+        return str(self.obj.get("kind", ""))
+
+    @property
+    def ident(self) -> tuple[str, str, str]:
+        """(kind, namespace, name); the namespace is "" for cluster-scoped admin policy kinds."""
+        meta = self.obj.get("metadata") or {}
+        namespace = "" if self.kind in ADMIN_KINDS else str(meta.get("namespace") or "")
+        return (self.kind, namespace, str(meta.get("name") or ""))
 
 
 class _Builder:
