@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
-from conformance.errors import ClusterError, ScenarioError
+from conformance.errors import ClusterError, ExitCode, ScenarioError
 from conformance.reference.inventory import (
     DEFAULT_POD_CIDR,
     Inventory,
@@ -29,7 +29,6 @@ from conformance.reference.inventory import (
 )
 from conformance.reference.matrix import ReachabilityMatrix, compute_matrix
 
-EXIT_OK, EXIT_INPUT, EXIT_CLUSTER = 0, 2, 3
 PROGRESS_MIN_PODS = 300
 """Inputs with at least this many pods show a progress bar (on a terminal)."""
 
@@ -91,7 +90,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         if args.to_scenario:
             path = write_scenario(inventory, Path(args.to_scenario), args.sample, args.seed)
             print(f"wrote {path} ({args.sample} sampled pods, seed {args.seed})", file=out)
-            return EXIT_OK
+            return ExitCode.OK
         matrix = _matrix(inventory, args, err)
         if args.out:
             with open(args.out, "w", encoding="utf-8", newline="") as fh:
@@ -102,14 +101,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         lines = str(exc).splitlines() or ["invalid input"]
         more = f" (and {len(lines) - 1} more problems)" if len(lines) > 1 else ""
         print(f"error: {lines[0]}{more}", file=err)
-        return EXIT_INPUT
+        return ExitCode.USAGE
     except ClusterError as exc:
         print(f"error: {exc}", file=err)
-        return EXIT_CLUSTER
+        return ExitCode.INFRASTRUCTURE
     except OSError as exc:
         print(f"error: {exc}", file=err)
-        return EXIT_INPUT
-    return EXIT_OK
+        return ExitCode.USAGE
+    return ExitCode.OK
 
 
 def _inventory(args: argparse.Namespace) -> Inventory:
@@ -180,7 +179,7 @@ def _explain(inventory: Inventory, args: argparse.Namespace, out: TextIO) -> int
     print(f"  ingress: {decision.ingress.describe()}", file=out)
     if decision.self_traffic and not args.include_self:
         print("  self traffic is implementation-defined (kubernetes#95879)", file=out)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def write_scenario(inventory: Inventory, path: Path, sample: int, seed: int) -> Path:

@@ -14,7 +14,7 @@ from conformance.cluster import embedded
 from conformance.cluster.config import DEFAULT_INSTANCE, ClusterOptions, ExternalHost
 from conformance.cluster.faults import Faults
 from conformance.cluster.knobs import Deviation, Knobs
-from conformance.errors import ConformanceError
+from conformance.errors import ConformanceError, ExitCode
 
 
 def _codes(text: str) -> tuple[int, ...]:
@@ -26,7 +26,7 @@ def _codes(text: str) -> tuple[int, ...]:
 
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
-    return 1
+    return ExitCode.FAILED
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -52,7 +52,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"kubeconfig: {info.kubeconfig}")
     print(f"context:    {info.context}")
     print(f"try:        kubectl --kubeconfig {info.kubeconfig} get namespaces")
-    return 0
+    return ExitCode.OK
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -64,14 +64,14 @@ def cmd_down(args: argparse.Namespace) -> int:
         print(f"embedded cluster {args.name!r} stopped and removed")
     else:
         print(f"embedded cluster {args.name!r} was not running; leftovers (if any) removed")
-    return 0
+    return ExitCode.OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     info = embedded.find(args.name)
     if info is None:
         print(f"embedded cluster {args.name!r} is not running")
-        return 3
+        return ExitCode.INFRASTRUCTURE
     print(f"embedded cluster {info.instance!r} is running (pid {info.pid}) at {info.server}")
     print(f"kubeconfig: {info.kubeconfig}")
     print(f"context:    {info.context}")
@@ -79,11 +79,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         stats: dict[str, Any] = embedded.daemon_status(info)
     except OSError as exc:
         print(f"status endpoint not reachable: {exc}")
-        return 1
+        return ExitCode.FAILED
     print(
         f"pods: {stats.get('pods')}  rules applied: generation {stats.get('appliedGeneration')}/{stats.get('generation')}"
     )
-    return 0
+    return ExitCode.OK
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from conformance.errors import ScenarioError
+from conformance.errors import ExitCode, ScenarioError
 from conformance.reference.expectations import (
     Disagreement,
     declared_verdicts,
@@ -19,8 +19,6 @@ from conformance.reference.expected import expected_table
 from conformance.reference.truthtable import LEGEND, TruthTable
 from conformance.scenario.bind import BoundStep
 from conformance.scenario.load import Scenario, discover, load_scenario
-
-EXIT_OK, EXIT_DISAGREE, EXIT_SCENARIO_ERROR = 0, 1, 2
 
 
 @dataclass
@@ -72,10 +70,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         files = discover(args.paths)
     except ScenarioError as exc:
         print(f"error: {exc}", file=err)
-        return EXIT_SCENARIO_ERROR
+        return ExitCode.USAGE
     if not files:
         print(f"error: no scenario files found under {' '.join(args.paths)}", file=err)
-        return EXIT_SCENARIO_ERROR
+        return ExitCode.USAGE
     for path in files:
         try:
             scenario = load_scenario(path)
@@ -95,8 +93,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         print(f"{n_disagree} declared cells disagree with the reference evaluator", file=err)
     if errors:
         print(f"{errors} scenario file(s) have errors", file=err)
-        return EXIT_SCENARIO_ERROR
-    return EXIT_DISAGREE if n_disagree else EXIT_OK
+        return ExitCode.USAGE
+    return ExitCode.FAILED if n_disagree else ExitCode.OK
 
 
 def print_text(result: ScenarioResult, out: TextIO, *, explain: bool) -> None:

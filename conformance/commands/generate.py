@@ -10,6 +10,7 @@ from typing import Any, TextIO
 import yaml
 
 from conformance.commands.run import positive_int
+from conformance.errors import ExitCode
 from conformance.scenario.generate import ADMIN_VERSIONS, GenerateOptions, generate
 
 
@@ -71,9 +72,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             )
     except OSError as exc:
         err.write(f"error: cannot write to {folder}: {exc.strerror or exc}\n")
-        return 2
+        return ExitCode.USAGE
     out.write(
         f"wrote {options.count} scenarios to {folder} (seed {options.seed}); run them with "
         f"`netpol-conformance run {folder}`\n"
     )
-    return 0
+    return ExitCode.OK

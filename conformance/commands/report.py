@@ -11,11 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from conformance.errors import ExitCode
 from conformance.live.results import RunResult
 from conformance.reports import FORMATS, render
 from conformance.reports.deviations import DeviationsError, KnownDeviations
-
-EXIT_USAGE = 2
 
 
 def add_commands(sub: Any) -> None:
@@ -62,18 +61,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         text = render(run, args.format, load_deviations(args.known_deviations))
     except (ValueError, DeviationsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if not args.output or args.output == "-":
         sys.stdout.write(text)
-        return 0
+        return ExitCode.OK
     try:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text, encoding="utf-8")
     except OSError as exc:
         print(f"error: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     print(f"{args.format} report: {args.output}", file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -84,6 +83,6 @@ def cmd_diff(args: argparse.Namespace) -> int:
         result = compare(old, new, load_deviations(args.known_deviations))
     except (ValueError, DeviationsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     print(dumps(result) if args.format == "json" else result.text())
     return result.exit_code()

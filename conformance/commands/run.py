@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from conformance.commands.report import load_deviations
-from conformance.errors import ClusterError, ConformanceError, ScenarioError
+from conformance.errors import ClusterError, ConformanceError, ExitCode, ScenarioError
 from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, DeployOptions, new_run_id
 from conformance.live.probing import AGNHOST_IMAGE, AGNHOST_TAG
 from conformance.live.results import RunResult, ScenarioResult, Status, exit_code
@@ -30,8 +30,6 @@ from conformance.live.session import (
 )
 from conformance.reports import DeviationsError, KnownDeviations, judge, write_reports
 from conformance.scenario.load import Scenario, discover, load_scenario
-
-EXIT_USAGE, EXIT_INFRA, EXIT_INTERRUPTED = 2, 3, 130
 
 
 def add_commands(sub: Any) -> None:
@@ -200,12 +198,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     out, err = Console(), Console(stderr=True)
     scenarios = load_all(args.paths, args.tag, err)
     if scenarios is None:
-        return EXIT_USAGE
+        return ExitCode.USAGE
     try:
         deviations = load_deviations(args.known_deviations)
     except DeviationsError as exc:
         err.print(f"error: {exc}", markup=False)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     try:
         choice = ClusterChoice(
             kubeconfig=args.kubeconfig,
@@ -216,7 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     except ConformanceError as exc:
         err.print(f"error: {exc}", markup=False)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     run_id = new_run_id()
     result: RunResult | None = None
     runner: Runner | None = None
@@ -234,13 +232,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         err.print("interrupted: everything this run created has been removed")
         if result is not None:
             _write(result, args.output_dir, err, deviations)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     except UnsafeContextError as exc:
         err.print(f"error: {exc}", markup=False)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except (ClusterError, ConformanceError) as exc:
         err.print(f"error: {exc}", markup=False)
-        return EXIT_INFRA
+        return ExitCode.INFRASTRUCTURE
     assert result is not None
     path = _write(result, args.output_dir, err, deviations)
     print_summary(result, out)
@@ -376,12 +374,12 @@ def cmd_clean(args: argparse.Namespace) -> int:
         runner.close()
     except UnsafeContextError as exc:
         err.print(f"error: {exc}", markup=False)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except ConformanceError as exc:
         err.print(f"error: {exc}", markup=False)
-        return EXIT_INFRA
+        return ExitCode.INFRASTRUCTURE
     print("\n".join(removed) if removed else "nothing to remove")
-    return 0
+    return ExitCode.OK
 
 
 RBAC = """\
@@ -427,4 +425,4 @@ subjects:
 
 def cmd_rbac(args: argparse.Namespace) -> int:
     sys.stdout.write(RBAC.format(ns=args.namespace))
-    return 0
+    return ExitCode.OK

@@ -28,12 +28,11 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from conformance.errors import ClusterError, ConformanceError
+from conformance.errors import ClusterError, ConformanceError, ExitCode, NotFound
 from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, new_run_id
 from conformance.live.kube import ExecResult
 from conformance.live.probing import AGNHOST_IMAGE, AGNHOST_TAG
 
-EXIT_OK, EXIT_PROBLEMS = 0, 3
 EMBEDDED_VERSION_MARK = "netpol-embedded"
 MAX_PROBE_NODES = 10
 # Container waiting reasons that will not resolve by waiting longer.
@@ -309,10 +308,6 @@ class _Probe:
     events: list[str] = field(default_factory=list)
 
 
-def _is_http(exc: ClusterError, *codes: int) -> bool:
-    return any(f"HTTP {c} " in str(exc) or str(exc).endswith(f"HTTP {c}") for c in codes)
-
-
 class Doctor:
     """Runs the checks in order against one cluster; ``run()`` returns the checklist."""
 
@@ -367,7 +362,7 @@ class Doctor:
         try:
             self.nodes = self.cluster.list_items("Node")
         except ClusterError as exc:
-            if self.embedded and _is_http(exc, 404):
+            if self.embedded and isinstance(exc, NotFound):
                 return Check(
                     "nodes",
                     CheckStatus.OK,
@@ -653,8 +648,12 @@ MARK = {
 }
 
 
-def exit_status(checks: Sequence[Check]) -> int:
-    return EXIT_PROBLEMS if any(c.status is CheckStatus.FAIL for c in checks) else EXIT_OK
+def exit_status(checks: Sequence[Check]) -> ExitCode:
+    return (
+        ExitCode.INFRASTRUCTURE
+        if any(c.status is CheckStatus.FAIL for c in checks)
+        else ExitCode.OK
+    )
 
 
 def render(context: str, checks: Sequence[Check]) -> str:
@@ -759,7 +758,7 @@ def _emit(context: str, checks: Sequence[Check], output: str) -> None:
     if output == "json":
         doc = {
             "context": context,
-            "ok": exit_status(checks) == EXIT_OK,
+            "ok": exit_status(checks) == ExitCode.OK,
             "checks": [{**asdict(c), "status": str(c.status)} for c in checks],
         }
         print(json.dumps(doc, indent=2))

@@ -11,6 +11,7 @@ so every thread that execs gets its own ApiClient (a thread-local), and CRUD use
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +25,14 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
-from conformance.errors import ClusterError, PermanentClusterError, TransientClusterError
+from conformance.errors import (
+    ClusterError,
+    Conflict,
+    NotFound,
+    PermanentClusterError,
+    TransientClusterError,
+    permanent_for_status,
+)
 
 T = TypeVar("T")
 
@@ -117,8 +125,10 @@ def translate(exc: Exception, what: str) -> ClusterError:
         text = f"{what}: HTTP {exc.status} {reason}{': ' + message if message else ''}"
         if exc.status in TRANSIENT_STATUS:
             after = str((exc.headers or {}).get("Retry-After") or "")
-            return TransientClusterError(text, float(after) if after.isdigit() else None)
-        return PermanentClusterError(text)
+            return TransientClusterError(
+                text, float(after) if after.isdigit() else None, status=exc.status
+            )
+        return permanent_for_status(text, exc.status)
     if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | OSError):
         return TransientClusterError(f"{what}: {type(exc).__name__}: {exc}")
     return PermanentClusterError(f"{what}: {type(exc).__name__}: {exc}")
@@ -257,9 +267,8 @@ class KubeCluster:
         kind, ns, name = _ident(obj)
         try:
             return self.create(obj)
-        except PermanentClusterError as exc:
-            if "HTTP 409" not in str(exc):
-                raise
+        except Conflict:
+            pass
         current = self.get(kind, ns, name)
         body = {
             **obj,
@@ -276,16 +285,13 @@ class KubeCluster:
 
     def delete(self, kind: str, namespace: str | None, name: str) -> None:
         what = f"delete {_describe(kind, namespace, name)}"
-        try:
+        with contextlib.suppress(NotFound):  # already gone is fine for a delete
             self._call(
                 what,
                 lambda: self._request(
                     "DELETE", self._path(kind, namespace, name), {"gracePeriodSeconds": 0}
                 ),
             )
-        except PermanentClusterError as exc:
-            if "HTTP 404" not in str(exc):  # already gone is fine for a delete
-                raise
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call(

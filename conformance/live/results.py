@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from conformance.api.types import L4Protocol
+from conformance.errors import ExitCode
 from conformance.live.probing import Outcome
 from conformance.reference.evaluator import Verdict
 
@@ -235,11 +236,11 @@ def _scenario_from_json(sc: Mapping[str, Any]) -> ScenarioResult:
     )
 
 
-def exit_code(run: RunResult) -> int:
-    """0 all match, 1 mismatches, 3 infrastructure errors (2 is for scenario/usage errors)."""
+def exit_code(run: RunResult) -> ExitCode:
+    """Ok when all match, failed on mismatches, infrastructure on errors."""
     statuses = {s.status for s in run.scenarios}
     if Status.FAIL in statuses:
-        return 1
+        return ExitCode.FAILED
     if Status.ERROR in statuses:
-        return 3
-    return 0
+        return ExitCode.INFRASTRUCTURE
+    return ExitCode.OK

@@ -41,7 +41,7 @@ from conformance.api.model import (
 )
 from conformance.api.netpol import NetworkPolicy, parse_network_policy
 from conformance.api.types import L4Protocol, PodKey
-from conformance.errors import ClusterError, ConformanceError, ScenarioError
+from conformance.errors import ClusterError, ConformanceError, NotFound, ScenarioError
 from conformance.live.deploy import (
     RUN_LABEL,
     SCOPE_LABEL,
@@ -577,10 +577,8 @@ class _ScenarioRun:
         while time.monotonic() < deadline:
             try:
                 self.c.get("Pod", namespace, name)
-            except ClusterError as exc:
-                if "HTTP 404" in str(exc):
-                    return
-                raise
+            except NotFound:
+                return
             time.sleep(0.1)
         raise InfrastructureError(
             f"pod {namespace}/{name} still exists {self.opts.ready_timeout_s:.0f} s after delete"

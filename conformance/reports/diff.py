@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from conformance.errors import ExitCode
 from conformance.live.results import CellResult, CellStatus, RunResult
 from conformance.reports.deviations import KnownDeviation, KnownDeviations
 from conformance.reports.model import CellKey, cell_key, iter_cells, judge
@@ -101,9 +102,9 @@ class RunDiff:
     def regressed(self) -> bool:
         return any(c.change is Change.REGRESSED for c in self.changes)
 
-    def exit_code(self) -> int:
-        """1 when a cell regressed (newly failing, not a known deviation), else 0."""
-        return 1 if self.regressed else 0
+    def exit_code(self) -> ExitCode:
+        """Failed when a cell regressed (newly failing, not a known deviation), else ok."""
+        return ExitCode.FAILED if self.regressed else ExitCode.OK
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from conformance.errors import ExitCode
 from conformance.live.results import (
     CellResult,
     CellStatus,
@@ -102,14 +103,14 @@ class Judgement:
             return "known"
         return str(sc.status)
 
-    def exit_code(self) -> int:
-        """``run``'s exit code with known deviations allowed: 1 unexpected mismatches, 3 errors."""
+    def exit_code(self) -> ExitCode:
+        """``run``'s exit code with known deviations allowed: failed on unexpected mismatches."""
         outcomes = {self.scenario_outcome(sc) for sc in self.run.scenarios}
         if "fail" in outcomes:
-            return 1
+            return ExitCode.FAILED
         if "error" in outcomes:
-            return 3
-        return 0
+            return ExitCode.INFRASTRUCTURE
+        return ExitCode.OK
 
 
 def judge(run: RunResult, deviations: KnownDeviations | None = None) -> Judgement:
