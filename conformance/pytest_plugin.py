@@ -22,14 +22,12 @@ from typing import Any
 
 import pytest
 
-from conformance.commands.evaluate import StepResult as EvalStep
-from conformance.commands.evaluate import evaluate_scenario
 from conformance.errors import ConformanceError, ScenarioError
 from conformance.live.deploy import DeployOptions, new_run_id
 from conformance.live.results import ScenarioResult, Status
 from conformance.live.runner import Runner, RunOptions
 from conformance.live.session import ClusterChoice, open_cluster
-from conformance.reference.expectations import diff_marks
+from conformance.reference.expectations import StepEvaluation, diff_marks, evaluate_scenario
 from conformance.reference.truthtable import LEGEND
 from conformance.reports.text import mismatch_lines, step_tables
 from conformance.scenario.load import SCENARIO_SUFFIXES, Scenario, is_scenario_file, load_scenario
@@ -274,7 +272,7 @@ class NetpolFailure(Exception):
 
 
 class StepItem(pytest.Item):
-    def __init__(self, *, scenario: Scenario, offline: EvalStep, **kwargs: Any) -> None:
+    def __init__(self, *, scenario: Scenario, offline: StepEvaluation, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.scenario = scenario
         self.offline = offline
@@ -335,7 +333,7 @@ def _attach_allure(config: pytest.Config, name: str, step: Any) -> None:
     """With allure-pytest active, attach the tables, the policies (YAML) and the per-cell
     evidence, and label the test: feature and tag per scenario tag (so an Allure report groups
     failures by area of the API), the scenario as story, the cluster and CNI as parameters
-    (CNI from ``$NETPOL_CONFORMANCE_CNI`` until runs detect it). See docs/reports.md."""
+    (the CNI the runner detected, or ``$NETPOL_CONFORMANCE_CNI``). See docs/reports.md."""
     if not config.pluginmanager.hasplugin("allure_pytest") or not getattr(
         config.option, "allure_report_dir", None
     ):
@@ -359,7 +357,12 @@ def _attach_allure(config: pytest.Config, name: str, step: Any) -> None:
             version = runner.cluster.server_version()
         dynamic.parameter("cluster", runner.cluster.context, excluded=True)
         dynamic.parameter("server version", version or "unknown", excluded=True)
-    cni = getattr(runner, "cni", "") or os.environ.get("NETPOL_CONFORMANCE_CNI", "") or "unknown"
+    # $NETPOL_CONFORMANCE_CNI names the CNI when detection cannot (or a version must be exact).
+    detected = ""
+    if runner is not None:
+        with contextlib.suppress(Exception):  # a label is not worth failing the test over
+            detected = runner.cni
+    cni = os.environ.get("NETPOL_CONFORMANCE_CNI", "") or detected or "unknown"
     dynamic.parameter("CNI", cni)
 
     allure.attach(

@@ -26,7 +26,7 @@ from conformance.live.doctor import (
     render,
     schedulable_nodes,
 )
-from conformance.live.kube import ExecResult
+from conformance.live.ops import ExecResult
 
 # -- fixtures shaped like what the API returns -------------------------------------------------
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from conformance.cli import main
-from conformance.commands.evaluate import evaluate_scenario
+from conformance.reference.expectations import evaluate_scenario
 from conformance.scenario.generate import GenerateOptions, generate
 from conformance.scenario.load import load_scenario
 

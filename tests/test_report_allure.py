@@ -64,6 +64,47 @@ def test_labels_parameters_and_yaml_policies(monkeypatch: pytest.MonkeyPatch) ->
     assert "kind: NetworkPolicy" in policies and "policyTypes:" in policies
 
 
+class _CalicoCluster:
+    """Serves what CNI detection reads: a calico-node DaemonSet in kube-system."""
+
+    context, server, kubeconfig = "kind-calico", "https://127.0.0.1:6443", ""
+
+    def server_version(self) -> str:
+        return "v1.32.2"
+
+    def list_items(self, kind: str, namespace: str | None = None, label_selector: str = "") -> Any:
+        if kind != "DaemonSet":
+            return []
+        return [
+            {
+                "metadata": {"name": "calico-node", "namespace": "kube-system"},
+                "spec": {"template": {"spec": {"containers": [{"image": "calico/node:v3.30.2"}]}}},
+                "status": {"desiredNumberScheduled": 1, "numberReady": 1},
+            }
+        ]
+
+
+def test_cni_parameter_is_the_detected_cni(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner's detected CNI labels the test (it was always "unknown" before)."""
+    from conformance.live.runner import Runner
+
+    run = RunResult.load(DATA / "results-broken.json")
+    scenario = run.scenarios[3]
+    runner = Runner(_CalicoCluster())  # type: ignore[arg-type]
+    try:
+        state = SimpleNamespace(results={scenario.file: scenario}, runner=runner)
+        dynamic = _Recorder()
+        monkeypatch.setattr(allure, "dynamic", dynamic)
+        monkeypatch.setattr(allure, "attach", lambda body, **kw: None)
+        monkeypatch.delenv("NETPOL_CONFORMANCE_CNI", raising=False)
+        pytest_plugin._attach_allure(_config(state), scenario.steps[0].name, scenario.steps[0])
+    finally:
+        runner.close()
+    calls = {(name, args) for name, args, _ in dynamic.calls}
+    assert ("parameter", ("CNI", "calico v3.30.2")) in calls
+    assert runner.new_result().cni == "calico v3.30.2"
+
+
 def test_inactive_allure_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     dynamic = _Recorder()
     monkeypatch.setattr(allure, "dynamic", dynamic)

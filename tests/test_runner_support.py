@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.errors import PermanentClusterError
-from conformance.live.kube import ExecResult
+from conformance.live.ops import ExecResult
 from conformance.live.results import Status
 from conformance.live.runner import Runner
 from conformance.scenario.load import load_scenario
@@ -19,6 +19,8 @@ class NetworkPolicyOnlyCluster:
     """A cluster that serves NetworkPolicy only; any attempt to deploy would be a test failure."""
 
     context = "kind-np-only"
+    server = "https://127.0.0.1:6443"
+    kubeconfig = ""
 
     def server_version(self) -> str:
         return "v1.31.0"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.commands.evaluate import evaluate_scenario
+from conformance.reference.expectations import evaluate_scenario
 from conformance.scenario.load import discover, load_scenario
 from conformance.scenario.schema import json_schema
 

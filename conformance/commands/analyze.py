@@ -188,7 +188,7 @@ def write_scenario(inventory: Inventory, path: Path, sample: int, seed: int) -> 
     The table is computed from the written file itself (load, bind, evaluate), so it is exactly
     the layout and cell set ``evaluate`` checks.
     """
-    from conformance.reference.expected import expected_table
+    from conformance.reference.expectations import expected_table
     from conformance.scenario.load import load_scenario
 
     doc = scenario_document(inventory, sample, seed, name=path.stem)

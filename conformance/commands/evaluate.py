@@ -5,42 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from conformance.errors import ExitCode, ScenarioError
 from conformance.reference.expectations import (
-    Disagreement,
+    ScenarioEvaluation,
     declared_verdicts,
     diff_marks,
-    disagreements,
+    evaluate_scenario,
 )
-from conformance.reference.expected import expected_table
-from conformance.reference.truthtable import LEGEND, TruthTable
-from conformance.scenario.bind import BoundStep
-from conformance.scenario.load import Scenario, discover, load_scenario
-
-
-@dataclass
-class StepResult:
-    step: BoundStep
-    table: TruthTable
-    disagreements: list[Disagreement]
-
-
-@dataclass
-class ScenarioResult:
-    scenario: Scenario
-    steps: list[StepResult] = field(default_factory=list)
-
-
-def evaluate_scenario(scenario: Scenario, *, include_self: bool = False) -> ScenarioResult:
-    """Expected tables and declared-vs-evaluated disagreements for every step (offline binding)."""
-    result = ScenarioResult(scenario)
-    for step in scenario.bind():
-        table = expected_table(step, include_self=include_self)
-        result.steps.append(StepResult(step, table, disagreements(step, table)))
-    return result
+from conformance.reference.truthtable import LEGEND
+from conformance.scenario.load import discover, load_scenario
 
 
 def add_command(sub: Any) -> None:
@@ -65,7 +40,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     out = out or sys.stdout
     err = err or sys.stderr
     errors = 0
-    results: list[ScenarioResult] = []
+    results: list[ScenarioEvaluation] = []
     try:
         files = discover(args.paths)
     except ScenarioError as exc:
@@ -97,7 +72,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     return ExitCode.FAILED if n_disagree else ExitCode.OK
 
 
-def print_text(result: ScenarioResult, out: TextIO, *, explain: bool) -> None:
+def print_text(result: ScenarioEvaluation, out: TextIO, *, explain: bool) -> None:
     sc = result.scenario
     print(f"== {sc.name} ({sc.file})", file=out)
     if sc.spec.description:
@@ -122,7 +97,7 @@ def print_text(result: ScenarioResult, out: TextIO, *, explain: bool) -> None:
         print(file=out)
 
 
-def to_json(results: list[ScenarioResult]) -> dict[str, Any]:
+def to_json(results: list[ScenarioEvaluation]) -> dict[str, Any]:
     """The documented ``--output json`` document (docs/evaluate-json.md)."""
     scenarios = []
     for r in results:

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from conformance.errors import ClusterError, ConformanceError, ExitCode, NotFound
 from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, new_run_id
-from conformance.live.kube import ExecResult
+from conformance.live.ops import ExecResult
 from conformance.live.probing import AGNHOST_IMAGE, AGNHOST_TAG
 
 EMBEDDED_VERSION_MARK = "netpol-embedded"

@@ -16,7 +16,7 @@ import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import tenacity
 import urllib3
@@ -33,17 +33,11 @@ from conformance.errors import (
     TransientClusterError,
     permanent_for_status,
 )
+from conformance.live.ops import ExecResult
 
 T = TypeVar("T")
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    exit_code: int
-    stdout: str
-    stderr: str
 
 
 @dataclass(frozen=True)
@@ -82,30 +76,6 @@ ADMIN_KINDS = {
     ),
 }
 POLICY_KINDS = {"NetworkPolicy": NETWORK_POLICY, **ADMIN_KINDS}
-
-
-class ClusterOps(Protocol):
-    """What the runner needs from a cluster; ``KubeCluster`` is the real one."""
-
-    context: str
-
-    def server_version(self) -> str: ...
-    def served_kinds(self) -> set[str]: ...
-    def create(self, obj: Mapping[str, Any]) -> dict[str, Any]: ...
-    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]: ...
-    def delete(self, kind: str, namespace: str | None, name: str) -> None: ...
-    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]: ...
-    def list_items(
-        self, kind: str, namespace: str | None = None, label_selector: str = ""
-    ) -> list[dict[str, Any]]: ...
-    def patch_labels(
-        self, kind: str, namespace: str | None, name: str, labels: Mapping[str, str | None]
-    ) -> None: ...
-    def delete_collection(self, kind: str, label_selector: str) -> list[str]: ...
-    def events_for(self, namespace: str, name: str) -> list[str]: ...
-    def exec(
-        self, namespace: str, pod: str, container: str, argv: Sequence[str], timeout_s: float
-    ) -> ExecResult: ...
 
 
 def _describe(kind: str, namespace: str | None, name: str) -> str:

@@ -8,6 +8,7 @@ command that reproduces the probe.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -244,3 +245,8 @@ def exit_code(run: RunResult) -> ExitCode:
     if Status.ERROR in statuses:
         return ExitCode.INFRASTRUCTURE
     return ExitCode.OK
+
+
+def now_utc() -> str:
+    """A timestamp as results documents carry it: UTC, whole seconds, ISO 8601."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

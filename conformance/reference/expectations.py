@@ -1,16 +1,22 @@
-"""Declared expectations (compact rules or a pasted table) checked against the evaluator.
+"""Expected truth tables, and declared expectations (compact rules or a pasted table) checked
+against them.
 
-A disagreement means the scenario's author and the reference evaluator read the API differently:
-it is a scenario error, reported cell by cell, never silently resolved either way.
+``expected_table`` applies the reference evaluator to every probe cell of a bound step;
+``evaluate_scenario`` does so for every step of a scenario bound offline and lists where the
+author's declaration disagrees. A disagreement means the scenario's author and the reference
+evaluator read the API differently: it is a scenario error, reported cell by cell, never silently
+resolved either way.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from conformance.api.model import ClusterState
+from conformance.api.types import L4Protocol, TargetKey
 from conformance.errors import Location, ScenarioError
-from conformance.reference.evaluator import Verdict
+from conformance.reference.evaluator import Evaluator, Verdict
 from conformance.reference.truthtable import (
     Cell,
     CellKey,
@@ -21,7 +27,30 @@ from conformance.reference.truthtable import (
     verdict_of_mark,
 )
 from conformance.scenario.bind import BoundStep
+from conformance.scenario.load import Scenario
 from conformance.scenario.schema import Expectation
+
+
+def expected_table(step: BoundStep, *, include_self: bool = False) -> TruthTable:
+    """The reference evaluator applied to every probe cell of a bound step."""
+    evaluator = Evaluator(step.state, step.policies, include_self=include_self)
+    cells: dict[CellKey, Cell] = {}
+    for port, proto in step.port_protocols:
+        for s in step.sources:
+            for t in step.targets:
+                decision = evaluator.decide(s, t, port, proto)
+                served = is_served(step.state, t, port, proto)
+                cells[(s, t, port, proto)] = Cell(
+                    s, t, port, proto, decision.verdict, served, decision
+                )
+    return TruthTable(step.sources, step.targets, step.port_protocols, cells)
+
+
+def is_served(state: ClusterState, target: TargetKey, port: int, protocol: L4Protocol) -> bool:
+    """Whether the destination listens on the port (an unserved allowed probe is refused)."""
+    if target.startswith("@"):
+        return any(e.key == target and e.serves(port, protocol) for e in state.externals)
+    return state.pod(target).serves(port, protocol)
 
 
 @dataclass(frozen=True)
@@ -130,3 +159,27 @@ def diff_marks(table: TruthTable, found: list[Disagreement]) -> dict[CellKey, st
     for d in found:
         marks[d.cell.key] = "!" + marks[d.cell.key]
     return marks
+
+
+@dataclass
+class StepEvaluation:
+    """One step bound offline: its expected table and where the declaration disagrees."""
+
+    step: BoundStep
+    table: TruthTable
+    disagreements: list[Disagreement]
+
+
+@dataclass
+class ScenarioEvaluation:
+    scenario: Scenario
+    steps: list[StepEvaluation] = field(default_factory=list)
+
+
+def evaluate_scenario(scenario: Scenario, *, include_self: bool = False) -> ScenarioEvaluation:
+    """Expected tables and declared-vs-evaluated disagreements for every step (offline binding)."""
+    result = ScenarioEvaluation(scenario)
+    for step in scenario.bind():
+        table = expected_table(step, include_self=include_self)
+        result.steps.append(StepEvaluation(step, table, disagreements(step, table)))
+    return result

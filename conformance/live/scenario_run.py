@@ -1,0 +1,577 @@
+"""One scenario on a live cluster: deploy, then for each step apply its changes, bind it once,
+evaluate it once against the live state, probe, and fold observations into per-cell results.
+
+Data flows one way: scenario -> deploy (``deploy``) -> live state read back -> reference verdicts
+for the *deployed* objects against the *live* state (real names, labels and IPs) -> probes
+(``Runner.probe``) -> per-cell results (``results``). Everything the cluster does goes through
+``ClusterOps``, so this module has no client code of its own.
+
+Propagation: after a step, only cells that disagree with the evaluator are probed again, with
+backoff, until they agree or a deadline passes; attempts and time to converge are kept per cell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import itertools
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import tenacity
+
+from conformance.api.adminpol import (
+    AdminPolicy,
+    confine_to_namespaces,
+    is_admin_kind,
+    parse_admin_policy,
+)
+from conformance.api.model import (
+    ClusterState,
+    ContainerPort,
+    ExternalHost,
+    Namespace,
+    Pod,
+    frozen_labels,
+)
+from conformance.api.netpol import NetworkPolicy, parse_network_policy
+from conformance.api.types import PodKey
+from conformance.errors import ClusterError, NotFound, ScenarioError
+from conformance.live.deploy import (
+    SCOPE_LABEL,
+    NameMap,
+    cluster_scoped_name,
+    container_name,
+    namespace_manifest,
+    pod_manifest,
+    rewrite_policy,
+    run_labels,
+    service_manifest,
+    service_name,
+)
+from conformance.live.probing import Outcome, ProbeResult, ProbeTarget, kubectl_command
+from conformance.live.results import (
+    CellResult,
+    CellStatus,
+    ScenarioResult,
+    Status,
+    StepResult,
+    observed_verdict,
+)
+from conformance.live.runner import InfrastructureError, RealCell, Runner
+from conformance.reference.evaluator import Evaluator, Verdict
+from conformance.reference.expectations import declared_verdicts, is_served
+from conformance.reference.truthtable import Cell, CellKey, TruthTable
+from conformance.scenario.bind import Binder, Binding, BoundStep, pod_key
+from conformance.scenario.load import Scenario
+
+
+@dataclass
+class _Live:
+    """What is deployed for one scenario run: real names, pod IPs, services."""
+
+    names: NameMap
+    pods: dict[PodKey, Pod] = field(
+        default_factory=dict
+    )  # scenario key -> Pod as deployed (real ns)
+    service_ips: dict[PodKey, str] = field(default_factory=dict)
+    policies: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    admin_names: dict[str, str] = field(default_factory=dict)  # real cluster-scoped -> scenario
+
+    def scenario_name(self, text: str) -> str:
+        """A live pod key, ``ns/name`` policy or cluster-scoped policy name in scenario terms."""
+        if "/" in text:
+            ns, rest = text.split("/", 1)
+            original = self.names.scenario(ns)
+            return text if original is None else f"{original}/{rest}"
+        return self.admin_names.get(text, text)
+
+
+class ScenarioRun:
+    """Carries out one scenario for a ``Runner``; ``teardown()`` removes its namespaces."""
+
+    def __init__(
+        self, runner: Runner, scenario: Scenario, suffix: str, result: ScenarioResult
+    ) -> None:
+        self.runner = runner
+        self.cluster = runner.cluster
+        self.options = runner.options
+        self.scenario = scenario
+        self.result = result
+        self.labels = run_labels(runner.run_id, scenario.name)
+        self.scope = suffix
+        # Bound offline once: what to deploy (pods, labels, ports) and what each step probes.
+        self.offline_binding = scenario.offline_binding()
+        offline = Binder(scenario, self.offline_binding)
+        self.initial = offline.initial
+        self.offline_steps = offline.bind_all()
+        # Bound live once per step, in order, as the cluster gives pods their addresses.
+        self.binder: Binder | None = None
+        self.live = _Live(NameMap.for_run(suffix, [n.name for n in self.initial.namespaces]))
+        result.namespaces = dict(self.live.names.forward)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def execute(self) -> None:
+        self.runner.progress(f"{self.scenario.name}: deploying")
+        for ns in self.initial.namespaces:
+            self._create_namespace(ns.name, ns.labels)
+        self._create_pods(self.initial.pods)
+        self._warm_up()
+        for index in range(len(self.offline_steps)):
+            self.result.steps.append(self._step(index))
+
+    def teardown(self) -> None:
+        for real in self.live.names.forward.values():
+            with contextlib.suppress(ClusterError):  # a later `clean` finds it by label
+                self.cluster.delete("Namespace", None, real)
+
+    def _create_namespace(self, name: str, labels: Mapping[str, str]) -> None:
+        self.runner.check()
+        self.live.names = self.live.names.with_namespace(name)
+        self.result.namespaces = dict(self.live.names.forward)
+        self.cluster.create(
+            namespace_manifest(
+                self.live.names.real(name), labels, {**self.labels, SCOPE_LABEL: self.scope}
+            )
+        )
+
+    def _create_pods(self, pods: Iterable[Pod]) -> None:
+        pods = list(pods)
+        for pod in pods:
+            self.runner.check()
+            real_ns = self.live.names.real(pod.namespace)
+            self.cluster.create(pod_manifest(pod, real_ns, self.labels, self.options.deploy))
+            if self.options.via == "service" and pod.ports:
+                self.cluster.create(service_manifest(pod, real_ns, self.labels))
+        self._wait_ready(pods)
+
+    def _wait_ready(self, pods: list[Pod]) -> None:
+        pending = {p.key: p for p in pods}
+        last: dict[PodKey, str] = {}
+
+        def check() -> None:
+            self.runner.check()
+            for key in list(pending):
+                pod = pending[key]
+                real_ns = self.live.names.real(pod.namespace)
+                obj = self.cluster.get("Pod", real_ns, pod.name)
+                status = obj.get("status") or {}
+                phase = status.get("phase", "")
+                ready = any(
+                    c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in status.get("conditions") or []
+                )
+                if phase == "Failed":
+                    raise InfrastructureError(
+                        f"pod {real_ns}/{pod.name} failed: {_pod_problem(status) or 'no reason given'}"
+                    )
+                if phase == "Running" and ready and status.get("podIP"):
+                    self.live.pods[key] = Pod(
+                        real_ns,
+                        pod.name,
+                        pod.labels,
+                        pod.ports,
+                        ipaddress.ip_address(status["podIP"]),
+                        pod.host_network,
+                    )
+                    del pending[key]
+                else:
+                    last[key] = f"phase {phase or 'unknown'}; {_pod_problem(status) or 'not ready'}"
+            if pending:
+                raise _NotYet()
+
+        try:
+            tenacity.Retrying(
+                retry=tenacity.retry_if_exception_type(_NotYet),
+                stop=tenacity.stop_after_delay(self.options.ready_timeout_s),
+                wait=tenacity.wait_exponential(multiplier=0.05, max=2),
+                reraise=True,
+            )(check)
+        except _NotYet:
+            key = next(iter(pending))
+            real_ns = self.live.names.real(pending[key].namespace)
+            events = self.cluster.events_for(real_ns, pending[key].name)
+            raise InfrastructureError(
+                f"pod {real_ns}/{pending[key].name} not ready after {self.options.ready_timeout_s:.0f} s "
+                f"({last.get(key, '')}{'; last event: ' + events[-1] if events else ''})"
+            ) from None
+        if self.options.via == "service":
+            for pod in pods:
+                if pod.ports:
+                    svc = self.cluster.get(
+                        "Service", self.live.names.real(pod.namespace), service_name(pod.name)
+                    )
+                    self.live.service_ips[pod.key] = str(
+                        (svc.get("spec") or {}).get("clusterIP", "")
+                    )
+
+    # -- binding ------------------------------------------------------------------------------
+    def _binding(self) -> Binding:
+        """Real namespace names and pod IPs so far (offline stand-ins for pods not yet created)."""
+        offline = self.offline_binding
+        ips = dict(offline.pod_ips)
+        ips.update({k: p.ip for k, p in self.live.pods.items() if p.ip is not None})
+        first = next((p.ip for p in self.live.pods.values() if p.ip is not None), None)
+        cidr = offline.pod_cidr
+        if first is not None:
+            cidr = ipaddress.ip_network(f"{first}/{16 if first.version == 4 else 64}", strict=False)
+        externals = {
+            name: ipaddress.ip_address(ip) for name, ip in self.options.externals.items()
+        } or dict(offline.external_ips)
+        return Binding(
+            dict(self.live.names.forward), ips, {**offline.external_ips, **externals}, cidr
+        )
+
+    def _bind(self, index: int) -> BoundStep:
+        """Step ``index`` bound against the live cluster (each step exactly once, in order)."""
+        if self.binder is None:
+            self.binder = Binder(self.scenario, self._binding())
+        return self.binder.bind_step(index, self._binding())
+
+    # -- warm-up ------------------------------------------------------------------------------
+    def _warm_up(self) -> None:
+        """With no policies every served cell must connect; otherwise stop before any policy."""
+        pps = {pp for s in self.offline_steps for pp in s.port_protocols}
+        cells = [
+            (src, dst, port, proto)
+            for src in self.live.pods.values()
+            for dst in self.live.pods.values()
+            for port, proto in pps
+            if src.key != dst.key and dst.serves(port, proto)
+        ]
+        if not cells:
+            return
+        self.runner.progress(f"{self.scenario.name}: warm-up ({len(cells)} probes)")
+        pending = {RealCell(s.key, d.key, port, proto): (s, d) for s, d, port, proto in cells}
+        deadline = time.monotonic() + self.options.warmup_deadline_s
+        problem = ""
+        while pending:
+            results = self.runner.probe(
+                [(cell, _container(s), self._host(d)) for cell, (s, d) in pending.items()]
+            )
+            for cell, res in results.items():
+                if res.outcome is Outcome.UNSUPPORTED:
+                    self.runner.unsupported.setdefault(cell.protocol, res.detail)
+                if res.outcome in (Outcome.CONNECTED, Outcome.UNSUPPORTED):
+                    pending.pop(cell, None)
+                else:
+                    problem = f"{cell.source} -> {cell.target} {cell.port}/{cell.protocol}: {res.outcome} {res.detail}".strip()
+            if pending and time.monotonic() > deadline:
+                raise InfrastructureError(
+                    f"warm-up without policies: {len(pending)} probes did not connect within "
+                    f"{self.options.warmup_deadline_s:.0f} s, e.g. {problem}; the cluster blocks traffic "
+                    "before any policy is applied, so results would be meaningless"
+                )
+            if pending:
+                time.sleep(0.5)
+
+    def _host(self, pod: Pod) -> str:
+        if self.options.via == "service":
+            scen = f"{self.live.names.scenario(pod.namespace)}/{pod.name}"
+            if scen in self.live.service_ips:
+                return self.live.service_ips[scen]
+        return str(pod.ip)
+
+    # -- steps --------------------------------------------------------------------------------
+    def _step(self, index: int) -> StepResult:
+        self.runner.check()
+        spec = self.scenario.spec.steps[index]
+        self.runner.progress(
+            f"{self.scenario.name}: step {index + 1}/{len(self.scenario.spec.steps)}: {spec.name}"
+        )
+        started = time.monotonic()
+        result = StepResult(index, spec.name, Status.PASS)
+        try:
+            bound = self._apply_changes(index)
+            result.policies = [dict(o) for o in self.live.policies.values()]
+            result.cells = self._probe_step(bound)
+        except (ClusterError, InfrastructureError) as exc:
+            result.status = Status.ERROR
+            result.message = str(exc)
+        except ScenarioError as exc:
+            result.status = Status.ERROR
+            result.message = f"scenario could not be bound to the cluster: {exc}"
+        result.duration_s = round(time.monotonic() - started, 3)
+        if result.status is Status.PASS:
+            statuses = {c.status for c in result.cells}
+            if CellStatus.MISMATCH in statuses:
+                result.status = Status.FAIL
+                result.message = (
+                    f"{sum(c.status is CellStatus.MISMATCH for c in result.cells)} cells mismatch"
+                )
+            elif statuses and statuses <= {CellStatus.NOT_SUPPORTED, CellStatus.IGNORED}:
+                result.status = Status.SKIPPED
+                result.message = "not supported here: " + next(
+                    c.detail for c in result.cells if c.status is CellStatus.NOT_SUPPORTED
+                )
+            elif CellStatus.CHECK_FAILED in statuses:
+                result.status = Status.ERROR
+                result.message = f"{sum(c.status is CellStatus.CHECK_FAILED for c in result.cells)} probes could not run"
+        return result
+
+    def _apply_changes(self, index: int) -> BoundStep:
+        """Carry out the step's changes in the documented order; returns the step bound live."""
+        step = self.scenario.spec.steps[index]
+        for ns, ns_spec in step.add_namespaces.items():
+            self._create_namespace(ns, ns_spec.labels)
+        names = self.live.names
+        wanted = {pod_key(s) for s in step.add_pods}
+        added = [p for p in self.offline_steps[index].state.pods if p.key in wanted]
+        if added:
+            self._create_pods(added)
+        for key in step.remove_pods:
+            ns, pod = key.split("/", 1)
+            self.cluster.delete("Pod", names.real(ns), pod)
+            self.live.pods.pop(key, None)
+            self._wait_gone(names.real(ns), pod)
+        for ns, patch in step.label_namespaces.items():
+            self.cluster.patch_labels("Namespace", None, names.real(ns), patch)
+        for key, patch in step.label_pods.items():
+            ns, pod = key.split("/", 1)
+            self.cluster.patch_labels("Pod", names.real(ns), pod, patch)
+            live = self.live.pods[key]
+            labels = {**live.labels, **{k: v for k, v in patch.items() if v is not None}}
+            for k, v in patch.items():
+                if v is None:
+                    labels.pop(k, None)
+            self.live.pods[key] = Pod(
+                live.namespace, live.name, frozen_labels(labels), live.ports, live.ip
+            )
+        bound = self._bind(index)
+        self._reconcile_policies(bound)
+        return bound
+
+    def _wait_gone(self, namespace: str, name: str) -> None:
+        deadline = time.monotonic() + self.options.ready_timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self.cluster.get("Pod", namespace, name)
+            except NotFound:
+                return
+            time.sleep(0.1)
+        raise InfrastructureError(
+            f"pod {namespace}/{name} still exists {self.options.ready_timeout_s:.0f} s after delete"
+        )
+
+    def _reconcile_policies(self, bound: BoundStep) -> None:
+        """Make the cluster's policies equal the step's: delete the gone, create or replace the rest."""
+        desired: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for obj in bound.objects:
+            real = rewrite_policy(obj, self.live.names)
+            if is_admin_kind(real):
+                # Cluster-scoped: confine subjects and peers to this run's namespaces (parallel
+                # runs on one cluster cannot reach each other's pods) and make the name unique.
+                # The v1alpha1 BANP is a singleton named `default`: it keeps its name, so BANP
+                # scenarios must not run concurrently on a shared cluster (docs/admin-policies.md).
+                real = confine_to_namespaces(real, SCOPE_LABEL, self.scope)
+                if real.get("kind") != "BaselineAdminNetworkPolicy":
+                    original = real["metadata"]["name"]
+                    real["metadata"]["name"] = cluster_scoped_name(original, self.scope)
+                    self.live.admin_names[real["metadata"]["name"]] = original
+            real.setdefault("metadata", {}).setdefault("labels", {}).update(self.labels)
+            meta = real["metadata"]
+            desired[
+                (str(real.get("kind")), str(meta.get("namespace") or ""), str(meta["name"]))
+            ] = real
+        for ident in [i for i in self.live.policies if i not in desired]:
+            self.cluster.delete(ident[0], ident[1] or None, ident[2])
+            del self.live.policies[ident]
+        for ident, obj in desired.items():
+            if self.live.policies.get(ident) != obj:
+                self.runner.check()
+                self.cluster.apply(obj)
+                self.live.policies[ident] = obj
+
+    # -- evaluation against the live state and probing ----------------------------------------
+    def _live_state(self) -> ClusterState:
+        namespaces = []
+        for real in self.live.names.forward.values():
+            obj = self.cluster.get("Namespace", None, real)
+            namespaces.append(
+                Namespace(real, frozen_labels((obj.get("metadata") or {}).get("labels") or {}))
+            )
+        pods = []
+        for pod in self.live.pods.values():
+            obj = self.cluster.get("Pod", pod.namespace, pod.name)
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            ip = (obj.get("status") or {}).get("podIP")
+            pods.append(
+                Pod(
+                    pod.namespace,
+                    pod.name,
+                    frozen_labels(labels),
+                    pod.ports,
+                    ipaddress.ip_address(ip) if ip else pod.ip,
+                    bool((obj.get("spec") or {}).get("hostNetwork")),
+                )
+            )
+        externals = tuple(
+            ExternalHost(
+                e.name, ipaddress.ip_address(self.options.externals.get(e.name, str(e.ip))), e.ports
+            )
+            for e in self.initial.externals
+        )
+        return ClusterState(tuple(namespaces), tuple(pods), externals)
+
+    def _live_policies(self) -> list[NetworkPolicy | AdminPolicy]:
+        """The deployed objects, typed (they were validated offline, so parsing cannot fail)."""
+        return [
+            parse_network_policy(obj)
+            if obj.get("kind") == "NetworkPolicy"
+            else parse_admin_policy(obj)
+            for obj in self.live.policies.values()
+        ]
+
+    def _probe_step(self, bound: BoundStep) -> list[CellResult]:
+        state = self._live_state()
+        table, real = self._expected_live(bound, state)
+        declared = declared_verdicts(bound, table) if bound.expect is not None else {}
+        cells: dict[RealCell, CellResult] = {}
+        to_probe: list[tuple[RealCell, str, str]] = []
+        real_pods = {p.key: p for p in state.pods}
+        for cell in table:
+            rc = real[cell.key]
+            d = declared.get(cell.key)
+            src_pod = real_pods[rc.source]
+            target_host = self._target_host(rc.target, real_pods)
+            res = CellResult(
+                cell.source,
+                cell.target,
+                cell.port,
+                cell.protocol,
+                cell.verdict,
+                cell.served,
+                cell.decision.reason if cell.decision else "",
+                declared=d[0] if d else None,
+            )
+            cells[rc] = res
+            if cell.verdict is Verdict.IMPLEMENTATION_DEFINED:
+                res.status = CellStatus.IGNORED
+                continue
+            if cell.protocol in self.runner.unsupported:
+                res.status = CellStatus.NOT_SUPPORTED
+                res.detail = f"{cell.protocol} is not supported by this cluster: {self.runner.unsupported[cell.protocol]}"
+                continue
+            if target_host is None:
+                res.status = CellStatus.NOT_SUPPORTED
+                res.detail = f"external endpoint {cell.target} has no address on this cluster (use --external NAME=IP)"
+                continue
+            res.command = kubectl_command(
+                src_pod.namespace,
+                src_pod.name,
+                _container(src_pod),
+                ProbeTarget("", target_host, cell.port, cell.protocol),
+                self.options.probe_timeout_s,
+                context=self.cluster.context,
+                kubeconfig=self.cluster.kubeconfig,
+            )
+            to_probe.append((rc, _container(src_pod), target_host))
+        self._observe(cells, to_probe)
+        return list(cells.values())
+
+    def _expected_live(
+        self, bound: BoundStep, state: ClusterState
+    ) -> tuple[TruthTable, dict[CellKey, RealCell]]:
+        """The step's expected table in scenario names, each cell decided once by the evaluator
+        on the *live* state and objects (real names, labels, IPs), reasons renamed back."""
+        names = self.live.names
+
+        def real_key(key: str) -> str:
+            if key.startswith("@"):
+                return key
+            ns, pod = key.split("/", 1)
+            return f"{names.real(ns)}/{pod}"
+
+        evaluator = Evaluator(state, self._live_policies(), include_self=self.options.include_self)
+        cells: dict[CellKey, Cell] = {}
+        real: dict[CellKey, RealCell] = {}
+        for port, proto in bound.port_protocols:
+            for s in bound.sources:
+                for t in bound.targets:
+                    rc = RealCell(real_key(s), real_key(t), port, proto)
+                    decision = evaluator.decide(*rc).renamed(self.live.scenario_name)
+                    served = is_served(bound.state, t, port, proto)
+                    cells[(s, t, port, proto)] = Cell(
+                        s, t, port, proto, decision.verdict, served, decision
+                    )
+                    real[(s, t, port, proto)] = rc
+        return TruthTable(bound.sources, bound.targets, bound.port_protocols, cells), real
+
+    def _target_host(self, key: str, pods: Mapping[str, Pod]) -> str | None:
+        if key.startswith("@"):
+            name = key[1:]
+            if name in self.options.externals:
+                return self.options.externals[name]
+            return None  # real clusters have no simulated hosts: map them with --external
+        return self._host(pods[key])
+
+    def _observe(
+        self, cells: dict[RealCell, CellResult], to_probe: list[tuple[RealCell, str, str]]
+    ) -> None:
+        start = time.monotonic()
+        pending = list(to_probe)
+        delay = 0.1
+        while pending:
+            results = self.runner.probe(pending)
+            elapsed = time.monotonic() - start
+            still = []
+            for item in pending:
+                real, _container_name, _host = item
+                cell = cells[real]
+                res = results[real]
+                _record(cell, res, elapsed)
+                if cell.status in (CellStatus.MISMATCH, CellStatus.CHECK_FAILED):
+                    still.append(item)
+            pending = still
+            if (
+                not pending
+                or time.monotonic() - start + delay > self.options.convergence_deadline_s
+            ):
+                break
+            time.sleep(delay)
+            delay = min(1.0, delay * 2)
+
+
+class _NotYet(Exception):
+    """Internal: the condition being polled for has not happened yet."""
+
+
+def _record(cell: CellResult, res: ProbeResult, elapsed: float) -> None:
+    """Fold one observation into a cell: status, attempts, convergence, flakiness."""
+    cell.attempts += 1
+    cell.observed = res.outcome
+    cell.detail = res.detail
+    cell.observed_verdict = observed_verdict(res.outcome, cell.served)
+    cell.history.append(str(res.outcome))
+    if res.outcome is Outcome.UNSUPPORTED:
+        cell.status = CellStatus.NOT_SUPPORTED
+    elif cell.observed_verdict is None:
+        cell.status = CellStatus.CHECK_FAILED
+    elif cell.observed_verdict == cell.expected:
+        cell.status = CellStatus.MATCH
+        cell.converged_after_s = round(elapsed, 3)
+    else:
+        cell.status = CellStatus.MISMATCH
+    verdicts = [
+        h for h in cell.history if h in (Outcome.CONNECTED, Outcome.TIMEOUT, Outcome.REFUSED)
+    ]
+    changes = sum(1 for a, b in itertools.pairwise(verdicts) if a != b)
+    cell.flaky = changes >= 2 or (changes >= 1 and cell.status is CellStatus.MISMATCH)
+
+
+def _container(pod: Pod) -> str:
+    return container_name(pod.ports[0] if pod.ports else ContainerPort(80))
+
+
+def _pod_problem(status: Mapping[str, Any]) -> str:
+    for cs in status.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        for key in ("waiting", "terminated"):
+            if key in state and (state[key].get("reason") or state[key].get("message")):
+                return f"container {cs.get('name')}: {state[key].get('reason', '')} {state[key].get('message', '')}".strip()
+    for cond in status.get("conditions") or []:
+        if cond.get("status") != "True" and cond.get("message"):
+            return f"{cond.get('type')}: {cond['message']}"
+    return str(status.get("reason") or status.get("message") or "")
