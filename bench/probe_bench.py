@@ -82,25 +82,27 @@ def compare_batched_with_single(
     bounded by how many execs the client keeps in flight, while a batch waits for all of a pod's
     probes at once inside the pod. The all-allowed matrix shows the per-exec overhead alone.
     """
+    from conformance.live.deploy import probe_container
     from conformance.live.results import ScenarioResult, Status
-    from conformance.live.runner import _container, _ScenarioRun
+    from conformance.live.runner import RealCell
+    from conformance.live.scenario_run import ScenarioRun
 
     result = ScenarioResult("bench", "", [], Status.PASS)
-    run = _ScenarioRun(runner, scenario, "bench-cmp", result)  # type: ignore[arg-type]
+    run = ScenarioRun(runner, scenario, "bench-cmp", result)  # type: ignore[arg-type]
     try:
         for ns in run.initial.namespaces:
             run._create_namespace(ns.name, ns.labels)
         run._create_pods(run.initial.pods)
         pods = list(run.live.pods.values())
         cells = [
-            ((s.key, d.key, p.port, p.protocol), _container(s), str(d.ip))
+            (RealCell(s.key, d.key, p.port, p.protocol), probe_container(s), str(d.ip))
             for s in pods
             for d in pods
             if s.key != d.key
             for p in d.ports
         ]
 
-        def single(item: tuple[tuple[str, str, int, object], str, str]) -> int:
+        def single(item: tuple[RealCell, str, str]) -> int:
             (src, _dst, port, proto), container, host = item
             ns, pod = src.split("/", 1)
             argv = connect_command(ProbeTarget("", host, port, proto), timeout)  # type: ignore[arg-type]
@@ -108,7 +110,7 @@ def compare_batched_with_single(
 
         def both_ways(label: str) -> float:
             t0 = time.monotonic()
-            results = runner.probe(cells, run.live)
+            results = runner.probe(cells)
             batched = time.monotonic() - t0
             outcomes = Counter(str(r.outcome) for r in results.values())
             t0 = time.monotonic()
@@ -129,7 +131,7 @@ def compare_batched_with_single(
         run._apply_changes(0)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # enforcement is asynchronous: wait until all denied
-            if all(r.outcome == Outcome.TIMEOUT for r in runner.probe(cells, run.live).values()):
+            if all(r.outcome == Outcome.TIMEOUT for r in runner.probe(cells).values()):
                 break
         else:
             raise SystemExit("deny-all was not enforced within 10 s")

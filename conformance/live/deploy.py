@@ -100,6 +100,11 @@ def container_name(port: ContainerPort) -> str:
     return f"cont-{port.port}-{port.protocol.lower()}"
 
 
+def probe_container(pod: Pod) -> str:
+    """The container probes run in: the pod's first (a pod without ports still gets one)."""
+    return container_name(pod.ports[0] if pod.ports else ContainerPort(80))
+
+
 def _container(port: ContainerPort, opts: DeployOptions) -> dict[str, Any]:
     port_spec: dict[str, Any] = {"containerPort": port.port, "protocol": str(port.protocol)}
     if port.name:

@@ -7,6 +7,7 @@ command that reproduces the probe.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections import Counter
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 
 from conformance.api.types import L4Protocol
 from conformance.errors import ExitCode
-from conformance.live.probing import Outcome
+from conformance.live.probing import Outcome, ProbeResult
 from conformance.reference.evaluator import Verdict
 
 SCHEMA_VERSION = 1
@@ -72,6 +73,28 @@ class CellResult:
     detail: str = ""
     command: str = ""
 
+    def record(self, res: ProbeResult, elapsed: float) -> None:
+        """Fold one observation into the cell: status, attempts, convergence, flakiness."""
+        self.attempts += 1
+        self.observed = res.outcome
+        self.detail = res.detail
+        self.observed_verdict = observed_verdict(res.outcome, self.served)
+        self.history.append(str(res.outcome))
+        if res.outcome is Outcome.UNSUPPORTED:
+            self.status = CellStatus.NOT_SUPPORTED
+        elif self.observed_verdict is None:
+            self.status = CellStatus.CHECK_FAILED
+        elif self.observed_verdict == self.expected:
+            self.status = CellStatus.MATCH
+            self.converged_after_s = round(elapsed, 3)
+        else:
+            self.status = CellStatus.MISMATCH
+        verdicts = [
+            h for h in self.history if h in (Outcome.CONNECTED, Outcome.TIMEOUT, Outcome.REFUSED)
+        ]
+        changes = sum(1 for a, b in itertools.pairwise(verdicts) if a != b)
+        self.flaky = changes >= 2 or (changes >= 1 and self.status is CellStatus.MISMATCH)
+
     @property
     def mismatch_kind(self) -> str | None:
         """'allowed' (a security hole) or 'denied' (an outage) for mismatches."""
@@ -97,6 +120,26 @@ class StepResult:
     def counts(self) -> Counter[str]:
         return Counter(str(c.status) for c in self.cells)
 
+    def settle(self) -> None:
+        """A step that ran (still PASS) takes its status from its cells: any mismatch fails it;
+        only unsupported/ignored cells skip it; probes that could not run make it an error."""
+        if self.status is not Status.PASS:
+            return
+        statuses = {c.status for c in self.cells}
+        if CellStatus.MISMATCH in statuses:
+            self.status = Status.FAIL
+            self.message = (
+                f"{sum(c.status is CellStatus.MISMATCH for c in self.cells)} cells mismatch"
+            )
+        elif statuses and statuses <= {CellStatus.NOT_SUPPORTED, CellStatus.IGNORED}:
+            self.status = Status.SKIPPED
+            self.message = "not supported here: " + next(
+                c.detail for c in self.cells if c.status is CellStatus.NOT_SUPPORTED
+            )
+        elif CellStatus.CHECK_FAILED in statuses:
+            self.status = Status.ERROR
+            self.message = f"{sum(c.status is CellStatus.CHECK_FAILED for c in self.cells)} probes could not run"
+
 
 @dataclass
 class ScenarioResult:
@@ -107,6 +150,20 @@ class ScenarioResult:
     message: str = ""
     steps: list[StepResult] = field(default_factory=list)
     namespaces: dict[str, str] = field(default_factory=dict)
+
+    def settle(self) -> None:
+        """A scenario that ran (still PASS) takes the worst status of its steps; it is skipped
+        only when every step was."""
+        if self.status is not Status.PASS:
+            return
+        statuses = {s.status for s in self.steps}
+        if Status.FAIL in statuses:
+            self.status = Status.FAIL
+        elif Status.ERROR in statuses:
+            self.status = Status.ERROR
+        elif statuses == {Status.SKIPPED}:
+            self.status = Status.SKIPPED
+            self.message = self.steps[0].message
 
 
 @dataclass

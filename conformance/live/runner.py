@@ -230,15 +230,7 @@ class Runner:
         finally:
             if not self.options.keep:
                 run.teardown()
-        if result.status is Status.PASS:
-            statuses = {s.status for s in result.steps}
-            if Status.FAIL in statuses:
-                result.status = Status.FAIL
-            elif Status.ERROR in statuses:
-                result.status = Status.ERROR
-            elif statuses == {Status.SKIPPED}:
-                result.status = Status.SKIPPED
-                result.message = result.steps[0].message
+        result.settle()
         return result
 
     def _missing_kinds(self, scenario: Scenario) -> set[str]:

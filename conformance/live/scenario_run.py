@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import itertools
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,7 +29,6 @@ from conformance.api.adminpol import (
 )
 from conformance.api.model import (
     ClusterState,
-    ContainerPort,
     ExternalHost,
     Namespace,
     Pod,
@@ -43,22 +41,21 @@ from conformance.live.deploy import (
     SCOPE_LABEL,
     NameMap,
     cluster_scoped_name,
-    container_name,
     namespace_manifest,
     pod_manifest,
+    probe_container,
     rewrite_policy,
     run_labels,
     service_manifest,
     service_name,
 )
-from conformance.live.probing import Outcome, ProbeResult, ProbeTarget, kubectl_command
+from conformance.live.probing import Outcome, ProbeTarget, kubectl_command
 from conformance.live.results import (
     CellResult,
     CellStatus,
     ScenarioResult,
     Status,
     StepResult,
-    observed_verdict,
 )
 from conformance.live.runner import InfrastructureError, RealCell, Runner
 from conformance.reference.evaluator import Evaluator, Verdict
@@ -249,7 +246,7 @@ class ScenarioRun:
         problem = ""
         while pending:
             results = self.runner.probe(
-                [(cell, _container(s), self._host(d)) for cell, (s, d) in pending.items()]
+                [(cell, probe_container(s), self._host(d)) for cell, (s, d) in pending.items()]
             )
             for cell, res in results.items():
                 if res.outcome is Outcome.UNSUPPORTED:
@@ -294,21 +291,7 @@ class ScenarioRun:
             result.status = Status.ERROR
             result.message = f"scenario could not be bound to the cluster: {exc}"
         result.duration_s = round(time.monotonic() - started, 3)
-        if result.status is Status.PASS:
-            statuses = {c.status for c in result.cells}
-            if CellStatus.MISMATCH in statuses:
-                result.status = Status.FAIL
-                result.message = (
-                    f"{sum(c.status is CellStatus.MISMATCH for c in result.cells)} cells mismatch"
-                )
-            elif statuses and statuses <= {CellStatus.NOT_SUPPORTED, CellStatus.IGNORED}:
-                result.status = Status.SKIPPED
-                result.message = "not supported here: " + next(
-                    c.detail for c in result.cells if c.status is CellStatus.NOT_SUPPORTED
-                )
-            elif CellStatus.CHECK_FAILED in statuses:
-                result.status = Status.ERROR
-                result.message = f"{sum(c.status is CellStatus.CHECK_FAILED for c in result.cells)} probes could not run"
+        result.settle()
         return result
 
     def _apply_changes(self, index: int) -> BoundStep:
@@ -461,13 +444,13 @@ class ScenarioRun:
             res.command = kubectl_command(
                 src_pod.namespace,
                 src_pod.name,
-                _container(src_pod),
+                probe_container(src_pod),
                 ProbeTarget("", target_host, cell.port, cell.protocol),
                 self.options.probe_timeout_s,
                 context=self.cluster.context,
                 kubeconfig=self.cluster.kubeconfig,
             )
-            to_probe.append((rc, _container(src_pod), target_host))
+            to_probe.append((rc, probe_container(src_pod), target_host))
         self._observe(cells, to_probe)
         return list(cells.values())
 
@@ -521,7 +504,7 @@ class ScenarioRun:
                 real, _container_name, _host = item
                 cell = cells[real]
                 res = results[real]
-                _record(cell, res, elapsed)
+                cell.record(res, elapsed)
                 if cell.status in (CellStatus.MISMATCH, CellStatus.CHECK_FAILED):
                     still.append(item)
             pending = still
@@ -536,33 +519,6 @@ class ScenarioRun:
 
 class _NotYet(Exception):
     """Internal: the condition being polled for has not happened yet."""
-
-
-def _record(cell: CellResult, res: ProbeResult, elapsed: float) -> None:
-    """Fold one observation into a cell: status, attempts, convergence, flakiness."""
-    cell.attempts += 1
-    cell.observed = res.outcome
-    cell.detail = res.detail
-    cell.observed_verdict = observed_verdict(res.outcome, cell.served)
-    cell.history.append(str(res.outcome))
-    if res.outcome is Outcome.UNSUPPORTED:
-        cell.status = CellStatus.NOT_SUPPORTED
-    elif cell.observed_verdict is None:
-        cell.status = CellStatus.CHECK_FAILED
-    elif cell.observed_verdict == cell.expected:
-        cell.status = CellStatus.MATCH
-        cell.converged_after_s = round(elapsed, 3)
-    else:
-        cell.status = CellStatus.MISMATCH
-    verdicts = [
-        h for h in cell.history if h in (Outcome.CONNECTED, Outcome.TIMEOUT, Outcome.REFUSED)
-    ]
-    changes = sum(1 for a, b in itertools.pairwise(verdicts) if a != b)
-    cell.flaky = changes >= 2 or (changes >= 1 and cell.status is CellStatus.MISMATCH)
-
-
-def _container(pod: Pod) -> str:
-    return container_name(pod.ports[0] if pod.ports else ContainerPort(80))
 
 
 def _pod_problem(status: Mapping[str, Any]) -> str:
