@@ -9,11 +9,9 @@ from typing import Any
 import pytest
 
 from conformance.api.adminpol import (
-    ADMIN_KINDS,
     AdminPort,
     RuleAction,
     Tier,
-    api_kinds,
     confine_to_namespaces,
     parse_admin_policy,
 )
@@ -105,18 +103,6 @@ def test_banp_parses_without_priority() -> None:
     del obj["spec"]["egress"]
     p = parse_admin_policy(obj)
     assert (p.tier, p.priority) == (Tier.BASELINE, None)
-
-
-def test_admin_kinds_name_their_apis() -> None:
-    assert {k: (v.group, v.version, v.plural) for k, v in ADMIN_KINDS.items()} == {
-        "AdminNetworkPolicy": ("policy.networking.k8s.io", "v1alpha1", "adminnetworkpolicies"),
-        "BaselineAdminNetworkPolicy": (
-            "policy.networking.k8s.io",
-            "v1alpha1",
-            "baselineadminnetworkpolicies",
-        ),
-        "ClusterNetworkPolicy": ("policy.networking.k8s.io", "v1alpha2", "clusternetworkpolicies"),
-    }
 
 
 def _edit(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -441,27 +427,6 @@ def test_unknown_kind_lists_accepted_kinds(tmp_path: Path) -> None:
         match="accepted: NetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy",
     ):
         load_scenario(f)
-
-
-def test_api_kinds_lists_admin_kinds_once_in_order() -> None:
-    objs = [
-        {"kind": "NetworkPolicy"},
-        {"kind": "ClusterNetworkPolicy"},
-        {"kind": "AdminNetworkPolicy"},
-        {"kind": "ClusterNetworkPolicy"},
-    ]
-    assert [k.kind for k in api_kinds(objs)] == ["ClusterNetworkPolicy", "AdminNetworkPolicy"]
-    assert [k.feature for k in api_kinds(objs)] == ["ClusterNetworkPolicy", "AdminNetworkPolicy"]
-
-
-def test_admin_kind_features_are_scenario_features() -> None:
-    from conformance.scenario.schema import Feature
-
-    assert {Feature(k.feature) for k in ADMIN_KINDS.values()} == {
-        Feature.ADMIN_NETWORK_POLICY,
-        Feature.BASELINE_ADMIN_NETWORK_POLICY,
-        Feature.CLUSTER_NETWORK_POLICY,
-    }
 
 
 def test_confine_to_namespaces_scopes_subject_and_pod_peers() -> None:

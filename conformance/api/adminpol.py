@@ -36,49 +36,16 @@ from conformance.api.fields import (
     dns1123_subdomain_problem,
     no_location,
 )
+from conformance.api.kinds import ADMIN_KINDS, ANP, BANP, CNP, Kind
 from conformance.api.model import IPAddress, Pod
 from conformance.api.netpol import IPNetwork, parse_cidr
 from conformance.api.selectors import LabelSelector, parse_label_selector
 from conformance.api.types import Direction, L4Protocol
 
-GROUP = "policy.networking.k8s.io"
-V1ALPHA1 = f"{GROUP}/v1alpha1"
-V1ALPHA2 = f"{GROUP}/v1alpha2"
-ANP = "AdminNetworkPolicy"
-BANP = "BaselineAdminNetworkPolicy"
-CNP = "ClusterNetworkPolicy"
-
 _T = TypeVar("_T")
 
 BANP_NAME = "default"
 """BaselineAdminNetworkPolicy is a singleton: the CRD's CEL rule requires this name."""
-
-
-@dataclass(frozen=True)
-class ApiKind:
-    """One served kind: API group/version, kind and REST resource (for the custom objects API)."""
-
-    api_version: str
-    kind: str
-    plural: str
-    feature: str
-    """The scenario ``requires:`` feature that gates this kind (``scenario_schema.Feature``)."""
-
-    @property
-    def group(self) -> str:
-        return self.api_version.partition("/")[0]
-
-    @property
-    def version(self) -> str:
-        return self.api_version.partition("/")[2]
-
-
-ADMIN_KINDS: Mapping[str, ApiKind] = {
-    ANP: ApiKind(V1ALPHA1, ANP, "adminnetworkpolicies", "AdminNetworkPolicy"),
-    BANP: ApiKind(V1ALPHA1, BANP, "baselineadminnetworkpolicies", "BaselineAdminNetworkPolicy"),
-    CNP: ApiKind(V1ALPHA2, CNP, "clusternetworkpolicies", "ClusterNetworkPolicy"),
-}
-"""The cluster-scoped policy kinds the harness understands, by kind."""
 
 
 class Tier(StrEnum):
@@ -237,7 +204,7 @@ class AdminPolicy:
         return self.name
 
     @property
-    def api(self) -> ApiKind:
+    def api(self) -> Kind:
         return ADMIN_KINDS[self.kind]
 
     def rules(self, direction: Direction) -> tuple[AdminRule, ...]:
@@ -247,24 +214,6 @@ class AdminPolicy:
         prio = f" priority {self.priority}" if self.priority is not None else ""
         tier = f" tier {self.tier}" if self.kind == CNP else ""
         return f"{self.kind} {self.name}{tier}{prio}"
-
-
-def is_admin_kind(obj: Mapping[str, Any]) -> bool:
-    return obj.get("kind") in ADMIN_KINDS
-
-
-def api_kinds(objects: Iterable[Mapping[str, Any]]) -> tuple[ApiKind, ...]:
-    """The admin API kinds among verbatim policy objects, first-seen order, without repeats.
-
-    What a runner checks against the cluster's discovery before applying a scenario's objects, e.g.
-    ``api_kinds(src.obj for step in scenario.step_policies for src in step)``.
-    """
-    seen: dict[str, ApiKind] = {}
-    for obj in objects:
-        info = ADMIN_KINDS.get(str(obj.get("kind", "")))
-        if info is not None:
-            seen.setdefault(info.kind, info)
-    return tuple(seen.values())
 
 
 def parse_admin_policy(obj: Any, locate: Locator | None = None) -> AdminPolicy:
@@ -782,21 +731,14 @@ def _domain_name(f: Field) -> str | None:
 
 
 __all__ = [
-    "ADMIN_KINDS",
-    "ANP",
-    "BANP",
-    "CNP",
     "AdminPeer",
     "AdminPolicy",
     "AdminPort",
     "AdminRule",
-    "ApiKind",
     "NamespacedPod",
     "RuleAction",
     "Subject",
     "Tier",
-    "api_kinds",
     "confine_to_namespaces",
-    "is_admin_kind",
     "parse_admin_policy",
 ]

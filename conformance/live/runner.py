@@ -28,9 +28,9 @@ from conformance import __version__
 from conformance.api.adminpol import (
     AdminPolicy,
     confine_to_namespaces,
-    is_admin_kind,
     parse_admin_policy,
 )
+from conformance.api.kinds import POLICY_KINDS, is_admin_kind
 from conformance.api.model import (
     ClusterState,
     ContainerPort,
@@ -57,7 +57,7 @@ from conformance.live.deploy import (
     service_name,
 )
 from conformance.live.doctor import detect_cni
-from conformance.live.kube import POLICY_KINDS, ClusterOps
+from conformance.live.kube import ClusterOps
 from conformance.live.probing import (
     Outcome,
     ProbeResult,
