@@ -25,11 +25,7 @@ from typing import Any
 import tenacity
 
 from conformance import __version__
-from conformance.api.adminpol import (
-    AdminPolicy,
-    confine_to_namespaces,
-    parse_admin_policy,
-)
+from conformance.api.adminpol import AdminPolicy, parse_admin_policy
 from conformance.api.kinds import POLICY_KINDS, is_admin_kind
 from conformance.api.model import (
     ClusterState,
@@ -48,6 +44,7 @@ from conformance.live.deploy import (
     DeployOptions,
     NameMap,
     cluster_scoped_name,
+    confine_to_namespaces,
     container_name,
     namespace_manifest,
     pod_manifest,
