@@ -9,12 +9,9 @@ from typing import Any
 import pytest
 
 from conformance.api.adminpol import (
-    ADMIN_KINDS,
     AdminPort,
     RuleAction,
     Tier,
-    api_kinds,
-    confine_to_namespaces,
     parse_admin_policy,
 )
 from conformance.api.types import L4Protocol
@@ -105,18 +102,6 @@ def test_banp_parses_without_priority() -> None:
     del obj["spec"]["egress"]
     p = parse_admin_policy(obj)
     assert (p.tier, p.priority) == (Tier.BASELINE, None)
-
-
-def test_admin_kinds_name_their_apis() -> None:
-    assert {k: (v.group, v.version, v.plural) for k, v in ADMIN_KINDS.items()} == {
-        "AdminNetworkPolicy": ("policy.networking.k8s.io", "v1alpha1", "adminnetworkpolicies"),
-        "BaselineAdminNetworkPolicy": (
-            "policy.networking.k8s.io",
-            "v1alpha1",
-            "baselineadminnetworkpolicies",
-        ),
-        "ClusterNetworkPolicy": ("policy.networking.k8s.io", "v1alpha2", "clusternetworkpolicies"),
-    }
 
 
 def _edit(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -441,81 +426,6 @@ def test_unknown_kind_lists_accepted_kinds(tmp_path: Path) -> None:
         match="accepted: NetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy",
     ):
         load_scenario(f)
-
-
-def test_api_kinds_lists_admin_kinds_once_in_order() -> None:
-    objs = [
-        {"kind": "NetworkPolicy"},
-        {"kind": "ClusterNetworkPolicy"},
-        {"kind": "AdminNetworkPolicy"},
-        {"kind": "ClusterNetworkPolicy"},
-    ]
-    assert [k.kind for k in api_kinds(objs)] == ["ClusterNetworkPolicy", "AdminNetworkPolicy"]
-    assert [k.feature for k in api_kinds(objs)] == ["ClusterNetworkPolicy", "AdminNetworkPolicy"]
-
-
-def test_admin_kind_features_are_scenario_features() -> None:
-    from conformance.scenario.schema import Feature
-
-    assert {Feature(k.feature) for k in ADMIN_KINDS.values()} == {
-        Feature.ADMIN_NETWORK_POLICY,
-        Feature.BASELINE_ADMIN_NETWORK_POLICY,
-        Feature.CLUSTER_NETWORK_POLICY,
-    }
-
-
-def test_confine_to_namespaces_scopes_subject_and_pod_peers() -> None:
-    confined = confine_to_namespaces(CNP, "run", "r1")
-    req = {"key": "run", "operator": "In", "values": ["r1"]}
-    assert confined["spec"]["subject"]["pods"]["namespaceSelector"] == {"matchExpressions": [req]}
-    # The peer had no namespaceSelector (all namespaces): it now has one that only requires the label.
-    assert confined["spec"]["egress"][0]["to"][0]["pods"]["namespaceSelector"] == {
-        "matchExpressions": [req]
-    }
-    assert "namespaceSelector" not in CNP["spec"]["egress"][0]["to"][0]["pods"]  # input untouched
-    parse_admin_policy(confined)
-    anp = confine_to_namespaces(ANP, "run", "r1")
-    assert anp["spec"]["ingress"][0]["from"][0]["namespaces"] == {
-        "matchLabels": {"team": "y"},
-        "matchExpressions": [req],
-    }
-    assert anp["spec"]["egress"][0]["to"][0] == ANP["spec"]["egress"][0]["to"][0]  # networks
-
-
-def test_confined_policies_keep_verdicts_when_namespaces_carry_the_label() -> None:
-    from conformance.api.model import ClusterState, Namespace, frozen_labels
-    from conformance.reference.evaluator import Evaluator
-    from tests.helpers import upstream_state
-    from tests.strategies import ns_is
-
-    pol = {
-        "apiVersion": V2,
-        "kind": "ClusterNetworkPolicy",
-        "metadata": {"name": "p"},
-        "spec": {
-            "tier": "Admin",
-            "priority": 1,
-            "subject": {"namespaces": {}},
-            "ingress": [
-                {"action": "Accept", "from": [{"namespaces": ns_is("y")}]},
-                {"action": "Deny", "from": [{"pods": {"podSelector": {}}}]},
-            ],
-        },
-    }
-    base = upstream_state()
-    labelled = ClusterState(
-        tuple(Namespace(n.name, frozen_labels({"run": "r1"})) for n in base.namespaces),
-        base.pods,
-    )
-    plain = Evaluator(labelled, [parse_admin_policy(pol)])
-    scoped = Evaluator(labelled, [parse_admin_policy(confine_to_namespaces(pol, "run", "r1"))])
-    keys = [p.key for p in base.pods]
-    for s in keys:
-        for t in keys:
-            assert (
-                plain.decide(s, t, 80, L4Protocol.TCP).verdict
-                is scoped.decide(s, t, 80, L4Protocol.TCP).verdict
-            )
 
 
 def test_v1alpha1_range_with_start_not_below_end_is_stored_as_the_api_server_does() -> None:

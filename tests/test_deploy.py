@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.api.model import ContainerPort, Pod, frozen_labels
+from conformance.api.adminpol import parse_admin_policy
+from conformance.api.model import ClusterState, ContainerPort, Namespace, Pod, frozen_labels
 from conformance.api.types import L4Protocol
 from conformance.live.deploy import (
     POD_LABEL,
     RUN_LABEL,
     DeployOptions,
     NameMap,
+    confine_to_namespaces,
     pod_manifest,
     real_namespace,
     rewrite_policy,
@@ -18,6 +20,10 @@ from conformance.live.deploy import (
     service_manifest,
 )
 from conformance.live.session import UnsafeContextError, check_context
+from conformance.reference.evaluator import Evaluator
+from tests.helpers import upstream_state
+from tests.strategies import ns_is
+from tests.test_admin_policy import ANP, CNP, V2
 
 
 def test_real_namespace_is_unique_and_a_dns_label() -> None:
@@ -108,3 +114,53 @@ def test_other_contexts_need_allow() -> None:
     with pytest.raises(UnsafeContextError, match="--allow-context prod-eu"):
         check_context("prod-eu", [])
     check_context("prod-eu", ["prod-eu"])
+
+
+def test_confine_to_namespaces_scopes_subject_and_pod_peers() -> None:
+    confined = confine_to_namespaces(CNP, "run", "r1")
+    req = {"key": "run", "operator": "In", "values": ["r1"]}
+    assert confined["spec"]["subject"]["pods"]["namespaceSelector"] == {"matchExpressions": [req]}
+    # The peer had no namespaceSelector (all namespaces): it now has one that only requires the label.
+    assert confined["spec"]["egress"][0]["to"][0]["pods"]["namespaceSelector"] == {
+        "matchExpressions": [req]
+    }
+    assert "namespaceSelector" not in CNP["spec"]["egress"][0]["to"][0]["pods"]  # input untouched
+    parse_admin_policy(confined)
+    anp = confine_to_namespaces(ANP, "run", "r1")
+    assert anp["spec"]["ingress"][0]["from"][0]["namespaces"] == {
+        "matchLabels": {"team": "y"},
+        "matchExpressions": [req],
+    }
+    assert anp["spec"]["egress"][0]["to"][0] == ANP["spec"]["egress"][0]["to"][0]  # networks
+
+
+def test_confined_policies_keep_verdicts_when_namespaces_carry_the_label() -> None:
+
+    pol = {
+        "apiVersion": V2,
+        "kind": "ClusterNetworkPolicy",
+        "metadata": {"name": "p"},
+        "spec": {
+            "tier": "Admin",
+            "priority": 1,
+            "subject": {"namespaces": {}},
+            "ingress": [
+                {"action": "Accept", "from": [{"namespaces": ns_is("y")}]},
+                {"action": "Deny", "from": [{"pods": {"podSelector": {}}}]},
+            ],
+        },
+    }
+    base = upstream_state()
+    labelled = ClusterState(
+        tuple(Namespace(n.name, frozen_labels({"run": "r1"})) for n in base.namespaces),
+        base.pods,
+    )
+    plain = Evaluator(labelled, [parse_admin_policy(pol)])
+    scoped = Evaluator(labelled, [parse_admin_policy(confine_to_namespaces(pol, "run", "r1"))])
+    keys = [p.key for p in base.pods]
+    for s in keys:
+        for t in keys:
+            assert (
+                plain.decide(s, t, 80, L4Protocol.TCP).verdict
+                is scoped.decide(s, t, 80, L4Protocol.TCP).verdict
+            )

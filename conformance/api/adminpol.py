@@ -21,7 +21,6 @@ name). Unknown fields are errors, as with strict field validation.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -36,49 +35,16 @@ from conformance.api.fields import (
     dns1123_subdomain_problem,
     no_location,
 )
+from conformance.api.kinds import ADMIN_KINDS, ANP, BANP, CNP, Kind
 from conformance.api.model import IPAddress, Pod
 from conformance.api.netpol import IPNetwork, parse_cidr
 from conformance.api.selectors import LabelSelector, parse_label_selector
 from conformance.api.types import Direction, L4Protocol
 
-GROUP = "policy.networking.k8s.io"
-V1ALPHA1 = f"{GROUP}/v1alpha1"
-V1ALPHA2 = f"{GROUP}/v1alpha2"
-ANP = "AdminNetworkPolicy"
-BANP = "BaselineAdminNetworkPolicy"
-CNP = "ClusterNetworkPolicy"
-
 _T = TypeVar("_T")
 
 BANP_NAME = "default"
 """BaselineAdminNetworkPolicy is a singleton: the CRD's CEL rule requires this name."""
-
-
-@dataclass(frozen=True)
-class ApiKind:
-    """One served kind: API group/version, kind and REST resource (for the custom objects API)."""
-
-    api_version: str
-    kind: str
-    plural: str
-    feature: str
-    """The scenario ``requires:`` feature that gates this kind (``scenario_schema.Feature``)."""
-
-    @property
-    def group(self) -> str:
-        return self.api_version.partition("/")[0]
-
-    @property
-    def version(self) -> str:
-        return self.api_version.partition("/")[2]
-
-
-ADMIN_KINDS: Mapping[str, ApiKind] = {
-    ANP: ApiKind(V1ALPHA1, ANP, "adminnetworkpolicies", "AdminNetworkPolicy"),
-    BANP: ApiKind(V1ALPHA1, BANP, "baselineadminnetworkpolicies", "BaselineAdminNetworkPolicy"),
-    CNP: ApiKind(V1ALPHA2, CNP, "clusternetworkpolicies", "ClusterNetworkPolicy"),
-}
-"""The cluster-scoped policy kinds the harness understands, by kind."""
 
 
 class Tier(StrEnum):
@@ -237,7 +203,7 @@ class AdminPolicy:
         return self.name
 
     @property
-    def api(self) -> ApiKind:
+    def api(self) -> Kind:
         return ADMIN_KINDS[self.kind]
 
     def rules(self, direction: Direction) -> tuple[AdminRule, ...]:
@@ -247,24 +213,6 @@ class AdminPolicy:
         prio = f" priority {self.priority}" if self.priority is not None else ""
         tier = f" tier {self.tier}" if self.kind == CNP else ""
         return f"{self.kind} {self.name}{tier}{prio}"
-
-
-def is_admin_kind(obj: Mapping[str, Any]) -> bool:
-    return obj.get("kind") in ADMIN_KINDS
-
-
-def api_kinds(objects: Iterable[Mapping[str, Any]]) -> tuple[ApiKind, ...]:
-    """The admin API kinds among verbatim policy objects, first-seen order, without repeats.
-
-    What a runner checks against the cluster's discovery before applying a scenario's objects, e.g.
-    ``api_kinds(src.obj for step in scenario.step_policies for src in step)``.
-    """
-    seen: dict[str, ApiKind] = {}
-    for obj in objects:
-        info = ADMIN_KINDS.get(str(obj.get("kind", "")))
-        if info is not None:
-            seen.setdefault(info.kind, info)
-    return tuple(seen.values())
 
 
 def parse_admin_policy(obj: Any, locate: Locator | None = None) -> AdminPolicy:
@@ -277,51 +225,6 @@ def parse_admin_policy(obj: Any, locate: Locator | None = None) -> AdminPolicy:
     root.raise_errors()
     assert policy is not None
     return policy
-
-
-def confine_to_namespaces(obj: Mapping[str, Any], key: str, value: str) -> dict[str, Any]:
-    """A copy of an admin policy object whose namespace selectors also require ``key=value``.
-
-    Cluster-scoped policies select across all namespaces; a run that labels its own namespaces
-    ``key=value`` can apply this copy so that neither the subject nor any ``namespaces``/``pods``
-    peer reaches another run's pods (pytest-xdist workers sharing a cluster). Every namespace
-    selector of the subject and of the peers gets a ``key In [value]`` requirement; a v1alpha2
-    ``pods`` selector without ``namespaceSelector`` (all namespaces) gets one that only requires
-    it. ``networks``, ``nodes`` and ``domainNames`` peers are left alone. On a state where every
-    scenario namespace carries the label, the evaluator's verdicts are unchanged.
-    """
-    out: dict[str, Any] = copy.deepcopy(dict(obj))
-    spec = out.get("spec")
-    if not isinstance(spec, dict):
-        return out
-    requirement = {"key": key, "operator": "In", "values": [value]}
-    _confine_holder(spec.get("subject"), requirement)
-    for direction, peer_key in (("ingress", "from"), ("egress", "to")):
-        rules = spec.get(direction)
-        for rule in rules if isinstance(rules, list) else ():
-            peers = rule.get(peer_key) if isinstance(rule, dict) else None
-            for peer in peers if isinstance(peers, list) else ():
-                _confine_holder(peer, requirement)
-    return out
-
-
-def _confine_holder(holder: Any, requirement: dict[str, Any]) -> None:
-    """Confine the ``namespaces`` selector or ``pods.namespaceSelector`` held by a subject/peer."""
-    if not isinstance(holder, dict):
-        return
-    if isinstance(holder.get("namespaces"), dict):
-        _add_requirement(holder["namespaces"], requirement)
-    pods = holder.get("pods")
-    if isinstance(pods, dict):
-        selector = pods.setdefault("namespaceSelector", {})
-        if isinstance(selector, dict):
-            _add_requirement(selector, requirement)
-
-
-def _add_requirement(selector: dict[str, Any], requirement: dict[str, Any]) -> None:
-    expressions = selector.setdefault("matchExpressions", [])
-    if isinstance(expressions, list):
-        expressions.append(dict(requirement, values=list(requirement["values"])))
 
 
 # --- parsing ----------------------------------------------------------------------------------
@@ -782,21 +685,13 @@ def _domain_name(f: Field) -> str | None:
 
 
 __all__ = [
-    "ADMIN_KINDS",
-    "ANP",
-    "BANP",
-    "CNP",
     "AdminPeer",
     "AdminPolicy",
     "AdminPort",
     "AdminRule",
-    "ApiKind",
     "NamespacedPod",
     "RuleAction",
     "Subject",
     "Tier",
-    "api_kinds",
-    "confine_to_namespaces",
-    "is_admin_kind",
     "parse_admin_policy",
 ]

@@ -7,11 +7,18 @@ error can name the exact field (``spec.ingress[0].from[1].ipBlock.cidr``) and, t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance.api.names import (
+    Broken,
+    dns1123_label_violations,
+    dns1123_subdomain_violations,
+    label_value_violations,
+    port_name_violations,
+    qualified_name_violations,
+)
 from conformance.errors import Location, ScenarioError, ScenarioErrors
 
 PathKey = str | int
@@ -134,46 +141,40 @@ METADATA_FIELDS = frozenset(
 )
 """ObjectMeta fields a verbatim object may carry (others are rejected as unknown)."""
 
-# Kubernetes name and label syntax (k8s.io/apimachinery/pkg/util/validation).
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-)
-_QUALIFIED_NAME_PART = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+# Messages for scenario authors on the Kubernetes name and label rules of ``conformance.api.names``.
 
 
 def dns1123_label_problem(value: str) -> str | None:
-    if len(value) > 63 or not _DNS1123_LABEL.match(value):
+    if dns1123_label_violations(value):
         return "must be a DNS-1123 label (lowercase letters, digits and '-', at most 63 characters)"
     return None
 
 
 def dns1123_subdomain_problem(value: str) -> str | None:
-    if len(value) > 253 or not _DNS1123_SUBDOMAIN.match(value):
+    if dns1123_subdomain_violations(value):
         return "must be a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', at most 253)"
     return None
 
 
 def label_key_problem(key: str) -> str | None:
     """Why ``key`` is not a valid label key (qualified name), or None."""
-    prefix, _, name = key.rpartition("/")
-    if "/" in key and not prefix:
+    broken = qualified_name_violations(key)
+    if not broken:
+        return None
+    # The prefix is everything before the last '/': with more than one '/', it holds a '/'.
+    prefix = key.rpartition("/")[0]
+    if Broken.PREFIX_EMPTY in broken:
         return f"label key {key!r} has an empty prefix"
-    if prefix and dns1123_subdomain_problem(prefix):
+    if Broken.PARTS in broken or Broken.PREFIX_FORM in broken:
         return f"label key prefix {prefix!r} must be a DNS-1123 subdomain"
-    if not name or len(name) > 63 or not _QUALIFIED_NAME_PART.match(name):
-        return (
-            f"label key {key!r} is invalid: the name part must be 1-63 characters of "
-            "alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric"
-        )
-    return None
+    return (
+        f"label key {key!r} is invalid: the name part must be 1-63 characters of "
+        "alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric"
+    )
 
 
 def label_value_problem(value: str) -> str | None:
-    if value == "":
-        return None
-    if len(value) > 63 or not _QUALIFIED_NAME_PART.match(value):
+    if label_value_violations(value):
         return (
             f"label value {value!r} is invalid: at most 63 characters of alphanumerics, '-', '_' "
             "or '.', starting and ending with an alphanumeric"
@@ -183,12 +184,7 @@ def label_value_problem(value: str) -> str | None:
 
 def port_name_problem(name: str) -> str | None:
     """IANA_SVC_NAME rules for named ports (validation.IsValidPortName)."""
-    if (
-        len(name) > 15
-        or not _IANA_SVC_NAME.match(name)
-        or "--" in name
-        or not any(c.isalpha() for c in name)
-    ):
+    if port_name_violations(name):
         return (
             f"port name {name!r} is invalid: 1-15 lowercase letters, digits and single '-', "
             "with at least one letter, starting and ending with a letter or digit"

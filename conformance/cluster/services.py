@@ -10,6 +10,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from conformance.api.names import DNS1035_LABEL_FMT, dns1035_label_violations
 from conformance.cluster.compiler import PodView
 from conformance.cluster.dataplane import GATEWAY
 from conformance.cluster.selectors import matches
@@ -20,14 +21,17 @@ from conformance.cluster.validation import (
     metadata_errors,
     not_supported,
     port_name_errors,
+    regex_error,
     required,
 )
 
 SERVICE_CIDR = ipaddress.IPv4Network("10.96.0.0/16")
-DNS1035_MSG = (
+DNS1035_MSG = regex_error(
     "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
-    "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
-    "regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+    "alphabetic character, and end with an alphanumeric character",
+    DNS1035_LABEL_FMT,
+    "my-name",
+    "abc-123",
 )
 
 
@@ -67,11 +71,9 @@ def service_errors(obj: Mapping[str, Any]) -> list[Cause]:
         if c.field != "metadata.name"
     ]
     name = (obj.get("metadata") or {}).get("name") or ""
-    import re
-
     if not name:
         out.append(required("metadata.name", "name or generateName is required"))
-    elif not re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) or len(name) > 63:
+    elif dns1035_label_violations(name):
         out.append(invalid("metadata.name", name, DNS1035_MSG))
     spec = obj.get("spec") or {}
     if spec.get("type") not in ("ClusterIP",):

@@ -9,37 +9,63 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+from conformance.api.names import (
+    DNS1123_LABEL_FMT,
+    DNS1123_LABEL_MAX_LENGTH,
+    DNS1123_SUBDOMAIN_FMT,
+    DNS1123_SUBDOMAIN_MAX_LENGTH,
+    LABEL_VALUE_FMT,
+    LABEL_VALUE_MAX_LENGTH,
+    PORT_NAME_MAX_LENGTH,
+    QUALIFIED_NAME_FMT,
+    QUALIFIED_NAME_MAX_LENGTH,
+    Broken,
+    dns1123_label_violations,
+    dns1123_subdomain_violations,
+    label_value_violations,
+    port_name_violations,
+    qualified_name_violations,
 )
-_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
-LABEL_MSG = (
+
+def regex_error(message: str, fmt: str, *examples: str) -> str:
+    """apimachinery ``RegexError``: the rule in words, examples and the regex it is checked with."""
+    shown = " or ".join(f"'{e}', " for e in examples)
+    return f"{message} (e.g. {shown}regex used for validation is '{fmt}')"
+
+
+LABEL_MSG = regex_error(
     "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
-    "and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or "
-    "'12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+    "and must start and end with an alphanumeric character",
+    LABEL_VALUE_FMT,
+    "MyValue",
+    "my_value",
+    "12345",
 )
-NAME_PART_MSG = (
+NAME_PART_MSG = regex_error(
     "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
-    "with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
-    "validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+    "with an alphanumeric character",
+    QUALIFIED_NAME_FMT,
+    "MyName",
+    "my.name",
+    "123-abc",
 )
-SUBDOMAIN_MSG = (
+SUBDOMAIN_MSG = regex_error(
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
-    "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
-    "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+    "and must start and end with an alphanumeric character",
+    DNS1123_SUBDOMAIN_FMT,
+    "example.com",
 )
-LABEL_NAME_MSG = (
+LABEL_NAME_MSG = regex_error(
     "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
-    "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
-    "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+    "start and end with an alphanumeric character",
+    DNS1123_LABEL_FMT,
+    "my-name",
+    "123-abc",
 )
 CIDR_MSG = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
 PORT_MSG = "must be between 1 and 65535, inclusive"
@@ -96,57 +122,55 @@ def not_supported(path: str, value: Any, allowed: list[str]) -> Cause:
     )
 
 
+def _too_long(limit: int) -> str:
+    return f"must be no more than {limit} characters"
+
+
+# What the real API server says for each rule a name breaks, per apimachinery check.
+_QUALIFIED_NAME_MSGS = {
+    Broken.PARTS: "a qualified name "
+    + NAME_PART_MSG.removeprefix("name part ")
+    + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
+    Broken.PREFIX_EMPTY: "prefix part must be non-empty",
+    Broken.PREFIX_FORM: "prefix part " + SUBDOMAIN_MSG,
+    Broken.NAME_EMPTY: "name part must be non-empty",
+    Broken.NAME_TOO_LONG: "name part " + _too_long(QUALIFIED_NAME_MAX_LENGTH),
+    Broken.NAME_FORM: NAME_PART_MSG,
+}
+_LABEL_VALUE_MSGS = {
+    Broken.TOO_LONG: _too_long(LABEL_VALUE_MAX_LENGTH),
+    Broken.FORM: LABEL_MSG,
+}
+_PORT_NAME_MSGS = {
+    Broken.TOO_LONG: _too_long(PORT_NAME_MAX_LENGTH),
+    Broken.CHARSET: "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+    Broken.NO_LETTER: "must contain at least one letter (a-z)",
+    Broken.CONSECUTIVE_HYPHENS: "must not contain consecutive hyphens",
+    Broken.EDGE_HYPHEN: "must not begin or end with a hyphen",
+}
+_DNS1123_LABEL_MSGS = {
+    Broken.TOO_LONG: _too_long(DNS1123_LABEL_MAX_LENGTH),
+    Broken.FORM: LABEL_NAME_MSG,
+}
+_DNS1123_SUBDOMAIN_MSGS = {
+    Broken.TOO_LONG: _too_long(DNS1123_SUBDOMAIN_MAX_LENGTH),
+    Broken.FORM: SUBDOMAIN_MSG,
+}
+
+
 def qualified_name_errors(name: str) -> list[str]:
     """apimachinery ``IsQualifiedName``."""
-    errs: list[str] = []
-    parts = name.split("/")
-    if len(parts) == 1:
-        short = parts[0]
-    elif len(parts) == 2:
-        prefix, short = parts
-        if not prefix:
-            errs.append("prefix part must be non-empty")
-        elif len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix):
-            errs.append("prefix part " + SUBDOMAIN_MSG)
-    else:
-        return [
-            "a qualified name "
-            + NAME_PART_MSG.removeprefix("name part ")
-            + " with an optional DNS "
-            "subdomain prefix and '/' (e.g. 'example.com/MyName')"
-        ]
-    if not short:
-        errs.append("name part must be non-empty")
-    elif len(short) > 63:
-        errs.append("name part must be no more than 63 characters")
-    if short and not _QUALIFIED_NAME.match(short):
-        errs.append(NAME_PART_MSG)
-    return errs
+    return [_QUALIFIED_NAME_MSGS[b] for b in qualified_name_violations(name)]
 
 
 def label_value_errors(value: str) -> list[str]:
-    errs = []
-    if len(value) > 63:
-        errs.append("must be no more than 63 characters")
-    if not _LABEL_VALUE.match(value):
-        errs.append(LABEL_MSG)
-    return errs
+    """apimachinery ``IsValidLabelValue``."""
+    return [_LABEL_VALUE_MSGS[b] for b in label_value_violations(value)]
 
 
 def port_name_errors(name: str) -> list[str]:
     """apimachinery ``IsValidPortName`` (IANA_SVC_NAME)."""
-    errs = []
-    if len(name) < 1 or len(name) > 15:
-        errs.append("must be no more than 15 characters")
-    if not re.fullmatch(r"[-a-z0-9]+", name):
-        errs.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
-    if not re.search(r"[a-z]", name):
-        errs.append("must contain at least one letter (a-z)")
-    if "--" in name:
-        errs.append("must not contain consecutive hyphens")
-    if name.startswith("-") or name.endswith("-"):
-        errs.append("must not begin or end with a hyphen")
-    return errs
+    return [_PORT_NAME_MSGS[b] for b in port_name_violations(name)]
 
 
 def labels_errors(labels: Mapping[str, Any], path: str) -> list[Cause]:
@@ -196,15 +220,11 @@ def metadata_errors(meta: Mapping[str, Any], dns_label: bool = False) -> list[Ca
     if not name:
         out.append(required("metadata.name", "name or generateName is required"))
     elif dns_label:
-        if len(name) > 63:
-            out.append(invalid("metadata.name", name, "must be no more than 63 characters"))
-        if not _DNS1123_LABEL.match(name):
-            out.append(invalid("metadata.name", name, LABEL_NAME_MSG))
+        for b in dns1123_label_violations(name):
+            out.append(invalid("metadata.name", name, _DNS1123_LABEL_MSGS[b]))
     else:
-        if len(name) > 253:
-            out.append(invalid("metadata.name", name, "must be no more than 253 characters"))
-        if not _DNS1123_SUBDOMAIN.match(name):
-            out.append(invalid("metadata.name", name, SUBDOMAIN_MSG))
+        for b in dns1123_subdomain_violations(name):
+            out.append(invalid("metadata.name", name, _DNS1123_SUBDOMAIN_MSGS[b]))
     out += labels_errors(meta.get("labels") or {}, "metadata.labels")
     for key in meta.get("annotations") or {}:
         out += [invalid("metadata.annotations", key, m) for m in qualified_name_errors(key)]

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from conformance.api.kinds import ADMIN_KINDS
 from conformance.commands.report import load_deviations
 from conformance.errors import ClusterError, ConformanceError, ExitCode, ScenarioError
 from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, DeployOptions, new_run_id
@@ -361,12 +362,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
         selector = f"{RUN_LABEL}={args.run_id}" if args.run_id else f"{TOOL_LABEL}={TOOL_NAME}"
         runner = Runner(cluster, run_id=args.run_id or "")
         removed = []
-        for kind in (
-            "Namespace",
-            "AdminNetworkPolicy",
-            "BaselineAdminNetworkPolicy",
-            "ClusterNetworkPolicy",
-        ):
+        for kind in ("Namespace", *ADMIN_KINDS):
             if kind == "Namespace" or kind in runner.served_kinds:
                 removed += [f"{kind} {n}" for n in cluster.delete_collection(kind, selector)]
         runner.close()

@@ -204,3 +204,48 @@ def _rewrite_selectors(node: Any, names: NameMap) -> None:
     for key, value in node.items():
         if key not in ("matchLabels", "matchExpressions"):
             _rewrite_selectors(value, names)
+
+
+def confine_to_namespaces(obj: Mapping[str, Any], key: str, value: str) -> dict[str, Any]:
+    """A copy of an admin policy object whose namespace selectors also require ``key=value``.
+
+    Cluster-scoped policies select across all namespaces; a run that labels its own namespaces
+    ``key=value`` can apply this copy so that neither the subject nor any ``namespaces``/``pods``
+    peer reaches another run's pods (pytest-xdist workers sharing a cluster). Every namespace
+    selector of the subject and of the peers gets a ``key In [value]`` requirement; a v1alpha2
+    ``pods`` selector without ``namespaceSelector`` (all namespaces) gets one that only requires
+    it. ``networks``, ``nodes`` and ``domainNames`` peers are left alone. On a state where every
+    scenario namespace carries the label, the evaluator's verdicts are unchanged.
+    """
+    out: dict[str, Any] = copy.deepcopy(dict(obj))
+    spec = out.get("spec")
+    if not isinstance(spec, dict):
+        return out
+    requirement = {"key": key, "operator": "In", "values": [value]}
+    _confine_holder(spec.get("subject"), requirement)
+    for direction, peer_key in (("ingress", "from"), ("egress", "to")):
+        rules = spec.get(direction)
+        for rule in rules if isinstance(rules, list) else ():
+            peers = rule.get(peer_key) if isinstance(rule, dict) else None
+            for peer in peers if isinstance(peers, list) else ():
+                _confine_holder(peer, requirement)
+    return out
+
+
+def _confine_holder(holder: Any, requirement: dict[str, Any]) -> None:
+    """Confine the ``namespaces`` selector or ``pods.namespaceSelector`` held by a subject/peer."""
+    if not isinstance(holder, dict):
+        return
+    if isinstance(holder.get("namespaces"), dict):
+        _add_requirement(holder["namespaces"], requirement)
+    pods = holder.get("pods")
+    if isinstance(pods, dict):
+        selector = pods.setdefault("namespaceSelector", {})
+        if isinstance(selector, dict):
+            _add_requirement(selector, requirement)
+
+
+def _add_requirement(selector: dict[str, Any], requirement: dict[str, Any]) -> None:
+    expressions = selector.setdefault("matchExpressions", [])
+    if isinstance(expressions, list):
+        expressions.append(dict(requirement, values=list(requirement["values"])))

@@ -442,7 +442,7 @@ class Doctor:
 
     # 4 ---------------------------------------------------------------------------------------
     def check_admin_apis(self) -> Check:
-        from conformance.live.kube import ADMIN_KINDS
+        from conformance.api.kinds import ADMIN_KINDS
 
         try:
             served = self.cluster.served_kinds()

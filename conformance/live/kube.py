@@ -15,7 +15,6 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import tenacity
@@ -25,6 +24,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
+from conformance.api.kinds import POLICY_KINDS
 from conformance.errors import (
     ClusterError,
     Conflict,
@@ -38,44 +38,6 @@ from conformance.live.ops import ExecResult
 T = TypeVar("T")
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-
-
-@dataclass(frozen=True)
-class Kind:
-    """A resource the runner manages: API group/version, plural and scope."""
-
-    group: str
-    version: str
-    plural: str
-    kind: str
-    namespaced: bool
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-
-NETWORK_POLICY = Kind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True)
-ADMIN_KINDS = {
-    "AdminNetworkPolicy": Kind(
-        "policy.networking.k8s.io", "v1alpha1", "adminnetworkpolicies", "AdminNetworkPolicy", False
-    ),
-    "BaselineAdminNetworkPolicy": Kind(
-        "policy.networking.k8s.io",
-        "v1alpha1",
-        "baselineadminnetworkpolicies",
-        "BaselineAdminNetworkPolicy",
-        False,
-    ),
-    "ClusterNetworkPolicy": Kind(
-        "policy.networking.k8s.io",
-        "v1alpha2",
-        "clusternetworkpolicies",
-        "ClusterNetworkPolicy",
-        False,
-    ),
-}
-POLICY_KINDS = {"NetworkPolicy": NETWORK_POLICY, **ADMIN_KINDS}
 
 
 def _describe(kind: str, namespace: str | None, name: str) -> str:

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from conformance import __version__
+from conformance.api.kinds import POLICY_KINDS
 from conformance.api.types import L4Protocol, PodKey, TargetKey
 from conformance.errors import ClusterError, ConformanceError
 from conformance.live.deploy import RUN_LABEL, DeployOptions
 from conformance.live.doctor import detect_cni
-from conformance.live.kube import POLICY_KINDS
 from conformance.live.ops import ClusterOps
 from conformance.live.probing import (
     Outcome,

@@ -21,12 +21,8 @@ from typing import Any
 
 import tenacity
 
-from conformance.api.adminpol import (
-    AdminPolicy,
-    confine_to_namespaces,
-    is_admin_kind,
-    parse_admin_policy,
-)
+from conformance.api.adminpol import AdminPolicy, parse_admin_policy
+from conformance.api.kinds import is_admin_kind
 from conformance.api.model import (
     ClusterState,
     ExternalHost,
@@ -41,6 +37,7 @@ from conformance.live.deploy import (
     SCOPE_LABEL,
     NameMap,
     cluster_scoped_name,
+    confine_to_namespaces,
     namespace_manifest,
     pod_manifest,
     probe_container,

@@ -49,7 +49,6 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from conformance.api.adminpol import (
-    BANP,
     AdminPeer,
     AdminPolicy,
     AdminPort,
@@ -57,6 +56,7 @@ from conformance.api.adminpol import (
     RuleAction,
     Tier,
 )
+from conformance.api.kinds import BANP
 from conformance.api.model import ClusterState, ExternalHost, Pod
 from conformance.api.netpol import (
     NetworkPolicy,

@@ -20,8 +20,9 @@ from typing import Any, Protocol, TextIO
 
 import yaml
 
-from conformance.api.adminpol import ADMIN_KINDS, AdminPolicy, parse_admin_policy
+from conformance.api.adminpol import AdminPolicy, parse_admin_policy
 from conformance.api.fields import Locator
+from conformance.api.kinds import POLICY_KINDS
 from conformance.api.model import ClusterState, ContainerPort, Namespace, Pod, frozen_labels
 from conformance.api.netpol import NetworkPolicy, parse_network_policy
 from conformance.api.types import Direction, PodKey, TargetKey
@@ -41,7 +42,6 @@ WORKLOAD_KINDS = (
 )
 """Kinds whose pod template ``analyze`` expands into pods."""
 
-POLICY_KINDS = ("NetworkPolicy", *ADMIN_KINDS)
 DEFAULT_POD_CIDR = "10.240.0.0/12"
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -240,11 +240,7 @@ def clean_object(obj: Mapping[str, Any]) -> dict[str, Any]:
         kept.pop("annotations", None)
     kind = str(obj.get("kind", ""))
     api = obj.get("apiVersion") or (
-        "networking.k8s.io/v1"
-        if kind == "NetworkPolicy"
-        else ADMIN_KINDS[kind].api_version
-        if kind in ADMIN_KINDS
-        else None
+        POLICY_KINDS[kind].api_version if kind in POLICY_KINDS else None
     )
     out: dict[str, Any] = {"apiVersion": api, "kind": kind, "metadata": kept}
     if "spec" in obj:

@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import Any
 
-from conformance.api.adminpol import BANP, AdminPolicy, AdminPort, AdminRule, RuleAction, Tier
+from conformance.api.adminpol import AdminPolicy, AdminPort, AdminRule, RuleAction, Tier
+from conformance.api.kinds import BANP
 from conformance.api.model import ClusterState, ContainerPort, Pod
 from conformance.api.netpol import (
     IPBlock,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from conformance.live.results import RunResult
 from conformance.reports.deviations import DeviationsError, KnownDeviation, KnownDeviations
-from conformance.reports.model import Judgement, judge
+from conformance.reports.judgement import Judgement, judge
 
 FORMATS = ("html", "junit", "markdown")
 # Output names next to results-<run id>.json: (per-run name, latest-run name).

@@ -26,7 +26,7 @@ from typing import Any
 from conformance.errors import ExitCode
 from conformance.live.results import CellResult, CellStatus, RunResult
 from conformance.reports.deviations import KnownDeviation, KnownDeviations
-from conformance.reports.model import CellKey, cell_key, iter_cells, judge
+from conformance.reports.judgement import CellKey, cell_key, iter_cells, judge
 
 
 class Change(StrEnum):

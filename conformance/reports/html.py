@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from conformance.live.results import CellResult, CellStatus, ScenarioResult, StepResult
 from conformance.reference.truthtable import mark_for
-from conformance.reports.model import (
+from conformance.reports.judgement import (
     Judgement,
     TagScore,
     cell_class,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from conformance.live.results import CellResult, ScenarioResult, Status, StepResult
-from conformance.reports.model import Judgement, cell_label, step_title
+from conformance.reports.judgement import Judgement, cell_label, step_title
 from conformance.reports.text import mismatch_lines, step_tables
 
 

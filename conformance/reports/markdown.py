@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from conformance.live.results import Status
-from conformance.reports.model import (
+from conformance.reports.judgement import (
     Judgement,
     cell_label,
     one_sentence,

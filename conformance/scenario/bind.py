@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import jinja2.sandbox
 
-from conformance.api.adminpol import ADMIN_KINDS, AdminPolicy, parse_admin_policy
+from conformance.api.adminpol import AdminPolicy, parse_admin_policy
 from conformance.api.fields import Field, KeyPath, Locator, dns1123_label_problem, port_name_problem
+from conformance.api.kinds import ADMIN_KINDS, POLICY_KINDS
 from conformance.api.model import (
     ClusterState,
     ContainerPort,
@@ -362,7 +363,7 @@ class Binder:
             elif src.kind in ADMIN_KINDS:
                 policy = self._admin_policy(src, obj)
             else:
-                accepted = ", ".join(["NetworkPolicy", *ADMIN_KINDS])
+                accepted = ", ".join(POLICY_KINDS)
                 self.errors.append(
                     ScenarioError(
                         f"kind {src.kind or '(missing)'!r} is not supported; accepted: {accepted}",
@@ -400,7 +401,7 @@ class Binder:
         # A runner skips a scenario whose required features a cluster lacks, so a scenario that
         # applies an admin kind must say so in `requires:` (the kind's API may not be served).
         feature = policy.api.feature
-        if feature not in self.sc.spec.requires:
+        if feature is not None and feature not in self.sc.spec.requires:
             self.errors.append(
                 ScenarioError(
                     f"{policy.kind} needs the cluster to serve {policy.api.api_version}: add "

@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from conformance.api.adminpol import ADMIN_KINDS
 from conformance.api.fields import KeyPath, format_path
+from conformance.api.kinds import ADMIN_KINDS
 from conformance.errors import Location, ScenarioError
 
 

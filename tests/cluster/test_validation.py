@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from conformance.cluster import patch, selectors, validation
+from conformance.cluster import patch, selectors, services, validation
 
 
 def np(spec: dict[str, Any], name: str = "p") -> dict[str, Any]:
@@ -151,6 +151,49 @@ def test_metadata_names() -> None:
     assert (
         validation.metadata_errors({"name": "ok", "labels": {"k": "v" * 64}})[0].field
         == "metadata.labels"
+    )
+
+
+def test_name_messages_are_the_api_servers() -> None:
+    # Built from the shared rules' regexps (conformance.api.names); the text must stay apimachinery's.
+    assert validation.metadata_errors({"name": "a" * 254})[0].message == (
+        'Invalid value: "' + "a" * 254 + '": must be no more than 253 characters'
+    )
+    assert [c.message for c in validation.namespace_errors({"metadata": {"name": "A"}})] == [
+        'Invalid value: "A": a lowercase RFC 1123 label must consist of lower case alphanumeric '
+        "characters or '-', and must start and end with an alphanumeric character (e.g. "
+        "'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+    ]
+    assert validation.qualified_name_errors("Bad.Prefix/_x") == [
+        "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+        "characters, '-' or '.', and must start and end with an alphanumeric character (e.g. "
+        "'example.com', regex used for validation is "
+        "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+        "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and "
+        "end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex "
+        "used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+    ]
+    assert validation.qualified_name_errors("a/b/c") == [
+        "a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start "
+        "and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', "
+        "regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an "
+        "optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+    ]
+    assert validation.label_value_errors("x" * 64 + "_") == [
+        "must be no more than 63 characters",
+        "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
+        "'.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
+        "'my_value',  or '12345', regex used for validation is "
+        "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
+    ]
+    assert validation.port_name_errors("-") == [
+        "must contain at least one letter (a-z)",
+        "must not begin or end with a hyphen",
+    ]
+    assert services.DNS1035_MSG == (
+        "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
+        "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or "
+        "'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
     )
 
 

@@ -1,4 +1,4 @@
-"""What every report format says about a run: cell keys and labels, totals, per-tag scores.
+"""A run judged for reporting: cell keys and labels, known deviations, totals, per-tag scores.
 
 Kept apart from the renderers so HTML, JUnit, Markdown and ``diff`` count the same way: a cell is
 *judged* when its status is match or mismatch (check-failed, not-supported and pod-to-itself cells
