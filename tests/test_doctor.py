@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 import yaml
 
+from conformance.commands.doctor import render
 from conformance.errors import PermanentClusterError, TransientClusterError
+from conformance.live.cni import detect_cni
 from conformance.live.doctor import (
     CheckStatus,
     Doctor,
     DoctorOptions,
-    detect_cni,
     exit_status,
     node_problems,
     pod_state,
-    render,
     schedulable_nodes,
 )
 from conformance.live.kube import ExecResult

@@ -19,6 +19,7 @@ class NetworkPolicyOnlyCluster:
     """A cluster that serves NetworkPolicy only; any attempt to deploy would be a test failure."""
 
     context = "kind-np-only"
+    server = "https://np-only.invalid:6443"
 
     def server_version(self) -> str:
         return "v1.31.0"

@@ -85,9 +85,10 @@ POLICY_KINDS = {"NetworkPolicy": NETWORK_POLICY, **ADMIN_KINDS}
 
 
 class ClusterOps(Protocol):
-    """What the runner needs from a cluster; ``KubeCluster`` is the real one."""
+    """What the runner and the doctor need from a cluster; ``KubeCluster`` is the real one."""
 
     context: str
+    server: str  # the API server's URL, for messages and results
 
     def server_version(self) -> str: ...
     def served_kinds(self) -> set[str]: ...

@@ -42,6 +42,7 @@ from conformance.api.model import (
 from conformance.api.netpol import NetworkPolicy, parse_network_policy
 from conformance.api.types import L4Protocol, PodKey
 from conformance.errors import ClusterError, ConformanceError, NotFound, ScenarioError
+from conformance.live.cni import detect_cni
 from conformance.live.deploy import (
     RUN_LABEL,
     SCOPE_LABEL,
@@ -56,7 +57,6 @@ from conformance.live.deploy import (
     service_manifest,
     service_name,
 )
-from conformance.live.doctor import detect_cni
 from conformance.live.kube import POLICY_KINDS, ClusterOps
 from conformance.live.probing import (
     Outcome,
