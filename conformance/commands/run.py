@@ -20,7 +20,7 @@ from conformance.commands.report import load_deviations
 from conformance.errors import ClusterError, ConformanceError, ExitCode, ScenarioError
 from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, DeployOptions, new_run_id
 from conformance.live.probing import AGNHOST_IMAGE, AGNHOST_TAG
-from conformance.live.results import RunResult, ScenarioResult, Status, exit_code
+from conformance.live.results import RunResult, ScenarioResult, Status, exit_code, now_utc
 from conformance.live.runner import Runner, RunOptions
 from conformance.live.session import (
     ClusterChoice,
@@ -259,8 +259,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_all(
     runner: Runner, scenarios: list[Scenario], result: RunResult, out: Console, jobs: int = 1
 ) -> None:
-    from conformance.live.runner import _now
-
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -278,7 +276,7 @@ def _run_all(
             bar.advance(task)
 
         runner.run_many(scenarios, jobs, done)
-    result.finished = _now()
+    result.finished = now_utc()
 
 
 def _write(

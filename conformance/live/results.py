@@ -8,6 +8,7 @@ command that reproduces the probe.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -108,6 +109,11 @@ class ScenarioResult:
     namespaces: dict[str, str] = field(default_factory=dict)
 
 
+def now_utc() -> str:
+    """The current time as ``RunResult.started``/``finished`` record it: ``2026-01-31T12:00:00Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 @dataclass
 class RunResult:
     run_id: str
@@ -116,7 +122,7 @@ class RunResult:
     server_version: str
     tool_version: str
     options: dict[str, Any]
-    started: str
+    started: str  # now_utc() format
     finished: str = ""
     scenarios: list[ScenarioResult] = field(default_factory=list)
     cni: str = ""  # the CNI, when the runner can tell (kube-system workloads); "" if unknown

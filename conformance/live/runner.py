@@ -73,6 +73,7 @@ from conformance.live.results import (
     ScenarioResult,
     Status,
     StepResult,
+    now_utc,
     observed_verdict,
 )
 from conformance.reference.evaluator import Evaluator, Verdict
@@ -159,7 +160,7 @@ class Runner:
             server_version=version,
             tool_version=__version__,
             options=self.options.as_dict(),
-            started=_now(),
+            started=now_utc(),
             cni=self.detect_cni(version),
         )
 
@@ -782,7 +783,3 @@ def _pod_problem(status: Mapping[str, Any]) -> str:
         if cond.get("status") != "True" and cond.get("message"):
             return f"{cond.get('type')}: {cond['message']}"
     return str(status.get("reason") or status.get("message") or "")
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
