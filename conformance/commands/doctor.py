@@ -26,6 +26,7 @@ from dataclasses import asdict
 from typing import Any
 
 from conformance.errors import ConformanceError, ExitCode
+from conformance.live.deploy import PullPolicy
 from conformance.live.doctor import Check, CheckStatus, Doctor, DoctorOptions, exit_status
 
 MARK = {
@@ -81,7 +82,7 @@ def add_command(sub: Any) -> None:
     p.add_argument(
         "--image-pull-policy",
         default=defaults.image_pull_policy,
-        choices=("Always", "IfNotPresent", "Never"),
+        choices=[p.value for p in PullPolicy],
     )
     p.add_argument(
         "--timeout",
@@ -125,7 +126,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     options = DoctorOptions(
         sctp=args.sctp,
         image=args.image,
-        image_pull_policy=args.image_pull_policy,
+        image_pull_policy=PullPolicy(args.image_pull_policy),
         pod_timeout_s=args.timeout,
         create_pods=not args.no_pods,
         pods_refused=refused,

@@ -19,7 +19,14 @@ from rich.table import Table
 from conformance.commands.options import add_run_options, positive_int, run_option_values
 from conformance.commands.report import load_deviations
 from conformance.errors import ClusterError, ConformanceError, ExitCode, ScenarioError
-from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, DeployOptions, new_run_id
+from conformance.live.deploy import (
+    RUN_LABEL,
+    TOOL_LABEL,
+    TOOL_NAME,
+    DeployOptions,
+    PullPolicy,
+    new_run_id,
+)
 from conformance.live.options import RunOptions
 from conformance.live.results import RunResult, ScenarioResult, Status, exit_code, now_utc
 from conformance.live.runner import Runner
@@ -111,7 +118,7 @@ def add_cluster_options(p: argparse.ArgumentParser) -> None:
     d.add_argument(
         "--image-pull-policy",
         default=deploy.image_pull_policy,
-        choices=("Always", "IfNotPresent", "Never"),
+        choices=[p.value for p in PullPolicy],
     )
     d.add_argument("--node-selector", action="append", default=[], metavar="KEY=VALUE")
 
@@ -132,7 +139,7 @@ def options_from_args(args: argparse.Namespace, externals: dict[str, str]) -> Ru
         keep=getattr(args, "keep", False),
         deploy=DeployOptions(
             args.image,
-            args.image_pull_policy,
+            PullPolicy(args.image_pull_policy),
             _pairs(args.node_selector, "--node-selector") or None,
         ),
         externals=externals,

@@ -17,9 +17,9 @@ from typing import Any
 
 from conformance.errors import ClusterError, ExitCode, NotFound
 from conformance.live.cni import detect_cni, workload_ident
-from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, new_run_id
+from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, PullPolicy, new_run_id
 from conformance.live.kube import ADMIN_KINDS, ClusterOps
-from conformance.live.probing import AGNHOST_IMAGE, AGNHOST_TAG
+from conformance.live.probing import PROBE_IMAGE
 
 EMBEDDED_VERSION_MARK = "netpol-embedded"
 MAX_PROBE_NODES = 10
@@ -61,8 +61,8 @@ class Check:
 @dataclass(frozen=True)
 class DoctorOptions:
     sctp: bool = False
-    image: str = f"{AGNHOST_IMAGE}:{AGNHOST_TAG}"
-    image_pull_policy: str = "IfNotPresent"
+    image: str = PROBE_IMAGE
+    image_pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT
     pod_timeout_s: float = 120.0
     create_pods: bool = True  # False: read-only checks only
     pods_refused: str = ""  # why pods may not be created here (unsafe context), if so
@@ -354,7 +354,7 @@ class Doctor:
                         {
                             "name": "probe",
                             "image": self.options.image,
-                            "imagePullPolicy": self.options.image_pull_policy,
+                            "imagePullPolicy": str(self.options.image_pull_policy),
                             "args": ["pause"],
                         }
                     ],
