@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from conformance import __version__
 from conformance.commands.cluster import add_commands as add_cluster_commands
+from conformance.errors import ExitCode
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +41,7 @@ def _print_schema(args: argparse.Namespace) -> int:
     from conformance.scenario.schema import json_schema
 
     print(json_schema())
-    return 0
+    return ExitCode.OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
