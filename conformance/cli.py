@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from conformance import __version__
 from conformance.commands.cluster import add_commands as add_cluster_commands
+from conformance.errors import ExitCode
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,17 +19,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     from conformance.commands import analyze as analyze_cmd
+    from conformance.commands import doctor as doctor_cmd
     from conformance.commands import evaluate as evaluate_cmd
     from conformance.commands import generate as generate_cmd
     from conformance.commands import report as report_cli
     from conformance.commands import run as run_cmd
-    from conformance.live import doctor
 
     evaluate_cmd.add_command(sub)
     run_cmd.add_commands(sub)
     report_cli.add_commands(sub)
     add_cluster_commands(sub)
-    doctor.add_command(sub)
+    doctor_cmd.add_command(sub)
     analyze_cmd.add_command(sub)
     generate_cmd.add_command(sub)
     schema = sub.add_parser("schema", help="print the JSON Schema of scenario files")
@@ -40,7 +41,7 @@ def _print_schema(args: argparse.Namespace) -> int:
     from conformance.scenario.schema import json_schema
 
     print(json_schema())
-    return 0
+    return ExitCode.OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,91 +23,74 @@ from typing import Any
 import pytest
 
 from conformance.errors import ConformanceError, ScenarioError
-from conformance.live.deploy import DeployOptions, new_run_id
+from conformance.live.deploy import new_run_id
+from conformance.live.options import RUN_OPTIONS, RunOption, RunOptions, switch_value
 from conformance.live.results import ScenarioResult, Status
-from conformance.live.runner import Runner, RunOptions
+from conformance.live.runner import Runner
 from conformance.live.session import ClusterChoice, open_cluster
 from conformance.reference.expectations import StepEvaluation, diff_marks, evaluate_scenario
 from conformance.reference.truthtable import LEGEND
 from conformance.reports.text import mismatch_lines, step_tables
 from conformance.scenario.load import SCENARIO_SUFFIXES, Scenario, is_scenario_file, load_scenario
 
-# (option name, ini name, type, default, help)
-_OPTIONS: list[tuple[str, str, str, Any, str]] = [
-    (
+
+@dataclass(frozen=True)
+class _Option:
+    """A ``--netpol-*`` option and its ini twin; ``convert`` turns a given value into the setting
+    (ValueError saying what is accepted when it does not fit)."""
+
+    flag: str
+    ini: str
+    help: str
+    default: Any = None
+    convert: Callable[[Any], Any] = str
+    switch: bool = False
+
+    @classmethod
+    def run_option(cls, o: RunOption) -> _Option:
+        """The pytest twin of a ``run`` option (``--via``: ``--netpol-via``, ini ``netpol_via``)."""
+        text = f"{o.help} (one of: {', '.join(o.choices)})" if o.choices else o.help
+        return cls(f"--netpol-{o.name}", _ini(o), text, o.default, o.convert, o.is_switch)
+
+
+def _ini(o: RunOption) -> str:
+    return f"netpol_{o.dest}"
+
+
+_OPTIONS: tuple[_Option, ...] = (
+    _Option(
         "--netpol-offline",
         "netpol_offline",
-        "bool",
-        False,
         "only check declared expectations against the evaluator",
+        False,
+        switch_value,
+        switch=True,
     ),
-    (
+    _Option(
         "--netpol-kubeconfig",
         "netpol_kubeconfig",
-        "string",
-        None,
         "kubeconfig (default: an embedded cluster per worker)",
     ),
-    ("--netpol-context", "netpol_context", "string", None, "kubeconfig context (e.g. kind-kind)"),
-    (
-        "--netpol-allow-context",
-        "netpol_allow_context",
-        "string",
-        None,
-        "allow a context not named kind-*",
-    ),
-    (
-        "--netpol-via",
-        "netpol_via",
-        "string",
-        "pod",
-        "probe pod IPs (pod) or per-pod Services (service)",
-    ),
-    (
-        "--netpol-probe-timeout",
-        "netpol_probe_timeout",
-        "int",
-        3,
-        "agnhost connect timeout in seconds",
-    ),
-    ("--netpol-parallel", "netpol_parallel", "int", 16, "source pods probed at once"),
-    (
-        "--netpol-deadline",
-        "netpol_deadline",
-        "float",
-        10.0,
-        "seconds to re-probe disagreeing cells after a step",
-    ),
-    (
-        "--netpol-include-self",
-        "netpol_include_self",
-        "bool",
-        False,
-        "judge pod-to-itself cells too",
-    ),
-    (
-        "--netpol-tag",
-        "netpol_tags",
-        "string",
-        None,
-        "only scenarios with one of these comma-separated tags",
-    ),
-]
-_CONVERT = {"bool": bool, "int": int, "float": float, "string": str}
+    _Option("--netpol-context", "netpol_context", "kubeconfig context (e.g. kind-kind)"),
+    _Option("--netpol-allow-context", "netpol_allow_context", "allow a context not named kind-*"),
+    *(_Option.run_option(o) for o in RUN_OPTIONS),
+    _Option("--netpol-tag", "netpol_tags", "only scenarios with one of these comma-separated tags"),
+)
+_BY_INI = {o.ini: o for o in _OPTIONS}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("netpol", "netpol-conformance scenarios")
-    for opt, ini, kind, _default, text in _OPTIONS:
-        if kind == "bool":
+    for o in _OPTIONS:
+        if o.switch:
             group.addoption(
-                opt, action="store_const", const=True, default=None, dest=ini, help=text
+                o.flag, action="store_const", const=True, default=None, dest=o.ini, help=o.help
             )
         else:
-            group.addoption(
-                opt, type=_CONVERT[kind], default=None, dest=ini, help=f"{text} (ini: {ini})"
-            )
-        parser.addini(ini, help=text, default=None)
+            # Checked and converted by option(), so a command line and an ini file get the same
+            # one-line error.
+            group.addoption(o.flag, default=None, dest=o.ini, help=f"{o.help} (ini: {o.ini})")
+        parser.addini(o.ini, help=o.help, default=None)
     parser.addini(
         "netpol_scenario_paths",
         type="paths",
@@ -117,22 +100,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def option(config: pytest.Config, ini: str) -> Any:
-    """Command line first, then the ini file, then the default; converted to the option's type."""
-    spec = next(o for o in _OPTIONS if o[1] == ini)
-    value = config.getoption(ini)
+    """Command line first, then the ini file, then the default; converted to the option's type.
+
+    A value that does not convert is a usage error naming the option and what it accepts."""
+    spec = _BY_INI[ini]
+    value, source = config.getoption(ini), spec.flag
     if value is None:
-        value = config.getini(ini)
+        value, source = config.getini(ini), f"ini {ini}"
     if value is None or value == "":
-        return spec[3]
-    if spec[2] == "bool" and isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return _CONVERT[spec[2]](value)
+        return spec.default
+    try:
+        return spec.convert(value)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{source}: invalid value {value!r}: {exc}") from None
+
+
+def run_options(config: pytest.Config, externals: Mapping[str, str]) -> RunOptions:
+    """The run options this session's ``--netpol-*`` options and ini settings ask for."""
+    return RunOptions(
+        **{o.field: option(config, _ini(o)) for o in RUN_OPTIONS}, externals=externals
+    )
 
 
 _SESSION = pytest.StashKey["_ClusterSession"]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    for o in _OPTIONS:  # a typo in an option is a usage error now, not a surprise later
+        option(config, o.ini)
     # Steps of a scenario share state: keep each scenario's items on one xdist worker.
     if getattr(config.option, "dist", "no") == "load":
         config.option.dist = "loadgroup"
@@ -191,16 +186,7 @@ class _ClusterSession:
         except ConformanceError as exc:
             self.failure = f"cannot use a cluster: {exc}"
             raise
-        options = RunOptions(
-            probe_timeout_s=option(cfg, "netpol_probe_timeout"),
-            parallel=option(cfg, "netpol_parallel"),
-            via=option(cfg, "netpol_via"),
-            convergence_deadline_s=option(cfg, "netpol_deadline"),
-            include_self=option(cfg, "netpol_include_self"),
-            deploy=DeployOptions(),
-            externals=externals,
-        )
-        self.runner = Runner(cluster, options, new_run_id(worker))
+        self.runner = Runner(cluster, run_options(cfg, externals), new_run_id(worker))
         return self.runner
 
     def close(self) -> None:

@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 import yaml
 
-from conformance.errors import PermanentClusterError, TransientClusterError
+from conformance.commands.doctor import render
+from conformance.errors import ExitCode, PermanentClusterError, TransientClusterError
+from conformance.live.cni import detect_cni
 from conformance.live.doctor import (
     CheckStatus,
     Doctor,
     DoctorOptions,
-    detect_cni,
     exit_status,
     node_problems,
     pod_state,
-    render,
     schedulable_nodes,
 )
 from conformance.live.ops import ExecResult
@@ -245,7 +245,7 @@ def test_healthy_cluster_passes_with_one_probe_pod_per_schedulable_node() -> Non
         "probe image": CheckStatus.OK,
         "SCTP": CheckStatus.OK,
     }
-    assert exit_status(checks) == 0
+    assert exit_status(checks) is ExitCode.OK
     ns, *pods = cluster.created
     assert ns["kind"] == "Namespace"
     assert ns["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "netpol-conformance"
@@ -258,7 +258,7 @@ def test_unreachable_api_fails_and_skips_everything_else() -> None:
     checks = run_doctor(FakeCluster(version=TransientClusterError("GET /version: refused")))
     assert statuses(checks)["API server"] is CheckStatus.FAIL
     assert {c.status for c in checks[1:]} == {CheckStatus.SKIP}
-    assert exit_status(checks) == 3
+    assert exit_status(checks) is ExitCode.INFRASTRUCTURE
     assert "kubectl --context kind-fake get --raw /version" in checks[0].fix
 
 
@@ -272,7 +272,7 @@ def test_forbidden_node_list_is_a_warning_not_a_failure() -> None:
     cluster = FakeCluster(nodes=PermanentClusterError("list Node in cluster: HTTP 403 Forbidden"))
     checks = run_doctor(cluster)
     assert statuses(checks)["nodes"] is CheckStatus.WARN
-    assert exit_status(checks) == 0
+    assert exit_status(checks) is ExitCode.OK
 
 
 def test_image_pull_failure_says_how_to_preload() -> None:
@@ -327,7 +327,7 @@ def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
 
 def test_cli_missing_kubeconfig_exits_3(tmp_path: Path) -> None:
     proc = cli("--kubeconfig", str(tmp_path / "nope"), "--output", "json")
-    assert proc.returncode == 3, proc.stderr
+    assert proc.returncode == ExitCode.INFRASTRUCTURE, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["ok"] is False and doc["checks"][0]["name"] == "kubeconfig"
 

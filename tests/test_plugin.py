@@ -9,6 +9,8 @@ import pytest
 from conformance.cluster.config import ClusterOptions
 from conformance.cluster.embedded import EmbeddedCluster
 from conformance.cluster.knobs import Knobs
+from conformance.live.options import RunOptions, Via
+from conformance.pytest_plugin import run_options
 
 SCENARIO = textwrap.dedent(
     """\
@@ -86,6 +88,38 @@ def test_ini_twin(pytester: pytest.Pytester) -> None:
     make(pytester, "allow")
     pytester.makeini("[pytest]\nnetpol_offline = true\n")
     pytester.runpytest("scenarios").assert_outcomes(failed=1, passed=1)
+
+
+def test_via_typo_is_a_one_line_usage_error(pytester: pytest.Pytester) -> None:
+    make(pytester)
+    result = pytester.runpytest("scenarios", "--netpol-offline", "--netpol-via=servcie")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: --netpol-via: invalid value 'servcie': expected one of: pod, service"]
+    )
+    result.stdout.no_fnmatch_line("*passed*")
+
+
+def test_ini_typo_is_a_usage_error_naming_the_ini_key(pytester: pytest.Pytester) -> None:
+    make(pytester)
+    pytester.makeini("[pytest]\nnetpol_via = servcie\nnetpol_offline = true\n")
+    result = pytester.runpytest("scenarios")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: ini netpol_via: invalid value 'servcie': *pod, service"])
+
+
+def test_plugin_defaults_are_the_run_options_defaults(pytester: pytest.Pytester) -> None:
+    assert run_options(pytester.parseconfig(), {}) == RunOptions()
+
+
+def test_plugin_options_reach_run_options(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nnetpol_deadline = 2.5\nnetpol_include_self = yes\n")
+    config = pytester.parseconfig("--netpol-via=service", "--netpol-probe-timeout=7")
+    options = run_options(config, {"ext": "192.0.2.1"})
+    assert (options.via, options.probe_timeout_s) == (Via.SERVICE, 7)
+    assert (options.convergence_deadline_s, options.include_self) == (2.5, True)
+    assert options.parallel == RunOptions().parallel
+    assert options.externals == {"ext": "192.0.2.1"}
 
 
 @pytest.mark.cluster

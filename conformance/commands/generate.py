@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from conformance.commands.run import positive_int
+from conformance.commands.options import positive_int
 from conformance.errors import ExitCode
 from conformance.scenario.generate import ADMIN_VERSIONS, GenerateOptions, generate
 

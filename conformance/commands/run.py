@@ -17,12 +17,20 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from conformance.api.kinds import ADMIN_KINDS
+from conformance.commands.options import add_run_options, positive_int, run_option_values
 from conformance.commands.report import load_deviations
 from conformance.errors import ClusterError, ConformanceError, ExitCode, ScenarioError
-from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, DeployOptions, new_run_id
-from conformance.live.probing import AGNHOST_IMAGE, AGNHOST_TAG
+from conformance.live.deploy import (
+    RUN_LABEL,
+    TOOL_LABEL,
+    TOOL_NAME,
+    DeployOptions,
+    PullPolicy,
+    new_run_id,
+)
+from conformance.live.options import RunOptions
 from conformance.live.results import RunResult, ScenarioResult, Status, exit_code, now_utc
-from conformance.live.runner import Runner, RunOptions
+from conformance.live.runner import Runner
 from conformance.live.session import (
     ClusterChoice,
     UnsafeContextError,
@@ -104,39 +112,16 @@ def add_cluster_options(p: argparse.ArgumentParser) -> None:
         metavar="NAME=IP",
         help="address of a scenario's external endpoint on this cluster",
     )
-    o = p.add_argument_group("probing")
-    o.add_argument(
-        "--via", choices=("pod", "service"), default="pod", help="probe pod IPs or per-pod Services"
-    )
-    o.add_argument(
-        "--probe-timeout", type=int, default=3, metavar="S", help="agnhost connect timeout (s)"
-    )
-    o.add_argument("--parallel", type=int, default=16, help="source pods probed at once")
-    o.add_argument(
-        "--deadline",
-        type=float,
-        default=10.0,
-        metavar="S",
-        help="how long disagreeing cells are re-probed after a step (s)",
-    )
-    o.add_argument("--include-self", action="store_true", help="also judge pod-to-itself cells")
+    add_run_options(p.add_argument_group("probing"))
     d = p.add_argument_group("pods")
-    d.add_argument("--image", default=f"{AGNHOST_IMAGE}:{AGNHOST_TAG}")
+    deploy = DeployOptions()
+    d.add_argument("--image", default=deploy.image)
     d.add_argument(
-        "--image-pull-policy", default="IfNotPresent", choices=("Always", "IfNotPresent", "Never")
+        "--image-pull-policy",
+        default=deploy.image_pull_policy,
+        choices=[p.value for p in PullPolicy],
     )
     d.add_argument("--node-selector", action="append", default=[], metavar="KEY=VALUE")
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
-    return value
 
 
 def _pairs(items: Sequence[str], flag: str) -> dict[str, str]:
@@ -151,15 +136,11 @@ def _pairs(items: Sequence[str], flag: str) -> dict[str, str]:
 
 def options_from_args(args: argparse.Namespace, externals: dict[str, str]) -> RunOptions:
     return RunOptions(
-        probe_timeout_s=args.probe_timeout,
-        parallel=args.parallel,
-        via=args.via,
-        convergence_deadline_s=args.deadline,
-        include_self=args.include_self,
+        **run_option_values(args),
         keep=getattr(args, "keep", False),
         deploy=DeployOptions(
             args.image,
-            args.image_pull_policy,
+            PullPolicy(args.image_pull_policy),
             _pairs(args.node_selector, "--node-selector") or None,
         ),
         externals=externals,

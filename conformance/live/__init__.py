@@ -1,2 +1,3 @@
 """Everything that talks to a cluster: the ``ClusterOps`` seam (``ops``) and its one client module
-(``kube``), sessions, deploy manifests, probing, CNI detection, ``doctor`` and the runner."""
+(``kube``), sessions, deploy manifests, probing, CNI detection (``cni``), ``doctor``'s checks and
+the runner."""

@@ -12,11 +12,12 @@ import copy
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from conformance.api.model import NAMESPACE_NAME_LABEL, ContainerPort, Pod
 from conformance.api.types import L4Protocol
-from conformance.live.probing import AGNHOST_IMAGE, AGNHOST_TAG
+from conformance.live.probing import PROBE_IMAGE
 
 TOOL_LABEL = "app.kubernetes.io/managed-by"
 TOOL_NAME = "netpol-conformance"
@@ -34,10 +35,18 @@ def new_run_id(worker: str = "") -> str:
     return f"{base}{worker.replace('gw', 'w')}" if worker else base
 
 
+class PullPolicy(StrEnum):
+    """A container's ``imagePullPolicy``."""
+
+    ALWAYS = "Always"
+    IF_NOT_PRESENT = "IfNotPresent"
+    NEVER = "Never"
+
+
 @dataclass(frozen=True)
 class DeployOptions:
-    image: str = f"{AGNHOST_IMAGE}:{AGNHOST_TAG}"
-    image_pull_policy: str = "IfNotPresent"
+    image: str = PROBE_IMAGE
+    image_pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT
     node_selector: Mapping[str, str] | None = None
 
 
@@ -112,7 +121,7 @@ def _container(port: ContainerPort, opts: DeployOptions) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": container_name(port),
         "image": opts.image,
-        "imagePullPolicy": opts.image_pull_policy,
+        "imagePullPolicy": str(opts.image_pull_policy),
         "ports": [port_spec],
         "securityContext": {},
     }

@@ -1,37 +1,26 @@
-"""``netpol-conformance doctor``: check a cluster before a run and say what to fix.
+"""The doctor's checks: is a cluster fit for a run, and if not, what to fix.
 
-Why: a run on a half-installed cluster fails late and obscurely (pods Pending because the CNI is
-not ready, ImagePullBackOff, SCTP cells "not supported" because the kernel module is missing).
-The doctor checks those things up front, in the order they depend on each other:
-
-1. API reachable (``/version``); nothing else is tried when it is not.
-2. Nodes Ready (``Node`` conditions; the message of a NotReady node usually names the CNI).
-3. CNI detected from DaemonSets/Deployments (names and images), and its agents ready.
-4. Admin policy APIs served (information: scenarios needing them are skipped otherwise).
-5. Probe image pullable: a pod per schedulable node in a temporary namespace carrying the tool's
-   labels (``netpol-conformance clean`` removes it if the doctor is killed), deleted afterwards.
-6. SCTP (``--sctp``): exec ``test -d /proc/net/sctp`` in those pods. Nodes expose no standard
-   condition or label for kernel modules; ``/proc/net/sctp`` exists in every network namespace
-   once the module is loaded (or built in), and an unprivileged pod can read it.
-
-Exit codes: 0 no check failed (warnings and skips allowed), 3 at least one failed.
+``Doctor(cluster, options).run()`` returns one ``Check`` per line of the checklist, in the order
+the checks depend on each other (API server, nodes, CNI, admin policy APIs, probe image, SCTP);
+``exit_status`` turns the checklist into the process exit code. The ``doctor`` command
+(``conformance/commands/doctor.py``) explains each check and renders the list.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
-from conformance.errors import ClusterError, ConformanceError, ExitCode, NotFound
-from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, new_run_id
-from conformance.live.ops import ExecResult
-from conformance.live.probing import AGNHOST_IMAGE, AGNHOST_TAG
+from conformance.api.kinds import ADMIN_KINDS
+from conformance.errors import ClusterError, ExitCode, NotFound
+from conformance.live.cni import detect_cni, workload_ident
+from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, PullPolicy, new_run_id
+from conformance.live.ops import ClusterOps
+from conformance.live.probing import PROBE_IMAGE
 
 EMBEDDED_VERSION_MARK = "netpol-embedded"
 MAX_PROBE_NODES = 10
@@ -73,160 +62,14 @@ class Check:
 @dataclass(frozen=True)
 class DoctorOptions:
     sctp: bool = False
-    image: str = f"{AGNHOST_IMAGE}:{AGNHOST_TAG}"
-    image_pull_policy: str = "IfNotPresent"
+    image: str = PROBE_IMAGE
+    image_pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT
     pod_timeout_s: float = 120.0
     create_pods: bool = True  # False: read-only checks only
     pods_refused: str = ""  # why pods may not be created here (unsafe context), if so
 
 
-class DoctorOps(Protocol):
-    """What the doctor needs from a cluster; ``conformance.live.kube.KubeCluster`` is the real one."""
-
-    context: str
-    server: str
-
-    def server_version(self) -> str: ...
-    def served_kinds(self) -> set[str]: ...
-    def create(self, obj: Mapping[str, Any]) -> dict[str, Any]: ...
-    def delete(self, kind: str, namespace: str | None, name: str) -> None: ...
-    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]: ...
-    def list_items(
-        self, kind: str, namespace: str | None = None, label_selector: str = ""
-    ) -> list[dict[str, Any]]: ...
-    def events_for(self, namespace: str, name: str) -> list[str]: ...
-    def exec(
-        self, namespace: str, pod: str, container: str, argv: Sequence[str], timeout_s: float
-    ) -> ExecResult: ...
-
-
-# -- CNI detection (pure) ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CniSignature:
-    """How a CNI's node agent shows up: DaemonSet names, image substrings, companion Deployments."""
-
-    name: str
-    daemonsets: tuple[str, ...]
-    images: tuple[str, ...]
-    deployments: tuple[str, ...] = ()
-    note: str = ""
-
-
-CNI_SIGNATURES: tuple[CniSignature, ...] = (
-    CniSignature(
-        "calico", ("calico-node",), ("calico/node",), ("calico-kube-controllers", "tigera-operator")
-    ),
-    CniSignature(
-        "cilium",
-        ("cilium",),
-        ("cilium/cilium:", "cilium/cilium@"),
-        ("cilium-operator",),
-        "ipBlock CIDRs are not matched against pod IPs (cilium issue 9209)",
-    ),
-    CniSignature("antrea", ("antrea-agent",), ("antrea/antrea-agent",), ("antrea-controller",)),
-    CniSignature(
-        "kindnet",
-        ("kindnet",),
-        ("kindnetd",),
-        (),
-        "enforces standard NetworkPolicy through kube-network-policies (kind >= 0.24); no admin policies",
-    ),
-    CniSignature(
-        "kube-network-policies", ("kube-network-policies",), ("kube-network-policies",), ()
-    ),
-    CniSignature(
-        "flannel",
-        ("kube-flannel-ds",),
-        ("flannel/flannel:",),
-        (),
-        "flannel alone enforces no policy",
-    ),
-    CniSignature("weave", ("weave-net",), ("weave-kube",)),
-    CniSignature("kube-router", ("kube-router",), ("kube-router",)),
-    CniSignature("ovn-kubernetes", ("ovnkube-node",), ("ovn-kubernetes",)),
-    CniSignature("aws-vpc-cni", ("aws-node",), ("amazon-k8s-cni",)),
-)
-
-
-@dataclass(frozen=True)
-class DetectedCni:
-    name: str
-    version: str  # image tag of the agent, "" if none
-    workloads: tuple[str, ...]  # "ds/ns/name" and "deploy/ns/name"
-    not_ready: tuple[str, ...] = ()  # "ds/ns/name: 1/3 ready"
-    note: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.name} {self.version}".strip()
-
-
-def _images(obj: Mapping[str, Any]) -> list[str]:
-    spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
-    return [
-        str(c.get("image", ""))
-        for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]
-    ]
-
-
-def _tag(image: str) -> str:
-    """``repo/name:tag@sha256:...`` -> ``tag`` (empty when the image has no tag)."""
-    ref = image.split("@", 1)[0]
-    name, _, tag = ref.rpartition(":")
-    return tag if name and "/" not in tag else ""
-
-
-def _ident(kind: str, obj: Mapping[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{kind}/{meta.get('namespace', '')}/{meta.get('name', '')}"
-
-
-def workload_not_ready(kind: str, obj: Mapping[str, Any]) -> str:
-    """'' when a DaemonSet/Deployment has all its pods ready, else 'ds/ns/name: 1/3 ready'."""
-    status = obj.get("status") or {}
-    if kind == "ds":
-        want = int(status.get("desiredNumberScheduled") or 0)
-        ready = int(status.get("numberReady") or 0)
-    else:
-        want = int((obj.get("spec") or {}).get("replicas", 1) or 0)
-        ready = int(status.get("readyReplicas") or 0)
-    if want and ready >= want:
-        return ""
-    return f"{_ident(kind, obj)}: {ready}/{want} ready"
-
-
-def detect_cni(
-    daemonsets: Sequence[Mapping[str, Any]], deployments: Sequence[Mapping[str, Any]] = ()
-) -> list[DetectedCni]:
-    """CNIs whose node agent is among ``daemonsets`` (by name or image), in signature order."""
-    found: list[DetectedCni] = []
-    for sig in CNI_SIGNATURES:
-        agents = []
-        version = ""
-        for ds in daemonsets:
-            name = str((ds.get("metadata") or {}).get("name", ""))
-            matching = [i for i in _images(ds) if any(s in i for s in sig.images)]
-            if name in sig.daemonsets or matching:
-                agents.append(ds)
-                version = version or next((_tag(i) for i in matching if _tag(i)), "")
-        if not agents:
-            continue
-        companions = [
-            d
-            for d in deployments
-            if str((d.get("metadata") or {}).get("name", "")) in sig.deployments
-        ]
-        workloads = [_ident("ds", d) for d in agents] + [_ident("deploy", d) for d in companions]
-        not_ready = [workload_not_ready("ds", d) for d in agents] + [
-            workload_not_ready("deploy", d) for d in companions
-        ]
-        found.append(
-            DetectedCni(
-                sig.name, version, tuple(workloads), tuple(n for n in not_ready if n), sig.note
-            )
-        )
-    return found
+# -- nodes and probe pods (pure) ---------------------------------------------------------------
 
 
 def node_problems(nodes: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -313,7 +156,7 @@ class Doctor:
 
     def __init__(
         self,
-        cluster: DoctorOps,
+        cluster: ClusterOps,
         options: DoctorOptions | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -415,7 +258,7 @@ class Doctor:
             deployments = []
         found = detect_cni(daemonsets, deployments)
         if not found:
-            names = sorted({_ident("ds", d) for d in daemonsets})
+            names = sorted({workload_ident("ds", d) for d in daemonsets})
             return Check(
                 "CNI",
                 CheckStatus.WARN,
@@ -442,8 +285,6 @@ class Doctor:
 
     # 4 ---------------------------------------------------------------------------------------
     def check_admin_apis(self) -> Check:
-        from conformance.api.kinds import ADMIN_KINDS
-
         try:
             served = self.cluster.served_kinds()
         except ClusterError as exc:
@@ -514,7 +355,7 @@ class Doctor:
                         {
                             "name": "probe",
                             "image": self.options.image,
-                            "imagePullPolicy": self.options.image_pull_policy,
+                            "imagePullPolicy": str(self.options.image_pull_policy),
                             "args": ["pause"],
                         }
                     ],
@@ -637,130 +478,10 @@ class Doctor:
                 self.cluster.delete("Namespace", None, self.namespace)
 
 
-# -- output and CLI ---------------------------------------------------------------------------
-
-MARK = {
-    CheckStatus.OK: "[ok]  ",
-    CheckStatus.FAIL: "[FAIL]",
-    CheckStatus.WARN: "[warn]",
-    CheckStatus.SKIP: "[skip]",
-    CheckStatus.INFO: "[info]",
-}
-
-
 def exit_status(checks: Sequence[Check]) -> ExitCode:
+    """INFRASTRUCTURE when a check failed (warnings and skips do not count), else OK."""
     return (
         ExitCode.INFRASTRUCTURE
         if any(c.status is CheckStatus.FAIL for c in checks)
         else ExitCode.OK
     )
-
-
-def render(context: str, checks: Sequence[Check]) -> str:
-    width = max(len(c.name) for c in checks)
-    lines = [f"netpol-conformance doctor: context {context}"]
-    for c in checks:
-        lines.append(f"  {MARK[c.status]} {c.name.ljust(width)}  {c.detail}")
-        if c.fix and c.status is not CheckStatus.OK:
-            lines.append(f"  {' ' * 6} {' ' * width}  fix: {c.fix}")
-    failed = [c.name for c in checks if c.status is CheckStatus.FAIL]
-    warned = [c.name for c in checks if c.status is CheckStatus.WARN]
-    if failed:
-        lines.append(
-            f"{len(failed)} check(s) failed ({', '.join(failed)}): fix them before "
-            "`netpol-conformance run`, then run the doctor again."
-        )
-    else:
-        lines.append(
-            "ready for `netpol-conformance run`"
-            + (f" ({len(warned)} warning(s): {', '.join(warned)})." if warned else ".")
-        )
-    return "\n".join(lines)
-
-
-def add_command(sub: Any) -> None:
-    p = sub.add_parser(
-        "doctor",
-        help="check a cluster before a run (API, nodes, CNI, probe image, SCTP) and say what to fix",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-    p.add_argument("--context", help="kubeconfig context (default: the current one)")
-    p.add_argument(
-        "--allow-context",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="let the doctor create its temporary namespace on a context not named kind-*",
-    )
-    p.add_argument("--sctp", action="store_true", help="check the sctp kernel module on the nodes")
-    p.add_argument("--image", default=f"{AGNHOST_IMAGE}:{AGNHOST_TAG}", help="probe image")
-    p.add_argument(
-        "--image-pull-policy", default="IfNotPresent", choices=("Always", "IfNotPresent", "Never")
-    )
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=120.0,
-        metavar="S",
-        help="how long probe pods may take to start (s)",
-    )
-    p.add_argument(
-        "--no-pods", action="store_true", help="read-only: do not create the probe namespace"
-    )
-    p.add_argument("--output", choices=("text", "json"), default="text")
-    p.set_defaults(func=cmd_doctor)
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-    from conformance.live.kube import KubeCluster
-    from conformance.live.session import UnsafeContextError, check_context
-
-    try:
-        cluster = KubeCluster(args.kubeconfig, args.context)
-    except ConformanceError as exc:
-        checks = [
-            Check(
-                "kubeconfig",
-                CheckStatus.FAIL,
-                str(exc),
-                "pass --kubeconfig/--context (e.g. --context kind-kind after `kind create cluster`)",
-            )
-        ]
-        _emit(args.context or "?", checks, args.output)
-        return exit_status(checks)
-    refused = ""
-    try:
-        check_context(cluster.context, args.allow_context)
-    except UnsafeContextError:
-        refused = (
-            f"context {cluster.context!r} is not kind-*/netpol-embedded*; pass "
-            f"--allow-context {cluster.context} to let the doctor create a temporary namespace"
-        )
-    options = DoctorOptions(
-        sctp=args.sctp,
-        image=args.image,
-        image_pull_policy=args.image_pull_policy,
-        pod_timeout_s=args.timeout,
-        create_pods=not args.no_pods,
-        pods_refused=refused,
-    )
-    try:
-        checks = Doctor(cluster, options).run()
-    finally:
-        cluster.close()
-    _emit(cluster.context, checks, args.output)
-    return exit_status(checks)
-
-
-def _emit(context: str, checks: Sequence[Check], output: str) -> None:
-    if output == "json":
-        doc = {
-            "context": context,
-            "ok": exit_status(checks) == ExitCode.OK,
-            "checks": [{**asdict(c), "status": str(c.status)} for c in checks],
-        }
-        print(json.dumps(doc, indent=2))
-    else:
-        print(render(context, checks))

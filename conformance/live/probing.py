@@ -17,6 +17,8 @@ from conformance.api.types import L4Protocol
 
 AGNHOST_IMAGE = "registry.k8s.io/e2e-test-images/agnhost"
 AGNHOST_TAG = "2.56"
+PROBE_IMAGE = f"{AGNHOST_IMAGE}:{AGNHOST_TAG}"
+"""The image of every pod the tool starts (scenario pods and the doctor's probe pods)."""
 
 
 class Outcome(StrEnum):

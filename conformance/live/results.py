@@ -166,6 +166,11 @@ class ScenarioResult:
             self.message = self.steps[0].message
 
 
+def now_utc() -> str:
+    """The current time as ``RunResult.started``/``finished`` record it: ``2026-01-31T12:00:00Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 @dataclass
 class RunResult:
     run_id: str
@@ -174,7 +179,7 @@ class RunResult:
     server_version: str
     tool_version: str
     options: dict[str, Any]
-    started: str
+    started: str  # now_utc() format
     finished: str = ""
     scenarios: list[ScenarioResult] = field(default_factory=list)
     cni: str = ""  # the CNI, when the runner can tell (kube-system workloads); "" if unknown
@@ -302,8 +307,3 @@ def exit_code(run: RunResult) -> ExitCode:
     if Status.ERROR in statuses:
         return ExitCode.INFRASTRUCTURE
     return ExitCode.OK
-
-
-def now_utc() -> str:
-    """A timestamp as results documents carry it: UTC, whole seconds, ISO 8601."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

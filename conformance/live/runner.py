@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from conformance import __version__
 from conformance.api.kinds import POLICY_KINDS
 from conformance.api.types import L4Protocol, PodKey, TargetKey
 from conformance.errors import ClusterError, ConformanceError
-from conformance.live.deploy import RUN_LABEL, DeployOptions
-from conformance.live.doctor import detect_cni
+from conformance.live.cni import detect_cni
+from conformance.live.deploy import RUN_LABEL
 from conformance.live.ops import ClusterOps
+from conformance.live.options import RunOptions
 from conformance.live.probing import (
     Outcome,
     ProbeResult,
@@ -52,31 +52,6 @@ class InfrastructureError(ConformanceError):
 
 class RunStopped(Exception):
     """Raised in scenario threads once the run is stopping (Ctrl-C, SIGTERM): create nothing more."""
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    probe_timeout_s: int = 3
-    parallel: int = 16
-    in_pod_parallel: int = 64
-    via: str = "pod"
-    convergence_deadline_s: float = 10.0
-    ready_timeout_s: float = 120.0
-    warmup_deadline_s: float = 20.0
-    include_self: bool = False
-    keep: bool = False
-    deploy: DeployOptions = field(default_factory=DeployOptions)
-    externals: Mapping[str, str] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "probe_timeout_s": self.probe_timeout_s,
-            "parallel": self.parallel,
-            "via": self.via,
-            "convergence_deadline_s": self.convergence_deadline_s,
-            "include_self": self.include_self,
-            "image": self.deploy.image,
-        }
 
 
 class Runner:

@@ -46,6 +46,7 @@ from conformance.live.deploy import (
     service_manifest,
     service_name,
 )
+from conformance.live.options import Via
 from conformance.live.probing import Outcome, ProbeTarget, kubectl_command
 from conformance.live.results import (
     CellResult,
@@ -137,7 +138,7 @@ class ScenarioRun:
             self.runner.check()
             real_ns = self.live.names.real(pod.namespace)
             self.cluster.create(pod_manifest(pod, real_ns, self.labels, self.options.deploy))
-            if self.options.via == "service" and pod.ports:
+            if self.options.via == Via.SERVICE and pod.ports:
                 self.cluster.create(service_manifest(pod, real_ns, self.labels))
         self._wait_ready(pods)
 
@@ -191,7 +192,7 @@ class ScenarioRun:
                 f"pod {real_ns}/{pending[key].name} not ready after {self.options.ready_timeout_s:.0f} s "
                 f"({last.get(key, '')}{'; last event: ' + events[-1] if events else ''})"
             ) from None
-        if self.options.via == "service":
+        if self.options.via == Via.SERVICE:
             for pod in pods:
                 if pod.ports:
                     svc = self.cluster.get(
@@ -262,7 +263,7 @@ class ScenarioRun:
                 time.sleep(0.5)
 
     def _host(self, pod: Pod) -> str:
-        if self.options.via == "service":
+        if self.options.via == Via.SERVICE:
             scen = f"{self.live.names.scenario(pod.namespace)}/{pod.name}"
             if scen in self.live.service_ips:
                 return self.live.service_ips[scen]

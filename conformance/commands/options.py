@@ -1,0 +1,43 @@
+"""argparse pieces shared by commands: the run options rendered as flags, and argument types.
+
+The run options themselves (names, types, defaults, help) are the table
+``conformance.live.options.RUN_OPTIONS``; the pytest plugin renders the same table as
+``--netpol-*`` options.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from conformance.live.options import RUN_OPTIONS
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
+def add_run_options(group: Any) -> None:
+    """``--via``, ``--probe-timeout``, ... on an argparse parser or argument group."""
+    for o in RUN_OPTIONS:
+        if o.is_switch:
+            group.add_argument(f"--{o.name}", action="store_true", help=o.help)
+        elif o.choices:
+            # Plain strings: argparse's own "invalid choice" message lists them.
+            group.add_argument(f"--{o.name}", choices=o.choices, default=o.default, help=o.help)
+        else:
+            group.add_argument(
+                f"--{o.name}", type=o.kind, default=o.default, metavar=o.metavar, help=o.help
+            )
+
+
+def run_option_values(args: argparse.Namespace) -> dict[str, Any]:
+    """``RunOptions`` keyword arguments from arguments parsed with ``add_run_options``."""
+    return {o.field: o.convert(getattr(args, o.dest)) for o in RUN_OPTIONS}

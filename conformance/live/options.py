@@ -1,0 +1,132 @@
+"""How a run probes: ``RunOptions``, and the table of the options a user sets from outside.
+
+``RUN_OPTIONS`` is the one list of options that both ``netpol-conformance run`` (as ``--NAME``)
+and the pytest plugin (as ``--netpol-NAME`` with an ini twin ``netpol_NAME``) offer. Each entry
+names the ``RunOptions`` field it sets; its default is that field's default, so a default is
+written down once, here, in the dataclass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from conformance.live.deploy import DeployOptions
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+
+
+def switch_value(value: object) -> bool:
+    """A switch from a command line (a bool) or an ini file (``true``, ``1``, ``yes``, ``on``)."""
+    if isinstance(value, str):
+        return value.strip().lower() in TRUE_WORDS
+    return bool(value)
+
+
+class Via(StrEnum):
+    """What a probe connects to."""
+
+    POD = "pod"  # the target pod's IP
+    SERVICE = "service"  # a ClusterIP Service per target pod
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    probe_timeout_s: int = 3
+    parallel: int = 16
+    in_pod_parallel: int = 64
+    via: Via = Via.POD
+    convergence_deadline_s: float = 10.0
+    ready_timeout_s: float = 120.0
+    warmup_deadline_s: float = 20.0
+    include_self: bool = False
+    keep: bool = False
+    deploy: DeployOptions = field(default_factory=DeployOptions)
+    externals: Mapping[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "probe_timeout_s": self.probe_timeout_s,
+            "parallel": self.parallel,
+            "via": str(self.via),
+            "convergence_deadline_s": self.convergence_deadline_s,
+            "include_self": self.include_self,
+            "image": self.deploy.image,
+        }
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(RunOptions)}
+
+
+@dataclass(frozen=True)
+class RunOption:
+    """One user-settable field of ``RunOptions``.
+
+    ``kind`` is ``bool`` (a switch: given means true), ``int``, ``float`` or a ``StrEnum`` (its
+    values are the accepted choices).
+    """
+
+    name: str  # flag stem: `run --NAME`, `pytest --netpol-NAME`, ini `netpol_NAME`
+    field: str  # the RunOptions field it sets
+    kind: type[Any]
+    help: str
+    metavar: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.field not in _FIELDS or self.default is dataclasses.MISSING:
+            raise ValueError(f"RunOptions has no field {self.field!r} with a plain default")
+        if self.kind is bool and self.default is not False:
+            raise ValueError(f"switch {self.name} must default to False")
+
+    @property
+    def dest(self) -> str:
+        """``NAME`` with dashes as underscores (argparse's attribute name for ``--NAME``)."""
+        return self.name.replace("-", "_")
+
+    @property
+    def default(self) -> Any:
+        return _FIELDS[self.field].default
+
+    @property
+    def is_switch(self) -> bool:
+        return self.kind is bool
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The accepted values of an enum option; () for the others."""
+        if issubclass(self.kind, StrEnum):
+            return tuple(member.value for member in self.kind)
+        return ()
+
+    def convert(self, value: object) -> Any:
+        """A value from a command line or an ini file as the field wants it; ValueError saying
+        what is accepted when it does not fit."""
+        if self.is_switch:
+            return switch_value(value)
+        if self.choices:
+            if str(value) not in self.choices:
+                raise ValueError(f"expected one of: {', '.join(self.choices)}")
+            return self.kind(str(value))
+        try:
+            return self.kind(value)
+        except (TypeError, ValueError):
+            what = "a whole number" if self.kind is int else "a number"
+            raise ValueError(f"expected {what}") from None
+
+
+RUN_OPTIONS: tuple[RunOption, ...] = (
+    RunOption("via", "via", Via, "probe pod IPs or per-pod Services"),
+    RunOption("probe-timeout", "probe_timeout_s", int, "agnhost connect timeout (s)", metavar="S"),
+    RunOption("parallel", "parallel", int, "source pods probed at once"),
+    RunOption(
+        "deadline",
+        "convergence_deadline_s",
+        float,
+        "how long disagreeing cells are re-probed after a step (s)",
+        metavar="S",
+    ),
+    RunOption("include-self", "include_self", bool, "also judge pod-to-itself cells"),
+)
