@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance.cluster import EMBEDDED_MARK
 from conformance.cluster.dataplane import external_ip_problem
 from conformance.cluster.faults import Faults
 from conformance.cluster.knobs import Deviation, Knobs
@@ -20,7 +21,7 @@ from conformance.errors import ConformanceError
 # No '-': namespace names are "npc-<instance>-...", so a prefix must never match another instance.
 INSTANCE_RE = re.compile(r"^[a-z0-9]{1,20}$")
 DEFAULT_INSTANCE = "default"
-CONTEXT_PREFIX = "netpol-embedded"
+CONTEXT_PREFIX = EMBEDDED_MARK
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from conformance.cluster import EMBEDDED_MARK
 from conformance.cluster.store import RESOURCES, Resource
 
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 SERVER_VERSION = {
     "major": "1",
     "minor": "32",
-    "gitVersion": "v1.32.0-netpol-embedded",
+    "gitVersion": f"v1.32.0-{EMBEDDED_MARK}",
     "gitCommit": "0000000000000000000000000000000000000000",
     "gitTreeState": "clean",
     "buildDate": "2026-01-01T00:00:00Z",

@@ -16,13 +16,13 @@ from enum import StrEnum
 from typing import Any
 
 from conformance.api.kinds import ADMIN_KINDS
+from conformance.cluster import is_embedded_version
 from conformance.errors import ClusterError, ExitCode, NotFound
 from conformance.live.cni import detect_cni, workload_ident
 from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, PullPolicy, new_run_id
 from conformance.live.ops import ClusterOps
 from conformance.live.probing import PROBE_IMAGE
 
-EMBEDDED_VERSION_MARK = "netpol-embedded"
 MAX_PROBE_NODES = 10
 # Container waiting reasons that will not resolve by waiting longer.
 STUCK_REASONS = frozenset(
@@ -197,7 +197,7 @@ class Doctor:
                 f"is the cluster running (`kind get clusters`)? try "
                 f"`kubectl --context {self.cluster.context} get --raw /version`",
             )
-        self.embedded = EMBEDDED_VERSION_MARK in version
+        self.embedded = is_embedded_version(version)
         return Check("API server", CheckStatus.OK, f"Kubernetes {version} at {self.cluster.server}")
 
     # 2 ---------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import NamedTuple
 from conformance import __version__
 from conformance.api.kinds import POLICY_KINDS
 from conformance.api.types import L4Protocol, PodKey, TargetKey
+from conformance.cluster import is_embedded_version
 from conformance.errors import ClusterError, ConformanceError
 from conformance.live.cni import detect_cni
 from conformance.live.deploy import RUN_LABEL
@@ -114,7 +115,7 @@ class Runner:
         return self._cni
 
     def _detect_cni(self) -> str:
-        if "netpol-embedded" in self.server_version:
+        if is_embedded_version(self.server_version):
             return EMBEDDED_CNI
         try:
             found = detect_cni(

@@ -13,11 +13,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
+from conformance.cluster import EMBEDDED_MARK
 from conformance.errors import ConformanceError
 from conformance.live.kube import KubeCluster
 from conformance.scenario.load import Scenario
 
-EMBEDDED_CONTEXT_PREFIX = "netpol-embedded"
+EMBEDDED_CONTEXT_PREFIX = EMBEDDED_MARK
 SAFE_CONTEXT_PREFIXES = ("kind-", EMBEDDED_CONTEXT_PREFIX)
 
 
