@@ -227,3 +227,33 @@ def test_jobs_must_be_a_positive_number() -> None:
     assert proc.returncode == 2
     assert "--jobs" in proc.stderr and "at least 1, not '0'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_keep_then_clean_removes_namespaces_and_cluster_scoped_policies(tmp_path: Path) -> None:
+    """`run --keep` leaves the run's objects (a ClusterNetworkPolicy among them); `clean --run-id`
+    removes exactly those, and a second `clean` finds nothing."""
+    scenario = ROOT / "scenarios" / "admin" / "v1alpha2" / "cnp-admin-ingress-egress-isolation.yaml"
+    instance = f"keep{os.getpid() % 100000}"
+    with EmbeddedCluster(ClusterOptions(instance=instance)) as ec:
+        target = ("--kubeconfig", ec.kubeconfig, "--context", ec.context)
+        proc = cli("run", str(scenario), *target, "--keep", "--output-dir", str(tmp_path))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        run_id = json.loads((tmp_path / "results.json").read_text())["run_id"]
+        kube = KubeCluster(ec.kubeconfig, ec.context)
+        try:
+            selector = f"netpol-conformance.io/run={run_id}"
+            kept = kube.list_items("Namespace", label_selector=selector)
+            cnps = kube.list_items("ClusterNetworkPolicy", label_selector=selector)
+            assert kept and cnps, "--keep leaves the namespaces and the cluster-scoped policies"
+            cleaned = cli("clean", "--run-id", run_id, *target)
+            assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+            lines = set(cleaned.stdout.split("\n")) - {""}
+            expected = {f"Namespace {n['metadata']['name']}" for n in kept} | {
+                f"ClusterNetworkPolicy {p['metadata']['name']}" for p in cnps
+            }
+            assert lines == expected
+            assert kube.list_items("ClusterNetworkPolicy", label_selector=selector) == []
+            again = cli("clean", "--run-id", run_id, *target)
+            assert again.returncode == 0 and again.stdout.strip() == "nothing to remove"
+        finally:
+            kube.close()

@@ -200,3 +200,19 @@ def test_expect_rule_matching_nothing_is_an_error(
     assert main(["evaluate", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"error: {path}:7: steps[0].expect.rules[0]: this rule matches no probed cell" in err
+
+
+def test_load_scenarios_reports_every_bad_file_and_filters_by_tag(tmp_path: Path) -> None:
+    from conformance.errors import ScenarioErrors
+    from conformance.scenario.load import load_scenarios
+
+    (tmp_path / "good.yaml").write_text("tags: [a]\nsteps:\n  - name: s\n")
+    (tmp_path / "other.yaml").write_text("tags: [b]\nsteps:\n  - name: s\n")
+    assert [s.name for s in load_scenarios([tmp_path], ["a"])] == ["good"]
+    assert [s.name for s in load_scenarios([tmp_path])] == ["good", "other"]
+    (tmp_path / "bad1.yaml").write_text("tags: x\nsteps:\n  - name: s\n")
+    (tmp_path / "bad2.yaml").write_text("steps:\n  - name: s\n    aply: []\n")
+    with pytest.raises(ScenarioErrors) as err:
+        load_scenarios([tmp_path])
+    text = str(err.value)
+    assert "bad1.yaml:1: tags" in text and "bad2.yaml:3: steps[0].aply" in text

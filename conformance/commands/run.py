@@ -16,7 +16,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from conformance.api.kinds import ADMIN_KINDS
 from conformance.commands.options import add_run_options, positive_int, run_option_values
 from conformance.commands.report import load_deviations
 from conformance.errors import ClusterError, ConformanceError, ExitCode, ScenarioError
@@ -30,7 +29,7 @@ from conformance.live.deploy import (
 )
 from conformance.live.options import RunOptions
 from conformance.live.results import RunResult, ScenarioResult, Status, exit_code, now_utc
-from conformance.live.runner import Runner
+from conformance.live.runner import Runner, delete_labelled
 from conformance.live.session import (
     ClusterChoice,
     UnsafeContextError,
@@ -38,7 +37,7 @@ from conformance.live.session import (
     terminate_as_interrupt,
 )
 from conformance.reports import DeviationsError, KnownDeviations, judge, write_reports
-from conformance.scenario.load import Scenario, discover, load_scenario
+from conformance.scenario.load import Scenario, load_scenarios
 
 
 def add_commands(sub: Any) -> None:
@@ -149,23 +148,11 @@ def options_from_args(args: argparse.Namespace, externals: dict[str, str]) -> Ru
 
 def load_all(paths: Sequence[str], tags: Sequence[str], err: Console) -> list[Scenario] | None:
     """Scenarios under ``paths`` filtered by tags; None (after printing errors) if any is invalid."""
-    scenarios, bad = [], 0
     try:
-        files = discover(paths)
+        scenarios = load_scenarios(paths, tags)
     except ScenarioError as exc:
-        err.print(f"error: {exc}", markup=False)
-        return None
-    for path in files:
-        try:
-            sc = load_scenario(path)
-        except ScenarioError as exc:
-            bad += 1
-            for line in str(exc).splitlines():
-                err.print(f"error: {line}", markup=False)
-            continue
-        if not tags or set(tags) & set(sc.tags):
-            scenarios.append(sc)
-    if bad:
+        for line in str(exc).splitlines():
+            err.print(f"error: {line}", markup=False)
         return None
     if not scenarios:
         err.print(
@@ -266,11 +253,7 @@ def _write(
 ) -> str:
     directory = Path(output_dir)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"results-{result.run_id}.json"
-        text = result.dumps()
-        path.write_text(text, encoding="utf-8")
-        (directory / "results.json").write_text(text, encoding="utf-8")
+        path = result.save(directory)
     except OSError as exc:
         err.print(f"error: cannot write results to {directory}: {exc.strerror}")
         return ""
@@ -339,14 +322,12 @@ def cmd_clean(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     try:
         cluster = KubeCluster(args.kubeconfig, args.context)
-        check_context(cluster.context, args.allow_context)
         selector = f"{RUN_LABEL}={args.run_id}" if args.run_id else f"{TOOL_LABEL}={TOOL_NAME}"
-        runner = Runner(cluster, run_id=args.run_id or "")
-        removed = []
-        for kind in ("Namespace", *ADMIN_KINDS):
-            if kind == "Namespace" or kind in runner.served_kinds:
-                removed += [f"{kind} {n}" for n in cluster.delete_collection(kind, selector)]
-        runner.close()
+        try:
+            check_context(cluster.context, args.allow_context)
+            removed = delete_labelled(cluster, selector, cluster.served_kinds())
+        finally:
+            cluster.close()
     except UnsafeContextError as exc:
         err.print(f"error: {exc}", markup=False)
         return ExitCode.USAGE

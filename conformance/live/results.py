@@ -238,6 +238,17 @@ class RunResult:
             cni=str(doc.get("cni") or ""),
         )
 
+    def save(self, directory: str | Path) -> Path:
+        """Write ``results-<run id>.json`` and ``results.json`` (the latest run) into
+        ``directory``, creating it; returns the per-run file. Raises OSError."""
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"results-{self.run_id}.json"
+        text = self.dumps()
+        path.write_text(text, encoding="utf-8")
+        (folder / "results.json").write_text(text, encoding="utf-8")
+        return path
+
     @classmethod
     def load(cls, path: str | Path) -> RunResult:
         """Read a results file; ValueError names the file when it is not one."""

@@ -55,6 +55,17 @@ class RunStopped(Exception):
     """Raised in scenario threads once the run is stopping (Ctrl-C, SIGTERM): create nothing more."""
 
 
+def delete_labelled(cluster: ClusterOps, selector: str, served_kinds: set[str]) -> list[str]:
+    """Delete every namespace and served cluster-scoped policy matching the label selector (the
+    namespaces take their pods, services and NetworkPolicies along); "Kind name" for each."""
+    removed = []
+    for kind in ("Namespace", *[k for k, v in POLICY_KINDS.items() if not v.namespaced]):
+        if kind != "Namespace" and kind not in served_kinds:
+            continue
+        removed += [f"{kind} {n}" for n in cluster.delete_collection(kind, selector)]
+    return removed
+
+
 class Runner:
     """Runs scenarios on one cluster; ``cleanup()`` removes everything carrying this run's label."""
 
@@ -128,13 +139,7 @@ class Runner:
     # -- cleanup ----------------------------------------------------------------------------
     def cleanup(self) -> list[str]:
         """Delete every namespace and cluster-scoped policy labelled with this run's id."""
-        selector = f"{RUN_LABEL}={self.run_id}"
-        removed = []
-        for kind in ("Namespace", *[k for k, v in POLICY_KINDS.items() if not v.namespaced]):
-            if kind != "Namespace" and kind not in self.served_kinds:
-                continue
-            removed += [f"{kind} {n}" for n in self.cluster.delete_collection(kind, selector)]
-        return removed
+        return delete_labelled(self.cluster, f"{RUN_LABEL}={self.run_id}", self.served_kinds)
 
     @property
     def served_kinds(self) -> set[str]:

@@ -147,6 +147,26 @@ def load_scenario(path: str | Path) -> Scenario:
     return scenario
 
 
+def load_scenarios(paths: Iterable[str | Path], tags: Iterable[str] = ()) -> list[Scenario]:
+    """Every scenario under ``paths`` carrying one of ``tags`` (all when none are given).
+
+    Every file is loaded; if any is invalid, one ``ScenarioErrors`` lists all their problems."""
+    wanted = set(tags)
+    scenarios: list[Scenario] = []
+    errors: list[ScenarioError] = []
+    for path in discover(paths):
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as exc:
+            errors.append(exc)
+            continue
+        if not wanted or wanted & set(scenario.tags):
+            scenarios.append(scenario)
+    if errors:
+        raise ScenarioErrors.collect(errors)
+    return scenarios
+
+
 def _validate_structure(doc: Document) -> ScenarioFile:
     if not isinstance(doc.data, dict):
         raise ScenarioError("a scenario must be a mapping with at least `steps`", doc.locate(()))
@@ -261,4 +281,5 @@ __all__ = [
     "discover",
     "format_path",
     "load_scenario",
+    "load_scenarios",
 ]
