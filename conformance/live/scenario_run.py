@@ -64,13 +64,12 @@ from conformance.scenario.load import Scenario
 
 
 @dataclass
-class _Live:
-    """What is deployed for one scenario run: real names, pod IPs, services."""
+class Deployed:
+    """What is deployed for one scenario run: real names, pod IPs, services, policies."""
 
     names: NameMap
-    pods: dict[PodKey, Pod] = field(
-        default_factory=dict
-    )  # scenario key -> Pod as deployed (real ns)
+    pods: dict[PodKey, Pod] = field(default_factory=dict)
+    """Scenario pod key -> the Pod as deployed (real namespace, IP)."""
     service_ips: dict[PodKey, str] = field(default_factory=dict)
     policies: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     admin_names: dict[str, str] = field(default_factory=dict)  # real cluster-scoped -> scenario
@@ -104,7 +103,7 @@ class ScenarioRun:
         self.offline_steps = offline.bind_all()
         # Bound live once per step, in order, as the cluster gives pods their addresses.
         self.binder: Binder | None = None
-        self.live = _Live(NameMap.for_run(suffix, [n.name for n in self.initial.namespaces]))
+        self.live = Deployed(NameMap.for_run(suffix, [n.name for n in self.initial.namespaces]))
         result.namespaces = dict(self.live.names.forward)
 
     # -- lifecycle ---------------------------------------------------------------------------
