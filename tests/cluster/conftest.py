@@ -86,9 +86,11 @@ class Kube:
 
         self.cluster = cluster
         self.api = kubernetes.config.new_client_from_config(cluster.kubeconfig, cluster.context)
-        self.core = kubernetes.client.CoreV1Api(self.api)
-        self.net = kubernetes.client.NetworkingV1Api(self.api)
-        self.custom = kubernetes.client.CustomObjectsApi(self.api)
+        # Any: the tests send plain dicts (which the client accepts where it is annotated with
+        # model classes) and read fields the server has filled (annotated Optional).
+        self.core: Any = kubernetes.client.CoreV1Api(self.api)
+        self.net: Any = kubernetes.client.NetworkingV1Api(self.api)
+        self.custom: Any = kubernetes.client.CustomObjectsApi(self.api)
 
     def namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
         self.core.create_namespace({"metadata": {"name": name, "labels": labels or {}}})

@@ -182,7 +182,7 @@ def test_rule_matching_nothing_is_dropped_not_widened() -> None:
 
 @pytest.mark.skipif(shutil.which("nft") is None, reason="nft is not installed")
 def test_script_is_valid_nftables() -> None:
-    specs = [
+    specs: list[dict[str, Any]] = [
         {
             "podSelector": {},
             "ingress": [
