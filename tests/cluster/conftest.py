@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,20 +15,6 @@ from conformance.cluster.embedded import EmbeddedCluster
 
 AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
 _counter = itertools.count()
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip cluster tests where namespaces and nftables are unavailable (not root / no nft)."""
-    reason = ""
-    if os.geteuid() != 0:
-        reason = "needs root for network namespaces"
-    elif shutil.which("nft") is None or shutil.which("ip") is None:
-        reason = "needs nft and ip (apt-get install nftables iproute2)"
-    here = Path(__file__).parent
-    if reason:
-        for item in items:
-            if item.get_closest_marker("cluster") and here in item.path.parents:
-                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def unique_instance(tag: str = "t") -> str:
