@@ -88,8 +88,9 @@ def main() -> int:
     report("up (start to API serving)", timed(cluster.start), 2.0)
     try:
         api = kubernetes.config.new_client_from_config(cluster.kubeconfig, cluster.context)
-        core = kubernetes.client.CoreV1Api(api)
-        net = kubernetes.client.NetworkingV1Api(api)
+        # Any: plain dicts go where the client is annotated with model classes (it accepts both).
+        core: Any = kubernetes.client.CoreV1Api(api)
+        net: Any = kubernetes.client.NetworkingV1Api(api)
         for ns in "xyz":
             core.create_namespace({"metadata": {"name": ns}})
 

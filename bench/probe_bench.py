@@ -19,8 +19,9 @@ from pathlib import Path
 from conformance.cluster.config import ClusterOptions
 from conformance.cluster.embedded import EmbeddedCluster
 from conformance.live.kube import KubeCluster
+from conformance.live.options import RunOptions
 from conformance.live.probing import Outcome, ProbeTarget, connect_command
-from conformance.live.runner import Runner, RunOptions
+from conformance.live.runner import Runner
 from conformance.scenario.load import load_scenario
 
 _DENY = (
@@ -105,7 +106,7 @@ def compare_batched_with_single(
         def single(item: tuple[RealCell, str, str]) -> int:
             (src, _dst, port, proto), container, host = item
             ns, pod = src.split("/", 1)
-            argv = connect_command(ProbeTarget("", host, port, proto), timeout)  # type: ignore[arg-type]
+            argv = connect_command(ProbeTarget("", host, port, proto), timeout)
             return cluster.exec(ns, pod, container, argv, timeout + 10).exit_code
 
         def both_ways(label: str) -> float:

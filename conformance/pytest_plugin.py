@@ -128,6 +128,9 @@ _SESSION = pytest.StashKey["_ClusterSession"]()
 def pytest_configure(config: pytest.Config) -> None:
     for o in _OPTIONS:  # a typo in an option is a usage error now, not a surprise later
         option(config, o.ini)
+    config.addinivalue_line(
+        "markers", "cluster: runs on a cluster (scenario steps, unless offline)"
+    )
     # Steps of a scenario share state: keep each scenario's items on one xdist worker.
     if getattr(config.option, "dist", "no") == "load":
         config.option.dist = "loadgroup"
@@ -227,10 +230,13 @@ class ScenarioFile(pytest.File):
         # cluster singleton: scenarios using it share one group so they never overlap in time.
         banp = "BaselineAdminNetworkPolicy" in scenario.policy_kinds
         group = "netpol-banp-singleton" if banp else str(self.path)
+        live = not option(self.config, "netpol_offline")
         for step in offline.steps:
             item = StepItem.from_parent(self, name=step.step.name, scenario=scenario, offline=step)
             item.extra_keyword_matches.update(scenario.tags)  # `-k ipblock` selects by tag
             item.add_marker(pytest.mark.xdist_group(group))
+            if live:  # `-m "not cluster"` deselects live steps, so no cluster is started
+                item.add_marker(pytest.mark.cluster)
             yield item
 
 

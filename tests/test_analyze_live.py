@@ -113,7 +113,7 @@ def test_analyze_reads_the_embedded_cluster(tmp_path: Path) -> None:
             pods = [p for ns in ("shop", "ops") for p in kube.list_items("Pod", ns)]
             if len(pods) == 3 and all((p.get("status") or {}).get("podIP") for p in pods):
                 break
-            time.sleep(1)
+            time.sleep(0.1)
         kube.close()
         base = ("--kubeconfig", ec.kubeconfig, "--context", ec.context)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from conformance.api.adminpol import parse_admin_policy
@@ -34,7 +36,7 @@ def test_real_namespace_is_unique_and_a_dns_label() -> None:
 
 def test_rewrite_policy_maps_namespaces_consistently() -> None:
     names = NameMap.for_run("r1", ["x", "y"])
-    obj = {
+    obj: dict[str, Any] = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": {"name": "p", "namespace": "x"},

@@ -166,6 +166,7 @@ class FakeCluster:
 
     context = "kind-fake"
     server = "https://127.0.0.1:6443"
+    kubeconfig = ""
 
     def __init__(
         self,
@@ -224,6 +225,18 @@ class FakeCluster:
     ) -> ExecResult:
         self.execs.append(argv)
         return ExecResult(self.sctp_exit, "", "")
+
+    # The doctor only reads and creates its probe pods; it must never change other objects.
+    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        raise AssertionError("doctor must not apply objects")
+
+    def patch_labels(
+        self, kind: str, namespace: str | None, name: str, labels: Mapping[str, str | None]
+    ) -> None:
+        raise AssertionError("doctor must not relabel objects")
+
+    def delete_collection(self, kind: str, label_selector: str) -> list[str]:
+        raise AssertionError("doctor deletes its own pods by name")
 
 
 def statuses(checks: Sequence[Any]) -> dict[str, CheckStatus]:

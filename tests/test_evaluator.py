@@ -15,8 +15,8 @@ from tests.helpers import netpol, upstream_state
 TCP, UDP, SCTP = L4Protocol.TCP, L4Protocol.UDP, L4Protocol.SCTP
 ALLOW, DENY = Verdict.ALLOW, Verdict.DENY
 
-DENY_ALL_INGRESS = {"podSelector": {}}
-ALLOW_ALL_INGRESS = {"podSelector": {}, "ingress": [{}]}
+DENY_ALL_INGRESS: dict[str, Any] = {"podSelector": {}}
+ALLOW_ALL_INGRESS: dict[str, Any] = {"podSelector": {}, "ingress": [{}]}
 
 # (case id, policies as (namespace, name, spec), source, target, port, protocol, verdict)
 CASES: list[

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 import pytest
 
@@ -20,18 +21,18 @@ ALLOW, DENY, UNDEF = Verdict.ALLOW, Verdict.DENY, Verdict.IMPLEMENTATION_DEFINED
 SUBJECT_X = {"namespaces": ns_is("x")}
 FROM_Y = [{"namespaces": ns_is("y")}]
 TO_Y = [{"namespaces": ns_is("y")}]
-ALL_NS = [{"namespaces": {}}]
+ALL_NS: list[dict[str, Any]] = [{"namespaces": {}}]
 DENY_ALL_NP_X = netpol("x", "deny-all", {"podSelector": {}})
 ALLOW_Y_NP_X = netpol(
     "x", "allow-y", {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": ns_is("y")}]}]}
 )
 
 
-def ing(action: str, peers: list[dict[str, object]], **extra: object) -> dict[str, object]:
+def ing(action: str, peers: list[dict[str, Any]], **extra: object) -> dict[str, object]:
     return {"action": action, "from": peers, **extra}
 
 
-def eg(action: str, peers: list[dict[str, object]], **extra: object) -> dict[str, object]:
+def eg(action: str, peers: list[dict[str, Any]], **extra: object) -> dict[str, object]:
     return {"action": action, "to": peers, **extra}
 
 

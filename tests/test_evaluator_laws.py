@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -172,7 +173,7 @@ def test_admin_policy_order_is_irrelevant(
 def test_pass_everything_in_the_admin_tier_is_like_no_admin_policy(
     nps: list[NetworkPolicy],
 ) -> None:
-    everything = [{"namespaces": {}}]
+    everything: list[dict[str, Any]] = [{"namespaces": {}}]
     passer = anp(
         "pass",
         0,

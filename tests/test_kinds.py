@@ -57,7 +57,7 @@ def test_api_kinds_lists_admin_kinds_once_in_order() -> None:
 def test_kind_features_are_scenario_features() -> None:
     # Only the admin kinds are gated by a `requires:` feature; NetworkPolicy is always served.
     assert NETWORK_POLICY.feature is None
-    assert {Feature(k.feature) for k in ADMIN_KINDS.values()} == {
+    assert {Feature(k.feature or "") for k in ADMIN_KINDS.values()} == {
         Feature.ADMIN_NETWORK_POLICY,
         Feature.BASELINE_ADMIN_NETWORK_POLICY,
         Feature.CLUSTER_NETWORK_POLICY,

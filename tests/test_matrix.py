@@ -69,7 +69,7 @@ def states(draw: st.DrawFn) -> ClusterState:
         st.lists(st.dictionaries(st.just("team"), st.sampled_from(["a", "b", ""])), min_size=3)
     )
     namespaces = tuple(Namespace(n, fl(lab)) for n, lab in zip(NAMESPACES, ns_labels, strict=False))
-    externals = ()
+    externals: tuple[ExternalHost, ...] = ()
     if draw(st.booleans()):
         externals = (
             ExternalHost("web", ipaddress.ip_address("203.0.113.5")),
@@ -160,7 +160,7 @@ def test_progress_reports_every_target() -> None:
 
 # Egress peers the API leaves undecidable offline (nodes, domainNames) and v1alpha1 ranges with
 # start >= end, on top of the shared strategies: the fast path must reproduce "?" exactly.
-undecidable_peers = st.one_of(
+undecidable_peers: st.SearchStrategy[dict[str, Any]] = st.one_of(
     admin_peers,
     st.just({"nodes": {}}),
     st.just({"domainNames": ["db.example.com"]}),

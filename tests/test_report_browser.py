@@ -78,7 +78,7 @@ class Page:
             if ev.get("method") == method:
                 return ev
         while time.monotonic() < deadline:
-            msg = json.loads(self.ws.recv())
+            msg: dict[str, Any] = json.loads(self.ws.recv())
             self.events.append(msg)
             if msg.get("method") == method:
                 return msg

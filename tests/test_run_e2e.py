@@ -1,4 +1,11 @@
-"""The runner end to end on the embedded cluster: real API calls, real packets, real cleanup."""
+"""The runner end to end on the embedded cluster: real API calls, real packets, real cleanup.
+
+The whole shipped suite runs live once, as the plugin's scenario items (one per step, each failing
+on a mismatch). The ``run`` command's own path (one cluster for every scenario, side by side,
+results and reports written, exit code) is checked here on a representative subset: every API
+family (NetworkPolicy, AdminNetworkPolicy with the v1alpha1 baseline, v1alpha2
+ClusterNetworkPolicy), external endpoints and an SCTP scenario this cluster cannot run.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ from conformance.cluster.embedded import EmbeddedCluster
 from conformance.cluster.knobs import Knobs
 from conformance.live.deploy import TOOL_LABEL, TOOL_NAME
 from conformance.live.kube import KubeCluster
+from tests.helpers import disagreeing_cells
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -28,6 +36,8 @@ EXCEPT = UPSTREAM / "should-enforce-except-clause-while-egress-access-to-server-
 UPDATED_POD = UPSTREAM / "should-allow-ingress-access-from-updated-pod.yaml"
 SCTP = UPSTREAM / "should-support-a-default-deny-ingress-policy-sctp.yaml"
 EXAMPLE_EGRESS = ROOT / "scenarios" / "examples" / "egress-to-database-and-dns.yaml"
+ANP_V1ALPHA1 = ROOT / "scenarios" / "admin" / "v1alpha1" / "anp-core-integration.yaml"
+CNP_V1ALPHA2 = ROOT / "scenarios" / "admin" / "v1alpha2" / "cnp-admin-baseline-integration.yaml"
 
 
 def netns(instance: str) -> set[str]:
@@ -49,12 +59,10 @@ def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
 
 def test_run_on_embedded_default_matches_and_leaves_nothing(tmp_path: Path) -> None:
     instance = f"dflt{os.getpid() % 100000}"
+    files = (DENY_INGRESS, UPDATED_POD, SCTP, EXAMPLE_EGRESS, ANP_V1ALPHA1, CNP_V1ALPHA2)
     proc = cli(
         "run",
-        str(DENY_INGRESS),
-        str(UPDATED_POD),
-        str(SCTP),
-        str(EXAMPLE_EGRESS),
+        *map(str, files),
         "--output-dir",
         str(tmp_path),
         "--embedded-name",
@@ -62,18 +70,29 @@ def test_run_on_embedded_default_matches_and_leaves_nothing(tmp_path: Path) -> N
         "--jobs",
         "3",
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads((tmp_path / "results.json").read_text())
+    problems = disagreeing_cells(doc)
+    assert not problems, "\n".join(problems[:30])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     assert doc["schema_version"] == 1 and doc["context"].startswith("netpol-embedded")
-    assert [s["file"] for s in doc["scenarios"]] == [
-        str(p) for p in (DENY_INGRESS, UPDATED_POD, SCTP, EXAMPLE_EGRESS)
-    ], "scenarios run side by side are reported in the order given"
+    assert [s["file"] for s in doc["scenarios"]] == [str(p) for p in files], (
+        "scenarios run side by side are reported in the order given"
+    )
     by_name = {s["name"]: s for s in doc["scenarios"]}
-    assert by_name["should-support-a-default-deny-ingress-policy"]["status"] == "pass"
-    sctp = by_name["should-support-a-default-deny-ingress-policy-sctp"]
+    sctp = by_name.pop("should-support-a-default-deny-ingress-policy-sctp")
     assert sctp["status"] == "skipped" and "SCTP" in sctp["message"], (
         "no SCTP here: not-supported, not pass/fail"
     )
+    assert {n: s["status"] for n, s in by_name.items()} == dict.fromkeys(by_name, "pass"), (
+        "the embedded cluster serves every policy API: only SCTP is unsupported here"
+    )
+    assert all(
+        any(c["status"] == "match" for c in st["cells"])
+        for s in by_name.values()
+        for st in s["steps"]
+    ), "every step of a scenario that ran judged real packets"
+    for name in ("report.html", "junit.xml", "summary.md"):
+        assert (tmp_path / name).stat().st_size > 0, f"run writes {name} next to results.json"
     cells = [
         c
         for s in doc["scenarios"]
@@ -81,6 +100,7 @@ def test_run_on_embedded_default_matches_and_leaves_nothing(tmp_path: Path) -> N
         for c in st["cells"]
         if c["status"] == "match"
     ]
+    assert doc["summary"]["cells"]["match"] == len(cells) > 300, "328 when written"
     assert cells and all(
         c["attempts"] >= 1
         and c["command"].startswith(f"kubectl --kubeconfig {state_dir(instance)}/kubeconfig ")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,9 +54,9 @@ class Recorder:
 
 
 @pytest.fixture()
-def runner() -> Runner:
+def runner() -> Iterator[Runner]:
     r = Runner(NetworkPolicyOnlyCluster(), run_id="t")
-    yield r  # type: ignore[misc]
+    yield r
     r.close()
 
 

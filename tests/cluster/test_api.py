@@ -23,6 +23,7 @@ KUBECTL = "/usr/bin/kubectl"
 
 
 def _err(exc: kubernetes.client.ApiException) -> dict[str, Any]:
+    assert exc.body, "the API server answers every error with a Status object"
     body: dict[str, Any] = json.loads(exc.body)
     return body
 

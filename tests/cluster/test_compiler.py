@@ -180,9 +180,10 @@ def test_rule_matching_nothing_is_dropped_not_widened() -> None:
     assert c.ingress[ip("x", "a")] == ()
 
 
+@pytest.mark.cluster  # nft -c needs root (CAP_NET_ADMIN)
 @pytest.mark.skipif(shutil.which("nft") is None, reason="nft is not installed")
 def test_script_is_valid_nftables() -> None:
-    specs = [
+    specs: list[dict[str, Any]] = [
         {
             "podSelector": {},
             "ingress": [
@@ -235,6 +236,7 @@ def test_named_port_wrong_pod_resolves_ingress_on_sources() -> None:
     assert "ip saddr . th dport { 10.244.1.1 . 8080 }" in bad.script
 
 
+@pytest.mark.cluster  # nft -c needs root (CAP_NET_ADMIN)
 @pytest.mark.skipif(shutil.which("nft") is None, reason="nft is not installed")
 def test_service_nat_script_is_valid_nftables() -> None:
     from conformance.cluster.services import nat_chains

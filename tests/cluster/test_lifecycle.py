@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conformance.cluster import embedded
-from conformance.cluster.config import ClusterOptions, ExternalHost
+from conformance.cluster.config import ClusterOptions, ExternalHost, state_dir
 from conformance.cluster.netns import list_netns
 from conformance.errors import ClusterError, ConformanceError
 from tests.cluster.conftest import Kube, agnhost_pod, unique_instance
@@ -229,9 +229,9 @@ def test_owner_killed_without_cleanup_takes_its_cluster_along() -> None:
         wait_gone(pid)
     assert ours(name) == [] and processes_of(name) == []
     deadline = time.monotonic() + 5
-    while os.path.exists(embedded.state_dir(name)) and time.monotonic() < deadline:
+    while os.path.exists(state_dir(name)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not os.path.exists(embedded.state_dir(name))
+    assert not os.path.exists(state_dir(name))
 
 
 @pytest.mark.parametrize("timeout", [0.05, 0.15])
