@@ -242,13 +242,6 @@ def test_probing_via_services(tmp_path: Path) -> None:
     assert all(ip.startswith("10.96.") for ip in pod_ips), "probes went to ClusterIPs, not pod IPs"
 
 
-def test_jobs_must_be_a_positive_number() -> None:
-    proc = cli("run", str(DENY_INGRESS), "--jobs", "0")
-    assert proc.returncode == 2
-    assert "--jobs" in proc.stderr and "at least 1, not '0'" in proc.stderr
-    assert "Traceback" not in proc.stderr
-
-
 def test_keep_then_clean_removes_namespaces_and_cluster_scoped_policies(tmp_path: Path) -> None:
     """`run --keep` leaves the run's objects (a ClusterNetworkPolicy among them); `clean --run-id`
     removes exactly those, and a second `clean` finds nothing."""
