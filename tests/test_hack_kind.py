@@ -241,6 +241,7 @@ def test_create_cluster_commands(cni: str, stubs: tuple[dict[str, str], Path]) -
     if not Path("/sys/module/sctp").exists():
         assert "modprobe sctp" in calls, "kind nodes share the host kernel"
     if cni == "calico":
+        assert f"calico/{v['CALICO_VERSION']}/manifests/operator-crds.yaml" in calls
         assert f"calico/{v['CALICO_VERSION']}/manifests/tigera-operator.yaml" in calls
         assert "stdin:     linuxPolicySetupTimeoutSeconds: 5" in calls
         assert "stdin:         cidr: 192.168.0.0/16" in calls
@@ -263,6 +264,50 @@ def test_create_cluster_commands(cni: str, stubs: tuple[dict[str, str], Path]) -
         assert "rollout status deployment/antrea-controller" in calls
     else:
         assert "rollout status daemonset/kindnet" in calls
+
+
+def first_line(calls: str, *fragments: str) -> int:
+    """Index of the first recorded command containing every fragment (fails when none does)."""
+    lines = calls.splitlines()
+    for i, line in enumerate(lines):
+        if all(f in line for f in fragments):
+            return i
+    raise AssertionError(f"no command with {fragments}:\n{calls}")
+
+
+def test_calico_crds_exist_before_anything_waits_on_them(
+    stubs: tuple[dict[str, str], Path],
+) -> None:
+    env, log = stubs
+    calls = create("calico", env, log)
+    version = versions()["CALICO_VERSION"]
+    crds = first_line(calls, "apply --server-side", f"{version}/manifests/operator-crds.yaml")
+    operator = first_line(calls, "apply", f"{version}/manifests/tigera-operator.yaml")
+    poll = first_line(calls, "get crd/installations.operator.tigera.io")
+    wait = first_line(calls, "wait --for=condition=Established", "installations.operator")
+    installation = first_line(calls, "apply -f -")
+    assert crds < poll < wait < operator < installation, calls
+
+
+def test_wait_crd_polls_until_the_crd_exists(stubs: tuple[dict[str, str], Path]) -> None:
+    env, log = stubs
+    kubectl = Path(env["PATH"].split(":")[0]) / "kubectl"
+    # NotFound twice, as right after an apply, then found: `kubectl wait` must not run before.
+    kubectl.write_text(
+        STUB.replace(
+            "exit 0",
+            'if [[ "$*" == *"get crd/"* ]]; then\n'
+            '  n=$(grep -c "get crd/" "$STUB_LOG"); ((n > 2)) || exit 1\n'
+            "fi\nexit 0",
+        )
+    )
+    script = f'source "{KIND}/lib.sh"; sleep() {{ :; }}; KUBE_CONTEXT=k wait_crd x.example.org'
+    proc = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    calls = log.read_text().splitlines()
+    assert [c.split()[3] for c in calls] == ["get", "get", "get", "wait"], calls
 
 
 def test_unknown_cni_and_old_kind_are_refused(stubs: tuple[dict[str, str], Path]) -> None:

@@ -11,11 +11,17 @@ need kubectl
 export KUBE_CONTEXT="${1:-$(kube_context calico)}"
 manifests="https://raw.githubusercontent.com/projectcalico/calico/${CALICO_VERSION}/manifests"
 
-log "installing the tigera-operator for Calico ${CALICO_VERSION}"
-# Server-side apply: the CRDs are too large for the last-applied annotation of a client-side apply.
+log "installing the Calico ${CALICO_VERSION} CRDs"
+# Since Calico v3.30 tigera-operator.yaml holds no CRDs: operator-crds.yaml does (operator.tigera.io
+# and crd.projectcalico.org). Apply it first, server-side: installations.operator.tigera.io alone is
+# over 1 MB, far beyond the 256 KiB last-applied annotation of a client-side apply.
+kctl apply --server-side --force-conflicts -f "${manifests}/operator-crds.yaml"
+wait_crd installations.operator.tigera.io
+wait_crd tigerastatuses.operator.tigera.io
+
+log "installing the tigera-operator"
 kctl apply --server-side --force-conflicts -f "${manifests}/tigera-operator.yaml"
 wait_rollout tigera-operator deployment/tigera-operator
-kctl wait --for=condition=Established --timeout=120s crd/installations.operator.tigera.io
 
 log "declaring the Calico installation"
 kctl apply -f - <<'YAML'

@@ -97,6 +97,18 @@ wait_exists() {
     done
 }
 
+# wait_crd NAME [SECONDS]: `kubectl wait` fails at once with NotFound on a CRD that does not exist
+# yet, so poll until it does, then wait until it is Established.
+wait_crd() {
+    local deadline=$((SECONDS + ${2:-120}))
+    log "waiting for CRD $1"
+    until kctl get "crd/$1" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || die "timed out waiting for CRD $1 to appear"
+        sleep 2
+    done
+    kctl wait --for=condition=Established --timeout="${2:-120}s" "crd/$1"
+}
+
 wait_nodes_ready() {
     log "waiting for every node to be Ready"
     kctl wait --for=condition=Ready nodes --all --timeout="${1:-300s}"
