@@ -310,6 +310,52 @@ def test_wait_crd_polls_until_the_crd_exists(stubs: tuple[dict[str, str], Path])
     assert [c.split()[3] for c in calls] == ["get", "get", "get", "wait"], calls
 
 
+def fail_modprobe(env: dict[str, str], module: str) -> None:
+    """modprobe (run directly as root, or through sudo) fails for MODULE, as without the module."""
+    bin_dir = Path(env["PATH"].split(":")[0])
+    for tool in ("modprobe", "sudo"):
+        fails = f'[[ " $* " == *" {module} "* ]] && exit 1\nexit 0'
+        (bin_dir / tool).write_text(STUB.replace("exit 0", fails))
+
+
+@pytest.mark.skipif(Path("/sys/module/sctp").exists(), reason="sctp is loaded: no modprobe")
+def test_sctp_module_failure_only_warns(stubs: tuple[dict[str, str], Path]) -> None:
+    env, log = stubs
+    fail_modprobe(env, "sctp")
+    proc = subprocess.run(
+        [str(KIND / "create-cluster.sh"), "kindnet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: could not load the sctp kernel module" in proc.stderr
+    calls = log.read_text()
+    assert first_line(calls, "modprobe sctp") < first_line(calls, "kind create cluster")
+    assert "rollout status daemonset/kindnet" in calls, "the run goes on without SCTP"
+
+
+@pytest.mark.skipif(
+    Path("/sys/module/openvswitch").exists(), reason="openvswitch is loaded: no modprobe"
+)
+def test_openvswitch_module_failure_stops_antrea(stubs: tuple[dict[str, str], Path]) -> None:
+    env, log = stubs
+    fail_modprobe(env, "openvswitch")
+    proc = subprocess.run(
+        [str(KIND / "install-antrea.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "error: could not load the openvswitch kernel module" in proc.stderr
+    assert "kubectl" not in log.read_text(), "nothing is installed without Open vSwitch"
+
+
 def test_unknown_cni_and_old_kind_are_refused(stubs: tuple[dict[str, str], Path]) -> None:
     env, _ = stubs
     proc = subprocess.run(

@@ -8,7 +8,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 need kubectl
 export KUBE_CONTEXT="${1:-$(kube_context antrea)}"
-load_module openvswitch "the Antrea agent programs Open vSwitch in the host kernel"
+why="the Antrea agent programs Open vSwitch in the host kernel"
+load_module openvswitch "${why}" || die "could not load the openvswitch kernel module: ${why}"
 
 log "installing Antrea ${ANTREA_VERSION}"
 kctl apply -f "https://github.com/antrea-io/antrea/releases/download/${ANTREA_VERSION}/antrea.yml"

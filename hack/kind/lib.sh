@@ -60,6 +60,8 @@ check_kind_version() {
 
 # load_module NAME WHY: kind nodes are containers sharing the host's kernel, so kernel modules
 # must be loaded on the host. Set NETPOL_SKIP_MODPROBE=1 to skip (e.g. already handled).
+# Returns modprobe's status: the caller decides whether a missing module is fatal, so call it as
+# `load_module ... || die ...` or `|| warn ...` (set -e does not apply inside it then).
 load_module() {
     local mod="$1" why="$2"
     if [[ -d "/sys/module/${mod}" ]]; then
@@ -79,6 +81,11 @@ load_module() {
     else
         sudo modprobe "${mod}"
     fi
+}
+
+# load_optional_module NAME WHY: as load_module, but a failure only warns.
+load_optional_module() {
+    load_module "$@" || warn "could not load the $1 kernel module: $2"
 }
 
 # wait_rollout NAMESPACE KIND/NAME [TIMEOUT]
