@@ -190,8 +190,34 @@ case "$(basename "$0") $*" in
   "kind version") echo "kind v0.33.0 go1.25.3 linux/amd64" ;;
   "kind get clusters") ;;
   *" -f -"*) sed 's/^/  stdin: /' >> "$STUB_LOG" ;;
+  "curl "*/antrea.yml) cat "$FAKE_ANTREA_YML" ;;
 esac
 exit 0
+"""
+
+
+# The shape of antrea.yml's antrea-config ConfigMap (release v2.7.0): every feature gate listed
+# commented out at its default, under featureGates of antrea-agent.conf and antrea-controller.conf.
+FAKE_ANTREA_YML = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: antrea-config
+  namespace: kube-system
+data:
+  antrea-agent.conf: |
+    featureGates:
+    #  ClusterNetworkPolicy: false
+  antrea-controller.conf: |
+    # FeatureGates is a map of feature names to bools that enable or disable experimental features.
+    featureGates:
+    #  AdminNetworkPolicy: false
+
+    #  ClusterNetworkPolicy: false
+
+    # The port for the antrea-controller APIServer to serve on.
+    apiPort: 10349
+---
+kind: Deployment
 """
 
 
@@ -199,16 +225,19 @@ exit 0
 def stubs(tmp_path: Path) -> tuple[dict[str, str], Path]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("kind", "kubectl", "docker", "helm", "modprobe", "sudo"):
+    for tool in ("kind", "kubectl", "docker", "helm", "modprobe", "sudo", "curl"):
         path = bin_dir / tool
         path.write_text(STUB)
         path.chmod(0o755)
     log = tmp_path / "calls.log"
     log.touch()
+    antrea_yml = tmp_path / "antrea.yml"
+    antrea_yml.write_text(FAKE_ANTREA_YML)
     env = {
         **os.environ,
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "STUB_LOG": str(log),
+        "FAKE_ANTREA_YML": str(antrea_yml),
     }
     env.pop("CLUSTER_NAME", None)
     return env, log
@@ -308,6 +337,54 @@ def test_wait_crd_polls_until_the_crd_exists(stubs: tuple[dict[str, str], Path])
     assert proc.returncode == 0, proc.stderr
     calls = log.read_text().splitlines()
     assert [c.split()[3] for c in calls] == ["get", "get", "get", "wait"], calls
+
+
+def test_antrea_gets_the_cluster_network_policy_gate_and_crd(
+    stubs: tuple[dict[str, str], Path],
+) -> None:
+    env, log = stubs
+    calls = create("antrea", env, log)
+    v = versions()
+    crd = first_line(
+        calls,
+        "apply --server-side",
+        f"network-policy-api/{v['NETWORK_POLICY_API_VERSION']}/config/crd/experimental/"
+        "policy.networking.k8s.io_clusternetworkpolicies.yaml",
+    )
+    established = first_line(calls, "wait --for=condition=Established", "clusternetworkpolicies")
+    download = first_line(calls, "curl", f"download/{v['ANTREA_VERSION']}/antrea.yml")
+    apply = first_line(calls, "apply -f -")
+    restart = first_line(calls, "rollout restart deployment/antrea-controller")
+    ready = first_line(calls, "rollout status deployment/antrea-controller")
+    assert crd < established < apply < restart < ready and download < apply, calls
+    # The gate is on in the controller's config only; the rest of the manifest is unchanged.
+    applied = [line.removeprefix("  stdin: ") for line in calls.splitlines()[apply + 1 :]]
+    applied = applied[: applied.index("kind: Deployment") + 1]
+    expected = FAKE_ANTREA_YML.replace(
+        "    #  ClusterNetworkPolicy: false\n\n", "      ClusterNetworkPolicy: true\n\n"
+    )
+    assert expected != FAKE_ANTREA_YML
+    assert "\n".join(applied) + "\n" == expected
+    config = next(yaml.safe_load_all(expected))["data"]
+    assert yaml.safe_load(config["antrea-controller.conf"])["featureGates"] == {
+        "ClusterNetworkPolicy": True
+    }
+    assert yaml.safe_load(config["antrea-agent.conf"])["featureGates"] is None
+
+
+def test_antrea_stops_when_the_manifest_lists_no_gate(stubs: tuple[dict[str, str], Path]) -> None:
+    env, log = stubs
+    Path(env["FAKE_ANTREA_YML"]).write_text(FAKE_ANTREA_YML.replace("ClusterNetworkPolicy", "X"))
+    proc = subprocess.run(
+        [str(KIND / "install-antrea.sh")],
+        env={**env, "NETPOL_SKIP_MODPROBE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1 and "lists no ClusterNetworkPolicy gate" in proc.stderr
+    assert "apply -f -" not in log.read_text(), "never install Antrea without the gate"
 
 
 def fail_modprobe(env: dict[str, str], module: str) -> None:
