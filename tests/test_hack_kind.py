@@ -170,6 +170,27 @@ def test_workflow_matrix_covers_every_cni_and_gates_on_run_sh() -> None:
         assert "${{" not in step.get("run", ""), "pass expressions through env, not into scripts"
 
 
+def test_workflow_runs_on_every_change_that_reaches_the_cluster() -> None:
+    paths = workflow()[True]["pull_request"]["paths"]
+    for changed in (
+        "hack/kind/install-calico.sh",
+        "conformance/probes/batch.sh",
+        "conformance/pytest_plugin.py",
+        "scenarios/upstream/x.yaml",
+        "pyproject.toml",
+        ".github/workflows/cni-matrix.yml",
+    ):
+        # GitHub's ** matches across directories, as fnmatch's * does.
+        assert any(fnmatch.fnmatchcase(changed, p.replace("**", "*")) for p in paths), changed
+    assert (ROOT / "conformance/probes/batch.sh").exists(), "the probes moved: update the filter"
+
+
+def test_docs_name_the_contexts_the_recipes_create() -> None:
+    for doc in (ROOT / "README.md", ROOT / "docs" / "reports.md", ROOT / "docs" / "kind.md"):
+        for context in re.findall(r"--netpol-context (kind-[\w-]+)", doc.read_text()):
+            assert context.removeprefix("kind-netpol-") in cnis(), f"{doc.name}: {context}"
+
+
 @pytest.mark.skipif(shutil.which("check-jsonschema") is None, reason="check-jsonschema missing")
 def test_workflow_validates_against_the_github_workflow_schema() -> None:
     proc = subprocess.run(
