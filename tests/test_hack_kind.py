@@ -305,6 +305,9 @@ def test_create_cluster_commands(cni: str, stubs: tuple[dict[str, str], Path]) -
             f"--kube-context kind-netpol-{cni}",
         ):
             assert flag in helm
+        # kube-proxy stays, unlike Cilium's own CI: docs/kind.md must say so and why.
+        assert "kubeProxyReplacement" not in helm
+        assert "kubeProxyReplacement=true" in (ROOT / "docs" / "kind.md").read_text()
         assert "rollout status daemonset/cilium" in calls
     elif cni == "antrea":
         assert f"download/{v['ANTREA_VERSION']}/antrea.yml" in calls

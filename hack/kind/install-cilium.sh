@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Cilium through its Helm chart, with the settings Cilium's own conformance jobs use for
-# NetworkPolicy tests: SCTP enabled (beta) and no identity-change grace period, so a label change
-# takes effect at once instead of after the default grace period.
+# Cilium through its Helm chart, with the policy settings of Cilium's own NetworkPolicy e2e job
+# (cilium/cilium .github/workflows/k8s-kind-network-policies-e2e.yaml): SCTP enabled (beta) and no
+# identity-change grace period, so a label change takes effect at once.
+# Unlike that job, which runs kind with kubeProxyMode "none" and kubeProxyReplacement=true, this
+# recipe keeps kube-proxy (kind-cilium.yaml): Services are then translated by kube-proxy as on the
+# other three recipes, so --via service compares the CNIs' policy on one Service path, SCTP
+# Services included (Cilium's own SCTP Service handling is beta and does not cover policy for
+# pod-to-VIP SCTP). Results can therefore differ from Cilium's CI where Service handling matters.
 # Usage: install-cilium.sh [CONTEXT]   (default: kind-netpol-cilium)
 set -euo pipefail
 # shellcheck source=lib.sh
