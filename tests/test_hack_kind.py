@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import platform
 import re
 import shutil
 import stat
@@ -409,6 +410,90 @@ def test_antrea_stops_when_the_manifest_lists_no_gate(stubs: tuple[dict[str, str
     )
     assert proc.returncode == 1 and "lists no ClusterNetworkPolicy gate" in proc.stderr
     assert "apply -f -" not in log.read_text(), "never install Antrea without the gate"
+
+
+# curl for install-tools.sh: every download is a fake tool (helm's inside a tarball, as
+# get.helm.sh ships it), and each checksum URL answers in its project's format (kind's .sha256sum
+# "digest  name", dl.k8s.io's and get.helm.sh's .sha256 the digest alone), unless TAMPER names it.
+FAKE_DOWNLOADS = r"""#!/usr/bin/env bash
+{ printf 'curl'; printf ' %s' "$@"; printf '\n'; } >> "$STUB_LOG"
+while (($#)); do case "$1" in -o) out="$2"; shift 2 ;; -*) shift ;; *) url="$1"; shift ;; esac; done
+make() {  # make URL FILE: the fake artefact behind URL
+    local tool="${1##*/}"; tool="${tool%%-*}"; tool="${tool%.tar.gz}"
+    local script="#!/bin/sh
+echo fake $tool \"\$@\""
+    if [[ "$1" == *.tar.gz ]]; then
+        local dir; dir="$(mktemp -d)"; mkdir -p "$dir/linux-amd64" "$dir/linux-arm64"
+        printf '%s\n' "$script" > "$dir/linux-amd64/helm"; cp "$dir/linux-amd64/helm" "$dir/linux-arm64/"
+        tar --mtime=@0 -czf "$2" -C "$dir" linux-amd64 linux-arm64
+    else
+        printf '%s\n' "$script" > "$2"
+    fi
+}
+case "$url" in
+*.sha256sum) base="${url%.sha256sum}"; make "$base" "$out.src"
+    printf '%s  %s\n' "$(sha256sum < "$out.src" | cut -d' ' -f1)" "${base##*/}" > "$out" ;;
+*.sha256) make "${url%.sha256}" "$out.src"; sha256sum < "$out.src" | cut -d' ' -f1 > "$out" ;;
+*) make "$url" "$out" ;;
+esac
+rm -f "$out.src"
+if [[ -n "${TAMPER:-}" && "$url" == *"$TAMPER" ]]; then sed -i "s/^[0-9a-f]*/$(printf '%064d' 0)/" "$out"; fi
+exit 0
+"""
+
+
+def install_tools(
+    stubs: tuple[dict[str, str], Path], tmp_path: Path, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    env, _ = stubs
+    (Path(env["PATH"].split(":")[0]) / "curl").write_text(FAKE_DOWNLOADS)
+    return subprocess.run(
+        [str(KIND / "install-tools.sh")],
+        env={**env, "BIN_DIR": str(tmp_path / "tools"), **extra},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+LINUX_TOOLS = pytest.mark.skipif(
+    sys.platform != "linux" or platform.machine() not in ("x86_64", "aarch64"),
+    reason="the fake downloads are Linux amd64/arm64 ones",
+)
+
+
+@LINUX_TOOLS
+def test_install_tools_pins_and_verifies_kind_kubectl_helm(
+    stubs: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    proc = install_tools(stubs, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    v = versions()
+    node = v["KIND_NODE_IMAGE"].split(":")[1].split("@")[0]
+    arch = "amd64" if platform.machine() == "x86_64" else "arm64"
+    calls = stubs[1].read_text()
+    urls = [line.split()[-1] for line in calls.splitlines() if line.startswith("curl ")]
+    kind = f"https://github.com/kubernetes-sigs/kind/releases/download/{v['KIND_VERSION']}/kind-linux-{arch}"
+    kubectl = f"https://dl.k8s.io/release/{node}/bin/linux/{arch}/kubectl"
+    helm = f"https://get.helm.sh/helm-{v['HELM_VERSION']}-linux-{arch}.tar.gz"
+    assert urls == [kind, f"{kind}.sha256sum", kubectl, f"{kubectl}.sha256", helm, f"{helm}.sha256"]
+    for tool in ("kind", "kubectl", "helm"):
+        out = subprocess.run(
+            [str(tmp_path / "tools" / tool), "version"], capture_output=True, text=True, check=True
+        )
+        assert out.stdout == f"fake {tool} version\n"
+
+
+@LINUX_TOOLS
+@pytest.mark.parametrize("tampered", ["sha256sum", "kubectl.sha256", "tar.gz.sha256"])
+def test_install_tools_refuses_a_checksum_mismatch(
+    stubs: tuple[dict[str, str], Path], tmp_path: Path, tampered: str
+) -> None:
+    proc = install_tools(stubs, tmp_path, TAMPER=tampered)
+    assert proc.returncode == 1, proc.stderr
+    assert "does not match its published sha256" in proc.stderr
+    assert not (tmp_path / "tools").exists(), "nothing is installed unless all three verify"
 
 
 def fail_modprobe(env: dict[str, str], module: str) -> None:
