@@ -24,7 +24,13 @@ def add_commands(sub: Any) -> None:
         description="Render a results file (reports/results-<run id>.json) as a report; "
         "see docs/reports.md.",
     )
-    r.add_argument("results", metavar="RESULTS.json")
+    r.add_argument("results", metavar="RESULTS.json", nargs="?")
+    r.add_argument(
+        "--compare",
+        metavar="RESULTS.json",
+        nargs="+",
+        help="compare several runs (one results file per CNI) side by side; html or markdown",
+    )
     r.add_argument("--format", choices=FORMATS, default="html", help="default: html")
     r.add_argument("-o", "--output", metavar="PATH", help="write here (default: standard output)")
     add_known_deviations_option(r)
@@ -57,8 +63,13 @@ def load_deviations(path: str | None) -> KnownDeviations | None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     try:
-        run = RunResult.load(args.results)
-        text = render(run, args.format, load_deviations(args.known_deviations))
+        if args.compare:
+            text = _render_compare(args)
+        elif args.results is None:
+            raise ValueError("give a RESULTS.json, or --compare RESULTS.json RESULTS.json ...")
+        else:
+            run = RunResult.load(args.results)
+            text = render(run, args.format, load_deviations(args.known_deviations))
     except (ValueError, DeviationsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
@@ -73,6 +84,17 @@ def cmd_report(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     print(f"{args.format} report: {args.output}", file=sys.stderr)
     return ExitCode.OK
+
+
+def _render_compare(args: argparse.Namespace) -> str:
+    """``--compare``: the positional file, if any, is the first column."""
+    from conformance.reports.compare import render_compare
+
+    paths = ([args.results] if args.results else []) + list(args.compare)
+    if len(paths) < 2:
+        raise ValueError("--compare needs at least two results files")
+    runs = [RunResult.load(p) for p in paths]
+    return render_compare(runs, args.format, load_deviations(args.known_deviations))
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
