@@ -13,14 +13,16 @@ from typing import Any
 
 from conformance.errors import ExitCode
 from conformance.live.results import RunResult
-from conformance.reports import FORMATS, render
+from conformance.reports import REPORT_FORMATS, render
 from conformance.reports.deviations import DeviationsError, KnownDeviations
+from conformance.reports.npa import Implementation, render_npa
 
 
 def add_commands(sub: Any) -> None:
     r = sub.add_parser(
         "report",
-        help="render a results JSON as HTML, JUnit XML or Markdown",
+        help="render a results JSON as HTML, JUnit XML, Markdown or a network-policy-api "
+        "ConformanceReport preview",
         description="Render a results file (reports/results-<run id>.json) as a report; "
         "see docs/reports.md.",
     )
@@ -31,9 +33,24 @@ def add_commands(sub: Any) -> None:
         nargs="+",
         help="compare several runs (one results file per CNI) side by side; html or markdown",
     )
-    r.add_argument("--format", choices=FORMATS, default="html", help="default: html")
+    r.add_argument("--format", choices=REPORT_FORMATS, default="html", help="default: html")
     r.add_argument("-o", "--output", metavar="PATH", help="write here (default: standard output)")
     add_known_deviations_option(r)
+    npa = r.add_argument_group(
+        "npa-conformance",
+        "implementation metadata of the ConformanceReport (default: from the run's detected CNI)",
+    )
+    npa.add_argument("--implementation", metavar="ORG/PROJECT")
+    npa.add_argument("--implementation-version", metavar="VERSION")
+    npa.add_argument("--implementation-url", metavar="URL")
+    npa.add_argument(
+        "--contact", action="append", default=[], metavar="WHO", help="repeatable; e.g. @user"
+    )
+    npa.add_argument(
+        "--additional-information",
+        metavar="URL",
+        help="where to see how the run was made (e.g. a CI job)",
+    )
     r.set_defaults(func=cmd_report)
 
     d = sub.add_parser(
@@ -61,6 +78,26 @@ def load_deviations(path: str | None) -> KnownDeviations | None:
     return KnownDeviations.load(path) if path else None
 
 
+def implementation(args: argparse.Namespace, run: RunResult) -> Implementation:
+    """The ``--implementation*`` options over the defaults the run's CNI gives."""
+    impl = Implementation.from_cni(run.cni)
+    org, project = impl.organization, impl.project
+    if args.implementation:
+        org, sep, project = args.implementation.partition("/")
+        if not (sep and org and project):
+            raise ValueError(f"--implementation {args.implementation!r}: expected ORG/PROJECT")
+        if project != impl.project:  # another project: the detected version and url are not its
+            impl = Implementation(organization=org, project=project)
+    return Implementation(
+        organization=org,
+        project=project,
+        url=args.implementation_url or impl.url,
+        version=args.implementation_version or impl.version,
+        contact=tuple(args.contact),
+        additional_information=args.additional_information or "",
+    )
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     try:
         if args.compare:
@@ -69,7 +106,10 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise ValueError("give a RESULTS.json, or --compare RESULTS.json RESULTS.json ...")
         else:
             run = RunResult.load(args.results)
-            text = render(run, args.format, load_deviations(args.known_deviations))
+            if args.format == "npa-conformance":
+                text = render_npa(run, implementation(args, run))
+            else:
+                text = render(run, args.format, load_deviations(args.known_deviations))
     except (ValueError, DeviationsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.USAGE

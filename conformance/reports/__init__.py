@@ -1,7 +1,8 @@
 """Reports people read, built from a run's results JSON (docs/reports.md).
 
-``render(run, fmt)`` gives one format as text (``html``, ``junit``, ``markdown``); ``write_reports``
-writes all of them next to a results file, as ``run`` does; ``compare`` (``netpol-conformance
+``render(run, fmt)`` gives one format as text (``html``, ``junit``, ``markdown``, and
+``npa-conformance``, the network-policy-api ConformanceReport preview of ``npa``); ``write_reports``
+writes the first three next to a results file, as ``run`` does; ``compare`` (``netpol-conformance
 diff``) lists the cells whose verdict changed between two runs. Known deviations
 (``KnownDeviations``) turn accepted mismatches into reported-but-allowed in every one of them.
 """
@@ -14,7 +15,9 @@ from conformance.live.results import RunResult
 from conformance.reports.deviations import DeviationsError, KnownDeviation, KnownDeviations
 from conformance.reports.judgement import Judgement, judge
 
-FORMATS = ("html", "junit", "markdown")
+FORMATS = ("html", "junit", "markdown")  # what `run` writes next to the results
+# What `report` can render: the above and the network-policy-api ConformanceReport preview.
+REPORT_FORMATS = (*FORMATS, "npa-conformance")
 # Output names next to results-<run id>.json: (per-run name, latest-run name).
 FILE_NAMES = {
     "html": ("report-{run_id}.html", "report.html"),
@@ -25,6 +28,7 @@ FILE_NAMES = {
 __all__ = [
     "FILE_NAMES",
     "FORMATS",
+    "REPORT_FORMATS",
     "DeviationsError",
     "Judgement",
     "KnownDeviation",
@@ -36,7 +40,12 @@ __all__ = [
 
 
 def render(run: RunResult, fmt: str, deviations: KnownDeviations | None = None) -> str:
-    """One report as text; ``fmt`` is one of ``FORMATS``."""
+    """One report as text; ``fmt`` is one of ``REPORT_FORMATS``. ``npa-conformance`` takes the
+    implementation from the run's CNI and ignores ``deviations`` (the upstream record has none)."""
+    if fmt == "npa-conformance":
+        from conformance.reports.npa import render_npa
+
+        return render_npa(run)
     j = judge(run, deviations)
     if fmt == "html":
         from conformance.reports.html import render_html
@@ -50,7 +59,7 @@ def render(run: RunResult, fmt: str, deviations: KnownDeviations | None = None) 
         from conformance.reports.markdown import render_markdown
 
         return render_markdown(j)
-    raise ValueError(f"unknown report format {fmt!r}; accepted: {', '.join(FORMATS)}")
+    raise ValueError(f"unknown report format {fmt!r}; accepted: {', '.join(REPORT_FORMATS)}")
 
 
 def write_reports(
