@@ -154,7 +154,8 @@ def test_workflow_matrix_covers_every_cni_and_gates_on_run_sh() -> None:
     triggers = wf[True]  # YAML 1.1 reads the key `on` as a boolean
     assert "workflow_dispatch" in triggers and "pull_request" in triggers
     assert wf["permissions"] == {"contents": "read"}
-    (job,) = wf["jobs"].values()
+    assert set(wf["jobs"]) == {"conformance", "compare"}
+    job = wf["jobs"]["conformance"]
     assert job["strategy"]["fail-fast"] is False
     assert sorted(job["strategy"]["matrix"]["cni"]) == sorted(cnis())
     runs = "\n".join(s.get("run", "") for s in job["steps"])
@@ -169,6 +170,62 @@ def test_workflow_matrix_covers_every_cni_and_gates_on_run_sh() -> None:
         if "uses" in step:
             assert SHA_PINNED.match(step["uses"]), f"pin {step['uses']} to a commit"
         assert "${{" not in step.get("run", ""), "pass expressions through env, not into scripts"
+
+
+def test_workflow_compares_every_cni_after_the_matrix(tmp_path: Path) -> None:
+    """The last job downloads every CNI's reports and publishes `report --compare` (artifact and
+    job summary); its script runs here on two results files standing in for two CNIs."""
+    job = workflow()["jobs"]["compare"]
+    assert job["needs"] == "conformance" and job["if"] == "always()"
+    for step in job["steps"]:
+        if "uses" in step:
+            assert SHA_PINNED.match(step["uses"]), f"pin {step['uses']} to a commit"
+        assert "${{" not in step.get("run", ""), "pass expressions through env, not into scripts"
+    (download,) = [s for s in job["steps"] if "download-artifact" in str(s.get("uses", ""))]
+    assert download["with"] == {"pattern": "reports-*", "path": "reports/cni"}
+    (upload,) = [s for s in job["steps"] if "upload-artifact" in str(s.get("uses", ""))]
+    assert (
+        upload["with"]["name"] == "cni-comparison" and upload["with"]["path"] == "reports/compare/"
+    )
+    (script,) = [s["run"] for s in job["steps"] if "report --compare" in s.get("run", "")]
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    cli = bindir / "netpol-conformance"
+    cli.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m conformance "$@"\n')
+    cli.chmod(0o755)
+    summary = tmp_path / "summary.md"
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "PYTHONPATH": str(ROOT),
+    }
+
+    def run_script() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    one = tmp_path / "reports" / "cni" / "reports-kindnet"
+    one.mkdir(parents=True)
+    shutil.copy(ROOT / "tests" / "data" / "results-pass.json", one / "results.json")
+    alone = run_script()
+    assert alone.returncode == 0, alone.stderr
+    assert "nothing to compare" in summary.read_text()
+    two = tmp_path / "reports" / "cni" / "reports-calico"
+    two.mkdir()
+    shutil.copy(ROOT / "tests" / "data" / "results-broken.json", two / "results.json")
+    both = run_script()
+    assert both.returncode == 0, both.stderr
+    assert (tmp_path / "reports" / "compare" / "compare.html").read_text().startswith("<!")
+    assert "2 runs compared" in summary.read_text()
 
 
 def test_workflow_runs_on_every_change_that_reaches_the_cluster() -> None:
