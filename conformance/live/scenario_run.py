@@ -498,10 +498,8 @@ class ScenarioRun:
             elapsed = time.monotonic() - start
             still = []
             for item in pending:
-                real, _container_name, _host = item
-                cell = cells[real]
-                res = results[real]
-                cell.record(res, elapsed)
+                cell = cells[item[0]]
+                cell.record(results[item[0]], elapsed)
                 if cell.status in (CellStatus.MISMATCH, CellStatus.CHECK_FAILED):
                     still.append(item)
             pending = still
