@@ -62,6 +62,9 @@ class Enforcer:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
         self._delayed: set[asyncio.Task[None]] = set()
+        # One install at a time, newest wins: with a delay, installs of successive generations can
+        # overlap, and whichever `nft -f` committed last would otherwise decide what is live.
+        self._installing = asyncio.Lock()
         self.last_script = ""
 
     def start(self) -> None:
@@ -119,6 +122,12 @@ class Enforcer:
         )
 
     async def _install(self, gen: int, script: str, count: int) -> None:
+        async with self._installing:
+            if gen < self.stats.applied_generation:
+                return  # a newer generation is live: a late snapshot must never overwrite it
+            await self._install_locked(gen, script, count)
+
+    async def _install_locked(self, gen: int, script: str, count: int) -> None:
         start = time.perf_counter()
         try:
             await self._apply(script)
