@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from conformance.live.results import CellResult, CellStatus, RunResult
 from conformance.reports.deviations import KnownDeviations
+from conformance.reports.html import asset, templates
 from conformance.reports.judgement import CellKey, Judgement, cell_key, iter_cells, judge
 from conformance.reports.markdown import table
 
@@ -248,20 +247,16 @@ def render_compare_markdown(c: Comparison, limit: int = 200) -> str:
 
 
 def render_compare_html(c: Comparison) -> str:
-    env = Environment(
-        loader=PackageLoader("conformance.reports", "templates"),
-        autoescape=select_autoescape(["html", "j2"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return env.get_template("compare.html.j2").render(
-        c=c,
-        labels=c.labels,
-        runs=list(zip(c.labels, c.runs, c.totals(), strict=True)),
-        score=_score,
-        css=Markup(  # the single-run report's stylesheet, so both look alike
-            (resources.files("conformance.reports") / "templates" / "report.css").read_text("utf-8")
-        ),
+    return (
+        templates()
+        .get_template("compare.html.j2")
+        .render(
+            c=c,
+            labels=c.labels,
+            runs=list(zip(c.labels, c.runs, c.totals(), strict=True)),
+            score=_score,
+            css=Markup(asset("report.css")),  # the single-run report's stylesheet: both look alike
+        )
     )
 
 

@@ -250,8 +250,19 @@ def build(j: Judgement) -> tuple[list[ScenarioView], list[dict[str, Any]]]:
     return views, data
 
 
-def _asset(name: str) -> str:
+def asset(name: str) -> str:
+    """A file of ``reports/templates`` (stylesheet, script) as text, for inlining."""
     return (resources.files("conformance.reports") / "templates" / name).read_text("utf-8")
+
+
+def templates() -> Environment:
+    """The Jinja environment every HTML report renders with (single run and comparison)."""
+    return Environment(
+        loader=PackageLoader("conformance.reports", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def _json_for_script(value: object) -> Markup:
@@ -262,12 +273,7 @@ def _json_for_script(value: object) -> Markup:
 
 
 def render_html(j: Judgement) -> str:
-    env = Environment(
-        loader=PackageLoader("conformance.reports", "templates"),
-        autoescape=select_autoescape(["html", "j2"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = templates()
     views, data = build(j)
     scores = tag_scores(j)
     run = j.run
@@ -288,7 +294,7 @@ def render_html(j: Judgement) -> str:
         unused=j.unused,
         failing=failing,
         options=sorted(run.options.items()),
-        css=Markup(_asset("report.css")),
-        js=Markup(_asset("report.js")),
+        css=Markup(asset("report.css")),
+        js=Markup(asset("report.js")),
         cells_json=_json_for_script(data),
     )
