@@ -96,11 +96,11 @@ class ScenarioRun:
         self.result = result
         self.labels = run_labels(runner.run_id, scenario.name)
         self.scope = suffix
-        # Bound offline once: what to deploy (pods, labels, ports) and what each step probes.
+        # Bound offline (once per scenario, shared with loading): what to deploy (pods, labels,
+        # ports) and what each step probes.
         self.offline_binding = scenario.offline_binding()
-        offline = Binder(scenario, self.offline_binding)
-        self.initial = offline.initial
-        self.offline_steps = offline.bind_all()
+        self.initial = scenario.initial_state(self.offline_binding)
+        self.offline_steps = scenario.offline_steps
         # Bound live once per step, in order, as the cluster gives pods their addresses.
         self.binder: Binder | None = None
         self.live = Deployed(NameMap.for_run(suffix, [n.name for n in self.initial.namespaces]))

@@ -179,7 +179,7 @@ class ScenarioEvaluation:
 def evaluate_scenario(scenario: Scenario, *, include_self: bool = False) -> ScenarioEvaluation:
     """Expected tables and declared-vs-evaluated disagreements for every step (offline binding)."""
     result = ScenarioEvaluation(scenario)
-    for step in scenario.bind():
+    for step in scenario.offline_steps:
         table = expected_table(step, include_self=include_self)
         result.steps.append(StepEvaluation(step, table, disagreements(step, table)))
     return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -90,6 +91,11 @@ class Scenario:
         """Resolve every step's state against ``binding`` (offline when None)."""
         return Binder(self, binding or self.offline_binding()).bind_all()
 
+    @cached_property
+    def offline_steps(self) -> tuple[BoundStep, ...]:
+        """Every step bound offline, computed once (loading, ``evaluate`` and runs share it)."""
+        return tuple(self.bind())
+
     def initial_state(self, binding: Binding | None = None) -> ClusterState:
         """Namespaces, pods and external endpoints before the first step."""
         return Binder(self, binding or self.offline_binding()).initial
@@ -143,7 +149,7 @@ def load_scenario(path: str | Path) -> Scenario:
         tuple(_policy_sources(doc, Path(file).parent, i, step)) for i, step in enumerate(spec.steps)
     )
     scenario = Scenario(name, file, spec, doc, step_policies)
-    scenario.bind()  # surfaces every semantic error at load time
+    scenario.offline_steps  # noqa: B018  (binding surfaces every semantic error at load time)
     return scenario
 
 
