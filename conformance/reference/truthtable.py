@@ -29,7 +29,7 @@ class Mark:
 
 
 LEGEND = (
-    "legend: . allow   X deny   ? implementation-defined (self traffic, tied priorities)   "
+    "legend: . allow   X deny   ? implementation-defined (self traffic, tied priorities, node traffic the API leaves open)   "
     "- allow, port not served   x deny, port not served"
 )
 

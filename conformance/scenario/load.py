@@ -52,6 +52,11 @@ class Scenario:
         """Kinds of every policy object any step applies (``NetworkPolicy``, admin kinds)."""
         return frozenset(str(src.obj.get("kind")) for step in self.step_policies for src in step)
 
+    @property
+    def uses_host_network(self) -> bool:
+        """Whether any pod of any step runs in its node's network namespace."""
+        return any(spec.host_network for _, spec in all_pod_specs(self.spec))
+
     def offline_binding(self) -> Binding:
         """Namespaces named as written, pod IPs from the pod CIDR in order of first appearance,
         pods placed by ``placement``, host-network pods at their node's address."""
