@@ -148,6 +148,6 @@ def test_scenario_level_probe_is_the_default_of_each_step(tmp_path: Path) -> Non
     )
     one, two = load_scenario(path).bind()
     assert one.sources == ("x/a", "x/b", "x/c") and len(one.targets) == 9
-    assert one.port_protocols == ((80, "UDP"),)
+    assert one.grids == ((80, "UDP", "IPv4"),)
     assert two.sources == ("y/a",) and two.targets == ("z/a", "z/b", "z/c")
-    assert two.port_protocols == ((80, "UDP"),)
+    assert two.grids == ((80, "UDP", "IPv4"),)

@@ -17,7 +17,7 @@ from typing import NamedTuple
 from conformance import __version__
 from conformance.api.kinds import POLICY_KINDS
 from conformance.api.model import Node
-from conformance.api.types import L4Protocol, PodKey, TargetKey
+from conformance.api.types import AddressFamily, L4Protocol, PodKey, TargetKey
 from conformance.cluster import is_embedded_version
 from conformance.errors import ClusterError, ConformanceError
 from conformance.live.cni import detect_cni
@@ -47,6 +47,7 @@ class RealCell(NamedTuple):
     target: TargetKey
     port: int
     protocol: L4Protocol
+    family: AddressFamily = AddressFamily.IPV4
 
 
 class InfrastructureError(ConformanceError):
