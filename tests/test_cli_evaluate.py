@@ -81,6 +81,7 @@ def test_json_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         "to": "x/b",
         "port": 80,
         "protocol": "TCP",
+        "family": "IPv4",
         "verdict": "deny",
         "served": True,
         "path": "same-node",  # y/a and x/b are both the default spread's node-2

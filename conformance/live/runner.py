@@ -17,12 +17,12 @@ from typing import NamedTuple
 from conformance import __version__
 from conformance.api.kinds import POLICY_KINDS
 from conformance.api.model import Node
+from conformance.api.objects import nodes_from_objects
 from conformance.api.types import AddressFamily, L4Protocol, PodKey, TargetKey
 from conformance.cluster import is_embedded_version
 from conformance.errors import ClusterError, ConformanceError
 from conformance.live.cni import detect_cni
 from conformance.live.deploy import RUN_LABEL
-from conformance.live.nodes import nodes_from_objects
 from conformance.live.ops import ClusterOps
 from conformance.live.options import RunOptions
 from conformance.live.probing import (

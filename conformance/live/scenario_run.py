@@ -32,6 +32,7 @@ from conformance.api.model import (
     traffic_path,
 )
 from conformance.api.netpol import NetworkPolicy, parse_network_policy
+from conformance.api.objects import pod_ips, pod_node
 from conformance.api.types import AddressFamily, PodKey, is_external_key
 from conformance.errors import ClusterError, NotFound, ScenarioError
 from conformance.live.deploy import (
@@ -47,7 +48,6 @@ from conformance.live.deploy import (
     service_manifest,
     service_name,
 )
-from conformance.live.nodes import pod_ips, pod_node
 from conformance.live.options import Via
 from conformance.live.probing import Outcome, ProbeTarget, kubectl_command
 from conformance.live.results import (
@@ -223,7 +223,9 @@ class ScenarioRun:
         } or dict(offline.external_ips)
         extra = dict(offline.pod_extra_ips)
         for k, p in self.live.pods.items():
-            extra[k] = p.extra_ips
+            # A single-stack cluster gives no address of the other family: placeholders keep
+            # the offline one (it matches nothing there; those cells are reported unsupported).
+            extra[k] = p.extra_ips or offline.pod_extra_ips.get(k, ())
         return Binding(
             dict(self.live.names.forward),
             ips,

@@ -268,7 +268,7 @@ class Binder:
             )
             for e in scenario.spec.external
         )
-        self.node_names = set(scenario.spec.topology.nodes)
+        self.node_names = list(scenario.spec.topology.nodes)
         self._topology()
         self._next = 0
 

@@ -1,7 +1,5 @@
-"""Nodes as the live cluster reports them, in the model's terms (labels and an address).
-
-Kept apart from the runner so that the conversion from API objects is a pure function.
-"""
+"""Reading core/v1 objects as a cluster reports them into the model's terms: a Node's labels and
+address, a Pod's node and addresses. Pure functions, shared by the runner and ``analyze``."""
 
 from __future__ import annotations
 
