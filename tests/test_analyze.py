@@ -368,3 +368,17 @@ def test_nodes_placement_and_dual_stack_addresses_come_from_the_cluster() -> Non
     matrix = compute_matrix(state, inv.policies)
     assert str(matrix.verdict("app/client", "app/agent", 8080, L4Protocol.TCP)) == "deny"
     assert "no-zone-b-nodes" in matrix.reason("app/client", "app/agent", 8080, L4Protocol.TCP)
+
+
+def test_to_scenario_keeps_the_cluster_nodes_and_placement(tmp_path: Path) -> None:
+    from conformance.reference.inventory import list_cluster, scenario_document
+
+    inv = build_inventory(list_cluster(_Cluster()))
+    doc = scenario_document(inv, sample=10, seed=1)
+    assert set(doc["topology"]["nodes"]) == {"w1", "w2"}
+    assert doc["topology"]["nodes"]["w2"]["labels"]["zone"] == "b"
+    assert [p["node"] for p in doc["topology"]["pods"]] == ["w1"]  # host-network pods not sampled
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    state = load_scenario(path).offline_steps[0].state
+    assert state.pod("app/client").node == "w1"

@@ -506,6 +506,8 @@ def scenario_document(
         }
         if p.ip is not None:
             entry["ip"] = str(p.ip)
+        if p.node is not None and inventory.state.node(p.node) is not None:
+            entry["node"] = p.node  # where it ran, so cells keep their same/cross-node path
         topo_pods.append(entry)
     requires = _features(inventory, pods)
     doc: dict[str, Any] = {
@@ -523,6 +525,11 @@ def scenario_document(
     if requires:
         doc["requires"] = requires
     doc["topology"] = {"namespaces": topo_ns, "pods": topo_pods}
+    if inventory.state.nodes:
+        doc["topology"] = {
+            "nodes": {n.name: {"labels": dict(n.labels)} for n in inventory.state.nodes},
+            **doc["topology"],
+        }
     step: dict[str, Any] = {"name": "the cluster's policies"}
     if inventory.policy_objects:
         step["apply"] = [dict(o) for o in inventory.policy_objects]
