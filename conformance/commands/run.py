@@ -97,6 +97,11 @@ def add_cluster_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
     g.add_argument("--context", help="kubeconfig context, e.g. kind-kind")
     g.add_argument(
+        "--in-cluster",
+        action="store_true",
+        help="inside a pod: use its ServiceAccount (context 'in-cluster'; see `job`)",
+    )
+    g.add_argument(
         "--allow-context",
         action="append",
         default=[],
@@ -193,6 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             context=args.context,
             allow_context=tuple(args.allow_context),
             embedded_instance=args.embedded_name,
+            in_cluster=args.in_cluster,
             externals=_pairs(args.external, "--external"),
         )
     except ConformanceError as exc:
