@@ -22,6 +22,7 @@ def build_parser(prog: str = "netpol-conformance") -> argparse.ArgumentParser:
     from conformance.commands import doctor as doctor_cmd
     from conformance.commands import evaluate as evaluate_cmd
     from conformance.commands import generate as generate_cmd
+    from conformance.commands import job as job_cmd
     from conformance.commands import report as report_cli
     from conformance.commands import run as run_cmd
     from conformance.commands import suites as suites_cmd
@@ -34,6 +35,7 @@ def build_parser(prog: str = "netpol-conformance") -> argparse.ArgumentParser:
     analyze_cmd.add_command(sub)
     generate_cmd.add_command(sub)
     suites_cmd.add_command(sub)
+    job_cmd.add_command(sub)
     schema = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     schema.set_defaults(func=_print_schema)
     return parser
