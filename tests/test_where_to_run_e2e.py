@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from conformance.cluster.config import ClusterOptions
 from conformance.cluster.embedded import EmbeddedCluster
@@ -336,3 +338,105 @@ def test_run_in_cluster_uses_the_service_account(ec: EmbeddedCluster, tmp_path: 
         assert "Traceback" not in proc.stderr
     finally:
         front.close()
+
+
+# --- GitHub Action --------------------------------------------------------------------------
+
+ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
+_EXPR = re.compile(r"\$\{\{\s*([^}]+?)\s*\}\}")
+
+
+def run_action(
+    inputs: dict[str, str], tmp_path: Path, skip: tuple[str, ...] = ("Install netpol-conformance",)
+) -> tuple[list[tuple[str, int]], dict[str, str], str]:
+    """Run the action's shell steps as the runner would (bash -e -o pipefail, step env with
+    ``${{ }}`` filled in), except ``uses:`` steps and the install step (the wheel test covers
+    installing; here ``netpol-conformance`` in the venv the action made is this checkout).
+    Returns (step name, exit code) per step run, the step outputs and the job summary."""
+    values = {k: v.get("default", "") for k, v in ACTION["inputs"].items()} | inputs
+    venv_bin = tmp_path / "runner-temp" / "netpol-conformance" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "netpol-conformance").write_text(
+        f'#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m conformance "$@"\n'
+    )
+    (venv_bin / "netpol-conformance").chmod(0o755)
+    output, summary = tmp_path / "output", tmp_path / "summary.md"
+    output.touch()
+    outputs: dict[str, str] = {}
+
+    def fill(text: str) -> str:
+        def one(m: re.Match[str]) -> str:
+            expr = m.group(1)
+            if expr.startswith("inputs."):
+                return str(values[expr.removeprefix("inputs.")])
+            if expr == "github.action_path":
+                return str(ROOT)
+            if expr.startswith("steps.run.outputs."):
+                return outputs.get(expr.removeprefix("steps.run.outputs."), "")
+            raise AssertionError(f"unexpected expression {expr}")
+
+        return _EXPR.sub(one, text)
+
+    ran: list[tuple[str, int]] = []
+    failed = False
+    for step in ACTION["runs"]["steps"]:
+        if "uses" in step or step["name"] in skip:
+            continue
+        if failed and "always()" not in step.get("if", ""):
+            continue
+        env = dict(
+            os.environ,
+            RUNNER_TEMP=str(tmp_path / "runner-temp"),
+            GITHUB_OUTPUT=str(output),
+            GITHUB_STEP_SUMMARY=str(summary),
+        )
+        env.update({k: fill(str(v)) for k, v in step.get("env", {}).items()})
+        proc = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        ran.append((step["name"], proc.returncode))
+        failed = failed or proc.returncode != 0
+        for line in output.read_text().splitlines():
+            key, _, value = line.partition("=")
+            outputs[key] = value
+    return ran, outputs, summary.read_text() if summary.exists() else ""
+
+
+def test_action_runs_the_suite_writes_the_summary_and_passes(
+    ec: EmbeddedCluster, tmp_path: Path
+) -> None:
+    inputs = {
+        "suite": "examples",
+        "context": ec.context,
+        "kubeconfig": ec.kubeconfig,
+        "args": "--jobs 2 --probe-timeout 2",
+    }
+    ran, outputs, summary = run_action(inputs, tmp_path)
+    assert ran == [("Run the scenarios", 0), ("Job summary", 0), ("Fail on mismatches", 0)]
+    assert outputs["exit-code"] == "0"
+    results = json.loads((tmp_path / outputs["results"]).read_text())
+    assert {s["name"] for s in results["scenarios"]} == {
+        "default-deny-with-ingress-controller",
+        "egress-to-database-and-dns",
+    }
+    assert results["options"]["probe_timeout_s"] == 2  # extra args reach `run`
+    assert summary.startswith("## netpol-conformance: PASS")
+
+
+def test_action_fails_the_step_with_the_runs_exit_code(ec: EmbeddedCluster, tmp_path: Path) -> None:
+    inputs = {
+        "scenarios": f"{SMALL}\n{SMALL}",
+        "context": ec.context,
+        "kubeconfig": ec.kubeconfig,
+        "known-deviations": str(tmp_path / "missing.yaml"),
+    }
+    ran, outputs, summary = run_action(inputs, tmp_path)
+    assert ran == [("Run the scenarios", 0), ("Job summary", 0), ("Fail on mismatches", 2)]
+    assert outputs["exit-code"] == "2"
+    assert "wrote no summary" in summary
