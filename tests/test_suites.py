@@ -157,3 +157,43 @@ def _recording_parser(seen: list[list[str]]):  # type: ignore[no-untyped-def]
             return Parsed()
 
     return lambda prog="": Parser()
+
+
+# --- the pytest plugin's twins -----------------------------------------------------------
+
+
+def _passed_ids(pytester: pytest.Pytester, *args: str) -> set[str]:
+    """``file.yaml::step`` of each passed item (the file by its name only)."""
+    passed, _, failed = pytester.inline_run(*args).listoutcomes()
+    assert not failed
+    return {f"{Path(r.nodeid.split('::')[0]).name}::{r.nodeid.split('::', 1)[1]}" for r in passed}
+
+
+def test_pytest_collects_a_suite_by_name(pytester: pytest.Pytester) -> None:
+    """No path and no scenarios/ folder here: the suite comes from the package."""
+    result = pytester.runpytest("--netpol-suite", "examples", "--netpol-offline", "-v")
+    result.assert_outcomes(passed=3)  # the examples suite has 3 steps
+    assert any(
+        "default-deny-with-ingress-controller.yaml::" in line for line in result.stdout.lines
+    )
+
+
+def test_pytest_shards_partition_the_suite_like_run_does(pytester: pytest.Pytester) -> None:
+    common = ("--netpol-suite", "upstream", "--netpol-offline", "-p", "no:randomly")
+    whole = _passed_ids(pytester, *common)
+    parts = [_passed_ids(pytester, *common, f"--netpol-shard={k}/3") for k in (1, 2, 3)]
+    assert whole and set().union(*parts) == whole
+    assert sum(len(p) for p in parts) == len(whole)  # disjoint
+    # The same scenarios `run --shard` would pick (by file name of each step's item).
+    scenarios = load_scenarios(suite_paths("upstream"))
+    for k, part in enumerate(parts, start=1):
+        files = {Path(s.file).name for s in select(scenarios, Shard(k, 3))}
+        assert {i.split("::")[0] for i in part} == files
+
+
+def test_pytest_rejects_a_bad_suite_or_shard(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--netpol-suite", "nope", "--netpol-offline")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--netpol-suite: invalid value 'nope': expected one of:*"])
+    result = pytester.runpytest("--netpol-shard", "3/2", "--netpol-offline")
+    result.stderr.fnmatch_lines(["*--netpol-shard: invalid value '3/2': expected K/N*"])
