@@ -21,7 +21,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TAG = "9.8.7"
-pytestmark = pytest.mark.slow
+# One worker builds once for the whole module (its fixtures are module-scoped).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("packaging")]
 
 
 def _run(*cmd: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import conformance
 from conformance.cli import build_parser, kubectl_main, main
 from conformance.commands import suites as suites_cmd
 from conformance.scenario.load import load_scenarios
@@ -21,10 +22,17 @@ from conformance.scenario.suites import SUITE_NAMES, scenario_sources, suite_pat
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_in_a_checkout_the_suites_are_the_scenarios_folder() -> None:
-    assert suites_root() == ROOT / "scenarios"
-    assert suite_paths("all") == [ROOT / "scenarios" / n for n in SUITE_NAMES]
-    assert suite_paths("admin") == [ROOT / "scenarios" / "admin"]
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*.yaml"))}
+
+
+def test_the_suites_are_the_scenarios_folder() -> None:
+    """In a checkout, scenarios/ itself; installed (e.g. tox), the package's identical copy."""
+    root = suites_root()
+    assert root in (ROOT / "scenarios", Path(conformance.__file__).parent / "suites")
+    assert _tree(root) == _tree(ROOT / "scenarios")
+    assert suite_paths("all") == [root / n for n in SUITE_NAMES]
+    assert suite_paths("admin") == [root / "admin"]
 
 
 def test_no_path_means_every_suite_and_paths_alone_mean_only_them() -> None:

@@ -29,7 +29,8 @@ from conformance.cluster.embedded import EmbeddedCluster
 from conformance.live.results import RunResult
 from conformance.reports import render
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+# One worker, one embedded cluster for the module.
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.xdist_group("where-to-run")]
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM = ROOT / "scenarios" / "upstream"
