@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def manifest(capsys: pytest.CaptureFixture[str], *args: str) -> list[dict[str, Any]]:
     assert main(["job", *args]) == 0
-    return [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]
+    text = capsys.readouterr().out
+    assert "&id" not in text  # plain YAML, no anchors
+    return [d for d in yaml.safe_load_all(text) if d]
 
 
 def test_manifest_has_rbac_of_the_rbac_command_a_configmap_and_a_job(

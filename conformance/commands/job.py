@@ -177,7 +177,11 @@ def manifest(args: argparse.Namespace, files: dict[str, Path]) -> str:
 
 
 class _Dumper(yaml.SafeDumper):
-    """Multi-line strings (the scenario files) as literal blocks, so the ConfigMap reads as YAML."""
+    """Multi-line strings (the scenario files) as literal blocks, so the ConfigMap reads as YAML;
+    no anchors for values used twice (the labels)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
