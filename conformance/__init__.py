@@ -7,4 +7,9 @@ The public, pytest-free library API lives in the submodules:
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:  # the version comes from git tags at build time (setuptools-scm); CHANGELOG.md says what changed
+    __version__ = version("netpol-conformance")
+except PackageNotFoundError:  # a source tree on PYTHONPATH that was never installed
+    __version__ = "0.0.0.dev0"

@@ -32,6 +32,9 @@ from conformance.reference.expectations import StepEvaluation, diff_marks, evalu
 from conformance.reference.truthtable import LEGEND
 from conformance.reports.text import mismatch_lines, step_tables
 from conformance.scenario.load import SCENARIO_SUFFIXES, Scenario, is_scenario_file, load_scenario
+from conformance.scenario.shard import Shard, select
+from conformance.scenario.suites import CHOICES as SUITE_CHOICES
+from conformance.scenario.suites import suite_paths
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,12 @@ def _ini(o: RunOption) -> str:
     return f"netpol_{o.dest}"
 
 
+def _suite(value: str) -> str:
+    if value not in SUITE_CHOICES:
+        raise ValueError(f"expected one of: {', '.join(SUITE_CHOICES)}")
+    return value
+
+
 _OPTIONS: tuple[_Option, ...] = (
     _Option(
         "--netpol-offline",
@@ -75,6 +84,21 @@ _OPTIONS: tuple[_Option, ...] = (
     _Option("--netpol-allow-context", "netpol_allow_context", "allow a context not named kind-*"),
     *(_Option.run_option(o) for o in RUN_OPTIONS),
     _Option("--netpol-tag", "netpol_tags", "only scenarios with one of these comma-separated tags"),
+    _Option(
+        "--netpol-suite",
+        "netpol_suite",
+        f"collect a shipped suite ({', '.join(SUITE_CHOICES)}) instead of testpaths, or besides "
+        "the paths given",
+        None,
+        _suite,
+    ),
+    _Option(
+        "--netpol-shard",
+        "netpol_shard",
+        "only shard K/N of the collected scenarios (deterministic, balanced by step count)",
+        None,
+        Shard.parse,
+    ),
 )
 _BY_INI = {o.ini: o for o in _OPTIONS}
 
@@ -135,6 +159,27 @@ def pytest_configure(config: pytest.Config) -> None:
     if getattr(config.option, "dist", "no") == "load":
         config.option.dist = "loadgroup"
     config.stash[_SESSION] = _ClusterSession(config)
+    _add_suite_args(config)
+
+
+def _suite_folders(config: pytest.Config) -> list[Path]:
+    suite = option(config, "netpol_suite")
+    if suite is None:
+        return []
+    try:
+        return suite_paths(suite)
+    except ScenarioError as exc:
+        raise pytest.UsageError(f"--netpol-suite {suite}: {exc}") from None
+
+
+def _add_suite_args(config: pytest.Config) -> None:
+    """``--netpol-suite``: the suite's folders replace testpaths (or join the paths given)."""
+    folders = [str(f) for f in _suite_folders(config)]
+    if not folders:
+        return
+    if config.args_source is not pytest.Config.ArgsSource.ARGS:
+        config.args[:] = []
+    config.args.extend(f for f in folders if f not in config.args)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -148,6 +193,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         return None
     # ini values are resolved against the ini file; the default is relative to the rootdir.
     roots = [parent.config.rootpath / p for p in parent.config.getini("netpol_scenario_paths")]
+    roots += _suite_folders(parent.config)
     wanted = parent.session.isinitpath(file_path) or any(file_path.is_relative_to(r) for r in roots)
     if wanted and is_scenario_file(file_path):
         return ScenarioFile.from_parent(parent, path=file_path)
@@ -207,8 +253,26 @@ def _all_scenarios(config: pytest.Config) -> list[Scenario]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shard = option(config, "netpol_shard")
+    if shard is not None:
+        _keep_shard(config, items, shard)
     scenarios = {id(i.scenario): i.scenario for i in items if isinstance(i, StepItem)}
     config._netpol_items = list(scenarios.values())  # type: ignore[attr-defined]
+
+
+def _keep_shard(config: pytest.Config, items: list[pytest.Item], shard: Shard) -> None:
+    """``--netpol-shard K/N``: deselect the steps of scenarios in other shards (the split is
+    the one ``run --shard`` makes, so both agree on the same scenarios)."""
+    scenarios = list(
+        {id(i.scenario): i.scenario for i in items if isinstance(i, StepItem)}.values()
+    )
+    kept = {id(sc) for sc in select(scenarios, shard)}
+    deselected = [i for i in items if isinstance(i, StepItem) and id(i.scenario) not in kept]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [
+            i for i in items if not (isinstance(i, StepItem) and id(i.scenario) not in kept)
+        ]
 
 
 class ScenarioFile(pytest.File):

@@ -167,7 +167,7 @@ def test_workflow_matrix_covers_every_cni_and_gates_on_run_sh() -> None:
     assert names == {"reports-${{ matrix.cni }}", "allure-results-${{ matrix.cni }}"}
     assert all(s["if"] == "always()" for s in uploads), "reports matter most when a job fails"
     for step in job["steps"]:
-        if "uses" in step:
+        if "uses" in step and step["uses"] != "./":  # ./: this repository's own action.yml
             assert SHA_PINNED.match(step["uses"]), f"pin {step['uses']} to a commit"
         assert "${{" not in step.get("run", ""), "pass expressions through env, not into scripts"
 

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any, TextIO
 
+from conformance.commands.suites import add_suite_option, sources
 from conformance.errors import ExitCode, ScenarioError
 from conformance.reference.expectations import (
     ScenarioEvaluation,
@@ -25,7 +26,10 @@ def add_command(sub: Any) -> None:
         description="Evaluate scenarios with the reference evaluator and print expected truth tables. "
         "Exit codes: 0 ok, 1 declared expectations disagree with the evaluator, 2 scenario errors.",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
+    p.add_argument(
+        "paths", nargs="*", metavar="PATH", help="scenario files or folders (default: every suite)"
+    )
+    add_suite_option(p)
     p.add_argument("--explain", action="store_true", help="print the reason for every cell")
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.add_argument(
@@ -42,12 +46,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     errors = 0
     results: list[ScenarioEvaluation] = []
     try:
-        files = discover(args.paths)
+        paths = sources(args)
+        files = discover(paths)
     except ScenarioError as exc:
         print(f"error: {exc}", file=err)
         return ExitCode.USAGE
     if not files:
-        print(f"error: no scenario files found under {' '.join(args.paths)}", file=err)
+        print(f"error: no scenario files found under {' '.join(paths)}", file=err)
         return ExitCode.USAGE
     for path in files:
         try:

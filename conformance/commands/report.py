@@ -1,6 +1,7 @@
 """``netpol-conformance report|diff``: regenerate reports from a results file; compare two runs.
 
-Exit codes: ``report`` 0 written, 2 unreadable input or bad usage; ``diff`` 0 nothing regressed,
+Exit codes: ``report`` 0 written, 2 unreadable input or bad usage (``report --merge``: 0 every cell
+matches, 1 mismatches, as ``run``); ``diff`` 0 nothing regressed,
 1 a cell is newly failing (and no known deviation covers it), 2 unreadable input or bad usage.
 """
 
@@ -32,6 +33,18 @@ def add_commands(sub: Any) -> None:
         metavar="RESULTS.json",
         nargs="+",
         help="compare several runs (one results file per CNI) side by side; html or markdown",
+    )
+    r.add_argument(
+        "--merge",
+        metavar="RESULTS.json",
+        nargs="+",
+        help="join the results of the shards of one run (run --shard K/N): writes one results "
+        "JSON with its HTML, JUnit and Markdown reports into --output-dir; exit 1 on mismatches",
+    )
+    r.add_argument(
+        "--output-dir",
+        default="reports",
+        help="where --merge writes (default: reports)",
     )
     r.add_argument("--format", choices=REPORT_FORMATS, default="html", help="default: html")
     r.add_argument("-o", "--output", metavar="PATH", help="write here (default: standard output)")
@@ -99,6 +112,8 @@ def implementation(args: argparse.Namespace, run: RunResult) -> Implementation:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if args.merge:
+        return _merge(args)
     try:
         if args.compare:
             text = _render_compare(args)
@@ -124,6 +139,29 @@ def cmd_report(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     print(f"{args.format} report: {args.output}", file=sys.stderr)
     return ExitCode.OK
+
+
+def _merge(args: argparse.Namespace) -> int:
+    """``--merge``: like the end of ``run``: results JSON plus reports, verdict as exit code."""
+    from conformance.live.results import exit_code
+    from conformance.reports import judge, write_reports
+    from conformance.reports.merge import merge
+
+    paths = ([args.results] if args.results else []) + list(args.merge)
+    try:
+        deviations = load_deviations(args.known_deviations)
+        run = merge([RunResult.load(p) for p in paths], paths)
+    except (ValueError, DeviationsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    try:
+        path = run.save(args.output_dir)
+        write_reports(run, args.output_dir, deviations)
+    except OSError as exc:
+        print(f"error: cannot write to {args.output_dir}: {exc.strerror}", file=sys.stderr)
+        return ExitCode.USAGE
+    print(f"merged {len(paths)} results ({len(run.scenarios)} scenarios): {path}", file=sys.stderr)
+    return judge(run, deviations).exit_code() if deviations is not None else exit_code(run)
 
 
 def _render_compare(args: argparse.Namespace) -> str:

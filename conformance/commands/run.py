@@ -18,6 +18,7 @@ from rich.table import Table
 
 from conformance.commands.options import add_run_options, positive_int, run_option_values
 from conformance.commands.report import load_deviations
+from conformance.commands.suites import add_shard_option, add_suite_option, sources
 from conformance.errors import ClusterError, ConformanceError, ExitCode, ScenarioError
 from conformance.live.deploy import (
     RUN_LABEL,
@@ -38,6 +39,7 @@ from conformance.live.session import (
 )
 from conformance.reports import DeviationsError, KnownDeviations, judge, write_reports
 from conformance.scenario.load import Scenario, load_scenarios
+from conformance.scenario.shard import select
 
 
 def add_commands(sub: Any) -> None:
@@ -48,8 +50,9 @@ def add_commands(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "paths", nargs="*", default=["scenarios"], metavar="PATH", help="scenario files or folders"
+        "paths", nargs="*", metavar="PATH", help="scenario files or folders (default: every suite)"
     )
+    add_suite_option(p)
     add_cluster_options(p)
     p.add_argument(
         "--tag", action="append", default=[], help="only scenarios with this tag (repeatable)"
@@ -58,6 +61,7 @@ def add_commands(sub: Any) -> None:
         "--output-dir", default="reports", help="where results JSON goes (default: reports)"
     )
     p.add_argument("--keep", action="store_true", help="leave namespaces in place for debugging")
+    add_shard_option(p, "--shard")
     p.add_argument(
         "--jobs",
         "-j",
@@ -92,6 +96,11 @@ def add_cluster_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("cluster (default: an embedded cluster started for the run)")
     g.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
     g.add_argument("--context", help="kubeconfig context, e.g. kind-kind")
+    g.add_argument(
+        "--in-cluster",
+        action="store_true",
+        help="inside a pod: use its ServiceAccount (context 'in-cluster'; see `job`)",
+    )
     g.add_argument(
         "--allow-context",
         action="append",
@@ -165,9 +174,19 @@ def load_all(paths: Sequence[str], tags: Sequence[str], err: Console) -> list[Sc
 
 def cmd_run(args: argparse.Namespace) -> int:
     out, err = Console(), Console(stderr=True)
-    scenarios = load_all(args.paths, args.tag, err)
+    try:
+        paths = sources(args)
+    except ScenarioError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return ExitCode.USAGE
+    scenarios = load_all(paths, args.tag, err)
     if scenarios is None:
         return ExitCode.USAGE
+    if args.shard is not None:
+        scenarios = select(scenarios, args.shard)
+        if not scenarios:
+            err.print(f"shard {args.shard} has no scenarios: nothing to run")
+            return ExitCode.OK
     try:
         deviations = load_deviations(args.known_deviations)
     except DeviationsError as exc:
@@ -179,6 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             context=args.context,
             allow_context=tuple(args.allow_context),
             embedded_instance=args.embedded_name,
+            in_cluster=args.in_cluster,
             externals=_pairs(args.external, "--external"),
         )
     except ConformanceError as exc:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import tenacity
@@ -86,10 +88,25 @@ def retrying(func: Callable[[], T], attempts: int = 8) -> T:
     return retryer(func)
 
 
+# Where a pod finds its ServiceAccount's credentials; the variable overrides it (tests, odd mounts).
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+SERVICE_ACCOUNT_DIR_ENV = "NETPOL_CONFORMANCE_SERVICEACCOUNT_DIR"
+IN_CLUSTER_CONTEXT = "in-cluster"  # the context name a run inside the cluster reports
+
+
 class KubeCluster:
     """A live cluster through the official ``kubernetes`` client (kind, the embedded one, ...)."""
 
-    def __init__(self, kubeconfig: str | None = None, context: str | None = None) -> None:
+    def __init__(
+        self,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        *,
+        in_cluster: k8s.Configuration | None = None,
+    ) -> None:
+        if in_cluster is not None:  # see KubeCluster.in_cluster
+            self._setup(in_cluster, IN_CLUSTER_CONTEXT, None)
+            return
         try:
             contexts, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
         except (k8s_config.ConfigException, OSError) as exc:
@@ -102,12 +119,37 @@ class KubeCluster:
             raise PermanentClusterError(
                 f"context {self.context!r} not in kubeconfig; contexts: {', '.join(names)}"
             )
+        config = k8s.Configuration()
+        k8s_config.load_kube_config(
+            config_file=kubeconfig, context=self.context, client_configuration=config
+        )
+        self._setup(config, self.context, kubeconfig)
+
+    @classmethod
+    def in_cluster(cls, account_dir: str | None = None) -> KubeCluster:
+        """Inside a pod: the API server from ``KUBERNETES_SERVICE_HOST``/``_PORT``, the
+        ServiceAccount's ``token`` and ``ca.crt`` from ``account_dir`` (default
+        ``$NETPOL_CONFORMANCE_SERVICEACCOUNT_DIR``, else the standard mount)."""
+        directory = Path(
+            account_dir or os.environ.get(SERVICE_ACCOUNT_DIR_ENV) or SERVICE_ACCOUNT_DIR
+        )
+        config = k8s.Configuration()
+        try:
+            k8s_config.incluster_config.InClusterConfigLoader(
+                token_filename=str(directory / "token"), cert_filename=str(directory / "ca.crt")
+            ).load_and_set(config)
+        except k8s_config.ConfigException as exc:
+            raise PermanentClusterError(
+                f"cannot use in-cluster credentials ({exc}): run inside a pod with a "
+                "ServiceAccount, or give --kubeconfig/--context instead of --in-cluster"
+            ) from None
+        return cls(in_cluster=config)
+
+    def _setup(self, config: k8s.Configuration, context: str, kubeconfig: str | None) -> None:
+        self.context = context
         self._kubeconfig = kubeconfig
         self.kubeconfig = kubeconfig or ""  # "" = the default (KUBECONFIG or ~/.kube/config)
-        self._config = k8s.Configuration()
-        k8s_config.load_kube_config(
-            config_file=kubeconfig, context=self.context, client_configuration=self._config
-        )
+        self._config = config
         self._api = k8s.ApiClient(self._config)
         self._local = threading.local()
         self.server = self._config.host

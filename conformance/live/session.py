@@ -33,11 +33,12 @@ class ClusterChoice:
     allow_context: tuple[str, ...] = ()
     embedded_instance: str | None = None  # name for an embedded cluster started for the run
     externals: dict[str, str] = field(default_factory=dict)
+    in_cluster: bool = False  # the pod's ServiceAccount credentials (KubeCluster.in_cluster)
 
     @property
     def wants_embedded(self) -> bool:
-        """No kubeconfig and no context given: start an embedded cluster for the run."""
-        return self.kubeconfig is None and self.context is None
+        """No kubeconfig, no context, not in-cluster: start an embedded cluster for the run."""
+        return self.kubeconfig is None and self.context is None and not self.in_cluster
 
 
 def check_context(context: str, allowed: Sequence[str]) -> None:
@@ -89,7 +90,11 @@ def open_cluster(
     """
     externals = dict(choice.externals)
     if not choice.wants_embedded:
-        cluster = KubeCluster(choice.kubeconfig, choice.context)
+        cluster = (
+            KubeCluster.in_cluster()
+            if choice.in_cluster
+            else KubeCluster(choice.kubeconfig, choice.context)
+        )
         check_context(cluster.context, choice.allow_context)
         try:
             yield cluster, externals

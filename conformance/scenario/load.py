@@ -50,6 +50,11 @@ class Scenario:
         return tuple(self.spec.tags)
 
     @property
+    def step_count(self) -> int:
+        """How many steps the scenario has (shards balance by it)."""
+        return len(self.spec.steps)
+
+    @property
     def policy_kinds(self) -> frozenset[str]:
         """Kinds of every policy object any step applies (``NetworkPolicy``, admin kinds)."""
         return frozenset(str(src.obj.get("kind")) for step in self.step_policies for src in step)
