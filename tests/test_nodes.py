@@ -77,6 +77,12 @@ def _egress_a(peers: list[dict[str, Any]]) -> AnyPolicy:
     )
 
 
+def _deny_nodes(selector: dict[str, Any]) -> AnyPolicy:
+    """An AdminNetworkPolicy denying egress from every pod to the nodes ``selector`` picks."""
+    egress = [{"action": "Deny", "to": [{"nodes": selector}]}]
+    return anp("n", 1, {"subject": {"namespaces": {}}, "egress": egress})
+
+
 CASES: list[tuple[str, list[AnyPolicy], str, str, Verdict]] = [
     # N2: a pod's own node is never blocked by NetworkPolicy isolation, both ways.
     ("own node in", [DENY_INGRESS_A], "x/h1", "x/a", ALLOW),
@@ -134,78 +140,13 @@ CASES: list[tuple[str, list[AnyPolicy], str, str, Verdict]] = [
     # ... and a rule without peers matches everything.
     ("no peers", [_ingress_a([])], "x/h2", "x/a", ALLOW),
     # Admin tiers come first: egress Deny to nodes applies to the pod's own node too.
-    (
-        "nodes deny own node",
-        [
-            anp(
-                "n",
-                1,
-                {
-                    "subject": {"namespaces": {}},
-                    "egress": [{"action": "Deny", "to": [{"nodes": {}}]}],
-                },
-            )
-        ],
-        "x/a",
-        "x/h1",
-        DENY,
-    ),
+    ("nodes deny own node", [_deny_nodes({})], "x/a", "x/h1", DENY),
     # `nodes` peers select by node labels: zone=b is node-2 only.
-    (
-        "nodes by label",
-        [
-            anp(
-                "n",
-                1,
-                {
-                    "subject": {"namespaces": {}},
-                    "egress": [
-                        {"action": "Deny", "to": [{"nodes": {"matchLabels": {"zone": "b"}}}]}
-                    ],
-                },
-            )
-        ],
-        "x/a",
-        "x/h1",
-        ALLOW,
-    ),
-    (
-        "nodes by label hit",
-        [
-            anp(
-                "n",
-                1,
-                {
-                    "subject": {"namespaces": {}},
-                    "egress": [
-                        {"action": "Deny", "to": [{"nodes": {"matchLabels": {"zone": "b"}}}]}
-                    ],
-                },
-            )
-        ],
-        "x/a",
-        "x/h2",
-        DENY,
-    ),
+    ("nodes by label", [_deny_nodes({"matchLabels": {"zone": "b"}})], "x/a", "x/h1", ALLOW),
+    ("nodes by label hit", [_deny_nodes({"matchLabels": {"zone": "b"}})], "x/a", "x/h2", DENY),
     (
         "nodes by hostname",
-        [
-            anp(
-                "n",
-                1,
-                {
-                    "subject": {"namespaces": {}},
-                    "egress": [
-                        {
-                            "action": "Deny",
-                            "to": [
-                                {"nodes": {"matchLabels": {"kubernetes.io/hostname": "node-1"}}}
-                            ],
-                        }
-                    ],
-                },
-            )
-        ],
+        [_deny_nodes({"matchLabels": {"kubernetes.io/hostname": "node-1"}})],
         "x/a",
         "x/h1",
         DENY,
