@@ -7,10 +7,19 @@ generated from ``ScenarioFile``.
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    field_validator,
+    model_validator,
+)
 
 from conformance.api.types import L4Protocol
 
@@ -34,10 +43,24 @@ class Feature(StrEnum):
     CLUSTER_NETWORK_POLICY = "ClusterNetworkPolicy"
 
 
+PortNumber = Annotated[int, Field(strict=True, ge=1, le=65535)]
+"""A port number: an integer 1-65535 (not "80", 80.0 or true, which YAML would let through)."""
+
+
+def _no_zone(ip: Any) -> Any:
+    if getattr(ip, "scope_id", None):
+        raise ValueError(f"{ip} has an IPv6 zone (%{ip.scope_id}); write the address without it")
+    return ip
+
+
+Address = Annotated[IPvAnyAddress, AfterValidator(_no_zone)]
+"""An IPv4 or IPv6 address without a zone (``fe80::1%eth0`` is not an address a pod can have)."""
+
+
 class PortSpec(_Model):
     """A served container port."""
 
-    port: int = Field(ge=1, le=65535)
+    port: PortNumber
     protocol: L4Protocol = L4Protocol.TCP
     name: str | None = Field(default=None, description="Container port name (IANA_SVC_NAME).")
 
@@ -57,8 +80,8 @@ class PodSpec(_Model):
     ports: list[PortSpec] | None = Field(
         default=None, description="Default: the topology's `ports`."
     )
-    ip: IPvAnyAddress | None = Field(default=None, description="Fixed IP (evaluation only).")
-    host_network: bool = False
+    ip: Address | None = Field(default=None, description="Fixed IP (evaluation only).")
+    host_network: bool = Field(default=False, strict=True)
 
 
 def default_ports() -> list[PortSpec]:
@@ -82,12 +105,25 @@ class Topology(_Model):
         default="10.244.0.0/16", description="Pod CIDR used for offline evaluation."
     )
 
+    @field_validator("pod_cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        if "/" not in value or "%" in value:
+            raise ValueError(f"{value!r} is not a CIDR (e.g. 10.244.0.0/16 or fd00:10:244::/56)")
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a CIDR (e.g. 10.244.0.0/16 or fd00:10:244::/56)"
+            ) from None
+        return value
+
 
 class ExternalSpec(_Model):
     """An endpoint outside the cluster (egress target), e.g. 203.0.113.10."""
 
     name: str
-    ip: IPvAnyAddress
+    ip: Address
     ports: list[PortSpec] = Field(default_factory=lambda: [PortSpec(port=80)])
 
 
@@ -96,7 +132,7 @@ class PolicyFileRef(_Model):
 
 
 class ProbeSpec(_Model):
-    ports: list[int] | None = Field(default=None, description="Default: every served port.")
+    ports: list[PortNumber] | None = Field(default=None, description="Default: every served port.")
     protocols: list[L4Protocol] | None = Field(
         default=None, description="Default: every served protocol."
     )
@@ -112,7 +148,7 @@ VerdictName = Literal["allow", "deny"]
 class ExpectRule(_Model):
     from_: str = Field(default="*", alias="from", description="Glob over source ns/pod.")
     to: str = Field(default="*", description="Glob over destination ns/pod or @external.")
-    ports: list[int] | None = None
+    ports: list[PortNumber] | None = None
     protocols: list[L4Protocol] | None = None
     verdict: VerdictName
 
