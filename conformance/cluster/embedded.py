@@ -26,7 +26,8 @@ import yaml
 
 from conformance.cluster import dataplane as dp
 from conformance.cluster import netns
-from conformance.cluster.config import ClusterOptions, context_name, state_dir
+from conformance.cluster.config import INSTANCE_RE, ClusterOptions, context_name, state_dir
+from conformance.cluster.config import state_root as config_state_root
 from conformance.errors import ClusterError
 
 DAEMON_MODULE = "conformance.cluster.daemon"
@@ -145,6 +146,69 @@ def cleanup(instance: str, state_root: str | None = None) -> list[str]:
         with contextlib.suppress(OSError):
             os.rmdir(root)
     shutil.rmtree(directory, ignore_errors=True)
+    return removed
+
+
+STARTING_GRACE_S = 600.0
+"""A state folder without ``state.json`` younger than this may be an instance still starting."""
+
+
+def running_instances() -> set[str]:
+    """Instance names of every live embedded daemon on this machine, whatever its state root.
+
+    Read from each daemon's command line (``--config <dir>/config.json``) and that config; a
+    daemon that cannot be identified raises ``ClusterError`` so nothing is pruned by mistake.
+    """
+    names: set[str] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or not _alive(int(entry)):
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                args = fh.read().split(b"\0")
+            if DAEMON_MODULE.encode() not in args:
+                continue
+            config = args[args.index(b"--config") + 1].decode()
+            with open(config, encoding="utf-8") as fh:
+                names.add(str(json.load(fh)["options"]["instance"]))
+        except FileNotFoundError:
+            continue  # it exited meanwhile (its cleanup removes the config first)
+        except (OSError, ValueError, IndexError, KeyError, TypeError) as exc:
+            raise ClusterError(
+                f"cannot tell which embedded cluster daemon pid {entry} serves ({exc}); "
+                "nothing was pruned"
+            ) from None
+    return names
+
+
+def prune(state_root: str | None = None) -> list[str]:
+    """Remove every orphaned embedded instance: one whose daemon is gone (killed, crashed) but
+    whose state folder, network namespaces or processes in them are left. Running instances,
+    in any state root, are never touched. Returns one line per instance removed."""
+    running = running_instances()
+    removed: list[str] = []
+    root = config_state_root(state_root)
+    try:
+        entries = sorted(os.listdir(root))
+    except FileNotFoundError:
+        entries = []
+    for name in entries:
+        directory = os.path.join(root, name)
+        if name in running or not INSTANCE_RE.match(name) or not os.path.isdir(directory):
+            continue
+        if _read_state(directory) is None:
+            with contextlib.suppress(OSError):
+                if time.time() - os.path.getmtime(directory) < STARTING_GRACE_S:
+                    continue  # maybe starting right now: start() writes state.json when ready
+        namespaces = cleanup(name, state_root)
+        removed.append(f"embedded cluster {name}: {directory} and {len(namespaces)} namespaces")
+    # Namespaces of daemons whose state is elsewhere (another state root) or already removed.
+    orphans = {n.split("-")[1] for n in netns.list_netns() if n.startswith("npc-")} - running
+    for name in sorted(o for o in orphans if INSTANCE_RE.match(o)):
+        _kill_in_namespaces(name)
+        namespaces = dp.cleanup_namespaces(name)
+        if namespaces:
+            removed.append(f"embedded cluster {name}: {len(namespaces)} namespaces")
     return removed
 
 
