@@ -7,13 +7,16 @@ is bound here and handed over, so the port (and kubeconfig) are known before the
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
+import secrets
 import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -25,7 +28,7 @@ from typing import Any
 import yaml
 
 from conformance.cluster import dataplane as dp
-from conformance.cluster import netns
+from conformance.cluster import netns, tls
 from conformance.cluster.config import INSTANCE_RE, ClusterOptions, context_name, state_dir
 from conformance.cluster.config import state_root as config_state_root
 from conformance.errors import ClusterError
@@ -44,14 +47,27 @@ class ClusterInfo:
     pid: int
     state_dir: str
     token: str
+    ca: str = ""
+    """The cluster's CA certificate (PEM file) that signs the API's serving certificate."""
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts only this cluster's CA."""
+        return ssl.create_default_context(cafile=self.ca)
+
+    def headers(self) -> dict[str, str]:
+        """The bearer token every request needs (401 Unauthorized without it)."""
+        return {"Authorization": f"Bearer {self.token}"}
 
 
-def kubeconfig_text(server: str, context: str, token: str) -> str:
+def kubeconfig_text(server: str, context: str, token: str, ca_pem: bytes = b"") -> str:
     """A kubeconfig with one cluster, user and context (namespace ``default``)."""
+    cluster: dict[str, Any] = {"server": server}
+    if ca_pem:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": context, "cluster": {"server": server}}],
+        "clusters": [{"name": context, "cluster": cluster}],
         "users": [{"name": context, "user": {"token": token} if token else {}}],
         "contexts": [
             {
@@ -98,6 +114,7 @@ def _info(data: dict[str, Any], directory: str) -> ClusterInfo:
         int(data["pid"]),
         directory,
         data["token"],
+        data.get("ca", ""),
     )
 
 
@@ -258,12 +275,21 @@ def start(
     cleanup(options.instance, options.state_root)
     directory = state_dir(options.instance, options.state_root)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    # kubectl sends no bearer token over plain http, so loopback access is unauthenticated (as
-    # with kube-apiserver's old insecure port); the token stays empty.
-    token = ""
+    os.chmod(directory, 0o700)  # the token, key and kubeconfig are for this user only
+    # Any local process can reach 127.0.0.1, and exec runs commands as root: every request needs
+    # this per-cluster token, over TLS (kubectl sends no token over plain http).
+    token = secrets.token_urlsafe(32)
+    serving = tls.make_serving_files(directory, options.instance)
     config = os.path.join(directory, "config.json")
-    with open(config, "w", encoding="utf-8") as fh:
-        json.dump({"options": options.to_json(), "token": token}, fh)
+    with os.fdopen(os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+        json.dump(
+            {
+                "options": options.to_json(),
+                "token": token,
+                "tls": {"cert": serving.cert, "key": serving.key},
+            },
+            fh,
+        )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -332,11 +358,13 @@ def start(
         raise ClusterError(
             f"embedded cluster {options.instance!r} did not start: {reason or 'timed out'}"
         )
-    server = f"http://127.0.0.1:{port}"
+    server = f"https://127.0.0.1:{port}"
     context = context_name(options.instance)
     kubeconfig = os.path.join(directory, "kubeconfig")
-    with open(kubeconfig, "w", encoding="utf-8") as fh:
-        fh.write(kubeconfig_text(server, context, token))
+    with open(serving.ca, "rb") as fh:
+        ca_pem = fh.read()
+    with os.fdopen(os.open(kubeconfig, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+        fh.write(kubeconfig_text(server, context, token, ca_pem))
     os.chmod(kubeconfig, 0o600)
     data = {
         "instance": options.instance,
@@ -345,8 +373,10 @@ def start(
         "context": context,
         "pid": proc.pid,
         "token": token,
+        "ca": serving.ca,
     }
-    with open(os.path.join(directory, "state.json"), "w", encoding="utf-8") as fh:
+    state = os.path.join(directory, "state.json")
+    with os.fdopen(os.open(state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
         json.dump(data, fh)
     return _info(data, directory), proc
 
@@ -373,9 +403,8 @@ def stop(instance: str, state_root: str | None = None, timeout: float = 15.0) ->
 
 def daemon_status(info: ClusterInfo, timeout: float = 5.0) -> dict[str, Any]:
     """The daemon's own counters (enforcement generations, rule counts, injected faults)."""
-    headers = {"Authorization": f"Bearer {info.token}"} if info.token else {}
-    req = urllib.request.Request(f"{info.server}/embedded/v1/status", headers=headers)
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
+    req = urllib.request.Request(f"{info.server}/embedded/v1/status", headers=info.headers())
+    with urllib.request.urlopen(req, timeout=timeout, context=info.ssl_context()) as resp:
         data: dict[str, Any] = json.load(resp)
         return data
 
