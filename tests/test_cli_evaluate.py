@@ -83,9 +83,12 @@ def test_json_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         "protocol": "TCP",
         "verdict": "deny",
         "served": True,
+        "path": "same-node",  # y/a and x/b are both the default spread's node-2
         "reason": cell["reason"],
         "declared": "deny",
     }
+    paths = {(c["from"], c["to"]): c["path"] for c in cells}
+    assert paths[("x/a", "x/b")] == "cross-node" and paths[("x/a", "x/c")] == "same-node"
     assert {c["verdict"] for c in sc["steps"][1]["cells"]} == {"allow", "implementation-defined"}
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.api.adminpol import AdminPolicy
-from conformance.api.model import ClusterState, ContainerPort, ExternalHost, Namespace, Pod
+from conformance.api.model import ClusterState, ContainerPort, ExternalHost, Namespace, Node, Pod
 from conformance.api.model import frozen_labels as fl
 from conformance.api.netpol import NetworkPolicy
 from conformance.api.types import L4Protocol
@@ -53,17 +53,29 @@ def pods_(draw: st.DrawFn) -> Pod:
             st.integers(8, 20).map(lambda i: f"fd00::{i:x}"),  # IPv6 pods never match v4 CIDRs
         )
     )
-    host = draw(st.booleans()) if ip is not None and draw(st.integers(0, 4)) == 0 else False
-    return Pod(ns, "", fl(labels), ports, ipaddress.ip_address(ip) if ip else None, host)
+    host = ip is not None and draw(st.integers(0, 2)) == 0
+    # Nodes n1, n2, n3 (n3 not in the state: an unknown node) or no placement at all.
+    node = draw(st.sampled_from([None, "n1", "n2", "n2", "n3"]))
+    if host and node in NODE_IPS:
+        ip = NODE_IPS[node]  # a host-network pod has its node's address
+    return Pod(ns, "", fl(labels), ports, ipaddress.ip_address(ip) if ip else None, host, node)
+
+
+NODE_IPS = {"n1": "10.244.0.1", "n2": "172.18.0.3"}
 
 
 @st.composite
 def states(draw: st.DrawFn) -> ClusterState:
-    """Small states: 0-7 pods over x, y, z, random labels, ports, IPs (or none), host network."""
+    """Small states: 0-7 pods over x, y, z, random labels, ports, IPs (or none), host network,
+    placed on two labelled nodes (or on an unknown one, or nowhere)."""
     drawn = draw(st.lists(pods_(), max_size=7))
     pods = tuple(
-        Pod(p.namespace, f"p{i}", p.labels, p.ports, p.ip, p.host_network)
+        Pod(p.namespace, f"p{i}", p.labels, p.ports, p.ip, p.host_network, p.node)
         for i, p in enumerate(drawn)
+    )
+    nodes = tuple(
+        Node(name, fl(draw(st.dictionaries(st.just("zone"), st.sampled_from(["a", "b"])))), ip)
+        for name, ip in ((n, ipaddress.ip_address(a)) for n, a in NODE_IPS.items())
     )
     ns_labels = draw(
         st.lists(st.dictionaries(st.just("team"), st.sampled_from(["a", "b", ""])), min_size=3)
@@ -75,7 +87,7 @@ def states(draw: st.DrawFn) -> ClusterState:
             ExternalHost("web", ipaddress.ip_address("203.0.113.5")),
             ExternalHost("inside", ipaddress.ip_address("10.244.0.13"), PORT_CHOICES[:3]),
         )
-    return ClusterState(namespaces, pods, externals)
+    return ClusterState(namespaces, pods, externals, nodes)
 
 
 def _assert_same(
@@ -163,6 +175,16 @@ def test_progress_reports_every_target() -> None:
 undecidable_peers: st.SearchStrategy[dict[str, Any]] = st.one_of(
     admin_peers,
     st.just({"nodes": {}}),
+    st.just({"nodes": {"matchLabels": {"zone": "a"}}}),
+    st.just(
+        {
+            "nodes": {
+                "matchExpressions": [
+                    {"key": "kubernetes.io/hostname", "operator": "In", "values": ["n2"]}
+                ]
+            }
+        }
+    ),
     st.just({"domainNames": ["db.example.com"]}),
     st.sampled_from(
         [
@@ -193,7 +215,7 @@ def odd_admin_policies(draw: st.DrawFn) -> list[AdminPolicy]:
     if draw(st.booleans()):  # a BANP (Allow/Deny only) with undecidable egress peers
         egress = [
             {"action": "Deny", "to": [{"domainNames": ["db.example.com"]}]},
-            {"action": "Allow", "to": [{"nodes": {}}]},
+            {"action": "Allow", "to": [{"nodes": {"matchLabels": {"zone": "b"}}}]},
         ]
         out.append(banp({"subject": {"namespaces": {}}, "egress": egress}))
     return out

@@ -9,7 +9,8 @@ PodKey: TypeAlias = str
 """A pod as upstream's e2e model names it: ``"<namespace>/<pod>"``."""
 
 TargetKey: TypeAlias = str
-"""A probe destination: a ``PodKey`` or an external endpoint ``"@<name>"``."""
+"""A probe endpoint: a ``PodKey`` or an external endpoint ``"@<name>"`` (destinations, and
+sources too: an outside client probes pods as ``@client``)."""
 
 
 class L4Protocol(StrEnum):
@@ -25,9 +26,31 @@ class Direction(StrEnum):
     EGRESS = "Egress"
 
 
+def is_external_key(key: str) -> bool:
+    """Whether a truth-table key names an external endpoint (``@name``) rather than a pod."""
+    return key.startswith("@")
+
+
 def external_key(name: str) -> TargetKey:
     """Key of an external endpoint in truth tables and rules."""
     return f"@{name}"
+
+
+class TrafficPath(StrEnum):
+    """Which way a cell's packets go: real CNIs take a different code path for each.
+
+    Pod-to-pod cells are ``same-node`` or ``cross-node``; a host-network endpoint (the node's own
+    address) makes the cell ``from-node``/``to-node``; an endpoint outside the cluster makes it
+    ``from-external``/``to-external``. The source decides first (a node or outside client talking
+    to anything is ``from-...``).
+    """
+
+    SAME_NODE = "same-node"
+    CROSS_NODE = "cross-node"
+    FROM_NODE = "from-node"
+    TO_NODE = "to-node"
+    FROM_EXTERNAL = "from-external"
+    TO_EXTERNAL = "to-external"
 
 
 PortProtocol: TypeAlias = tuple[int, L4Protocol]

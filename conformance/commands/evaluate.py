@@ -123,6 +123,7 @@ def to_json(results: list[ScenarioEvaluation]) -> dict[str, Any]:
                         "protocol": str(c.protocol),
                         "verdict": str(c.verdict),
                         "served": c.served,
+                        "path": str(c.path) if c.path else None,
                         "reason": c.decision.reason,
                         "declared": str(d[0]) if d else None,
                     }

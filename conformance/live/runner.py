@@ -16,11 +16,13 @@ from typing import NamedTuple
 
 from conformance import __version__
 from conformance.api.kinds import POLICY_KINDS
+from conformance.api.model import Node
 from conformance.api.types import L4Protocol, PodKey, TargetKey
 from conformance.cluster import is_embedded_version
 from conformance.errors import ClusterError, ConformanceError, NotFound
 from conformance.live.cni import detect_cni
 from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, carries_labels
+from conformance.live.nodes import nodes_from_objects
 from conformance.live.ops import ClusterOps
 from conformance.live.options import RunOptions
 from conformance.live.probing import (
@@ -93,6 +95,7 @@ class Runner:
         self._served_kinds: set[str] | None = None
         self._cni: str | None = None
         self._version: str | None = None
+        self._nodes: tuple[Node, ...] | None = None
         # One probe pool for every scenario running at once: it bounds the execs in flight.
         self.pool = ThreadPoolExecutor(
             max_workers=max(1, self.options.parallel), thread_name_prefix="probe"
@@ -148,6 +151,17 @@ class Runner:
     def cleanup(self) -> list[str]:
         """Delete every namespace and cluster-scoped policy labelled with this run's id."""
         return delete_labelled(self.cluster, f"{RUN_LABEL}={self.run_id}", self.served_kinds)
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        """The cluster's nodes (labels, InternalIP), listed once; none when they cannot be read
+        (no RBAC for nodes, or the embedded cluster): then ``nodes`` peers stay undecided."""
+        if self._nodes is None:
+            try:
+                self._nodes = nodes_from_objects(self.cluster.list_items("Node"))
+            except ClusterError:
+                self._nodes = ()
+        return self._nodes
 
     @property
     def served_kinds(self) -> set[str]:
@@ -207,6 +221,13 @@ class Runner:
             result.status = Status.SKIPPED
             served = ", ".join(f"{k} ({POLICY_KINDS[k].api_version})" for k in sorted(missing))
             result.message = f"not supported: the cluster does not serve {served}"
+            return result
+        if scenario.uses_host_network and is_embedded_version(self.server_version):
+            result.status = Status.SKIPPED
+            result.message = (
+                "not supported: the embedded cluster cannot run host-network pods yet (each pod "
+                "gets its own network namespace); `evaluate` checks this scenario offline"
+            )
             return result
         foreign = self._foreign_singleton(scenario)
         if foreign:

@@ -16,7 +16,7 @@ import contextlib
 import ipaddress
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import tenacity
@@ -29,9 +29,10 @@ from conformance.api.model import (
     Namespace,
     Pod,
     frozen_labels,
+    traffic_path,
 )
 from conformance.api.netpol import NetworkPolicy, parse_network_policy
-from conformance.api.types import PodKey
+from conformance.api.types import PodKey, is_external_key
 from conformance.errors import (
     ClusterError,
     Conflict,
@@ -54,6 +55,7 @@ from conformance.live.deploy import (
     service_manifest,
     service_name,
 )
+from conformance.live.nodes import pod_node
 from conformance.live.options import Via
 from conformance.live.probing import Outcome, ProbeTarget, kubectl_command
 from conformance.live.results import (
@@ -177,7 +179,10 @@ class ScenarioRun:
                         pod.ports,
                         ipaddress.ip_address(status["podIP"]),
                         pod.host_network,
+                        pod_node(obj),
                     )
+                    if pod_node(obj):
+                        self.result.nodes[key] = str(pod_node(obj))
                     del pending[key]
                 else:
                     last[key] = f"phase {phase or 'unknown'}; {_pod_problem(status) or 'not ready'}"
@@ -223,7 +228,14 @@ class ScenarioRun:
             name: ipaddress.ip_address(ip) for name, ip in self.options.externals.items()
         } or dict(offline.external_ips)
         return Binding(
-            dict(self.live.names.forward), ips, {**offline.external_ips, **externals}, cidr
+            dict(self.live.names.forward),
+            ips,
+            {**offline.external_ips, **externals},
+            cidr,
+            # Where the pods actually run, on the nodes the cluster has (the scenario's node
+            # names are placement wishes; see docs/scenarios.md).
+            {k: p.node for k, p in self.live.pods.items() if p.node is not None},
+            self.runner.nodes,
         )
 
     def _bind(self, index: int) -> BoundStep:
@@ -324,9 +336,7 @@ class ScenarioRun:
             for k, v in patch.items():
                 if v is None:
                     labels.pop(k, None)
-            self.live.pods[key] = Pod(
-                live.namespace, live.name, frozen_labels(labels), live.ports, live.ip
-            )
+            self.live.pods[key] = replace(live, labels=frozen_labels(labels))
         bound = self._bind(index)
         self._reconcile_policies(bound)
         return bound
@@ -415,6 +425,7 @@ class ScenarioRun:
                     pod.ports,
                     ipaddress.ip_address(ip) if ip else pod.ip,
                     bool((obj.get("spec") or {}).get("hostNetwork")),
+                    pod_node(obj),
                 )
             )
         externals = tuple(
@@ -423,7 +434,7 @@ class ScenarioRun:
             )
             for e in self.initial.externals
         )
-        return ClusterState(tuple(namespaces), tuple(pods), externals)
+        return ClusterState(tuple(namespaces), tuple(pods), externals, self.runner.nodes)
 
     def _live_policies(self) -> list[NetworkPolicy | AdminPolicy]:
         """The deployed objects, typed (they were validated offline, so parsing cannot fail)."""
@@ -444,7 +455,6 @@ class ScenarioRun:
         for cell in table:
             rc = real[cell.key]
             d = declared.get(cell.key)
-            src_pod = real_pods[rc.source]
             target_host = self._target_host(rc.target, real_pods)
             res = CellResult(
                 cell.source,
@@ -455,11 +465,20 @@ class ScenarioRun:
                 cell.served,
                 cell.decision.reason if cell.decision else "",
                 declared=d[0] if d else None,
+                path=cell.path,
             )
             cells[rc] = res
             if cell.verdict is Verdict.IMPLEMENTATION_DEFINED:
                 res.status = CellStatus.IGNORED
                 continue
+            if is_external_key(rc.source):
+                res.status = CellStatus.NOT_SUPPORTED
+                res.detail = (
+                    f"{cell.source} is an outside client: the runner cannot probe from outside the "
+                    "cluster yet, so this cell is checked by `evaluate` only"
+                )
+                continue
+            src_pod = real_pods[rc.source]
             if cell.protocol in self.runner.unsupported:
                 res.status = CellStatus.NOT_SUPPORTED
                 res.detail = f"{cell.protocol} is not supported by this cluster: {self.runner.unsupported[cell.protocol]}"
@@ -503,8 +522,9 @@ class ScenarioRun:
                     rc = RealCell(real_key(s), real_key(t), port, proto)
                     decision = evaluator.decide(*rc).renamed(self.live.scenario_name)
                     served = is_served(bound.state, t, port, proto)
+                    path = traffic_path(state.endpoint(rc.source), state.endpoint(rc.target))
                     cells[(s, t, port, proto)] = Cell(
-                        s, t, port, proto, decision.verdict, served, decision
+                        s, t, port, proto, decision.verdict, served, decision, path
                     )
                     real[(s, t, port, proto)] = rc
         return TruthTable(bound.sources, bound.targets, bound.port_protocols, cells), real

@@ -13,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 
-from conformance.api.model import ClusterState
+from conformance.api.model import ClusterState, traffic_path
 from conformance.api.types import L4Protocol, TargetKey
 from conformance.errors import Location, ScenarioError
 from conformance.reference.evaluator import Evaluator, Verdict
@@ -33,24 +33,28 @@ from conformance.scenario.schema import Expectation
 
 def expected_table(step: BoundStep, *, include_self: bool = False) -> TruthTable:
     """The reference evaluator applied to every probe cell of a bound step."""
-    evaluator = Evaluator(step.state, step.policies, include_self=include_self)
+    state = step.state
+    evaluator = Evaluator(state, step.policies, include_self=include_self)
+    paths = {
+        (s, t): traffic_path(state.endpoint(s), state.endpoint(t))
+        for s in step.sources
+        for t in step.targets
+    }
     cells: dict[CellKey, Cell] = {}
     for port, proto in step.port_protocols:
         for s in step.sources:
             for t in step.targets:
                 decision = evaluator.decide(s, t, port, proto)
-                served = is_served(step.state, t, port, proto)
+                served = is_served(state, t, port, proto)
                 cells[(s, t, port, proto)] = Cell(
-                    s, t, port, proto, decision.verdict, served, decision
+                    s, t, port, proto, decision.verdict, served, decision, paths[(s, t)]
                 )
     return TruthTable(step.sources, step.targets, step.port_protocols, cells)
 
 
 def is_served(state: ClusterState, target: TargetKey, port: int, protocol: L4Protocol) -> bool:
     """Whether the destination listens on the port (an unserved allowed probe is refused)."""
-    if target.startswith("@"):
-        return any(e.key == target and e.serves(port, protocol) for e in state.externals)
-    return state.pod(target).serves(port, protocol)
+    return state.endpoint(target).serves(port, protocol)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,13 @@ same verdicts with set algebra on bitsets (Python ints, bit i = pod i):
    NetworkPolicies and ports share the result.
 6. A cell is allowed when both sides allow (rule 3 of the evaluator); a pod to itself is
    implementation-defined unless ``include_self``.
+7. Nodes (evaluator rules N1-N3): host-network pods are a bitset of their own. NetworkPolicy
+   peers give (certain, undecidable) pairs: a selector that would select a host-network pod is
+   undecidable for it, as is any ingress ``ipBlock``; a pod's own node (host-network pods on the
+   same node) is allowed by the NetworkPolicy tier, so sides are shared only among pods on one
+   node. Admin ``nodes`` peers select host-network pods by their node's labels.
+
+Sources are the pods; outside clients as sources are for the evaluator only.
 
 Reasons are never precomputed: ``decision``/``reason`` ask the reference evaluator for one cell.
 """
@@ -218,6 +225,11 @@ class _Compiler:
         self.all_targets = (1 << (self.n + len(self.externals))) - 1
         self.bit: dict[PodKey, int] = {p.key: i for i, p in enumerate(self.pods)}
         self.pod_network = sum(1 << i for i, p in enumerate(self.pods) if not p.host_network)
+        self.host = self.all_pods ^ self.pod_network
+        self.node_pods: dict[str | None, int] = {}
+        for i, p in enumerate(self.pods):
+            self.node_pods[p.node] = self.node_pods.get(p.node, 0) | (1 << i)
+        self.node_pods.pop(None, None)  # an unknown node is nobody's own node
         self.ns_pods: dict[str, int] = {}
         self.by_label: dict[tuple[str, str], int] = {}
         self.by_key: dict[str, int] = {}
@@ -255,6 +267,7 @@ class _Compiler:
         self._sel_cache: dict[_SelectorKey, int] = {}
         self._ns_sel_cache: dict[_SelectorKey, int] = {}
         self._ipb_cache: dict[IPBlock, int] = {}
+        self._nodes_cache: dict[_SelectorKey, tuple[int, int]] = {}
         self._tiers_cache: dict[tuple[int, ...], _Tiers] = {}
         self._admin_peer_cache: dict[tuple[int, Direction], tuple[int, int]] = {}
         self.netpols = [p for p in policies if isinstance(p, NetworkPolicy)]
@@ -327,23 +340,39 @@ class _Compiler:
             & self.selector(policy.pod_selector)
         )
 
-    def peer(self, policy: NetworkPolicy, peer: NetworkPolicyPeer) -> int:
-        # Evaluator rule 5.
+    def peer(
+        self, policy: NetworkPolicy, peer: NetworkPolicyPeer, direction: Direction
+    ) -> tuple[int, int]:
+        """(certain, undecidable) endpoints the peer matches: evaluator rules 5 and N3."""
         if peer.ip_block is not None:
-            return self.ip_block(peer.ip_block)
+            bits = self.ip_block(peer.ip_block)
+            if direction is Direction.INGRESS:
+                # Node traffic from another node may arrive from any address.
+                return bits & ~self.host, self.host
+            return bits, 0
         if peer.namespace_selector is None:
             bits = self.ns_pods.get(policy.namespace, 0)
         else:
             bits = self.namespaces(peer.namespace_selector)
-        bits &= self.pod_network
         if peer.pod_selector is not None:
             bits &= self.selector(peer.pod_selector)
-        return bits
+        # Selectors read host-network pods as pods only in some plugins.
+        return bits & self.pod_network, bits & self.host
 
-    def peers(self, policy: NetworkPolicy, rule: NetworkPolicyRule) -> int:
+    def peers(
+        self, policy: NetworkPolicy, rule: NetworkPolicyRule, direction: Direction
+    ) -> tuple[int, int]:
         if not rule.peers:
-            return self.all_targets  # Rule 4: no peers match every endpoint.
-        return _or(self.peer(policy, p) for p in rule.peers)
+            return self.all_targets, 0  # Rule 4: no peers match every endpoint.
+        certain = unsure = 0
+        for p in rule.peers:
+            m, u = self.peer(policy, p, direction)
+            certain, unsure = certain | m, unsure | u
+        return certain, unsure & ~certain
+
+    def own_node(self, pod: Pod) -> int:
+        """Host-network pods on ``pod``'s node: its own node, never blocked (evaluator N2)."""
+        return self.node_pods.get(pod.node, 0) & self.host if pod.node is not None else 0
 
     # -- ports (rule 6) ------------------------------------------------------------------------
 
@@ -440,43 +469,51 @@ class _Compiler:
         for t, ports in enumerate(self.target_ports):
             for pp in ports:
                 pp_targets[pp] |= 1 << t
-        rules = [(self.peers(p, r), r) for p in isolating for r in p.egress]
+        rules = [(self.peers(p, r, Direction.EGRESS), r) for p in isolating for r in p.egress]
         spans: list[tuple[int, int]] = []
         pos = 0
         for p in isolating:
             spans.append((pos, pos + len(p.egress)))
             pos += len(p.egress)
-        groups: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
+        groups: dict[tuple[tuple[int, ...], tuple[int, ...], int], int] = {}
+        unisolated = 0
         for i in range(self.n):
-            key = (np_sig[i], admin_sig[i])
+            if not np_sig[i] and not admin_sig[i]:
+                unisolated |= 1 << i  # Rule 2: allowed to every target.
+                continue
+            # Pods on one node share a side: their own node is exempt (rule N2).
+            own = self.own_node(self.pods[i]) if np_sig[i] else 0
+            key = (np_sig[i], admin_sig[i], own)
             groups[key] = groups.get(key, 0) | (1 << i)
-        unisolated = groups.pop(((), ()), 0)  # Rule 2: allowed to every target.
         out = _Egress(
             dict.fromkeys(all_pps, unisolated),
             {pp: [0] * n_targets for pp in all_pps},
             {pp: [0] * n_targets for pp in all_pps},
         )
-        rule_pps: dict[int, dict[PortProto, int]] = {}
-        for (policies, a_sig), members in groups.items():
-            base = 0  # targets allowed at every port (rules without ports)
-            extras: dict[PortProto, int] = {}
+        rule_pps: dict[int, dict[PortProto, tuple[int, int]]] = {}
+        for (policies, a_sig, own), members in groups.items():
+            base = base_u = 0  # targets matched at every port (rules without ports)
+            extras: dict[PortProto, tuple[int, int]] = {}
             for entry in policies:
                 for j in range(*spans[entry]):
-                    peers, rule = rules[j]
+                    (peers, peers_u), rule = rules[j]
                     if not rule.ports:
-                        base |= peers
+                        base, base_u = base | peers, base_u | peers_u
                         continue
                     per_pp = rule_pps.get(j)
                     if per_pp is None:
-                        per_pp = rule_pps[j] = {
-                            pp: bits
-                            for pp in all_pps
-                            if (bits := peers & self.port_targets(rule, pp))
-                        }
-                    for pp, bits in per_pp.items():
-                        extras[pp] = extras.get(pp, 0) | bits
+                        per_pp = rule_pps[j] = {}
+                        for pp in all_pps:
+                            at = self.port_targets(rule, pp)
+                            if (peers | peers_u) & at:
+                                per_pp[pp] = (peers & at, peers_u & at)
+                    for pp, (bits, bits_u) in per_pp.items():
+                        old = extras.get(pp, (0, 0))
+                        extras[pp] = (old[0] | bits, old[1] | bits_u)
             for pp in all_pps:
-                row = base | extras.get(pp, 0)
+                extra, extra_u = extras.get(pp, (0, 0))
+                row = base | extra | own
+                row_undef = (base_u | extra_u) & ~row
                 if a_sig:
                     row, row_undef = self._admin_side(
                         a_sig,
@@ -485,7 +522,9 @@ class _Compiler:
                         bool(policies),
                         row,
                         partial(self._admin_ports_by_target, pp=pp),
+                        row_undef,
                     )
+                if row_undef:
                     column = out.undefined[pp]
                     for t in bit_indices(row_undef & pp_targets[pp]):
                         column[t] |= members
@@ -555,7 +594,8 @@ class _Compiler:
             elif peer.domain_names:
                 unsure |= self.all_targets ^ self.all_pods  # externals only
             elif peer.nodes is not None:
-                unsure |= self.all_pods ^ self.pod_network  # host-network pods only
+                m, u = self.nodes(peer.nodes)
+                certain, unsure = certain | m, unsure | u
             elif peer.namespaces is not None:
                 certain |= self.namespaces(peer.namespaces) & self.pod_network
             else:
@@ -566,6 +606,23 @@ class _Compiler:
                     & self.pod_network
                 )
         found = self._admin_peer_cache[key] = (certain, unsure & ~certain)
+        return found
+
+    def nodes(self, sel: LabelSelector) -> tuple[int, int]:
+        """Host-network pods on nodes ``sel`` matches; those on unknown nodes undecidably."""
+        key = _selector_key(sel)
+        found = self._nodes_cache.get(key)
+        if found is None:
+            certain = unsure = 0
+            for i, p in enumerate(self.pods):
+                if not p.host_network:
+                    continue
+                node = self.state.node(p.node)
+                if node is None:
+                    unsure |= 1 << i
+                elif sel.matches(node.effective_labels()):
+                    certain |= 1 << i
+            found = self._nodes_cache[key] = (certain, unsure)
         return found
 
     def _admin_ports_by_target(self, rule: AdminRule, pp: PortProto) -> tuple[int, int]:
@@ -609,6 +666,7 @@ class _Compiler:
         isolated: bool,
         np_allow: int,
         ports: Callable[[AdminRule], tuple[int, int]],
+        np_undef: int = 0,
     ) -> tuple[int, int]:
         """(allowed, implementation-defined) over ``universe`` for one side: rules 8-11.
 
@@ -681,7 +739,9 @@ class _Compiler:
 
         default: _Triple = (universe, 0, 0)
         if isolated:
-            np_tier: _Triple = (np_allow & universe, universe & ~np_allow, 0)  # Rule 10.
+            # Rule 10 (and N3: NetworkPolicy matches the plugin decides).
+            allow, undef = np_allow & universe, np_undef & universe & ~np_allow
+            np_tier: _Triple = (allow, universe & ~(allow | undef), undef)
         else:
             np_tier = tier(baseline, banp, default)
         result = tier(admin, None, np_tier)
@@ -713,7 +773,7 @@ class _Ingress:
         self.isolating = isolating
         self.np_sig = np_sig
         self.admin_sig = admin_sig
-        self._peers: dict[tuple[int, int], int] = {}
+        self._peers: dict[tuple[int, int], tuple[int, int]] = {}
         self._cache: dict[tuple[Any, ...], tuple[int, int]] = {}
 
     def side(self, t: int, pp: PortProto) -> tuple[int, int]:
@@ -725,23 +785,27 @@ class _Ingress:
         np_sig, a_sig = self.np_sig[t], self.admin_sig[t]
         if not np_sig and not a_sig:
             return c.all_pods, 0
-        key = (np_sig, a_sig, pod.ports, pp)
+        own = c.own_node(pod) if np_sig else 0
+        key = (np_sig, a_sig, pod.ports, pp, own)
         found = self._cache.get(key)
         if found is not None:
             return found
-        allowed = c.all_pods
+        allowed, unsure = c.all_pods, 0
         if np_sig:
-            allowed = 0
+            allowed = own  # Rule N2: the pod's own node.
             for entry in np_sig:
                 policy = self.isolating[entry]
                 for index, rule in enumerate(policy.ingress):
                     if _port_matches(rule, pod, pp):
                         peers = self._peers.get((entry, index))
                         if peers is None:
-                            peers = self._peers[(entry, index)] = c.peers(policy, rule)
-                        allowed |= peers
+                            peers = c.peers(policy, rule, Direction.INGRESS)
+                            self._peers[(entry, index)] = peers
+                        allowed |= peers[0]
+                        unsure |= peers[1]
             allowed &= c.all_pods
-        found = (allowed, 0)
+            unsure &= c.all_pods & ~allowed
+        found = (allowed, unsure)
         if a_sig:
             found = c._admin_side(
                 a_sig,
@@ -750,6 +814,7 @@ class _Ingress:
                 bool(np_sig),
                 allowed,
                 partial(c._admin_ports_at, pod=pod, pp=pp),
+                unsure,
             )
         self._cache[key] = found
         return found

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from conformance.api.types import L4Protocol, PodKey, PortProtocol, TargetKey
+from conformance.api.types import L4Protocol, PodKey, PortProtocol, TargetKey, TrafficPath
 from conformance.reference.evaluator import Decision, Verdict
 
 CellKey = tuple[PodKey, TargetKey, int, L4Protocol]
@@ -29,7 +29,7 @@ class Mark:
 
 
 LEGEND = (
-    "legend: . allow   X deny   ? implementation-defined (self traffic, tied priorities)   "
+    "legend: . allow   X deny   ? implementation-defined (self traffic, tied priorities, node traffic the API leaves open)   "
     "- allow, port not served   x deny, port not served"
 )
 
@@ -57,6 +57,7 @@ class Cell:
     verdict: Verdict
     served: bool
     decision: Decision | None = None
+    path: TrafficPath | None = None
 
     @property
     def key(self) -> CellKey:

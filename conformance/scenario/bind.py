@@ -4,8 +4,9 @@ set, declared expectation).
 
 Policy strings may contain Jinja placeholders for values only known on a live cluster, e.g.
 ``cidr: "{{ ip('x/a') }}/32"``. Available: ``ip('ns/pod')`` or ``ip('@external')``, ``ns('x')``
-(the real namespace name) and ``pod_cidr``. Offline evaluation binds namespaces to themselves and
-gives pods addresses from the topology's pod CIDR in order of appearance.
+(the real namespace name) and ``pod_cidr``. Offline evaluation binds namespaces to themselves,
+gives pods addresses from the topology's pod CIDR in order of appearance, places them on the
+topology's nodes (``placement``) and gives host-network pods their node's address.
 
 A ``Binder`` binds steps one at a time, in order, so a runner can bind each step once against the
 addresses the cluster has given by then.
@@ -17,14 +18,22 @@ import fnmatch
 import functools
 import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import jinja2
 import jinja2.nodes
 
 from conformance.api.adminpol import AdminPolicy, parse_admin_policy
-from conformance.api.fields import Field, KeyPath, Locator, dns1123_label_problem, port_name_problem
+from conformance.api.fields import (
+    Field,
+    KeyPath,
+    Locator,
+    dns1123_label_problem,
+    dns1123_subdomain_problem,
+    port_name_problem,
+)
 from conformance.api.kinds import ADMIN_KINDS, POLICY_KINDS
 from conformance.api.model import (
     ClusterState,
@@ -32,6 +41,7 @@ from conformance.api.model import (
     ExternalHost,
     IPAddress,
     Namespace,
+    Node,
     Pod,
     frozen_labels,
 )
@@ -63,6 +73,10 @@ class Binding:
     pod_ips: Mapping[PodKey, IPAddress]
     external_ips: Mapping[str, IPAddress]
     pod_cidr: IPNetwork
+    pod_nodes: Mapping[PodKey, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Node each pod runs on (scenario names offline; the real node on a live cluster)."""
+    nodes: tuple[Node, ...] = ()
+    """The nodes of the cluster state: the topology's offline, the real ones live."""
 
     def namespace(self, name: str) -> str:
         return self.namespaces.get(name, name)
@@ -288,6 +302,47 @@ def pod_key(spec: PodSpec) -> PodKey:
     return f"{spec.namespace}/{spec.name}"
 
 
+def all_pod_specs(spec: ScenarioFile) -> Iterable[tuple[PodKey, PodSpec]]:
+    """Every pod the scenario ever creates, topology first, then each step's ``add_pods``."""
+    for pod in initial_pods(spec):
+        yield pod_key(pod), pod
+    for step in spec.steps:
+        for pod in step.add_pods:
+            yield pod_key(pod), pod
+
+
+def placement(spec: ScenarioFile) -> dict[PodKey, str]:
+    """Node of every pod: its ``node`` if set, else spread over the topology's nodes in order.
+
+    The i-th pod without ``node`` (counting in order of first appearance) goes on node i mod N,
+    so the default x/y/z topology on two nodes has x/a, x/c, y/b, z/a, z/c on node-1 and the
+    others on node-2: every namespace has a same-node and a cross-node pair.
+    """
+    nodes = list(spec.topology.nodes)
+    out: dict[PodKey, str] = {}
+    spread = 0
+    for key, pod in all_pod_specs(spec):
+        if key in out:
+            continue
+        if pod.node is not None:
+            out[key] = pod.node
+        elif nodes:
+            out[key] = nodes[spread % len(nodes)]
+            spread += 1
+    return out
+
+
+def offline_nodes(spec: ScenarioFile, node_cidr: IPNetwork) -> tuple[Node, ...]:
+    """The topology's nodes with addresses .2, .3, ... of ``node_cidr``."""
+    out = []
+    for i, (name, node) in enumerate(spec.topology.nodes.items()):
+        addr = node_cidr.network_address + 2 + i
+        if addr not in node_cidr:
+            raise PlaceholderError(f"node CIDR {node_cidr} is too small for {i + 1} nodes")
+        out.append(Node(name, frozen_labels(node.labels), ipaddress.ip_address(addr)))
+    return tuple(out)
+
+
 def initial_pods(spec: ScenarioFile) -> list[PodSpec]:
     if spec.topology.pods is not None:
         return spec.topology.pods
@@ -315,6 +370,7 @@ class Binder:
             ExternalHost(e.name, binding.external_ips.get(e.name, e.ip), _ports(e.ports))
             for e in scenario.spec.external
         )
+        self.node_names = set(scenario.spec.topology.nodes)
         self._topology()
         self._next = 0
 
@@ -338,6 +394,7 @@ class Binder:
             tuple(Namespace(n, frozen_labels(lbl)) for n, lbl in self.namespaces.items()),
             tuple(self.pods.values()),
             self.externals,
+            self.binding.nodes,
         )
 
     def bind_step(self, index: int, binding: Binding | None = None) -> BoundStep:
@@ -360,6 +417,14 @@ class Binder:
 
     def _topology(self) -> None:
         topo = self.sc.spec.topology
+        if not topo.nodes:
+            self.fail("a topology needs at least one node", ("topology", "nodes"))
+        for name, node in topo.nodes.items():
+            path: KeyPath = ("topology", "nodes", name)
+            problem = dns1123_subdomain_problem(name)
+            if problem:
+                self.fail(f"node name {name!r} {problem}", path)
+            self._labels(node.labels, (*path, "labels"))
         for name, ns in topo.namespaces.items():
             self._add_namespace(name, ns, ("topology", "namespaces", name))
         pods_path: KeyPath = ("topology", "pods")
@@ -425,11 +490,26 @@ class Binder:
                     (*path, "ports", i, "name"),
                 )
             seen_names.add((p.name, p.protocol))
+        if spec.node is not None and spec.node not in self.node_names:
+            self.fail(
+                f"pod {key} is placed on unknown node {spec.node!r}; nodes: "
+                f"{', '.join(self.node_names) or 'none'} (topology.nodes)",
+                (*path, "node"),
+            )
+            return
         ip = self.binding.pod_ips.get(key)
         if ip is None:
             self.fail(f"pod {key} has no IP in the binding", path)
             return
-        self.pods[key] = Pod(ns, name, frozen_labels(labels), _ports(ports), ip, spec.host_network)
+        self.pods[key] = Pod(
+            ns,
+            name,
+            frozen_labels(labels),
+            _ports(ports),
+            ip,
+            spec.host_network,
+            self.binding.pod_nodes.get(key),
+        )
 
     def _step(self, index: int, step: Step) -> BoundStep:
         base: KeyPath = ("steps", index)
@@ -453,9 +533,7 @@ class Binder:
                 self.fail(f"no pod {key!r} to relabel", (*base, "label_pods", key))
                 continue
             labels = self._patch(dict(pod.labels), patch, (*base, "label_pods", key))
-            self.pods[key] = Pod(
-                pod.namespace, pod.name, frozen_labels(labels), pod.ports, pod.ip, pod.host_network
-            )
+            self.pods[key] = replace(pod, labels=frozen_labels(labels))
         for i, ref in enumerate(step.delete):
             ident = _parse_ref(ref)
             if ident is None:
@@ -567,6 +645,10 @@ class Binder:
     ) -> tuple[tuple[PodKey, ...], tuple[TargetKey, ...], tuple[PortProtocol, ...]]:
         probe = _merge_probe(self.sc.spec.probe, step.probe)
         sources = tuple(p.key for p in state.pods if _any_glob(p.key, probe.from_))
+        # External clients are sources only when a `from` glob names them (`@...`): the default
+        # and `*` mean pods, so scenarios written before outside clients keep their cells.
+        client_globs = [g for g in probe.from_ or () if g.startswith("@")]
+        sources += tuple(e.key for e in state.externals if _any_glob(e.key, client_globs))
         targets = tuple(
             [p.key for p in state.pods if _any_glob(p.key, probe.to)]
             + [e.key for e in state.externals if _any_glob(e.key, probe.to)]
@@ -579,7 +661,9 @@ class Binder:
         else:
             pps = {pp for pp in served if pp[1] in protocols}
         if not sources:
-            self.fail(f"probe.from {probe.from_} matches no pod", (*base, "probe"))
+            self.fail(
+                f"probe.from {probe.from_} matches no pod or external endpoint", (*base, "probe")
+            )
         if not targets:
             self.fail(f"probe.to {probe.to} matches no pod or external endpoint", (*base, "probe"))
         if not pps:

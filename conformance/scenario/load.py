@@ -26,12 +26,14 @@ from conformance.scenario.bind import (
     Binding,
     BoundStep,
     PlaceholderError,
+    all_pod_specs,
     initial_pods,
     offline_ip,
-    pod_key,
+    offline_nodes,
+    placement,
 )
 from conformance.scenario.limits import MAX_BOUND_POLICIES, MAX_CELLS, MAX_PODS, MAX_STEPS
-from conformance.scenario.schema import PodSpec, ScenarioFile, Step
+from conformance.scenario.schema import ScenarioFile, Step
 from conformance.scenario.source import (
     Document,
     PolicySource,
@@ -60,18 +62,35 @@ class Scenario:
         """Kinds of every policy object any step applies (``NetworkPolicy``, admin kinds)."""
         return frozenset(str(src.obj.get("kind")) for step in self.step_policies for src in step)
 
+    @property
+    def uses_host_network(self) -> bool:
+        """Whether any pod of any step runs in its node's network namespace."""
+        return any(spec.host_network for _, spec in all_pod_specs(self.spec))
+
     def offline_binding(self) -> Binding:
-        """Namespaces named as written, pod IPs from the pod CIDR in order of first appearance."""
+        """Namespaces named as written, pod IPs from the pod CIDR in order of first appearance,
+        pods placed by ``placement``, host-network pods at their node's address."""
         cidr = ipaddress.ip_network(self.spec.topology.pod_cidr, strict=False)
+        nodes = offline_nodes(
+            self.spec, ipaddress.ip_network(self.spec.topology.node_cidr, strict=False)
+        )
+        node_ips = {n.name: n.ip for n in nodes}
+        pod_nodes = placement(self.spec)
         ips: dict[PodKey, Any] = {}
-        fixed = {k: p.ip for k, p in self._all_pod_specs() if p.ip is not None}
+        fixed = {k: p.ip for k, p in all_pod_specs(self.spec) if p.ip is not None}
         taken = set(fixed.values())
         index = 0
-        for key, _spec in self._all_pod_specs():
+        for key, spec in all_pod_specs(self.spec):
             if key in ips:
                 continue
             if key in fixed:
                 ips[key] = fixed[key]
+                continue
+            if spec.host_network:
+                # A host-network pod shares its node's network namespace, hence its address.
+                ips[key] = node_ips.get(pod_nodes.get(key, ""))
+                if ips[key] is None:
+                    del ips[key]  # an unknown node: the binder reports it
                 continue
             ip = _offline_ip(cidr, index, self.doc)
             while ip in taken:
@@ -87,14 +106,9 @@ class Scenario:
             pod_ips=ips,
             external_ips={e.name: e.ip for e in self.spec.external},
             pod_cidr=cidr,
+            pod_nodes=pod_nodes,
+            nodes=nodes,
         )
-
-    def _all_pod_specs(self) -> Iterator[tuple[PodKey, PodSpec]]:
-        for spec in initial_pods(self.spec):
-            yield pod_key(spec), spec
-        for step in self.spec.steps:
-            for spec in step.add_pods:
-                yield pod_key(spec), spec
 
     def bind(self, binding: Binding | None = None) -> list[BoundStep]:
         """Resolve every step's state against ``binding`` (offline when None)."""

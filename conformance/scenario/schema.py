@@ -41,6 +41,8 @@ class Feature(StrEnum):
     ADMIN_NETWORK_POLICY = "AdminNetworkPolicy"
     BASELINE_ADMIN_NETWORK_POLICY = "BaselineAdminNetworkPolicy"
     CLUSTER_NETWORK_POLICY = "ClusterNetworkPolicy"
+    HOST_NETWORK = "HostNetwork"
+    EXTERNAL_CLIENTS = "ExternalClients"
 
 
 PortNumber = Annotated[int, Field(strict=True, ge=1, le=65535)]
@@ -69,6 +71,18 @@ class NamespaceSpec(_Model):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+class NodeSpec(_Model):
+    """A node; it also gets the labels every real node has (``kubernetes.io/hostname: <name>``,
+    ``kubernetes.io/os: linux``) unless set here."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+def default_nodes() -> dict[str, NodeSpec]:
+    """Two nodes, so every scenario has same-node and cross-node pairs."""
+    return {"node-1": NodeSpec(), "node-2": NodeSpec()}
+
+
 class PodSpec(_Model):
     """A pod; ``name`` is ``ns/pod``, or just ``pod`` with ``namespace`` set."""
 
@@ -81,7 +95,17 @@ class PodSpec(_Model):
         default=None, description="Default: the topology's `ports`."
     )
     ip: Address | None = Field(default=None, description="Fixed IP (evaluation only).")
-    host_network: bool = Field(default=False, strict=True)
+    host_network: bool = Field(
+        default=False,
+        strict=True,
+        description="Runs in its node's network namespace: an endpoint at the node's address, "
+        "never selected by a policy's subject.",
+    )
+    node: str | None = Field(
+        default=None,
+        description="Node (a `topology.nodes` name) the pod runs on. Default: spread, the i-th "
+        "pod without `node` (in order of appearance) on the (i mod N)-th node.",
+    )
 
 
 def default_ports() -> list[PortSpec]:
@@ -94,6 +118,9 @@ def default_ports() -> list[PortSpec]:
 
 
 class Topology(_Model):
+    nodes: dict[str, NodeSpec] = Field(
+        default_factory=default_nodes, description="Default: node-1 and node-2."
+    )
     namespaces: dict[str, NamespaceSpec] = Field(
         default_factory=lambda: {n: NamespaceSpec() for n in ("x", "y", "z")}
     )
@@ -104,6 +131,22 @@ class Topology(_Model):
     pod_cidr: str = Field(
         default="10.244.0.0/16", description="Pod CIDR used for offline evaluation."
     )
+    node_cidr: str = Field(
+        default="172.18.0.0/24",
+        description="Node addresses for offline evaluation: .2, .3, ... in `nodes` order.",
+    )
+
+    @model_validator(mode="after")
+    def _node_cidr_fits(self) -> Topology:
+        try:
+            net = ipaddress.ip_network(self.node_cidr, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"node_cidr {self.node_cidr!r} is not a CIDR such as 172.18.0.0/24"
+            ) from None
+        if net.num_addresses < len(self.nodes) + 2:
+            raise ValueError(f"node_cidr {self.node_cidr} is too small for {len(self.nodes)} nodes")
+        return self
 
     @field_validator("pod_cidr")
     @classmethod
@@ -120,7 +163,8 @@ class Topology(_Model):
 
 
 class ExternalSpec(_Model):
-    """An endpoint outside the cluster (egress target), e.g. 203.0.113.10."""
+    """An endpoint outside the cluster, e.g. 203.0.113.10: a destination, and a client when a
+    probe's `from` names it (`@name`)."""
 
     name: str
     ip: Address
@@ -137,7 +181,10 @@ class ProbeSpec(_Model):
         default=None, description="Default: every served protocol."
     )
     from_: list[str] | None = Field(
-        default=None, alias="from", description="Source globs over ns/pod."
+        default=None,
+        alias="from",
+        description="Source globs over ns/pod; `@name` globs select external clients. "
+        "Default: every pod.",
     )
     to: list[str] | None = Field(default=None, description="Destination globs (ns/pod, @external).")
 
@@ -146,7 +193,9 @@ VerdictName = Literal["allow", "deny"]
 
 
 class ExpectRule(_Model):
-    from_: str = Field(default="*", alias="from", description="Glob over source ns/pod.")
+    from_: str = Field(
+        default="*", alias="from", description="Glob over source ns/pod or @external."
+    )
     to: str = Field(default="*", description="Glob over destination ns/pod or @external.")
     ports: list[PortNumber] | None = None
     protocols: list[L4Protocol] | None = None
