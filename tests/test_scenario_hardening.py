@@ -68,6 +68,7 @@ CASES = [
         "levels deep once aliases are expanded (limit MAX_DEPTH)",
     ),
     ("invalid timestamp", "steps:\n  - name: 2001-13-45\n", 2, "invalid timestamp value"),
+    ("tagged non-timestamp", "steps:\n  - name: !!timestamp x\n", 2, "invalid timestamp value"),
     (
         "huge integer",
         "steps:\n  - name: s\n    probe: {ports: [" + "9" * 5000 + "]}\n",

@@ -312,7 +312,8 @@ class _Builder:
             return self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             raise _syntax_error(self.file, exc) from None
-        except (ValueError, TypeError, OverflowError) as exc:
+        except Exception as exc:  # PyYAML's constructors fail in many ways on odd tagged values
+            # (`!!timestamp x` is an AttributeError inside PyYAML, 5000 digits a ValueError).
             raise ScenarioError(
                 f"invalid {node.tag.rsplit(':', 1)[-1]} value {str(node.value)[:40]!r}: "
                 + str(exc).split(";")[0],
