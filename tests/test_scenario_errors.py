@@ -104,8 +104,8 @@ CASES = [
         "steps:\n  - name: s\n    apply:\n"
         + GOOD_POLICY
         + "          ingress: [{from: [{ipBlock: {cidr: \"{{ ip('x/q') }}/32\"}}]}]\n",
-        4,
-        "ip('x/q'): no such pod",
+        9,
+        "ipBlock.cidr: ip('x/q'): no such pod",
     ),
     (
         "bad verdict in rule",

@@ -521,14 +521,14 @@ class _Parser:
         if not self._list(f, what, 1, high):
             return None
         out: list[_T] = []
-        seen: set[Any] = set()
+        seen: list[Any] = []  # items may be unhashable (a mapping where a string belongs)
         ok = True
         for item in f.items():
             if item.value in seen:
                 item.error(f"duplicate value {item.value!r} ({what} is a set)")
                 ok = False
                 continue
-            seen.add(item.value)
+            seen.append(item.value)
             value = parse(item)
             if value is None:
                 ok = False

@@ -259,6 +259,10 @@ def parse_cidr(f: Field) -> IPNetwork | None:
     if "/" not in f.value:
         f.error(f"{f.value!r} is not a CIDR: write a prefix length (e.g. {f.value}/32)")
         return None
+    if "%" in f.value:
+        # net.ParseCIDR has no IPv6 zones (Python's ipaddress would accept and drop one).
+        f.error(f"{f.value!r} is not a valid CIDR: a CIDR has no IPv6 zone (%...)")
+        return None
     try:
         return ipaddress.ip_network(f.value, strict=False)
     except ValueError:

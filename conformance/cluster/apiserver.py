@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import hmac
 import ipaddress
 import json
 import logging
@@ -42,6 +43,12 @@ from conformance.cluster.store import (
 log = logging.getLogger(__name__)
 EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 JSON = "application/json"
+MAX_BODY_BYTES = 3 * 1024 * 1024
+"""Request bodies above this get 413, like kube-apiserver's limit of about 3 MiB."""
+MAX_JSON_DEPTH = 100
+"""Nesting of a request body; deeper is 400 (no real object comes close)."""
+PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
+"""Namespaces kube-apiserver refuses to delete (403 Forbidden)."""
 
 
 class ApiError(Exception):
@@ -65,6 +72,19 @@ def _not_found(res: Resource, name: str) -> ApiError:
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(text=json.dumps(body), status=status, content_type=JSON, headers=headers)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether decoded JSON nests more than ``limit`` levels (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
 
 
 def _flag(value: str | None) -> bool:
@@ -94,7 +114,7 @@ class ApiServer:
         store.listeners.append(self._fanout)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
 
@@ -110,7 +130,10 @@ class ApiServer:
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         try:
-            if self.token and request.headers.get("Authorization", "") != f"Bearer {self.token}":
+            if self.token and not hmac.compare_digest(
+                request.headers.get("Authorization", "").encode(),
+                f"Bearer {self.token}".encode(),
+            ):
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             return await self._route(request)
         except ApiError as exc:
@@ -201,6 +224,13 @@ class ApiServer:
             raise ApiError(405, "MethodNotAllowed", "the embedded cluster sets status itself")
         await self._maybe_fault()
         method = request.method
+        for value in request.query.getall("dryRun", []):
+            if value != "All":
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f'dryRun: Unsupported value: "{value}": supported values: "All"',
+                )
         if not name:
             if method == "GET":
                 return await self._list(request, res, namespace)
@@ -328,10 +358,20 @@ class ApiServer:
 
     # --- write --------------------------------------------------------------------------------
 
+    async def _read(self, request: web.Request) -> bytes:
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise ApiError(
+                413,
+                "RequestEntityTooLarge",
+                f"Request entity too large: limit is {MAX_BODY_BYTES}",
+            ) from None
+
     async def _body(self, request: web.Request) -> Any:
         if request.content_type == protobuf.PROTOBUF and request.method in ("POST", "PUT"):
             try:
-                return protobuf.decode(await request.read())
+                return protobuf.decode(await self._read(request))
             except protobuf.ProtobufError as exc:
                 raise ApiError(
                     415,
@@ -348,24 +388,49 @@ class ApiServer:
                 "UnsupportedMediaType",
                 "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
             )
-        raw = await request.read()
+        raw = await self._read(request)
         try:
-            return json.loads(raw or b"null")
+            body = json.loads(raw or b"null")
         except ValueError as exc:
             raise ApiError(
                 400, "BadRequest", f"couldn't get version/kind; json parse error: {exc}"
             ) from None
+        except RecursionError:
+            body = None
+            deep = True
+        else:
+            deep = _deeper_than(body, MAX_JSON_DEPTH)
+        if deep:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"couldn't get version/kind; json parse error: exceeded max depth {MAX_JSON_DEPTH}",
+            )
+        return body
 
-    def _prepare(
-        self, request: web.Request, res: Resource, obj: Any, namespace: str
-    ) -> tuple[dict[str, Any], list[str]]:
-        """Decode, default and validate a full object; returns it and any warnings."""
+    @staticmethod
+    def _check_shape(res: Resource, obj: Any) -> None:
+        """400 for a body that Go's json decoder could not decode into the kind's struct."""
         if not isinstance(obj, dict):
             raise ApiError(
                 400,
                 "BadRequest",
                 f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: json: cannot unmarshal into Go value of type {res.kind}',
             )
+        try:
+            validation.check_object_shape(res.kind, obj)
+        except validation.BadRequest as exc:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: {exc}',
+            ) from None
+
+    def _prepare(
+        self, request: web.Request, res: Resource, obj: Any, namespace: str
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Decode, default and validate a full object; returns it and any warnings."""
+        self._check_shape(res, obj)
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
         if api_version and api_version != res.api_version:
             raise ApiError(
@@ -517,6 +582,7 @@ class ApiServer:
     ) -> web.StreamResponse:
         body = await self._body(request)
         self._check_namespace(res, namespace)
+        self._check_shape(res, body)
         if isinstance(body, dict):
             for field in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp"):
                 (body.get("metadata") or {}).pop(field, None)
@@ -614,6 +680,7 @@ class ApiServer:
         current = self.store.get(res, namespace, name)
         if current is None:
             raise _not_found(res, name)
+        self._check_shape(res, body)
         if isinstance(body, dict) and (body.get("metadata") or {}).get("name") not in (None, name):
             raise ApiError(
                 400,
@@ -664,6 +731,7 @@ class ApiServer:
             ) from None
         if not isinstance(patched, dict):
             raise ApiError(400, "BadRequest", "the patch does not produce an object")
+        self._check_shape(res, patched)
         meta = patched.setdefault("metadata", {})
         if meta.get("name") != name:
             raise ApiError(
@@ -701,6 +769,13 @@ class ApiServer:
         obj = self.store.get(res, namespace, name)
         if obj is None:
             raise _not_found(res, name)
+        if res is NAMESPACES and name in PROTECTED_NAMESPACES:
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                {"name": name, "kind": "namespaces"},
+            )
         if request.query.get("dryRun") != "All":
             with contextlib.suppress(NotFound):
                 self.store.delete(res, namespace, name)
@@ -723,6 +798,12 @@ class ApiServer:
     async def _delete_collection(
         self, request: web.Request, res: Resource, namespace: str
     ) -> web.StreamResponse:
+        if res is NAMESPACES:  # as kube-apiserver: namespaces have no deletecollection
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
         try:
             label_match = parse_query(request.query.get("labelSelector", ""))
         except SelectorSyntaxError as exc:
@@ -732,12 +813,13 @@ class ApiServer:
             for o in self.store.list(res, namespace or None)
             if label_match(o["metadata"].get("labels") or {})
         ]
-        for obj in items:
-            with contextlib.suppress(NotFound):
-                self.store.delete(
-                    res, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
-                )
-        await self._settle()
+        if request.query.get("dryRun") != "All":
+            for obj in items:
+                with contextlib.suppress(NotFound):
+                    self.store.delete(
+                        res, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+                    )
+            await self._settle()
         return _json(
             {
                 "kind": f"{res.kind}List",
@@ -758,6 +840,8 @@ class ApiServer:
         argv = request.query.getall("command", [])
         if not argv:
             raise ApiError(400, "BadRequest", "you must specify at least 1 command")
+        if any("\x00" in arg for arg in argv):
+            raise ApiError(400, "BadRequest", "a command argument may not contain a NUL byte")
         containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
         container = request.query.get("container") or (containers[0] if containers else "")
         if container not in containers:

@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import sys
 from typing import Any
 
@@ -51,6 +52,7 @@ async def serve(
     state_dir: str,
     ready: Any,
     lifeline: int = -1,
+    tls_context: ssl.SSLContext | None = None,
 ) -> None:
     """Build the cluster, report readiness, run until signalled (or the owner is gone), then
     remove everything."""
@@ -123,7 +125,7 @@ async def serve(
         api.address = f"{host}:{port}"
         runner = web.AppRunner(api.app(), handle_signals=False, access_log=None)
         await runner.setup()
-        await web.SockSite(runner, sock, shutdown_timeout=1.0).start()
+        await web.SockSite(runner, sock, shutdown_timeout=1.0, ssl_context=tls_context).start()
 
     try:
         # A signal (or the owner's death) during start-up must stop it too, not only later.
@@ -179,9 +181,16 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.config, encoding="utf-8") as fh:
             data = json.load(fh)
         options = ClusterOptions.from_json(data["options"])
+        tls_context = None
+        if data.get("tls"):
+            # Loaded before _private_run: in rootless mode the state folder may be under /run.
+            tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls_context.load_cert_chain(data["tls"]["cert"], data["tls"]["key"])
         if args.rootless:
             _private_run()
-        asyncio.run(serve(options, sock, data["token"], state_dir, ready, args.lifeline_fd))
+        asyncio.run(
+            serve(options, sock, data["token"], state_dir, ready, args.lifeline_fd, tls_context)
+        )
     except Exception as exc:
         log.exception("daemon failed")
         with contextlib.suppress(Exception):

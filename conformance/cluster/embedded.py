@@ -7,13 +7,16 @@ is bound here and handed over, so the port (and kubeconfig) are known before the
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
+import secrets
 import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -25,8 +28,9 @@ from typing import Any
 import yaml
 
 from conformance.cluster import dataplane as dp
-from conformance.cluster import netns
-from conformance.cluster.config import ClusterOptions, context_name, state_dir
+from conformance.cluster import netns, tls
+from conformance.cluster.config import INSTANCE_RE, ClusterOptions, context_name, state_dir
+from conformance.cluster.config import state_root as config_state_root
 from conformance.errors import ClusterError
 
 DAEMON_MODULE = "conformance.cluster.daemon"
@@ -43,14 +47,27 @@ class ClusterInfo:
     pid: int
     state_dir: str
     token: str
+    ca: str = ""
+    """The cluster's CA certificate (PEM file) that signs the API's serving certificate."""
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts only this cluster's CA."""
+        return ssl.create_default_context(cafile=self.ca)
+
+    def headers(self) -> dict[str, str]:
+        """The bearer token every request needs (401 Unauthorized without it)."""
+        return {"Authorization": f"Bearer {self.token}"}
 
 
-def kubeconfig_text(server: str, context: str, token: str) -> str:
+def kubeconfig_text(server: str, context: str, token: str, ca_pem: bytes = b"") -> str:
     """A kubeconfig with one cluster, user and context (namespace ``default``)."""
+    cluster: dict[str, Any] = {"server": server}
+    if ca_pem:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": context, "cluster": {"server": server}}],
+        "clusters": [{"name": context, "cluster": cluster}],
         "users": [{"name": context, "user": {"token": token} if token else {}}],
         "contexts": [
             {
@@ -97,6 +114,7 @@ def _info(data: dict[str, Any], directory: str) -> ClusterInfo:
         int(data["pid"]),
         directory,
         data["token"],
+        data.get("ca", ""),
     )
 
 
@@ -148,6 +166,69 @@ def cleanup(instance: str, state_root: str | None = None) -> list[str]:
     return removed
 
 
+STARTING_GRACE_S = 600.0
+"""A state folder without ``state.json`` younger than this may be an instance still starting."""
+
+
+def running_instances() -> set[str]:
+    """Instance names of every live embedded daemon on this machine, whatever its state root.
+
+    Read from each daemon's command line (``--config <dir>/config.json``) and that config; a
+    daemon that cannot be identified raises ``ClusterError`` so nothing is pruned by mistake.
+    """
+    names: set[str] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or not _alive(int(entry)):
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                args = fh.read().split(b"\0")
+            if DAEMON_MODULE.encode() not in args:
+                continue
+            config = args[args.index(b"--config") + 1].decode()
+            with open(config, encoding="utf-8") as fh:
+                names.add(str(json.load(fh)["options"]["instance"]))
+        except FileNotFoundError:
+            continue  # it exited meanwhile (its cleanup removes the config first)
+        except (OSError, ValueError, IndexError, KeyError, TypeError) as exc:
+            raise ClusterError(
+                f"cannot tell which embedded cluster daemon pid {entry} serves ({exc}); "
+                "nothing was pruned"
+            ) from None
+    return names
+
+
+def prune(state_root: str | None = None) -> list[str]:
+    """Remove every orphaned embedded instance: one whose daemon is gone (killed, crashed) but
+    whose state folder, network namespaces or processes in them are left. Running instances,
+    in any state root, are never touched. Returns one line per instance removed."""
+    running = running_instances()
+    removed: list[str] = []
+    root = config_state_root(state_root)
+    try:
+        entries = sorted(os.listdir(root))
+    except FileNotFoundError:
+        entries = []
+    for name in entries:
+        directory = os.path.join(root, name)
+        if name in running or not INSTANCE_RE.match(name) or not os.path.isdir(directory):
+            continue
+        if _read_state(directory) is None:
+            with contextlib.suppress(OSError):
+                if time.time() - os.path.getmtime(directory) < STARTING_GRACE_S:
+                    continue  # maybe starting right now: start() writes state.json when ready
+        namespaces = cleanup(name, state_root)
+        removed.append(f"embedded cluster {name}: {directory} and {len(namespaces)} namespaces")
+    # Namespaces of daemons whose state is elsewhere (another state root) or already removed.
+    orphans = {n.split("-")[1] for n in netns.list_netns() if n.startswith("npc-")} - running
+    for name in sorted(o for o in orphans if INSTANCE_RE.match(o)):
+        _kill_in_namespaces(name)
+        namespaces = dp.cleanup_namespaces(name)
+        if namespaces:
+            removed.append(f"embedded cluster {name}: {len(namespaces)} namespaces")
+    return removed
+
+
 def rootless() -> bool:
     """Run the daemon in its own user+network+mount namespaces: when not root, or when forced
     with ``NETPOL_CONFORMANCE_ROOTLESS=1`` (how CI, which is root, exercises this path)."""
@@ -194,12 +275,21 @@ def start(
     cleanup(options.instance, options.state_root)
     directory = state_dir(options.instance, options.state_root)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    # kubectl sends no bearer token over plain http, so loopback access is unauthenticated (as
-    # with kube-apiserver's old insecure port); the token stays empty.
-    token = ""
+    os.chmod(directory, 0o700)  # the token, key and kubeconfig are for this user only
+    # Any local process can reach 127.0.0.1, and exec runs commands as root: every request needs
+    # this per-cluster token, over TLS (kubectl sends no token over plain http).
+    token = secrets.token_urlsafe(32)
+    serving = tls.make_serving_files(directory, options.instance)
     config = os.path.join(directory, "config.json")
-    with open(config, "w", encoding="utf-8") as fh:
-        json.dump({"options": options.to_json(), "token": token}, fh)
+    with os.fdopen(os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+        json.dump(
+            {
+                "options": options.to_json(),
+                "token": token,
+                "tls": {"cert": serving.cert, "key": serving.key},
+            },
+            fh,
+        )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -268,11 +358,13 @@ def start(
         raise ClusterError(
             f"embedded cluster {options.instance!r} did not start: {reason or 'timed out'}"
         )
-    server = f"http://127.0.0.1:{port}"
+    server = f"https://127.0.0.1:{port}"
     context = context_name(options.instance)
     kubeconfig = os.path.join(directory, "kubeconfig")
-    with open(kubeconfig, "w", encoding="utf-8") as fh:
-        fh.write(kubeconfig_text(server, context, token))
+    with open(serving.ca, "rb") as fh:
+        ca_pem = fh.read()
+    with os.fdopen(os.open(kubeconfig, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+        fh.write(kubeconfig_text(server, context, token, ca_pem))
     os.chmod(kubeconfig, 0o600)
     data = {
         "instance": options.instance,
@@ -281,8 +373,10 @@ def start(
         "context": context,
         "pid": proc.pid,
         "token": token,
+        "ca": serving.ca,
     }
-    with open(os.path.join(directory, "state.json"), "w", encoding="utf-8") as fh:
+    state = os.path.join(directory, "state.json")
+    with os.fdopen(os.open(state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
         json.dump(data, fh)
     return _info(data, directory), proc
 
@@ -309,9 +403,8 @@ def stop(instance: str, state_root: str | None = None, timeout: float = 15.0) ->
 
 def daemon_status(info: ClusterInfo, timeout: float = 5.0) -> dict[str, Any]:
     """The daemon's own counters (enforcement generations, rule counts, injected faults)."""
-    headers = {"Authorization": f"Bearer {info.token}"} if info.token else {}
-    req = urllib.request.Request(f"{info.server}/embedded/v1/status", headers=headers)
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
+    req = urllib.request.Request(f"{info.server}/embedded/v1/status", headers=info.headers())
+    with urllib.request.urlopen(req, timeout=timeout, context=info.ssl_context()) as resp:
         data: dict[str, Any] = json.load(resp)
         return data
 

@@ -309,6 +309,101 @@ def decode(value: Any, schema: Any, path: str, unknown: list[str]) -> Any:
     return out
 
 
+def check_shape(value: Any, schema: Any, path: str) -> None:
+    """Like ``decode`` but only checks the types of known fields (unknown ones are left alone):
+    what Go's json decoder into the typed struct rejects with HTTP 400 before any validation."""
+    if value is None:
+        return
+    if isinstance(schema, dict) and isinstance(value, dict):
+        for key, sub in schema.items():
+            check_shape(value.get(key), sub, f"{path}.{key}")
+        return
+    if isinstance(schema, tuple) and isinstance(value, list | dict):
+        kind, inner = schema
+        if kind == "list" and isinstance(value, list):
+            for item in value:
+                check_shape(item, inner, path)
+            return
+        if kind == "map" and isinstance(value, dict):
+            for item in value.values():
+                check_shape(item, inner, path)
+            return
+    decode(value, schema, path, [])  # raises BadRequest with the Go-style message
+
+
+OBJECT_META: dict[str, Any] = {
+    **{
+        f: str
+        for f in (
+            "name",
+            "generateName",
+            "namespace",
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "selfLink",
+        )
+    },
+    "labels": ("map", str),
+    "annotations": ("map", str),
+    "finalizers": ("list", str),
+    "generation": int,
+    "deletionGracePeriodSeconds": int,
+    "ownerReferences": ("list", {"apiVersion": str, "kind": str, "name": str, "uid": str}),
+}
+_CONTAINER = {
+    "name": str,
+    "image": str,
+    "imagePullPolicy": str,
+    "workingDir": str,
+    "command": ("list", str),
+    "args": ("list", str),
+    "ports": (
+        "list",
+        {"containerPort": int, "hostPort": int, "name": str, "protocol": str, "hostIP": str},
+    ),
+    "env": ("list", {"name": str, "value": str}),
+}
+SPEC_SHAPES: dict[str, dict[str, Any]] = {
+    "Pod": {
+        "containers": ("list", _CONTAINER),
+        "initContainers": ("list", _CONTAINER),
+        "nodeName": str,
+        "nodeSelector": ("map", str),
+        "hostNetwork": bool,
+        "restartPolicy": str,
+        "terminationGracePeriodSeconds": int,
+    },
+    "Service": {
+        "selector": ("map", str),
+        "ports": (
+            "list",
+            {"name": str, "port": int, "targetPort": "intorstr", "protocol": str, "nodePort": int},
+        ),
+        "type": str,
+        "clusterIP": str,
+        "clusterIPs": ("list", str),
+        "ipFamilies": ("list", str),
+        "ipFamilyPolicy": str,
+        "sessionAffinity": str,
+    },
+    "Namespace": {"finalizers": ("list", str)},
+    "NetworkPolicy": NETWORK_POLICY_SCHEMA,
+}
+
+
+def check_object_shape(kind: str, obj: Mapping[str, Any]) -> None:
+    """``BadRequest`` when a field of the object has the wrong JSON type (``metadata`` a string,
+    ``metadata.name`` a number, ``labels`` a list, ``spec`` a list ...); kube-apiserver answers
+    these with 400 before validating."""
+    check_shape(obj.get("apiVersion"), str, f"{kind}.apiVersion")
+    check_shape(obj.get("kind"), str, f"{kind}.kind")
+    check_shape(obj.get("metadata"), OBJECT_META, f"{kind}.metadata")
+    check_shape(obj.get("spec"), SPEC_SHAPES.get(kind, {}), f"{kind}.spec")
+    check_shape(obj.get("status"), {}, f"{kind}.status")
+
+
 # --- kinds --------------------------------------------------------------------------------
 
 

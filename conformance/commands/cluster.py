@@ -1,4 +1,4 @@
-"""``netpol-conformance cluster up|down|status``: manage embedded clusters from the shell.
+"""``netpol-conformance cluster up|down|prune|status``: manage embedded clusters from the shell.
 
 Why: trying the tool needs no real cluster; ``up`` leaves a daemon running and prints the
 kubeconfig to use with ``kubectl`` or the runner, ``down`` removes everything it created.
@@ -67,6 +67,15 @@ def cmd_down(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    try:
+        removed = embedded.prune()
+    except ConformanceError as exc:
+        return _fail(str(exc))
+    print("\n".join(removed) if removed else "no orphaned embedded clusters")
+    return ExitCode.OK
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     info = embedded.find(args.name)
     if info is None:
@@ -87,7 +96,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``cluster up|down|status`` on the main parser's subcommands."""
+    """Register ``cluster up|down|prune|status`` on the main parser's subcommands."""
     cluster = sub.add_parser(
         "cluster", help="run an embedded cluster (loopback API + namespace dataplane)"
     )
@@ -146,6 +155,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     down = csub.add_parser("down", help="stop an embedded cluster and remove all it created")
     down.add_argument("--name", default=DEFAULT_INSTANCE)
     down.set_defaults(func=cmd_down)
+
+    prune = csub.add_parser(
+        "prune",
+        help="remove embedded clusters whose daemon is gone (state, namespaces, processes)",
+    )
+    prune.set_defaults(func=cmd_prune)
 
     status = csub.add_parser("status", help="show whether an embedded cluster runs and where")
     status.add_argument("--name", default=DEFAULT_INSTANCE)

@@ -62,6 +62,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             errors += 1
             for line in str(exc).splitlines():
                 print(f"error: {line}", file=err)
+        except Exception as exc:  # a bug, not the file's fault: report it and go on with the rest
+            errors += 1
+            print(
+                f"error: {path}: internal error while evaluating this file ({type(exc).__name__}: "
+                f"{exc}); please report it with the file",
+                file=err,
+            )
     if args.output == "json":
         json.dump(to_json(results), out, indent=2)
         out.write("\n")

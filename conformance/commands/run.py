@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from conformance.cluster import embedded
 from conformance.commands.options import add_run_options, positive_int, run_option_values
 from conformance.commands.report import load_deviations
 from conformance.commands.suites import add_shard_option, add_suite_option, sources
@@ -78,7 +79,10 @@ def add_commands(sub: Any) -> None:
     )
     p.set_defaults(func=cmd_run)
 
-    c = sub.add_parser("clean", help="delete leftovers of earlier runs (by the tool's labels)")
+    c = sub.add_parser(
+        "clean",
+        help="delete leftovers of earlier runs (by the tool's labels) and orphaned embedded clusters",
+    )
     c.add_argument("--kubeconfig")
     c.add_argument("--context")
     c.add_argument("--allow-context", action="append", default=[])
@@ -340,6 +344,14 @@ def cmd_clean(args: argparse.Namespace) -> int:
     from conformance.live.session import check_context
 
     err = Console(stderr=True)
+    # Embedded clusters whose daemon was killed cannot be cleaned through their API: prune them.
+    try:
+        pruned = embedded.prune()
+    except (ConformanceError, OSError) as exc:
+        pruned = []
+        err.print(f"warning: orphaned embedded clusters not pruned: {exc}", markup=False)
+    if pruned:
+        print("\n".join(pruned))
     try:
         cluster = KubeCluster(args.kubeconfig, args.context)
         selector = f"{RUN_LABEL}={args.run_id}" if args.run_id else f"{TOOL_LABEL}={TOOL_NAME}"
@@ -354,7 +366,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     except ConformanceError as exc:
         err.print(f"error: {exc}", markup=False)
         return ExitCode.INFRASTRUCTURE
-    print("\n".join(removed) if removed else "nothing to remove")
+    print("\n".join(removed) if removed or pruned else "nothing to remove")
     return ExitCode.OK
 
 

@@ -29,6 +29,25 @@ POD_LABEL = "netpol-conformance.io/pod"
 """Stable per-pod label the pod's Service selects on (scenario labels change between steps)."""
 
 
+def parse_equality_selector(selector: str) -> dict[str, str]:
+    """``k=v,k2=v2`` (the only selectors the tool builds) as a mapping; ValueError otherwise."""
+    out: dict[str, str] = {}
+    for term in selector.split(","):
+        key, sep, value = term.partition("=")
+        if not sep or not key.strip() or "!" in key:
+            raise ValueError(f"{selector!r} is not an equality label selector (k=v,...)")
+        out[key.strip()] = value.removeprefix("=").strip()
+    return out
+
+
+def carries_labels(obj: Mapping[str, Any], selector: str) -> bool:
+    """Whether ``obj`` has every label of the equality ``selector``, checked here, not trusted
+    to the server: a server (or proxy) that ignores ``labelSelector`` must not make cleanup
+    delete objects the run did not create."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return all(labels.get(k) == v for k, v in parse_equality_selector(selector).items())
+
+
 def new_run_id(worker: str = "") -> str:
     """Short unique id; a pytest-xdist worker id (``gw3``) is appended so workers never collide."""
     base = secrets.token_hex(3)

@@ -35,6 +35,7 @@ from conformance.errors import (
     TransientClusterError,
     permanent_for_status,
 )
+from conformance.live.deploy import carries_labels
 from conformance.live.ops import ExecResult
 
 T = TypeVar("T")
@@ -303,6 +304,8 @@ class KubeCluster:
         """Delete every object of ``kind`` carrying the labels; returns their names."""
         names = []
         for item in self.list_items(kind, None, label_selector):
+            if not carries_labels(item, label_selector):
+                continue  # the server ignored the selector: never delete what it did not match
             meta = item["metadata"]
             self.delete(kind, meta.get("namespace"), meta["name"])
             names.append(meta["name"])

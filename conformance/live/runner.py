@@ -20,9 +20,9 @@ from conformance.api.model import Node
 from conformance.api.objects import nodes_from_objects
 from conformance.api.types import AddressFamily, L4Protocol, PodKey, TargetKey
 from conformance.cluster import is_embedded_version
-from conformance.errors import ClusterError, ConformanceError
+from conformance.errors import ClusterError, ConformanceError, NotFound
 from conformance.live.cni import detect_cni
-from conformance.live.deploy import RUN_LABEL
+from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, carries_labels
 from conformance.live.ops import ClusterOps
 from conformance.live.options import RunOptions
 from conformance.live.probing import (
@@ -60,12 +60,20 @@ class RunStopped(Exception):
 
 def delete_labelled(cluster: ClusterOps, selector: str, served_kinds: set[str]) -> list[str]:
     """Delete every namespace and served cluster-scoped policy matching the label selector (the
-    namespaces take their pods, services and NetworkPolicies along); "Kind name" for each."""
+    namespaces take their pods, services and NetworkPolicies along); "Kind name" for each.
+
+    Each listed object's labels are checked here before it is deleted: a server that ignores
+    ``labelSelector`` lists everything, and cleanup must never delete what no run created."""
     removed = []
     for kind in ("Namespace", *[k for k, v in POLICY_KINDS.items() if not v.namespaced]):
         if kind != "Namespace" and kind not in served_kinds:
             continue
-        removed += [f"{kind} {n}" for n in cluster.delete_collection(kind, selector)]
+        for item in cluster.list_items(kind, None, selector):
+            if not carries_labels(item, selector):
+                continue
+            meta = item["metadata"]
+            cluster.delete(kind, meta.get("namespace"), meta["name"])
+            removed.append(f"{kind} {meta['name']}")
     return removed
 
 
@@ -222,6 +230,11 @@ class Runner:
                 "gets its own network namespace); `evaluate` checks this scenario offline"
             )
             return result
+        foreign = self._foreign_singleton(scenario)
+        if foreign:
+            result.status = Status.SKIPPED
+            result.message = foreign
+            return result
         from conformance.live.scenario_run import ScenarioRun  # it needs this module's types
 
         run = ScenarioRun(self, scenario, f"{self.run_id}-{count}", result)
@@ -235,6 +248,33 @@ class Runner:
                 run.teardown()
         result.settle()
         return result
+
+    def _foreign_singleton(self, scenario: Scenario) -> str:
+        """Why the scenario cannot run without touching an object this run did not create ("" if
+        it can): the v1alpha1 BaselineAdminNetworkPolicy is a singleton named ``default``."""
+        if "BaselineAdminNetworkPolicy" not in scenario.policy_kinds:
+            return ""
+        try:
+            current = self.cluster.get("BaselineAdminNetworkPolicy", None, "default")
+        except NotFound:
+            return ""
+        except ClusterError as exc:
+            return (
+                f"skipped: cannot tell whether a BaselineAdminNetworkPolicy 'default' exists: {exc}"
+            )
+        if carries_labels(current, f"{RUN_LABEL}={self.run_id}"):
+            return ""  # an earlier scenario of this run made it; cleanup removes it
+        labels = (current.get("metadata") or {}).get("labels") or {}
+        origin = (
+            f"an earlier run ({RUN_LABEL}={labels[RUN_LABEL]}) left it: remove it with "
+            f"`netpol-conformance clean --run-id {labels[RUN_LABEL]}`"
+            if labels.get(TOOL_LABEL) == TOOL_NAME and labels.get(RUN_LABEL)
+            else "this run did not create it, so it is left alone"
+        )
+        return (
+            "skipped: the cluster already has a BaselineAdminNetworkPolicy 'default' (a "
+            f"singleton the scenario would replace and then delete); {origin}"
+        )
 
     def _missing_kinds(self, scenario: Scenario) -> set[str]:
         kinds = scenario.policy_kinds - {"NetworkPolicy"}

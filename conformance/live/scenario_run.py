@@ -34,10 +34,18 @@ from conformance.api.model import (
 from conformance.api.netpol import NetworkPolicy, parse_network_policy
 from conformance.api.objects import pod_ips, pod_node
 from conformance.api.types import AddressFamily, PodKey, is_external_key
-from conformance.errors import ClusterError, NotFound, ScenarioError
+from conformance.errors import (
+    ClusterError,
+    Conflict,
+    NotFound,
+    PermanentClusterError,
+    ScenarioError,
+)
 from conformance.live.deploy import (
+    RUN_LABEL,
     SCOPE_LABEL,
     NameMap,
+    carries_labels,
     cluster_scoped_name,
     confine_to_namespaces,
     namespace_manifest,
@@ -391,8 +399,30 @@ class ScenarioRun:
         for ident, obj in desired.items():
             if self.live.policies.get(ident) != obj:
                 self.runner.check()
-                self.cluster.apply(obj)
+                if ident not in self.live.policies and not ident[1]:
+                    self._create_cluster_scoped(ident, obj)
+                else:
+                    self.cluster.apply(obj)
                 self.live.policies[ident] = obj
+
+    def _create_cluster_scoped(self, ident: tuple[str, str, str], obj: dict[str, Any]) -> None:
+        """Create a cluster-scoped policy; replace one of that name only if this run made it.
+
+        Why: the v1alpha1 BANP is a singleton named ``default``; a user's own BANP must never be
+        replaced (and later deleted by cleanup) because a scenario needed the name."""
+        try:
+            self.cluster.create(obj)
+            return
+        except Conflict:
+            pass
+        current = self.cluster.get(ident[0], None, ident[2])
+        if not carries_labels(current, f"{RUN_LABEL}={self.runner.run_id}"):
+            raise PermanentClusterError(
+                f"refusing to replace {ident[0]} {ident[2]!r}: it exists and this run did not "
+                "create it (no label "
+                f"{RUN_LABEL}={self.runner.run_id}); delete it yourself or use another cluster"
+            )
+        self.cluster.apply(obj)
 
     # -- evaluation against the live state and probing ----------------------------------------
     def _live_state(self) -> ClusterState:

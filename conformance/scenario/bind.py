@@ -15,14 +15,15 @@ addresses the cluster has given by then.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import jinja2
-import jinja2.sandbox
+import jinja2.nodes
 
 from conformance.api.adminpol import AdminPolicy, parse_admin_policy
 from conformance.api.fields import (
@@ -48,6 +49,7 @@ from conformance.api.netpol import IPNetwork, NetworkPolicy, parse_network_polic
 from conformance.api.selectors import parse_label_map
 from conformance.api.types import AddressFamily, Grid, L4Protocol, PodKey, TargetKey
 from conformance.errors import ScenarioError, ScenarioErrors
+from conformance.scenario.limits import MAX_PLACEHOLDER_NESTING, MAX_PLACEHOLDER_OUTPUT
 from conformance.scenario.schema import (
     Expectation,
     ExternalSpec,
@@ -89,28 +91,194 @@ class Binding:
 
 
 class PlaceholderError(ValueError):
-    """A placeholder could not be resolved; the message says which and why."""
+    """A placeholder could not be resolved; the message says which and why.
+
+    ``path`` is the key path of the string, relative to the value ``render_value`` was given."""
+
+    def __init__(self, message: str, path: KeyPath = ()) -> None:
+        super().__init__(message)
+        self.path = path
 
 
-_env = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+# Placeholders are parsed with Jinja's parser but never run by Jinja: ``_Placeholders`` evaluates
+# only the documented forms, so no placeholder can loop, multiply strings or call anything else,
+# and each string's work and output are bounded by its own length (plus MAX_PLACEHOLDER_OUTPUT).
+_parser = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+ACCEPTED_PLACEHOLDERS = (
+    "ip('ns/pod'), ip('@external'), ip('ns/pod', 'IPv6'), ns('name') and pod_cidr, alone, joined "
+    "with '~' or in "
+    "`A if X in Y else B` (e.g. {{ '128' if ':' in ip('x/a') else '32' }})"
+)
 
 
-def render_value(value: Any, binding: Binding) -> Any:
+def render_value(value: Any, binding: Binding, path: KeyPath = ()) -> Any:
     """``value`` with every placeholder string rendered; other values unchanged."""
     if isinstance(value, dict):
-        return {k: render_value(v, binding) for k, v in value.items()}
+        return {k: render_value(v, binding, (*path, str(k))) for k, v in value.items()}
     if isinstance(value, list):
-        return [render_value(v, binding) for v in value]
+        return [render_value(v, binding, (*path, i)) for i, v in enumerate(value)]
     if isinstance(value, str) and ("{{" in value or "{%" in value):
-        return render_string(value, binding)
+        try:
+            return render_string(value, binding)
+        except PlaceholderError as exc:
+            raise PlaceholderError(str(exc), (*path, *exc.path)) from None
     return value
 
 
 def render_string(text: str, binding: Binding) -> str:
-    def ip(key: str, family: str | None = None) -> str:
+    """``text`` with its placeholders resolved against ``binding`` (see ``ACCEPTED_PLACEHOLDERS``)."""
+    out = "".join(_Placeholders(text, binding).pieces(_parse(text)))
+    if len(out) > MAX_PLACEHOLDER_OUTPUT:
+        raise PlaceholderError(
+            f"placeholders in {_snippet(text)} resolve to {len(out)} characters; at most "
+            f"{MAX_PLACEHOLDER_OUTPUT} are allowed (limit MAX_PLACEHOLDER_OUTPUT)"
+        )
+    return out
+
+
+@functools.lru_cache(maxsize=512)
+def _parse(text: str) -> jinja2.nodes.Template:
+    depth = deepest = 0
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+    if deepest > MAX_PLACEHOLDER_NESTING + 2:  # '{{' itself nests two braces
+        raise PlaceholderError(
+            f"placeholder in {_snippet(text)} nests brackets {deepest - 2} deep; at most "
+            f"{MAX_PLACEHOLDER_NESTING} are allowed (limit MAX_PLACEHOLDER_NESTING)"
+        )
+    try:
+        return _parser.parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        raise PlaceholderError(
+            f"placeholder in {_snippet(text)} is not valid: {exc.message}; accepted: "
+            f"{ACCEPTED_PLACEHOLDERS}"
+        ) from None
+    except RecursionError:
+        raise PlaceholderError(
+            f"placeholder in {_snippet(text)} is nested too deeply; accepted: {ACCEPTED_PLACEHOLDERS}"
+        ) from None
+
+
+def _snippet(text: str) -> str:
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+class _Placeholders:
+    """Evaluates the parsed template of one string; anything but the documented forms is refused."""
+
+    def __init__(self, text: str, binding: Binding) -> None:
+        self.text = text
+        self.binding = binding
+
+    def pieces(self, template: jinja2.nodes.Template) -> Iterator[str]:
+        for node in template.body:
+            if not isinstance(node, jinja2.nodes.Output):
+                raise PlaceholderError(
+                    f"{_snippet(self.text)}: statements ({{% ... %}}) are not supported; "
+                    f"placeholders are {ACCEPTED_PLACEHOLDERS}"
+                )
+            for part in node.nodes:
+                if isinstance(part, jinja2.nodes.TemplateData):
+                    yield part.data
+                else:
+                    yield self.string(part)
+
+    def unsupported(self, node: jinja2.nodes.Node) -> PlaceholderError:
+        return PlaceholderError(
+            f"{_snippet(self.text)}: {type(node).__name__.lower()} expressions are not supported "
+            f"in placeholders; accepted: {ACCEPTED_PLACEHOLDERS}"
+        )
+
+    def string(self, node: jinja2.nodes.Node) -> str:
+        value = self.value(node)
+        if not isinstance(value, str):
+            raise self.unsupported(node)
+        return value
+
+    def value(self, node: jinja2.nodes.Node) -> str | bool:
+        if isinstance(node, jinja2.nodes.Const) and isinstance(node.value, str):
+            return node.value
+        if isinstance(node, jinja2.nodes.Name) and node.name == "pod_cidr":
+            return str(self.binding.pod_cidr)
+        if isinstance(node, jinja2.nodes.Call):
+            return self.call(node)
+        if isinstance(node, jinja2.nodes.Concat):
+            out = "".join(self.string(n) for n in node.nodes)
+            if len(out) > MAX_PLACEHOLDER_OUTPUT:
+                raise PlaceholderError(
+                    f"{_snippet(self.text)} builds a string longer than {MAX_PLACEHOLDER_OUTPUT} "
+                    "characters (limit MAX_PLACEHOLDER_OUTPUT)"
+                )
+            return out
+        if isinstance(node, jinja2.nodes.CondExpr) and node.expr2 is not None:
+            return self.value(node.expr1) if self.value(node.test) else self.value(node.expr2)
+        if isinstance(node, jinja2.nodes.Compare) and len(node.ops) == 1:
+            op = node.ops[0]
+            left, right = self.string(node.expr), self.string(op.expr)
+            if op.op == "in":
+                return left in right
+            if op.op == "notin":
+                return left not in right
+            if op.op == "eq":
+                return left == right
+            if op.op == "ne":
+                return left != right
+        if isinstance(node, jinja2.nodes.Const):
+            raise PlaceholderError(
+                f"{_snippet(self.text)}: {node.value!r} is not a quoted string; accepted: "
+                f"{ACCEPTED_PLACEHOLDERS}"
+            )
+        if isinstance(node, jinja2.nodes.Name):
+            raise PlaceholderError(
+                f"{_snippet(self.text)}: {node.name!r} is not a placeholder; accepted: "
+                f"{ACCEPTED_PLACEHOLDERS}"
+            )
+        raise self.unsupported(node)
+
+    def call(self, node: jinja2.nodes.Call) -> str:
+        fn = node.node.name if isinstance(node.node, jinja2.nodes.Name) else None
+        if fn not in ("ip", "ns"):
+            raise PlaceholderError(
+                f"{_snippet(self.text)}: only ip() and ns() can be called; accepted: "
+                f"{ACCEPTED_PLACEHOLDERS}"
+            )
+        most = 2 if fn == "ip" else 1  # ip('x/a') or ip('x/a', 'IPv6'); ns('x')
+        if not 1 <= len(node.args) <= most or node.kwargs or node.dyn_args or node.dyn_kwargs:
+            raise PlaceholderError(
+                f"{_snippet(self.text)}: {fn}() takes "
+                + (
+                    "a quoted pod or @external and optionally a family, e.g. ip('x/a') or "
+                    "ip('x/a', 'IPv6')"
+                    if fn == "ip"
+                    else "exactly one quoted string, e.g. ns('x')"
+                )
+            )
+        args = []
+        for arg_node in node.args:
+            arg = (
+                arg_node.value if isinstance(arg_node, jinja2.nodes.Const) else self.value(arg_node)
+            )
+            if not isinstance(arg, str):
+                raise PlaceholderError(
+                    f"{_snippet(self.text)}: {fn}() takes quoted strings, e.g. "
+                    + ("ip('x/a')" if fn == "ip" else "ns('x')")
+                )
+            args.append(arg)
+        return self.ip(*args) if fn == "ip" else self.binding.namespace(args[0])
+
+    def ip(self, key: str, family: str | None = None) -> str:
+        binding = self.binding
         if key.startswith("@"):
             if key[1:] not in binding.external_ips:
-                raise PlaceholderError(f"ip({key!r}): no external endpoint named {key[1:]!r}")
+                known = ", ".join(f"@{e}" for e in sorted(binding.external_ips)) or "none"
+                raise PlaceholderError(
+                    f"ip({key!r}): no external endpoint named {key[1:]!r}; endpoints: {known}"
+                )
             addrs = (binding.external_ips[key[1:]], *binding.external_extra_ips.get(key[1:], ()))
         else:
             if key not in binding.pod_ips:
@@ -126,23 +294,16 @@ def render_string(text: str, binding: Binding) -> str:
             raise PlaceholderError(f"ip({key!r}, {family!r}): it has no {family} address")
         return str(found)
 
-    def ns(name: str) -> str:
-        return binding.namespace(name)
-
-    try:
-        return _env.from_string(text).render(ip=ip, ns=ns, pod_cidr=str(binding.pod_cidr))
-    except PlaceholderError:
-        raise
-    except jinja2.TemplateError as exc:
-        raise PlaceholderError(f"placeholder in {text!r} failed: {exc}") from None
-
 
 def offline_ip(pod_cidr: IPNetwork, index: int) -> IPAddress:
     """The ``index``-th offline pod address: .10, .11, ... within the pod CIDR."""
-    addr = pod_cidr.network_address + 10 + index
-    if addr not in pod_cidr:
-        raise PlaceholderError(f"pod CIDR {pod_cidr} is too small for {index + 1} pods")
-    return ipaddress.ip_address(addr)
+    offset = 10 + index
+    if offset >= pod_cidr.num_addresses:
+        raise PlaceholderError(
+            f"pod CIDR {pod_cidr} is too small: offline evaluation gives pods addresses from its "
+            f"11th address on, and pod {index + 1} does not fit; use a shorter prefix"
+        )
+    return ipaddress.ip_address(int(pod_cidr.network_address) + offset)
 
 
 @dataclass(frozen=True)
@@ -489,7 +650,7 @@ class Binder:
             try:
                 obj = render_value(src.obj, self.binding)
             except PlaceholderError as exc:
-                self.errors.append(ScenarioError(str(exc), src.doc.locate(())))
+                self.errors.append(ScenarioError(str(exc), src.doc.locate(exc.path)))
                 continue
             policy: NetworkPolicy | AdminPolicy | None
             if src.kind == "NetworkPolicy":

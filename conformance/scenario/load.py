@@ -25,14 +25,23 @@ from conformance.scenario.bind import (
     Binder,
     Binding,
     BoundStep,
+    PlaceholderError,
     all_pod_specs,
     external_address,
+    initial_pods,
     offline_ip,
     offline_nodes,
     placement,
 )
+from conformance.scenario.limits import MAX_BOUND_POLICIES, MAX_CELLS, MAX_PODS, MAX_STEPS
 from conformance.scenario.schema import ScenarioFile, Step
-from conformance.scenario.source import Document, PolicySource, load_document, load_documents
+from conformance.scenario.source import (
+    Document,
+    PolicySource,
+    load_document,
+    load_documents,
+    read_source,
+)
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 
@@ -141,10 +150,10 @@ class Scenario:
                 if node_ip is not None:  # an unknown node: the binder reports it
                     ips[key] = node_ip
                 continue
-            ip = offline_ip(cidr, index)
+            ip = _offline_ip(cidr, index, self.doc)
             while ip in taken:
                 index += 1
-                ip = offline_ip(cidr, index)
+                ip = _offline_ip(cidr, index, self.doc)
             ips[key] = ip
             index += 1
         return ips
@@ -161,6 +170,13 @@ class Scenario:
     def initial_state(self, binding: Binding | None = None) -> ClusterState:
         """Namespaces, pods and external endpoints before the first step."""
         return Binder(self, binding or self.offline_binding()).initial
+
+
+def _offline_ip(cidr: IPNetwork, index: int, doc: Document) -> IPAddress:
+    try:
+        return offline_ip(cidr, index)
+    except PlaceholderError as exc:
+        raise ScenarioError(str(exc), doc.locate(("topology", "pod_cidr"))) from None
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -189,30 +205,62 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
 def is_scenario_file(path: Path) -> bool:
     """Policy files referenced by scenarios live beside them; a scenario has a ``steps`` key."""
     try:
-        head = path.read_text(encoding="utf-8")
-    except OSError:
-        return False
+        head = read_source(path)
+    except ScenarioError:
+        return True  # loading it reports what is wrong (too big, not UTF-8, not a regular file)
     return any(line.startswith("steps:") for line in head.splitlines())
 
 
 def load_scenario(path: str | Path) -> Scenario:
     """Load and fully validate one scenario (bound offline once, so placeholders are checked too)."""
     file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError("no such file", Location(file)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"cannot read file: {exc}", Location(file)) from None
-    doc = load_document(text, file)
+    doc = load_document(read_source(Path(path), file), file)
     spec = _validate_structure(doc)
     name = spec.name or Path(file).stem
     step_policies = tuple(
         tuple(_policy_sources(doc, Path(file).parent, i, step)) for i, step in enumerate(spec.steps)
     )
+    _check_work(spec, step_policies, doc)
     scenario = Scenario(name, file, spec, doc, step_policies)
-    scenario.offline_steps  # noqa: B018  (binding surfaces every semantic error at load time)
+    cells = sum(
+        len(s.sources) * len(s.targets) * len(s.grids) for s in scenario.offline_steps
+    )  # binding surfaces every semantic error at load time
+    if cells > MAX_CELLS:
+        raise ScenarioError(
+            f"the steps probe {cells} cells (source x target x port/protocol/family, summed over "
+            f"steps); at most {MAX_CELLS} are allowed (limit MAX_CELLS): narrow `probe`",
+            doc.locate(("steps",)),
+        )
     return scenario
+
+
+def _check_work(
+    spec: ScenarioFile, step_policies: tuple[tuple[PolicySource, ...], ...], doc: Document
+) -> None:
+    """The limits on pods, steps and policies, checked before binding does work in proportion."""
+    pods = len(initial_pods(spec)) + sum(len(step.add_pods) for step in spec.steps)
+    if pods > MAX_PODS:
+        raise ScenarioError(
+            f"the scenario has {pods} pods; at most {MAX_PODS} are allowed (limit MAX_PODS)",
+            doc.locate(("topology",)),
+        )
+    if len(spec.steps) > MAX_STEPS:
+        raise ScenarioError(
+            f"the scenario has {len(spec.steps)} steps; at most {MAX_STEPS} are allowed "
+            "(limit MAX_STEPS)",
+            doc.locate(("steps",)),
+        )
+    applied = bound = 0
+    for policies in step_policies:
+        applied += len(policies)
+        bound += applied  # an upper bound: each step validates every policy still applied
+    if bound > MAX_BOUND_POLICIES:
+        raise ScenarioError(
+            f"the steps validate up to {bound} policy objects (each step validates every policy "
+            f"applied so far); at most {MAX_BOUND_POLICIES} are allowed (limit "
+            "MAX_BOUND_POLICIES): delete policies, or split the scenario",
+            doc.locate(("steps",)),
+        )
 
 
 def load_scenarios(paths: Iterable[str | Path], tags: Iterable[str] = ()) -> list[Scenario]:
@@ -325,13 +373,14 @@ def _policy_sources(doc: Document, base: Path, index: int, step: Step) -> Iterat
             ref = item["file"]
             if not isinstance(ref, str):
                 raise ScenarioError("expected a relative file path", doc.locate((*path, "file")))
-            target = base / ref
+            target = _policy_file(ref, base, doc.locate((*path, "file")))
             try:
-                text = target.read_text(encoding="utf-8")
-            except OSError:
+                text = read_source(target)
+            except ScenarioError as exc:
+                if exc.location is not None and exc.location.line:
+                    raise  # a problem inside the policy file (not UTF-8): point into it
                 raise ScenarioError(
-                    f"policy file {ref!r} not found (looked in {target})",
-                    doc.locate((*path, "file")),
+                    f"policy file {ref!r}: {exc.message}", doc.locate((*path, "file"))
                 ) from None
             docs = load_documents(text, str(target))
             if not docs:
@@ -342,6 +391,36 @@ def _policy_sources(doc: Document, base: Path, index: int, step: Step) -> Iterat
                 yield PolicySource(d.data, d)
         else:
             yield PolicySource(item, doc.sub(path, item))
+
+
+def _policy_file(ref: str, base: Path, where: Location) -> Path:
+    """``ref`` resolved against the scenario's folder, which it (and any symlink) must stay in.
+
+    Why: a scenario names policy files, and whoever runs it should not find that a scenario read
+    ``../../etc/shadow`` into an error message or a cluster object.
+    """
+    if not ref or "\0" in ref or Path(ref).is_absolute():
+        raise ScenarioError(
+            f"policy file {ref!r} must be a relative path under the scenario's folder", where
+        )
+    target = base / ref
+    try:
+        inside = target.resolve().is_relative_to(base.resolve())
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, or a name the OS rejects
+        inside = False
+    if not inside:
+        raise ScenarioError(
+            f"policy file {ref!r} is outside the scenario's folder {base}; policy files must be "
+            "in that folder or below it",
+            where,
+        )
+    try:
+        target.stat()
+    except FileNotFoundError:
+        raise ScenarioError(f"policy file {ref!r} not found (looked in {target})", where) from None
+    except OSError as exc:
+        raise ScenarioError(f"cannot read policy file {ref!r}: {exc.strerror}", where) from None
+    return target
 
 
 __all__ = [

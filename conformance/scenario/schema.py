@@ -10,9 +10,17 @@ from __future__ import annotations
 import ipaddress
 from enum import StrEnum
 from ipaddress import IPv6Address
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    field_validator,
+    model_validator,
+)
 
 from conformance.api.types import AddressFamily, L4Protocol
 
@@ -38,10 +46,24 @@ class Feature(StrEnum):
     EXTERNAL_CLIENTS = "ExternalClients"
 
 
+PortNumber = Annotated[int, Field(strict=True, ge=1, le=65535)]
+"""A port number: an integer 1-65535 (not "80", 80.0 or true, which YAML would let through)."""
+
+
+def _no_zone(ip: Any) -> Any:
+    if getattr(ip, "scope_id", None):
+        raise ValueError(f"{ip} has an IPv6 zone (%{ip.scope_id}); write the address without it")
+    return ip
+
+
+Address = Annotated[IPvAnyAddress, AfterValidator(_no_zone)]
+"""An IPv4 or IPv6 address without a zone (``fe80::1%eth0`` is not an address a pod can have)."""
+
+
 class PortSpec(_Model):
     """A served container port."""
 
-    port: int = Field(ge=1, le=65535)
+    port: PortNumber
     protocol: L4Protocol = L4Protocol.TCP
     name: str | None = Field(default=None, description="Container port name (IANA_SVC_NAME).")
 
@@ -73,9 +95,10 @@ class PodSpec(_Model):
     ports: list[PortSpec] | None = Field(
         default=None, description="Default: the topology's `ports`."
     )
-    ip: IPvAnyAddress | None = Field(default=None, description="Fixed IP (evaluation only).")
+    ip: Address | None = Field(default=None, description="Fixed IP (evaluation only).")
     host_network: bool = Field(
         default=False,
+        strict=True,
         description="Runs in its node's network namespace: an endpoint at the node's address, "
         "never selected by a policy's subject.",
     )
@@ -142,10 +165,28 @@ class Topology(_Model):
             except ValueError:
                 raise ValueError(f"{name} {text!r} is not a CIDR such as {example}") from None
             if net.version != version:
-                raise ValueError(f"{name} {text} must be an IPv{version} CIDR such as {example}")
+                hint = (
+                    " (for IPv6 pods set ip_families and pod_cidr_v6)" if name == "pod_cidr" else ""
+                )
+                raise ValueError(
+                    f"{name} {text} must be an IPv{version} CIDR such as {example}{hint}"
+                )
             if name.startswith("node") and net.num_addresses < len(self.nodes) + 2:
                 raise ValueError(f"{name} {text} is too small for {len(self.nodes)} nodes")
         return self
+
+    @field_validator("pod_cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        if "/" not in value or "%" in value:
+            raise ValueError(f"{value!r} is not a CIDR (e.g. 10.244.0.0/16 or fd00:10:244::/56)")
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a CIDR (e.g. 10.244.0.0/16 or fd00:10:244::/56)"
+            ) from None
+        return value
 
 
 class ExternalSpec(_Model):
@@ -153,8 +194,8 @@ class ExternalSpec(_Model):
     probe's `from` names it (`@name`)."""
 
     name: str
-    ip: IPvAnyAddress
-    ipv6: IPv6Address | None = Field(
+    ip: Address
+    ipv6: Annotated[IPv6Address, AfterValidator(_no_zone)] | None = Field(
         default=None,
         description="Its IPv6 address when `ip` is IPv4 and the topology has IPv6. Default: "
         "2001:db8:: with the IPv4 address in the low 32 bits (documentation prefix).",
@@ -167,7 +208,7 @@ class PolicyFileRef(_Model):
 
 
 class ProbeSpec(_Model):
-    ports: list[int] | None = Field(default=None, description="Default: every served port.")
+    ports: list[PortNumber] | None = Field(default=None, description="Default: every served port.")
     protocols: list[L4Protocol] | None = Field(
         default=None, description="Default: every served protocol."
     )
@@ -191,7 +232,7 @@ class ExpectRule(_Model):
         default="*", alias="from", description="Glob over source ns/pod or @external."
     )
     to: str = Field(default="*", description="Glob over destination ns/pod or @external.")
-    ports: list[int] | None = None
+    ports: list[PortNumber] | None = None
     protocols: list[L4Protocol] | None = None
     families: list[AddressFamily] | None = None
     verdict: VerdictName

@@ -84,7 +84,11 @@ def test_unknown_resource_is_404(cluster: EmbeddedCluster) -> None:
         "/api/v2",
     ):
         with pytest.raises(urllib.error.HTTPError) as exc:
-            urllib.request.urlopen(cluster.server + path, timeout=5)
+            urllib.request.urlopen(
+                urllib.request.Request(cluster.server + path, headers=cluster.info.headers()),
+                timeout=5,
+                context=cluster.info.ssl_context(),
+            )
         assert exc.value.code == 404
         assert json.loads(exc.value.read())["reason"] == "NotFound"
 
