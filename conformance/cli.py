@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     from conformance.commands import generate as generate_cmd
     from conformance.commands import report as report_cli
     from conformance.commands import run as run_cmd
+    from conformance.commands import selftest as selftest_cmd
 
     evaluate_cmd.add_command(sub)
     run_cmd.add_commands(sub)
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor_cmd.add_command(sub)
     analyze_cmd.add_command(sub)
     generate_cmd.add_command(sub)
+    selftest_cmd.add_command(sub)
     schema = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     schema.set_defaults(func=_print_schema)
     return parser
