@@ -80,7 +80,7 @@ def test_peer_selectors_or_admits_the_whole_namespace_and_local_pods() -> None:
 
 
 def test_empty_pod_selector_nothing_makes_the_peer_match_no_pod() -> None:
-    spec = {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]}
+    spec: dict[str, Any] = {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]}
     right = compile_policies(pods(), NAMESPACES, [policy("x", spec)])
     assert covers(right.ingress[ip("x", "a")][0].peers, ip("x", "c"))
     wrong = compile_policies(
