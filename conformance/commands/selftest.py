@@ -84,7 +84,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     try:
         knobs = Knobs.parse(0, args.deviation)
     except ConformanceError as exc:
-        err.print(f"error: {exc}", markup=False)
+        err.print(f"error: {exc}", markup=False, soft_wrap=True)
         return ExitCode.USAGE
     deviations = sorted(knobs.deviations) if args.deviation else list(Deviation)
     scenarios = load_all(args.paths, args.tag, err)
@@ -93,7 +93,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     try:
         options = RunOptions(**run_option_values(args))
     except ValueError as exc:
-        err.print(f"error: {exc}", markup=False)
+        err.print(f"error: {exc}", markup=False, soft_wrap=True)
         return ExitCode.USAGE
     out.print(
         f"selftest: {len(scenarios)} scenarios x {len(deviations) + 1} runs "
@@ -115,7 +115,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
         err.print("interrupted: every cluster this selftest started has been removed")
         return ExitCode.INTERRUPTED
     except (ClusterError, ConformanceError) as exc:
-        err.print(f"error: {exc}", markup=False)
+        err.print(f"error: {exc}", markup=False, soft_wrap=True)
         return ExitCode.INFRASTRUCTURE
     print_matrix(test, out)
     try:

@@ -64,6 +64,7 @@ class KnobRun:
     errors: list[str] = field(default_factory=list)  # "scenario: message" of errored scenarios
     seconds: float = 0.0
     results: str = ""  # the run's results JSON
+    instance: str = ""  # the embedded cluster's instance name
 
     @property
     def mismatches(self) -> int:
@@ -84,6 +85,7 @@ class KnobRun:
             "errors": self.errors,
             "seconds": round(self.seconds, 1),
             "results": self.results,
+            "instance": self.instance,
         }
 
 
@@ -210,8 +212,9 @@ class SelftestRunner:
         if self._stopping.is_set():
             raise KeyboardInterrupt
         start = time.monotonic()
+        instance = f"st{os.getpid() % 100000}x{index}"
         choice = ClusterChoice(
-            embedded_instance=f"st{os.getpid() % 100000}x{index}",
+            embedded_instance=instance,
             knobs=Knobs(deviations=frozenset() if deviation is None else frozenset({deviation})),
         )
         run_id = new_run_id()
@@ -239,6 +242,7 @@ class SelftestRunner:
         result.finished = now_utc()
         out = knob_run(name, result)
         out.seconds = time.monotonic() - start
+        out.instance = instance
         path = result.save(self.output_dir / f"selftest-{name}")
         out.results = str(path)
         self.progress(f"{name}: {'caught' if out.caught else 'not caught'}")
