@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from conformance.api.types import L4Protocol
 from conformance.cli import main
 from conformance.cluster.dataplane import prefix_for
 from conformance.live.results import (
@@ -30,7 +31,7 @@ DENY_INGRESS = ROOT / "scenarios" / "upstream" / "should-support-a-default-deny-
 
 
 def _cell(status: CellStatus, observed: Verdict | None = None) -> CellResult:
-    cell = CellResult("x/a", "x/b", 80, "TCP", Verdict.DENY, True, "r", status=status)
+    cell = CellResult("x/a", "x/b", 80, L4Protocol.TCP, Verdict.DENY, True, "r", status=status)
     cell.observed_verdict = observed
     return cell
 
