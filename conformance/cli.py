@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     from conformance.commands import report as report_cli
     from conformance.commands import run as run_cmd
     from conformance.commands import selftest as selftest_cmd
+    from conformance.commands import shrink as shrink_cmd
 
     evaluate_cmd.add_command(sub)
     run_cmd.add_commands(sub)
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze_cmd.add_command(sub)
     generate_cmd.add_command(sub)
     selftest_cmd.add_command(sub)
+    shrink_cmd.add_command(sub)
     schema = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     schema.set_defaults(func=_print_schema)
     return parser
