@@ -92,7 +92,12 @@ class Shrinker:
         return result if bad else None
 
     def shrink(self, doc: Doc, cells: list[Cell]) -> Shrunk:
-        """The smallest failing variant found; ValueError when the scenario does not fail here."""
+        """The smallest failing variant found; ValueError when the scenario does not fail here.
+
+        Only the first failing connection (source and target, all its failing ports) is kept
+        in focus: one connection is enough for a bug report, and every other pod can go."""
+        pair = cells[0][:2]
+        cells = [c for c in cells if c[:2] == pair]
         current, result = focus(doc, cells), None
         result = self.fails(current)
         if result is None:
