@@ -24,10 +24,12 @@ from conformance.live.options import RunOptions
 from conformance.live.selftest import Selftest, SelftestRunner
 from conformance.live.session import terminate_as_interrupt
 
-# The embedded cluster installs rules before it answers a write, so a short re-probe window only
-# absorbs a probe that could not run; a dropped probe costs --probe-timeout on loopback veths.
+# The embedded cluster installs rules before it answers a write, so re-probing only absorbs
+# transient failures (a probe that could not run, a UDP probe that met a stale conntrack entry
+# under load); a deviation persists, so its mismatches stay. A dropped probe costs
+# --probe-timeout on loopback veths.
 SELFTEST_PROBE_TIMEOUT = 2
-SELFTEST_DEADLINE = 1.0
+SELFTEST_DEADLINE = 5.0
 
 
 def add_command(sub: Any) -> None:
