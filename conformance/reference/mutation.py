@@ -23,14 +23,16 @@ Verdicts = Mapping[CellKey, Verdict]
 
 
 def verdicts(step: BoundStep) -> dict[CellKey, Verdict]:
-    """The verdict of every cell the step probes."""
-    matrix = compute_matrix(step.state, step.policies, port_protocols=step.port_protocols)
-    return {
-        (s, t, port, proto): matrix.verdict(s, t, port, proto)
-        for port, proto in step.port_protocols
-        for s in step.sources
-        for t in step.targets
-    }
+    """The verdict of every cell the step probes (one matrix per address family)."""
+    out: dict[CellKey, Verdict] = {}
+    for family in dict.fromkeys(f for _, _, f in step.grids):
+        pps = [(port, proto) for port, proto, f in step.grids if f == family]
+        matrix = compute_matrix(step.state, step.policies, port_protocols=pps, family=family)
+        for port, proto in pps:
+            for s in step.sources:
+                for t in step.targets:
+                    out[(s, t, port, proto, family)] = matrix.verdict(s, t, port, proto)
+    return out
 
 
 def flipped(before: Verdicts | None, after: Verdicts) -> int:
