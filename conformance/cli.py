@@ -25,6 +25,8 @@ def build_parser(prog: str = "netpol-conformance") -> argparse.ArgumentParser:
     from conformance.commands import job as job_cmd
     from conformance.commands import report as report_cli
     from conformance.commands import run as run_cmd
+    from conformance.commands import selftest as selftest_cmd
+    from conformance.commands import shrink as shrink_cmd
     from conformance.commands import suites as suites_cmd
 
     evaluate_cmd.add_command(sub)
@@ -36,6 +38,8 @@ def build_parser(prog: str = "netpol-conformance") -> argparse.ArgumentParser:
     generate_cmd.add_command(sub)
     suites_cmd.add_command(sub)
     job_cmd.add_command(sub)
+    selftest_cmd.add_command(sub)
+    shrink_cmd.add_command(sub)
     schema = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     schema.set_defaults(func=_print_schema)
     return parser

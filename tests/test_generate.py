@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from conformance.cli import main
 from conformance.reference.expectations import evaluate_scenario
+from conformance.reference.mutation import step_flips, verdicts
 from conformance.scenario.generate import GenerateOptions, generate
-from conformance.scenario.load import load_scenario
+from conformance.scenario.load import load_data, load_scenario
 
 
 def _walk(node: Any, found: Counter[str]) -> None:
@@ -126,3 +128,50 @@ def test_count_must_be_positive(bad: str, capsys: pytest.CaptureFixture[str]) ->
         main(["generate", "--count", bad])
     assert exc.value.code == 2
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_every_generated_step_flips_a_verdict(tmp_path: Path) -> None:
+    """With the CLI's evaluator check, no step is a no-op: each one changes at least one cell
+    (the first compared with no policy at all), label and churn steps included."""
+    args = ["generate", "--seed", "7", "--count", "12", "--steps", "4"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    kinds: Counter[str] = Counter()
+    for path in sorted(tmp_path.glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        flips = step_flips(doc)
+        assert all(n > 0 for n in flips), (path.name, flips)
+        for step in doc["steps"]:
+            kinds.update(
+                k for k in ("apply", "label_pods", "label_namespaces", "add_pods") if k in step
+            )
+    assert kinds["apply"] and kinds["label_pods"] + kinds["label_namespaces"] and kinds["add_pods"]
+
+
+def test_without_the_check_no_op_steps_happen() -> None:
+    """The check is what removes no-op steps: drawing without it leaves some (else the test
+    above could pass by luck)."""
+    flips = [
+        n for doc in generate(GenerateOptions(seed=7, count=12, steps=4)) for n in step_flips(doc)
+    ]
+    assert 0 in flips
+
+
+def test_port_names_map_to_different_numbers_on_different_pods() -> None:
+    doc = generate(GenerateOptions(seed=1, count=1))[0]
+    meaning = {
+        pod["name"]: {p["name"]: p["port"] for p in pod["ports"]} for pod in doc["topology"]["pods"]
+    }
+    assert len({m["serve-80-tcp"] for m in meaning.values()}) == 2, meaning
+    assert all(set(m.values()) == {80, 81} for m in meaning.values())
+
+
+@pytest.mark.parametrize("admin", ["", "v1alpha1", "v1alpha2"])
+def test_the_flip_check_sees_what_the_evaluator_sees(admin: str) -> None:
+    """``generate`` judges steps with the bitset matrix (fast); it must give the reference
+    evaluator's verdict on every probed cell, admin tiers included."""
+    for doc in generate(GenerateOptions(seed=3, count=4, steps=3, admin=admin)):
+        scenario = load_data(doc)
+        for bound, evaluated in zip(
+            scenario.offline_steps, evaluate_scenario(scenario).steps, strict=True
+        ):
+            assert verdicts(bound) == {c.key: c.verdict for c in evaluated.table}

@@ -156,7 +156,13 @@ def _ipblock(block: Mapping[str, Any], knobs: Knobs) -> list[Span]:
 
 
 class _World:
-    def __init__(self, pods: Sequence[PodView], namespaces: Sequence[NamespaceView]) -> None:
+    def __init__(
+        self,
+        pods: Sequence[PodView],
+        namespaces: Sequence[NamespaceView],
+        knobs: Knobs = DEFAULT_KNOBS,
+    ) -> None:
+        self.knobs = knobs
         self.pods = sorted((p for p in pods if p.ip), key=lambda p: (p.namespace, p.name))
         self.ns_labels = {n.name: n.labels for n in namespaces}
         self.nets = {p.ip: (_addr(p.ip), _addr(p.ip)) for p in self.pods}
@@ -218,11 +224,31 @@ class _World:
         ns_sel = peer.get("namespaceSelector")
         namespaces = {policy_ns} if ns_sel is None else self._namespaces_matching(ns_sel)
         chosen = None if pod_sel is None else self._pods_matching(pod_sel)
-        out = [
-            p
-            for i, p in enumerate(self.pods)
-            if p.namespace in namespaces and (chosen is None or i in chosen)
-        ]
+        # policy_ns is "" for translated admin peers: the NetworkPolicy deviations leave them be.
+        if (
+            policy_ns
+            and pod_sel is not None
+            and not (pod_sel.get("matchLabels") or pod_sel.get("matchExpressions"))
+            and self.knobs.has(Deviation.EMPTY_POD_SELECTOR_NOTHING)
+        ):
+            out: list[PodView] = []
+        elif (
+            policy_ns
+            and chosen is not None
+            and ns_sel is not None
+            and self.knobs.has(Deviation.PEER_SELECTORS_OR)
+        ):
+            out = [
+                p
+                for i, p in enumerate(self.pods)
+                if p.namespace in namespaces or (p.namespace == policy_ns and i in chosen)
+            ]
+        else:
+            out = [
+                p
+                for i, p in enumerate(self.pods)
+                if p.namespace in namespaces and (chosen is None or i in chosen)
+            ]
         self._peers[key] = out
         return out
 
@@ -338,6 +364,12 @@ def _compile_rule_uncached(
                     hit = pod.named_any(str(port), proto)
                     if hit is not None:
                         tuples.add((pod.ip, hit[0], hit[1]))
+    if policy_ns and knobs.has(Deviation.IGNORE_PROTOCOL):
+        # The port numbers of every entry count for every protocol.
+        if any_port:
+            any_port = set(PROTOS)
+        every = [r for rs in ranges.values() for r in rs]
+        ranges = {p: list(every) for p in PROTOS} if every else {}
     matches_ = [PortMatch(p, ()) for p in sorted(any_port)]
     matches_ += [
         PortMatch(p, _merge_ranges(r)) for p, r in sorted(ranges.items()) if p not in any_port
@@ -363,7 +395,7 @@ def compile_policies(
     tier), then NetworkPolicy if any selects the pod in that direction, else the
     BaselineAdminNetworkPolicy rules (Allow, Deny), else allowed.
     """
-    world = _World(pods, namespaces)
+    world = _World(pods, namespaces, knobs)
     ingress: dict[str, _Side] = {}
     egress: dict[str, _Side] = {}
     by_order = sorted(world.pods, key=lambda p: (p.order, p.namespace, p.name))
@@ -377,11 +409,14 @@ def compile_policies(
             chosen = {id(p) for p in selected}
             selected = [next(p for p in by_order if id(p) in chosen)]
         types = spec.get("policyTypes") or []
+        last_wins = knobs.has(Deviation.LAST_POLICY_WINS)
         for pod in selected:
             key = pod.ip
             if "Ingress" in types:
                 side = ingress.setdefault(key, _Side())
                 side.isolated = True
+                if last_wins:
+                    side.allows = []
                 for rule in spec.get("ingress") or []:
                     allow = _compile_rule(world, ns, rule, "from", pod, True, knobs)
                     if allow is not None:
@@ -389,14 +424,22 @@ def compile_policies(
             if "Egress" in types:
                 side = egress.setdefault(key, _Side())
                 side.isolated = True
+                if last_wins:
+                    side.allows = []
                 for rule in spec.get("egress") or []:
                     allow = _compile_rule(world, ns, rule, "to", pod, False, knobs)
                     if allow is not None:
                         side.allows.append(allow)
     ing = {k: tuple(v.allows) for k, v in ingress.items()}
     egr = {k: tuple(v.allows) for k, v in egress.items()}
-    admin_in, admin_eg = _tiers(world, sorted(admin_policies, key=_priority), knobs)
-    base_in, base_eg = _tiers(world, sorted(baseline, key=_priority), knobs)
+    inverted = knobs.has(Deviation.ADMIN_PRIORITY_INVERTED)
+    admin_in, admin_eg = _tiers(
+        world, sorted(admin_policies, key=_priority, reverse=inverted), knobs
+    )
+    base_in: dict[str, Tiered] = {}
+    base_eg: dict[str, Tiered] = {}
+    if not knobs.has(Deviation.IGNORE_BASELINE):
+        base_in, base_eg = _tiers(world, sorted(baseline, key=_priority), knobs)
     script = render(ing, egr, knobs, extra_chains, (admin_in, admin_eg), (base_in, base_eg))
     return Compiled(ing, egr, script, admin_in, admin_eg, base_in, base_eg)
 
@@ -585,10 +628,11 @@ def render(
             if chain is None:
                 chain = chains[key] = f"{prefix}_{len(chains)}"
                 second = f"{chain}_t2" if adm.get(ip) else chain
+                passed = verdict if knobs.has(Deviation.PASS_AS_ALLOW) else f"goto {second}"
                 if adm.get(ip):
                     out.append(f"  chain {chain} {{")
                     for allow, act in _merged_in_order(adm[ip]):
-                        v = {"Allow": verdict, "Deny": "drop"}.get(act, f"goto {second}")
+                        v = {"Allow": verdict, "Deny": "drop"}.get(act, passed)
                         out += [f"    {line}" for line in _rule_lines(allow, addr, v, sets)]
                     out += [f"    goto {second}", "  }"]
                 out.append(f"  chain {second} {{")
@@ -609,6 +653,14 @@ def render(
     out += [
         "  chain forward {",
         "    type filter hook forward priority filter; policy accept;",
+    ]
+    if knobs.has(Deviation.STATELESS) and egress_map:
+        # Replies meet the replying pod's egress rules as if they were new connections.
+        out.append(
+            f"    ct state established,related ct direction reply ip saddr vmap "
+            f"{{ {', '.join(egress_map)} }}"
+        )
+    out += [
         "    ct state established,related accept",
     ]
     if knobs.has(Deviation.UDP_UNFILTERED):

@@ -79,6 +79,9 @@ class Controller:
         self.enforcer = Enforcer(self._snapshot, dataplane.apply_ruleset, knobs)
         self._tasks: set[asyncio.Task[None]] = set()
         self.services = Allocator()
+        # Deviation state: namespace labels as first seen, deleted NetworkPolicies still enforced.
+        self._first_ns_labels: dict[str, dict[str, str]] = {}
+        self._ghosts: dict[tuple[str, str], dict[str, Any]] = {}
         store.listeners.append(self._on_event)
 
     def runtime(self, namespace: str, name: str) -> PodRuntime | None:
@@ -94,14 +97,24 @@ class Controller:
             if tier in cnps:
                 cnps[tier].append(cnp)
         views = [rt.view for rt in self.pods.values() if rt.view is not None and not rt.deleted]
+        frozen = self.knobs.has(Deviation.IGNORE_NAMESPACE_LABEL_CHANGES)
         namespaces = [
-            NamespaceView(o["metadata"]["name"], dict(o["metadata"].get("labels") or {}))
+            NamespaceView(
+                o["metadata"]["name"],
+                self._first_ns_labels.get(o["metadata"]["name"], {})
+                if frozen
+                else dict(o["metadata"].get("labels") or {}),
+            )
             for o in self.store.peek(NAMESPACES)
         ]
+        policies = self.store.peek(NETWORK_POLICIES)
+        if self._ghosts:
+            live = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in policies}
+            policies = [*policies, *(g for k, g in self._ghosts.items() if k not in live)]
         return Inputs(
             views,
             namespaces,
-            self.store.peek(NETWORK_POLICIES),
+            policies,
             self.store.peek(SERVICES),
             [*self.store.peek(ADMIN_NETWORK_POLICIES), *cnps["Admin"]],
             [*self.store.peek(BASELINE_ADMIN_NETWORK_POLICIES), *cnps["Baseline"]],
@@ -146,12 +159,16 @@ class Controller:
                         )
                         self.enforcer.changed()
         elif res is NAMESPACES:
+            if event == "ADDED":
+                self._first_ns_labels[meta["name"]] = dict(meta.get("labels") or {})
             if event == "DELETED":
                 name = meta["name"]
                 for kind in (PODS, NETWORK_POLICIES, SERVICES, EVENTS):
                     for child in self.store.list(kind, name):
                         with contextlib.suppress(NotFound):
                             self.store.delete(kind, name, child["metadata"]["name"])
+                self._first_ns_labels.pop(name, None)
+                self._ghosts = {k: g for k, g in self._ghosts.items() if k[0] != name}
             self.enforcer.changed()
         elif res in (
             NETWORK_POLICIES,
@@ -162,6 +179,13 @@ class Controller:
         ):
             if res is SERVICES and event == "DELETED":
                 self.services.release(str((obj.get("spec") or {}).get("clusterIP", "")))
+            if (
+                res is NETWORK_POLICIES
+                and event == "DELETED"
+                and self.knobs.has(Deviation.DELETED_POLICY_ENFORCED)
+                and self.store.exists(NAMESPACES, "", meta["namespace"])
+            ):
+                self._ghosts[(meta["namespace"], meta["name"])] = obj
             self.enforcer.changed()
 
     def _set_status(

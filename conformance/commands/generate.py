@@ -11,6 +11,7 @@ import yaml
 
 from conformance.commands.options import positive_int
 from conformance.errors import ExitCode
+from conformance.reference.mutation import last_step_flips
 from conformance.scenario.generate import ADMIN_VERSIONS, GenerateOptions, generate
 
 
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     folder = Path(args.out)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for doc in generate(options):
+        for doc in generate(options, last_step_flips):
             path = folder / f"{doc['name']}.yaml"
             path.write_text(
                 yaml.safe_dump(doc, sort_keys=False, width=100, allow_unicode=True),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from conformance.cluster import EMBEDDED_MARK
+from conformance.cluster.knobs import Knobs
 from conformance.errors import ConformanceError
 from conformance.live.kube import KubeCluster
 from conformance.scenario.load import Scenario
@@ -34,6 +35,7 @@ class ClusterChoice:
     embedded_instance: str | None = None  # name for an embedded cluster started for the run
     externals: dict[str, str] = field(default_factory=dict)
     in_cluster: bool = False  # the pod's ServiceAccount credentials (KubeCluster.in_cluster)
+    knobs: Knobs = field(default_factory=Knobs)  # deviations of an embedded cluster (selftest)
 
     @property
     def wants_embedded(self) -> bool:
@@ -111,7 +113,9 @@ def open_cluster(
         if name not in externals
     )
     options = ClusterOptions(
-        instance=choice.embedded_instance or f"run{os.getpid()}", externals=hosts
+        instance=choice.embedded_instance or f"run{os.getpid()}",
+        externals=hosts,
+        knobs=choice.knobs,
     )
     embedded = EmbeddedCluster(options)
     embedded.start()

@@ -7,12 +7,15 @@ bug (or an evaluator bug), and ``generate --seed S`` reproduces the file that sh
 
 Only the API's own fields are drawn (``pod_selector``, ``namespace_selector``, ``ip_block`` with
 ``except``, numbered, named and ranged ports, both policy types), and only values the API server
-accepts, so a real cluster never rejects a generated policy.
+accepts, so a real cluster never rejects a generated policy. Pods differ in what their port names
+mean (some swap ``serve-80-*`` and ``serve-81-*``), so a named port resolved on the wrong pod
+shows; with an ``accept`` check every step changes at least one verdict.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +24,11 @@ PODS = ("a", "b", "c")
 PORTS = (80, 81)
 NS_LABEL = "kubernetes.io/metadata.name"
 TEAM = "team"  # a namespace label that relabelling steps add, so selectors can start matching
+MAX_DRAWS = 40  # attempts at a step that flips a verdict before the last attempt is kept
+SWAP_CHANCE = 0.4  # a pod names its port 80 `serve-81-*` and 81 `serve-80-*`
+
+Accept = Callable[[dict[str, Any]], bool]
+"""Judges a scenario document whose last step was just drawn (True: keep it)."""
 
 
 @dataclass(frozen=True)
@@ -41,34 +49,79 @@ class GenerateOptions:
 ADMIN_VERSIONS = ("v1alpha1", "v1alpha2")
 
 
-def generate(options: GenerateOptions) -> list[dict[str, Any]]:
-    """``count`` scenario documents; the same options always give the same documents."""
-    return [_Draw(options, index).scenario() for index in range(options.count)]
+def generate(options: GenerateOptions, accept: Accept | None = None) -> list[dict[str, Any]]:
+    """``count`` scenario documents; the same options (and ``accept``) give the same documents.
+
+    ``accept`` judges each step as it is drawn (the CLI passes "flips at least one cell's
+    verdict", computed by the reference evaluator); a rejected step is drawn again, up to
+    ``MAX_DRAWS`` times."""
+    return [_Draw(options, index, accept).scenario() for index in range(options.count)]
 
 
 class _Draw:
     """One scenario's random choices (its own generator: scenario i does not depend on i-1)."""
 
-    def __init__(self, options: GenerateOptions, index: int) -> None:
+    def __init__(self, options: GenerateOptions, index: int, accept: Accept | None = None) -> None:
         self.o = options
         self.index = index
+        self.accept = accept
         self.rng = random.Random(f"{options.seed}/{index}")
         self.features: set[str] = set()
         self.pods = [f"{ns}/{pod}" for ns in NAMESPACES for pod in PODS]  # as of the current step
         self.referenced: set[str] = set()  # pods whose IP the live policies name (never removed)
         self.added = 0
+        # Per pod, whether its port names are swapped: a named port then means another number
+        # on that pod, so resolving a name on the wrong pod changes verdicts.
+        self.swapped = {key: self.rng.random() < SWAP_CHANCE for key in self.pods}
 
     def scenario(self) -> dict[str, Any]:
         steps: list[dict[str, Any]] = []
         live: set[str] = set()  # "ns/name" of the policies left by earlier steps
         for number in range(self.o.steps):
-            draw = self.rng.random()
-            if number == 0 or draw < 0.5:
-                steps.append(self._policy_step(number, live))
-            elif draw < 0.8:
-                steps.append(self._label_step(number))
-            else:
-                steps.append(self._churn_step(number))
+            saved = self._state(live)
+            for attempt in range(MAX_DRAWS):
+                if attempt:
+                    self._restore(saved, live)
+                step = self._step(number, live)
+                if self.accept is None or self.accept(self._document([*steps, step])):
+                    break
+            steps.append(step)
+        return self._document(steps)
+
+    def _step(self, number: int, live: set[str]) -> dict[str, Any]:
+        draw = self.rng.random()
+        if number == 0 or draw < 0.5:
+            return self._policy_step(number, live)
+        if draw < 0.8:
+            return self._label_step(number)
+        return self._churn_step(number)
+
+    def _state(self, live: set[str]) -> tuple[Any, ...]:
+        return (
+            set(self.features),
+            list(self.pods),
+            set(self.referenced),
+            self.added,
+            dict(self.swapped),
+            set(live),
+        )
+
+    def _restore(self, saved: tuple[Any, ...], live: set[str]) -> None:
+        features, pods, referenced, added, swapped, old_live = saved
+        self.features, self.pods, self.referenced = set(features), list(pods), set(referenced)
+        self.added, self.swapped = added, dict(swapped)
+        live.clear()
+        live.update(old_live)
+
+    def _ports(self, key: str) -> list[dict[str, Any]]:
+        swap = self.swapped.get(key, False)
+        return [
+            {"port": p, "protocol": proto, "name": _port_name(_other(p) if swap else p, proto)}
+            for p in PORTS
+            for proto in self.o.protocols
+        ]
+
+    def _document(self, steps: list[dict[str, Any]]) -> dict[str, Any]:
         requires = self.features | {p for p in ("UDP", "SCTP") if p in self.o.protocols}
         doc: dict[str, Any] = {
             "name": f"generated-{self.o.seed}-{self.index}",
@@ -81,11 +134,11 @@ class _Draw:
             "tags": ["generated"],
             "requires": sorted(requires),
             "topology": {
-                "ports": [
-                    {"port": p, "protocol": proto, "name": _port_name(p, proto)}
-                    for p in PORTS
-                    for proto in self.o.protocols
-                ]
+                "namespaces": {ns: {} for ns in NAMESPACES},
+                "pods": [
+                    {"name": key, "labels": {"pod": key.split("/")[1]}, "ports": self._ports(key)}
+                    for key in (f"{ns}/{pod}" for ns in NAMESPACES for pod in PODS)
+                ],
             },
             "steps": steps,
         }
@@ -210,7 +263,14 @@ class _Draw:
         step: dict[str, Any] = {"name": f"step {number + 1}: pod churn"}
         key = f"{self.rng.choice(NAMESPACES)}/d{self.added}"
         self.added += 1
-        step["add_pods"] = [{"name": key, "labels": {"pod": self.rng.choice([*PODS, "d"])}}]
+        self.swapped[key] = self.rng.random() < SWAP_CHANCE
+        step["add_pods"] = [
+            {
+                "name": key,
+                "labels": {"pod": self.rng.choice([*PODS, "d"])},
+                "ports": self._ports(key),
+            }
+        ]
         removable = [p for p in self.pods if p not in self.referenced]
         if removable:
             gone = self.rng.choice(removable)
@@ -230,7 +290,7 @@ class _Draw:
             ns = self.rng.choice(NAMESPACES)
             return {
                 "name": f"step {number + 1}: label namespace {ns}",
-                "label_namespaces": {ns: {TEAM: self.rng.choice(["blue", "red"])}},
+                "label_namespaces": {ns: {TEAM: self.rng.choice(["blue", "red", None])}},
             }
         key = self.rng.choice(self.pods)
         return {
@@ -352,6 +412,11 @@ def _ident(policy: dict[str, Any]) -> str:
     if policy["kind"] == "NetworkPolicy":
         return f"{meta['namespace']}/{meta['name']}"
     return f"{policy['kind']}/{meta['name']}"
+
+
+def _other(port: int) -> int:
+    """The other served port (80 <-> 81)."""
+    return PORTS[1 - PORTS.index(port)]
 
 
 def _port_name(port: int, protocol: str) -> str:

@@ -7,6 +7,7 @@ declared expectation). Every problem is a ``ScenarioError`` naming file, line an
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -214,7 +215,22 @@ def is_scenario_file(path: Path) -> bool:
 def load_scenario(path: str | Path) -> Scenario:
     """Load and fully validate one scenario (bound offline once, so placeholders are checked too)."""
     file = str(path)
-    doc = load_document(read_source(Path(path), file), file)
+    return _from_document(load_document(read_source(Path(path), file), file), file)
+
+
+def load_text(text: str, file: str = "<scenario>") -> Scenario:
+    """A scenario from YAML text (``file`` names it in errors; policy files are looked up next
+    to it), validated like ``load_scenario``."""
+    return _from_document(load_document(text, file), file)
+
+
+def load_data(data: dict[str, Any], file: str = "<scenario>") -> Scenario:
+    """A scenario from already-parsed data (errors carry key paths but no lines), validated like
+    ``load_scenario``; ``generate`` checks each step it draws with this, without YAML."""
+    return _from_document(Document(file, copy.deepcopy(data), {}), file)
+
+
+def _from_document(doc: Document, file: str) -> Scenario:
     spec = _validate_structure(doc)
     name = spec.name or Path(file).stem
     step_policies = tuple(
@@ -427,6 +443,8 @@ __all__ = [
     "Scenario",
     "discover",
     "format_path",
+    "load_data",
     "load_scenario",
     "load_scenarios",
+    "load_text",
 ]

@@ -1,4 +1,5 @@
-"""The scenario suites shipped with the package: ``upstream``, ``admin``, ``examples`` and ``all``.
+"""The scenario suites shipped with the package: ``upstream``, ``admin``, ``examples``,
+``detection`` (cases that catch the embedded cluster's deviation knobs) and ``all``.
 
 Why: a user who installed the package from an index has no checkout; ``run``/``evaluate`` with no
 path, ``--suite NAME`` and pytest's ``--netpol-suite`` find the same files wherever they live.
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from conformance.errors import ScenarioError
 
-SUITE_NAMES = ("upstream", "admin", "examples")
+SUITE_NAMES = ("upstream", "admin", "examples", "detection")
 ALL = "all"
 CHOICES = (*SUITE_NAMES, ALL)
 

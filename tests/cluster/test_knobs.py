@@ -137,6 +137,60 @@ def test_ignore_label_changes() -> None:
         )  # correct: allowed
 
 
+def test_ignore_namespace_label_changes() -> None:
+    with deviating(Deviation.IGNORE_NAMESPACE_LABEL_CHANGES) as kube:
+        kube.namespace("client", {"team": "red"})
+        ips = kube.pods("default", [agnhost_pod("srv")])
+        kube.pods("client", [agnhost_pod("c")])
+        kube.policy(
+            "default",
+            "p",
+            {
+                "podSelector": {},
+                "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "blue"}}}]}],
+            },
+        )
+        assert kube.connect("client", "c", f"{ips['srv']}:80") == (1, "TIMEOUT\n")
+        kube.core.patch_namespace("client", {"metadata": {"labels": {"team": "blue"}}})
+        assert kube.connect("client", "c", f"{ips['srv']}:80") == (
+            1,
+            "TIMEOUT\n",
+        )  # correct: allowed
+
+
+def test_deleted_policy_enforced() -> None:
+    with deviating(Deviation.DELETED_POLICY_ENFORCED) as kube:
+        ips = kube.pods("default", [agnhost_pod("srv"), agnhost_pod("c")])
+        kube.policy("default", "deny", {"podSelector": {"matchLabels": {"pod": "srv"}}})
+        assert kube.connect("default", "c", f"{ips['srv']}:80") == (1, "TIMEOUT\n")
+        kube.net.delete_namespaced_network_policy("deny", "default")
+        assert kube.connect("default", "c", f"{ips['srv']}:80") == (
+            1,
+            "TIMEOUT\n",
+        )  # correct: allowed
+        # A policy of the same name replaces the ghost: an allow-all now decides.
+        kube.policy(
+            "default", "deny", {"podSelector": {"matchLabels": {"pod": "srv"}}, "ingress": [{}]}
+        )
+        assert kube.connect("default", "c", f"{ips['srv']}:80") == (0, "")
+
+
+def test_stateless_drops_replies_at_the_servers_egress() -> None:
+    with deviating(Deviation.STATELESS) as kube:
+        ips = kube.pods("default", [agnhost_pod("srv"), agnhost_pod("c")])
+        kube.policy(
+            "default",
+            "no-egress",
+            {"podSelector": {"matchLabels": {"pod": "srv"}}, "policyTypes": ["Egress"]},
+        )
+        assert kube.connect("default", "c", f"{ips['srv']}:80") == (
+            1,
+            "TIMEOUT\n",
+        )  # correct: allowed (replies pass by conntrack)
+        code, err = kube.connect("default", "c", f"{ips['srv']}:80", "udp")
+        assert code == 1 and err.startswith("TIMEOUT"), err  # correct: the reply arrives
+
+
 def test_enforcement_delay() -> None:
     with _cluster(Knobs(enforcement_delay=1.5)) as kube:
         ips = kube.pods("default", [agnhost_pod("srv"), agnhost_pod("c")])
