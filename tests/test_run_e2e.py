@@ -230,16 +230,27 @@ def test_api_faults_at_ten_percent_still_give_correct_verdicts(tmp_path: Path) -
     assert injected["errors"] > 0 and injected["exec_drops"] > 0, injected
 
 
-def test_probing_via_services(tmp_path: Path) -> None:
-    proc = cli("run", str(DENY_INGRESS), "--via", "service", "--output-dir", str(tmp_path))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+def test_probing_via_services_gives_the_same_verdicts_as_probing_pods(tmp_path: Path) -> None:
+    """The examples probe ports some destinations do not serve: through the per-pod Service such
+    a probe must be refused by the pod (as it is on the pod IP), not time out as if denied."""
+    examples = ROOT / "scenarios" / "examples"
+    proc = cli("run", str(examples), "--via", "service", "--output-dir", str(tmp_path))
     doc = json.loads((tmp_path / "results.json").read_text())
+    problems = disagreeing_cells(doc)
+    assert not problems, "\n".join(problems[:30])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     cells = [
-        c for st in doc["scenarios"][0]["steps"] for c in st["cells"] if c["status"] == "match"
+        c
+        for s in doc["scenarios"]
+        for st in s["steps"]
+        for c in st["cells"]
+        if c["status"] == "match"
     ]
-    assert cells and all("--protocol=tcp" in c["command"] for c in cells)
-    pod_ips = {c["command"].split()[-3].rsplit(":", 1)[0] for c in cells}
-    assert all(ip.startswith("10.96.") for ip in pod_ips), "probes went to ClusterIPs, not pod IPs"
+    assert cells and all("--protocol=" in c["command"] for c in cells)
+    hosts = {c["command"].split()[-3].rsplit(":", 1)[0] for c in cells if c["to"][0] != "@"}
+    assert all(ip.startswith("10.96.") for ip in hosts), "probes went to ClusterIPs, not pod IPs"
+    unserved = [c for c in cells if not c["served"] and c["expected"] == "allow"]
+    assert unserved and {c["observed"] for c in unserved} == {"refused"}
 
 
 def test_keep_then_clean_removes_namespaces_and_cluster_scoped_policies(tmp_path: Path) -> None:

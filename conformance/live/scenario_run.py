@@ -101,6 +101,8 @@ class ScenarioRun:
         self.offline_binding = scenario.offline_binding()
         self.initial = scenario.initial_state(self.offline_binding)
         self.offline_steps = scenario.offline_steps
+        self.probed = sorted({pp for s in self.offline_steps for pp in s.port_protocols})
+        """Every (port, protocol) any step probes: warm-up probes them, Services expose them."""
         # Bound live once per step, in order, as the cluster gives pods their addresses.
         self.binder: Binder | None = None
         self.live = Deployed(NameMap.for_run(suffix, [n.name for n in self.initial.namespaces]))
@@ -137,8 +139,10 @@ class ScenarioRun:
             self.runner.check()
             real_ns = self.live.names.real(pod.namespace)
             self.cluster.create(pod_manifest(pod, real_ns, self.labels, self.options.deploy))
-            if self.options.via == Via.SERVICE and pod.ports:
-                self.cluster.create(service_manifest(pod, real_ns, self.labels))
+            if self.options.via == Via.SERVICE:
+                service = service_manifest(pod, real_ns, self.labels, self.probed)
+                if service is not None:
+                    self.cluster.create(service)
         self._wait_ready(pods)
 
     def _wait_ready(self, pods: list[Pod]) -> None:
@@ -193,7 +197,7 @@ class ScenarioRun:
             ) from None
         if self.options.via == Via.SERVICE:
             for pod in pods:
-                if pod.ports:
+                if pod.ports or self.probed:
                     svc = self.cluster.get(
                         "Service", self.live.names.real(pod.namespace), service_name(pod.name)
                     )
@@ -227,12 +231,11 @@ class ScenarioRun:
     # -- warm-up ------------------------------------------------------------------------------
     def _warm_up(self) -> None:
         """With no policies every served cell must connect; otherwise stop before any policy."""
-        pps = {pp for s in self.offline_steps for pp in s.port_protocols}
         cells = [
             (src, dst, port, proto)
             for src in self.live.pods.values()
             for dst in self.live.pods.values()
-            for port, proto in pps
+            for port, proto in self.probed
             if src.key != dst.key and dst.serves(port, proto)
         ]
         if not cells:
