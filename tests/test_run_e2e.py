@@ -155,6 +155,33 @@ def test_broken_knob_produces_the_expected_mismatches(tmp_path: Path) -> None:
     assert bad[0]["attempts"] > 1, "a mismatch is re-probed until the deadline"
 
 
+def test_converged_after_counts_from_the_change_to_the_attempt_that_saw_the_verdict(
+    tmp_path: Path,
+) -> None:
+    """With a 2 s enforcement delay, cells the policy closes converge 2 s (plus at most one
+    backoff interval) after the policy was accepted, not at the end of a 3 s probe timeout; cells
+    it leaves open agree on the first attempt, right after the change."""
+    instance = f"conv{os.getpid() % 100000}"
+    with EmbeddedCluster(ClusterOptions(instance=instance, knobs=Knobs.parse(2, []))) as ec:
+        proc = cli(
+            "run",
+            str(DENY_INGRESS),
+            "--kubeconfig",
+            ec.kubeconfig,
+            "--context",
+            ec.context,
+            "--output-dir",
+            str(tmp_path),
+        )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "results.json").read_text())
+    cells = [c for c in doc["scenarios"][0]["steps"][0]["cells"] if c["status"] == "match"]
+    closed = [c["converged_after_s"] for c in cells if c["expected"] == "deny"]
+    open_ = [c["converged_after_s"] for c in cells if c["expected"] == "allow"]
+    assert closed and all(1.9 <= t < 4.0 for t in closed), closed
+    assert open_ and all(t < 1.0 for t in open_), open_
+
+
 @pytest.mark.parametrize("jobs", [1, 3])
 def test_interrupt_mid_run_removes_everything(tmp_path: Path, jobs: int) -> None:
     instance = f"intr{jobs}{os.getpid() % 100000}"

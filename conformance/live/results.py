@@ -73,8 +73,13 @@ class CellResult:
     detail: str = ""
     command: str = ""
 
-    def record(self, res: ProbeResult, elapsed: float) -> None:
-        """Fold one observation into the cell: status, attempts, convergence, flakiness."""
+    def record(self, res: ProbeResult, since_change: float) -> None:
+        """Fold one observation into the cell: status, attempts, convergence, flakiness.
+
+        ``since_change`` is how long after the API accepted the step's last change this attempt
+        started; an attempt that agrees with the reference sets ``converged_after_s`` to it (the
+        cell is not probed again once it agrees, so that is the first attempt that saw the final
+        verdict)."""
         self.attempts += 1
         self.observed = res.outcome
         self.detail = res.detail
@@ -86,7 +91,7 @@ class CellResult:
             self.status = CellStatus.CHECK_FAILED
         elif self.observed_verdict == self.expected:
             self.status = CellStatus.MATCH
-            self.converged_after_s = round(elapsed, 3)
+            self.converged_after_s = round(max(0.0, since_change), 3)
         else:
             self.status = CellStatus.MISMATCH
         verdicts = [

@@ -106,6 +106,8 @@ class ScenarioRun:
         # Bound live once per step, in order, as the cluster gives pods their addresses.
         self.binder: Binder | None = None
         self.live = Deployed(NameMap.for_run(suffix, [n.name for n in self.initial.namespaces]))
+        self.changed_at = time.monotonic()
+        """When the API last accepted a change of this run (``converged_after_s`` counts from it)."""
         result.namespaces = dict(self.live.names.forward)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -132,6 +134,7 @@ class ScenarioRun:
                 self.live.names.real(name), labels, {**self.labels, SCOPE_LABEL: self.scope}
             )
         )
+        self.changed_at = time.monotonic()
 
     def _create_pods(self, pods: Iterable[Pod]) -> None:
         pods = list(pods)
@@ -143,6 +146,7 @@ class ScenarioRun:
                 service = service_manifest(pod, real_ns, self.labels, self.probed)
                 if service is not None:
                     self.cluster.create(service)
+            self.changed_at = time.monotonic()
         self._wait_ready(pods)
 
     def _wait_ready(self, pods: list[Pod]) -> None:
@@ -307,13 +311,16 @@ class ScenarioRun:
         for key in step.remove_pods:
             ns, pod = key.split("/", 1)
             self.cluster.delete("Pod", names.real(ns), pod)
+            self.changed_at = time.monotonic()
             self.live.pods.pop(key, None)
             self._wait_gone(names.real(ns), pod)
         for ns, patch in step.label_namespaces.items():
             self.cluster.patch_labels("Namespace", None, names.real(ns), patch)
+            self.changed_at = time.monotonic()
         for key, patch in step.label_pods.items():
             ns, pod = key.split("/", 1)
             self.cluster.patch_labels("Pod", names.real(ns), pod, patch)
+            self.changed_at = time.monotonic()
             live = self.live.pods[key]
             labels = {**live.labels, **{k: v for k, v in patch.items() if v is not None}}
             for k, v in patch.items():
@@ -360,11 +367,13 @@ class ScenarioRun:
             ] = real
         for ident in [i for i in self.live.policies if i not in desired]:
             self.cluster.delete(ident[0], ident[1] or None, ident[2])
+            self.changed_at = time.monotonic()
             del self.live.policies[ident]
         for ident, obj in desired.items():
             if self.live.policies.get(ident) != obj:
                 self.runner.check()
                 self.cluster.apply(obj)
+                self.changed_at = time.monotonic()
                 self.live.policies[ident] = obj
 
     # -- evaluation against the live state and probing ----------------------------------------
@@ -498,11 +507,12 @@ class ScenarioRun:
         delay = 0.1
         while pending:
             results = self.runner.probe(pending)
-            elapsed = time.monotonic() - start
             still = []
             for item in pending:
                 cell = cells[item[0]]
-                cell.record(results[item[0]], elapsed)
+                res = results[item[0]]
+                started = res.started if res.started is not None else time.monotonic()
+                cell.record(res, started - self.changed_at)
                 if cell.status in (CellStatus.MISMATCH, CellStatus.CHECK_FAILED):
                     still.append(item)
             pending = still
