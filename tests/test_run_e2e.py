@@ -182,6 +182,40 @@ def test_converged_after_counts_from_the_change_to_the_attempt_that_saw_the_verd
     assert open_ and all(t < 1.0 for t in open_), open_
 
 
+def test_delay_longer_than_the_deadline_is_reported_as_slow_propagation(tmp_path: Path) -> None:
+    """Enforcement 3 s late with a 2 s deadline: every mismatch still shows the verdict from
+    before the step's changes, agrees in the probes after the deadline, and the cell, the step
+    message, the console and the reports say so and suggest a longer --deadline."""
+    scenario = UPSTREAM / "should-stop-enforcing-policies-after-they-are-deleted.yaml"
+    instance = f"late{os.getpid() % 100000}"
+    with EmbeddedCluster(ClusterOptions(instance=instance, knobs=Knobs.parse(3, []))) as ec:
+        proc = cli(
+            "run",
+            str(scenario),
+            "--kubeconfig",
+            ec.kubeconfig,
+            "--context",
+            ec.context,
+            "--output-dir",
+            str(tmp_path),
+            "--deadline",
+            "2",
+        )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "results.json").read_text())
+    steps = doc["scenarios"][0]["steps"]
+    bad = [c for st in steps for c in st["cells"] if c["status"] == "mismatch"]
+    assert bad and all(c["slow_propagation"] for c in bad), bad
+    assert all(c["settled_after_s"] is not None and 2.5 < c["settled_after_s"] < 6 for c in bad)
+    assert {c["to"] for c in bad if c["expected"] == "deny"}, "the policy's cells in step 1"
+    assert {c["to"] for c in bad if c["expected"] == "allow"}, "the deleted policy's in step 2"
+    for st in steps:
+        assert "try --deadline" in st["message"], st["message"]
+    assert "try --deadline" in proc.stdout
+    assert "slow propagation" in (tmp_path / "report.html").read_text()
+    assert "slow propagation" in (tmp_path / "summary.md").read_text()
+
+
 @pytest.mark.parametrize("jobs", [1, 3])
 def test_interrupt_mid_run_removes_everything(tmp_path: Path, jobs: int) -> None:
     instance = f"intr{jobs}{os.getpid() % 100000}"

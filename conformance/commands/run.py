@@ -28,7 +28,7 @@ from conformance.live.deploy import (
     new_run_id,
 )
 from conformance.live.options import RunOptions
-from conformance.live.results import RunResult, ScenarioResult, Status, exit_code, now_utc
+from conformance.live.results import RunResult, ScenarioResult, exit_code, now_utc
 from conformance.live.runner import Runner, delete_labelled
 from conformance.live.session import (
     ClusterChoice,
@@ -37,6 +37,7 @@ from conformance.live.session import (
     terminate_as_interrupt,
 )
 from conformance.reports import DeviationsError, KnownDeviations, judge, write_reports
+from conformance.reports.text import run_lines, summary_lines
 from conformance.scenario.load import Scenario, load_scenarios
 
 
@@ -209,14 +210,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         err.print(f"error: {exc}", markup=False)
         return ExitCode.INFRASTRUCTURE
     assert result is not None
-    path = _write(result, args.output_dir, err, deviations)
-    print_summary(result, out)
+    written = _write(result, args.output_dir, err, deviations)
+    print_summary(result, out, deviations, written)
     if args.keep:
         out.print(
             f"kept: namespaces labelled {RUN_LABEL}={run_id}; remove them with "
-            f"`netpol-conformance clean --run-id {run_id}` (plus the same --kubeconfig/--context)"
+            f"`netpol-conformance clean --run-id {run_id}` (plus the same --kubeconfig/--context)",
+            markup=False,
+            soft_wrap=True,
         )
-    out.print(f"results: {path}")
     if deviations is not None:
         judged = judge(result, deviations)
         if judged.known:
@@ -250,69 +252,81 @@ def _run_all(
 
 def _write(
     result: RunResult, output_dir: str, err: Console, deviations: KnownDeviations | None = None
-) -> str:
+) -> list[Path]:
+    """The results JSON, then the reports (docs/reports.md); returns the per-run files written."""
     directory = Path(output_dir)
     try:
         path = result.save(directory)
     except OSError as exc:
-        err.print(f"error: cannot write results to {directory}: {exc.strerror}")
-        return ""
-    # HTML, JUnit and Markdown next to the JSON (docs/reports.md); the JSON is what matters, so a
-    # report that cannot be rendered is an error message, not a lost run.
+        err.print(f"error: cannot write results to {directory}: {exc.strerror}", markup=False)
+        return []
+    # The JSON is what matters, so a report that cannot be rendered is an error message, not a
+    # lost run.
     try:
-        write_reports(result, directory, deviations)
+        return [path, *write_reports(result, directory, deviations)]
     except Exception as exc:
         err.print(f"error: cannot write reports to {directory}: {exc}", markup=False)
-    return str(path)
+        return [path]
 
 
 STATUS_STYLE = {
-    Status.PASS: "green",
-    Status.FAIL: "bold red",
-    Status.ERROR: "yellow",
-    Status.SKIPPED: "dim",
+    "pass": "green",
+    "known": "blue",
+    "fail": "bold red",
+    "error": "yellow",
+    "skipped": "dim",
 }
 
 
-def print_summary(result: RunResult, out: Console) -> None:
-    table = Table(
-        title=f"netpol-conformance run {result.run_id} on {result.context} ({result.server_version})"
-    )
-    for col in (
-        "scenario",
-        "status",
-        "steps",
-        "match",
-        "mismatch",
-        "check-failed",
-        "not-supported",
-        "note",
-    ):
-        table.add_column(col)
-    for sc in result.scenarios:
-        counts: dict[str, int] = {}
-        for st in sc.steps:
-            for k, v in st.counts().items():
-                counts[k] = counts.get(k, 0) + v
-        note = sc.message or next((st.message for st in sc.steps if st.message), "")
-        table.add_row(
-            sc.name,
-            f"[{STATUS_STYLE[sc.status]}]{sc.status}[/]",
-            str(len(sc.steps)),
-            str(counts.get("match", 0)),
-            str(counts.get("mismatch", 0)),
-            str(counts.get("check-failed", 0)),
-            str(counts.get("not-supported", 0)),
-            note[:80],
+def print_summary(
+    result: RunResult,
+    out: Console,
+    deviations: KnownDeviations | None = None,
+    written: Sequence[Path] = (),
+) -> None:
+    """On a terminal a table of scenarios; in a log (no terminal) plain lines only. Both then
+    list what did not pass with its mismatching cells, the totals and where the reports are."""
+    j = judge(result, deviations)
+    title = f"netpol-conformance run {result.run_id} on {result.context} ({result.server_version})"
+    if out.is_terminal:
+        table = Table(title=title)
+        for col in (
+            "scenario",
+            "status",
+            "steps",
+            "match",
+            "mismatch",
+            "check-failed",
+            "not-supported",
+        ):
+            table.add_column(col, no_wrap=col == "scenario")
+        for sc in result.scenarios:
+            counts: dict[str, int] = {}
+            for st in sc.steps:
+                for k, v in st.counts().items():
+                    counts[k] = counts.get(k, 0) + v
+            outcome = j.scenario_outcome(sc)
+            table.add_row(
+                sc.name,
+                f"[{STATUS_STYLE.get(outcome, '')}]{outcome}[/]",
+                str(len(sc.steps)),
+                str(counts.get("match", 0)),
+                str(counts.get("mismatch", 0)),
+                str(counts.get("check-failed", 0)),
+                str(counts.get("not-supported", 0)),
+            )
+        out.print(table)
+    else:
+        out.print(title, markup=False, highlight=False, soft_wrap=True)
+    for line in [*run_lines(j), *summary_lines(j)]:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    if written:
+        out.print(
+            "reports: " + " ".join(str(p) for p in written),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
-    out.print(table)
-    s = result.summary()
-    cells = s["cells"]
-    out.print(
-        f"{len(result.scenarios)} scenarios: {s['scenarios']}; cells: {cells.get('match', 0)} match, "
-        f"{cells.get('mismatch', 0)} mismatch, {cells.get('check-failed', 0)} check-failed, "
-        f"{cells.get('not-supported', 0)} not supported, {s['flaky']} flaky."
-    )
 
 
 def cmd_clean(args: argparse.Namespace) -> int:

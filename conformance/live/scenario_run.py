@@ -54,6 +54,7 @@ from conformance.live.results import (
     ScenarioResult,
     Status,
     StepResult,
+    observed_verdict,
 )
 from conformance.live.runner import InfrastructureError, RealCell, Runner
 from conformance.reference.evaluator import Evaluator, Verdict
@@ -117,6 +118,7 @@ class ScenarioRun:
             self._create_namespace(ns.name, ns.labels)
         self._create_pods(self.initial.pods)
         self._warm_up()
+        self.warmed = set(self.live.pods)
         for index in range(len(self.offline_steps)):
             self.result.steps.append(self._step(index))
 
@@ -287,7 +289,7 @@ class ScenarioRun:
         try:
             bound = self._apply_changes(index)
             result.policies = [dict(o) for o in self.live.policies.values()]
-            result.cells = self._probe_step(bound)
+            result.cells = self._probe_step(bound, self._verdicts_before(index))
         except (ClusterError, InfrastructureError) as exc:
             result.status = Status.ERROR
             result.message = str(exc)
@@ -295,7 +297,7 @@ class ScenarioRun:
             result.status = Status.ERROR
             result.message = f"scenario could not be bound to the cluster: {exc}"
         result.duration_s = round(time.monotonic() - started, 3)
-        result.settle()
+        result.settle(self.options.convergence_deadline_s)
         return result
 
     def _apply_changes(self, index: int) -> BoundStep:
@@ -416,7 +418,26 @@ class ScenarioRun:
             for obj in self.live.policies.values()
         ]
 
-    def _probe_step(self, bound: BoundStep) -> list[CellResult]:
+    def _verdicts_before(self, index: int) -> dict[CellKey, Verdict]:
+        """Per cell, the verdict before step ``index``'s changes: the previous step's expected
+        verdict, and allow between the warm-up's pods before the first step (no policies). A
+        mismatch equal to it may be a change not yet propagated."""
+        if index == 0:
+            pps = self.probed
+            return {
+                (s, t, port, proto): Verdict.ALLOW
+                for s in self.warmed
+                for t in self.warmed
+                for port, proto in pps
+                if s != t
+            }
+        before: dict[CellKey, Verdict] = {}
+        for c in self.result.steps[index - 1].cells if index - 1 < len(self.result.steps) else ():
+            if c.expected in (Verdict.ALLOW, Verdict.DENY):
+                before[(c.source, c.target, c.port, c.protocol)] = c.expected
+        return before
+
+    def _probe_step(self, bound: BoundStep, before: Mapping[CellKey, Verdict]) -> list[CellResult]:
         state = self._live_state()
         table, real = self._expected_live(bound, state)
         declared = declared_verdicts(bound, table) if bound.expect is not None else {}
@@ -460,7 +481,7 @@ class ScenarioRun:
                 kubeconfig=self.cluster.kubeconfig,
             )
             to_probe.append((rc, probe_container(src_pod), target_host))
-        self._observe(cells, to_probe)
+        self._observe(cells, to_probe, before)
         return list(cells.values())
 
     def _expected_live(
@@ -500,8 +521,15 @@ class ScenarioRun:
         return self._host(pods[key])
 
     def _observe(
-        self, cells: dict[RealCell, CellResult], to_probe: list[tuple[RealCell, str, str]]
+        self,
+        cells: dict[RealCell, CellResult],
+        to_probe: list[tuple[RealCell, str, str]],
+        before: Mapping[CellKey, Verdict],
     ) -> None:
+        """Probe every cell, then re-probe those that disagree, with backoff, until they agree or
+        the deadline passes. Mismatches that still show the verdict from before the step's
+        changes are flagged as possible slow propagation and watched for one more deadline (these
+        extra probes decide nothing: the cell stays a mismatch, with ``settled_after_s``)."""
         start = time.monotonic()
         pending = list(to_probe)
         delay = 0.1
@@ -523,6 +551,33 @@ class ScenarioRun:
                 break
             time.sleep(delay)
             delay = min(1.0, delay * 2)
+        stale = []
+        for item in pending:
+            cell = cells[item[0]]
+            key = (cell.source, cell.target, cell.port, cell.protocol)
+            if cell.status is CellStatus.MISMATCH and cell.observed_verdict == before.get(key):
+                cell.slow_propagation = True
+                stale.append(item)
+        self._watch_late(cells, stale)
+
+    def _watch_late(
+        self, cells: dict[RealCell, CellResult], stale: list[tuple[RealCell, str, str]]
+    ) -> None:
+        """Probe possibly late cells once a second for one more deadline; note when each agrees."""
+        grace_end = time.monotonic() + self.options.convergence_deadline_s
+        while stale and time.monotonic() < grace_end:
+            self.runner.check()
+            time.sleep(1.0)
+            results = self.runner.probe(stale)
+            still = []
+            for item in stale:
+                cell, res = cells[item[0]], results[item[0]]
+                if observed_verdict(res.outcome, cell.served) == cell.expected:
+                    started = res.started if res.started is not None else time.monotonic()
+                    cell.settled_after_s = round(max(0.0, started - self.changed_at), 3)
+                else:
+                    still.append(item)
+            stale = still
 
 
 class _NotYet(Exception):

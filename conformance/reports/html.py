@@ -100,7 +100,7 @@ class Bar:
     denied_w: float
     known_w: float
     label: str
-    ok: bool
+    state: str  # TagScore.state: ok, bad or skipped
 
 
 CHART_WIDTH = 360
@@ -121,7 +121,7 @@ def bars(scores: list[TagScore]) -> list[Bar]:
                 denied_w=CHART_WIDTH * s.denied / n,
                 known_w=CHART_WIDTH * s.known / n,
                 label=f"{s.cells_matched}/{s.cells_judged}",
-                ok=s.ok,
+                state=s.state,
             )
         )
     return out
@@ -167,6 +167,7 @@ def _cell_data(sc: ScenarioResult, st: StepResult, c: CellResult, j: Judgement) 
         "history": c.history,
         "convergedAfter": c.converged_after_s,
         "flaky": c.flaky,
+        "slow": c.propagation_note or None,
         "reason": c.reason,
         "detail": c.detail,
         "command": c.command,
@@ -222,7 +223,7 @@ def build(j: Judgement) -> tuple[list[ScenarioView], list[dict[str, Any]]]:
                 if dev is not None:
                     known_idx.add(i)
                 if c.status in (CellStatus.MISMATCH, CellStatus.CHECK_FAILED):
-                    note = f"known deviation: {dev.reason}" if dev else ""
+                    note = f"known deviation: {dev.reason}" if dev else c.propagation_note
                     failures.append((i, c, note))
             steps.append(
                 StepView(

@@ -49,10 +49,11 @@
       ["declared by the scenario", c.declared || "nothing declared"],
       ["observed outcome", describeObserved(c), "observed"],
       ["attempts", String(c.attempts) + (c.history.length ? ": " + c.history.join(", ") : "")],
-      ["converged after", c.convergedAfter !== null ? c.convergedAfter + " s after the step's changes" :
-        (c.status === "mismatch" ? "never agreed with the reference before the deadline" : "agreed at the first probe, or not probed")],
+      ["converged after", c.convergedAfter !== null ? c.convergedAfter + " s after the API accepted the step's last change (start of the agreeing probe)" :
+        (c.status === "mismatch" ? "never agreed with the reference before the deadline" : "not probed")],
       ["flaky", c.flaky ? "yes: the observation changed while re-probing" : "no"]
     ];
+    if (c.slow) { rows.push(["propagation", c.slow]); }
     if (c.known) { rows.push(["known deviation", c.known.reason + (c.known.link ? " (" + c.known.link + ")" : "")]); }
     if (c.detail) { rows.push(["detail", c.detail]); }
     rows.push(["reproduce", c.command || "no command (not probed)", "command"]);
