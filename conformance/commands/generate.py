@@ -13,6 +13,8 @@ from conformance.commands.options import positive_int
 from conformance.errors import ExitCode
 from conformance.scenario.generate import ADMIN_VERSIONS, GenerateOptions, generate
 
+DEFAULT_OUT = "generated-scenarios"
+
 
 def add_command(sub: Any) -> None:
     p = sub.add_parser(
@@ -45,7 +47,10 @@ def add_command(sub: Any) -> None:
         "or v1alpha2 ClusterNetworkPolicy (both tiers)",
     )
     p.add_argument(
-        "--out", default="scenarios/generated", help="output folder (default scenarios/generated)"
+        "--out",
+        default=DEFAULT_OUT,
+        help=f"output folder (default: {DEFAULT_OUT}, outside the shipped scenarios/ so that "
+        "`run scenarios/` and pytest do not pick the generated files up)",
     )
     p.set_defaults(func=run)
 
