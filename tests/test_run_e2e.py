@@ -216,6 +216,39 @@ def test_delay_longer_than_the_deadline_is_reported_as_slow_propagation(tmp_path
     assert "slow propagation" in (tmp_path / "summary.md").read_text()
 
 
+def test_keep_on_an_auto_started_cluster_keeps_the_cluster_and_its_reproduce_commands(
+    tmp_path: Path,
+) -> None:
+    """`run --keep` without a cluster: the embedded cluster started for the run stays up, so the
+    kept namespaces exist and a cell's reproduce command works; `cluster down` removes it all."""
+    from conformance.cluster import embedded
+
+    instance = f"kept{os.getpid() % 100000}"
+    try:
+        proc = cli(
+            "run",
+            str(DENY_INGRESS),
+            "--keep",
+            "--embedded-name",
+            instance,
+            "--output-dir",
+            str(tmp_path),
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"netpol-conformance cluster down --name {instance}" in proc.stdout
+        assert embedded.find(instance) is not None, "the cluster is still running"
+        doc = json.loads((tmp_path / "results.json").read_text())
+        cell = next(c for st in doc["scenarios"][0]["steps"] for c in st["cells"] if c["command"])
+        again = subprocess.run(cell["command"].split(), capture_output=True, text=True, timeout=60)
+        expected_rc = 0 if cell["observed"] == "connected" else 1
+        assert again.returncode == expected_rc, again.stdout + again.stderr
+        down = cli("cluster", "down", "--name", instance)
+        assert down.returncode == 0, down.stdout + down.stderr
+    finally:
+        embedded.stop(instance)
+    assert embedded.find(instance) is None and netns(instance) == set()
+
+
 @pytest.mark.parametrize("jobs", [1, 3])
 def test_interrupt_mid_run_removes_everything(tmp_path: Path, jobs: int) -> None:
     instance = f"intr{jobs}{os.getpid() % 100000}"

@@ -58,7 +58,13 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--output-dir", default="reports", help="where results JSON goes (default: reports)"
     )
-    p.add_argument("--keep", action="store_true", help="leave namespaces in place for debugging")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the run's namespaces and policies in place for debugging (an embedded "
+        "cluster started for the run keeps running; the end of the output says how to remove "
+        "what was kept)",
+    )
     p.add_argument(
         "--jobs",
         "-j",
@@ -181,6 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             allow_context=tuple(args.allow_context),
             embedded_instance=args.embedded_name,
             externals=_pairs(args.external, "--external"),
+            keep_embedded=args.keep,
         )
     except ConformanceError as exc:
         err.print(f"error: {exc}", markup=False)
@@ -190,6 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     runner: Runner | None = None
     try:
         with terminate_as_interrupt(), open_cluster(choice, scenarios) as (cluster, externals):
+            kept_at = f"--kubeconfig {cluster.kubeconfig} --context {cluster.context}"
             runner = Runner(cluster, options_from_args(args, externals), run_id)
             result = runner.new_result()
             try:
@@ -199,7 +207,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                     runner.cleanup()
                 runner.close()
     except KeyboardInterrupt:
-        err.print("interrupted: everything this run created has been removed")
+        if args.keep and not choice.wants_embedded:
+            err.print(
+                f"interrupted: the run's objects were kept (--keep); remove them with "
+                f"`netpol-conformance clean --run-id {run_id}`",
+                markup=False,
+            )
+        else:
+            err.print("interrupted: everything this run created has been removed")
         if result is not None:
             _write(result, args.output_dir, err, deviations)
         return ExitCode.INTERRUPTED
@@ -212,7 +227,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     assert result is not None
     written = _write(result, args.output_dir, err, deviations)
     print_summary(result, out, deviations, written)
-    if args.keep:
+    if args.keep and choice.wants_embedded:
+        out.print(
+            f"kept: the embedded cluster {choice.instance!r} with this run's namespaces is still "
+            f"running (kubectl {kept_at} get pods -A); stop it and remove everything with "
+            f"`netpol-conformance cluster down --name {choice.instance}`",
+            markup=False,
+            soft_wrap=True,
+        )
+    elif args.keep:
         out.print(
             f"kept: namespaces labelled {RUN_LABEL}={run_id}; remove them with "
             f"`netpol-conformance clean --run-id {run_id}` (plus the same --kubeconfig/--context)",
