@@ -57,7 +57,7 @@ def test_report_command_to_stdout_and_errors(
     bad = tmp_path / "known.yaml"
     bad.write_text("- {scenario: x}\n")
     assert main(["report", str(DATA / "results-pass.json"), "--known-deviations", str(bad)]) == 2
-    assert "reason: Field required" in capsys.readouterr().err
+    assert f"error: {bad}:1: [0].reason: field 'reason' is required" in capsys.readouterr().err
 
 
 def test_run_writes_each_report_once_and_links_the_latest_names(tmp_path: Path) -> None:

@@ -111,7 +111,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             else:
                 text = render(run, args.format, load_deviations(args.known_deviations))
     except (ValueError, DeviationsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         return ExitCode.USAGE
     if not args.output or args.output == "-":
         sys.stdout.write(text)
@@ -144,7 +145,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
         old, new = RunResult.load(args.old), RunResult.load(args.new)
         result = compare(old, new, load_deviations(args.known_deviations))
     except (ValueError, DeviationsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         return ExitCode.USAGE
     print(dumps(result) if args.format == "json" else result.text())
     return result.exit_code()

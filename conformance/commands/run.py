@@ -178,7 +178,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         deviations = load_deviations(args.known_deviations)
     except DeviationsError as exc:
-        err.print(f"error: {exc}", markup=False)
+        for line in str(exc).splitlines():
+            err.print(f"error: {line}", markup=False, soft_wrap=True)
         return ExitCode.USAGE
     try:
         choice = ClusterChoice(
