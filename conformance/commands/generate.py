@@ -21,7 +21,7 @@ def add_command(sub: Any) -> None:
         "generate",
         help="write random NetworkPolicy scenarios for differential testing",
         description="Write COUNT random scenarios over the upstream x/y/z model. They declare no "
-        "expectations: `run` compares the cluster with the reference evaluator, so every "
+        "expectations: run compares the cluster with the reference evaluator, so every "
         "mismatch is a finding, reproducible from the seed.",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -50,7 +50,7 @@ def add_command(sub: Any) -> None:
         "--out",
         default=DEFAULT_OUT,
         help=f"output folder (default: {DEFAULT_OUT}, outside the shipped scenarios/ so that "
-        "`run scenarios/` and pytest do not pick the generated files up)",
+        "'run scenarios/' and pytest do not pick the generated files up)",
     )
     p.set_defaults(func=run)
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from conformance.commands.options import help_text
 from conformance.errors import ExitCode
 from conformance.live.results import RunResult
 from conformance.reports import REPORT_FORMATS, render
@@ -56,7 +57,7 @@ def add_commands(sub: Any) -> None:
     d = sub.add_parser(
         "diff",
         help="cells whose verdict changed between two runs; exit 1 on regressions",
-        description=__doc__,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d.add_argument("old", metavar="OLD.json", help="baseline results")

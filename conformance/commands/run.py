@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from conformance.commands.options import add_run_options, positive_int, run_option_values
+from conformance.commands.options import add_run_options, help_text, positive_int, run_option_values
 from conformance.commands.report import load_deviations
 from conformance.errors import ClusterError, ConformanceError, ExitCode, ScenarioError
 from conformance.live.deploy import (
@@ -45,7 +45,7 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser(
         "run",
         help="run scenarios on a cluster and compare with the reference evaluator",
-        description=__doc__,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
@@ -56,7 +56,10 @@ def add_commands(sub: Any) -> None:
         "--tag", action="append", default=[], help="only scenarios with this tag (repeatable)"
     )
     p.add_argument(
-        "--output-dir", default="reports", help="where results JSON goes (default: reports)"
+        "--output-dir",
+        default="reports",
+        help="where the results JSON and the HTML, JUnit and Markdown reports go (default: "
+        "%(default)s)",
     )
     p.add_argument(
         "--keep",
@@ -121,13 +124,25 @@ def add_cluster_options(p: argparse.ArgumentParser) -> None:
     add_run_options(p.add_argument_group("probing"))
     d = p.add_argument_group("pods")
     deploy = DeployOptions()
-    d.add_argument("--image", default=deploy.image)
+    d.add_argument(
+        "--image",
+        default=deploy.image,
+        help="image of the probe pods; it must provide agnhost's serve-hostname, porter and "
+        "connect, as agnhost does (default: %(default)s)",
+    )
     d.add_argument(
         "--image-pull-policy",
-        default=deploy.image_pull_policy,
+        default=str(deploy.image_pull_policy),
         choices=[p.value for p in PullPolicy],
+        help="imagePullPolicy of the probe pods (default: %(default)s)",
     )
-    d.add_argument("--node-selector", action="append", default=[], metavar="KEY=VALUE")
+    d.add_argument(
+        "--node-selector",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="nodeSelector of the probe pods (repeatable)",
+    )
 
 
 def _pairs(items: Sequence[str], flag: str) -> dict[str, str]:
