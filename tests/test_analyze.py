@@ -292,3 +292,35 @@ def test_progress_bar_only_on_a_terminal_for_large_inputs(
     assert analyze_cmd.run(args, out, err) == 0
     assert "evaluating" in err.getvalue()
     assert out.getvalue().startswith("2 namespaces, 5 pods")
+
+
+def test_counts_say_what_exists_in_the_singular_where_it_is_one(
+    manifests: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "s.yaml"
+    rc, out, _ = run(["--manifests", str(manifests), "--to-scenario", str(target)], capsys)
+    assert rc == 0
+    pods = len(yaml.safe_load(target.read_text())["topology"]["pods"])
+    assert out.strip() == f"wrote {target} ({pods} of 5 pods, seed 0)", "not the 12 asked for"
+    rc, out, _ = run(["--manifests", str(manifests), "--replicas", "0"], capsys)
+    assert rc == 0 and " 1 pods" not in out and "(1 pod, " in out, out
+
+
+def test_output_cut_short_by_the_reader_ends_quietly(manifests: Path) -> None:
+    """`analyze ... | head -1`: no 'Broken pipe' error once the reader has gone."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "conformance", "analyze", "--manifests", str(manifests)),
+            *("--replicas", "300", "--output", "csv"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 0 and err == "", err

@@ -366,8 +366,8 @@ def test_keep_then_clean_removes_namespaces_and_cluster_scoped_policies(tmp_path
             cleaned = cli("clean", "--run-id", run_id, *target)
             assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
             lines = set(cleaned.stdout.split("\n")) - {""}
-            expected = {f"Namespace {n['metadata']['name']}" for n in kept} | {
-                f"ClusterNetworkPolicy {p['metadata']['name']}" for p in cnps
+            expected = {f"deleted Namespace {n['metadata']['name']}" for n in kept} | {
+                f"deleted ClusterNetworkPolicy {p['metadata']['name']}" for p in cnps
             }
             assert lines == expected
             assert kube.list_items("ClusterNetworkPolicy", label_selector=selector) == []

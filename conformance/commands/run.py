@@ -387,7 +387,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     except ConformanceError as exc:
         err.print(f"error: {exc}", markup=False)
         return ExitCode.INFRASTRUCTURE
-    print("\n".join(removed) if removed else "nothing to remove")
+    print("\n".join(f"deleted {what}" for what in removed) if removed else "nothing to remove")
     return ExitCode.OK
 
 
