@@ -48,3 +48,21 @@ def test_evaluate_example_is_what_evaluate_prints() -> None:
         check=True,
     ).stdout
     assert out.rstrip("\n").splitlines() == shown
+
+
+def test_complete_scenarios_in_docs_evaluate_as_declared(tmp_path: Path) -> None:
+    """Every complete scenario shown in docs/scenarios.md (a YAML block with `name:` and
+    `steps:`) loads, and `evaluate` agrees with what it declares."""
+    from conformance.cli import main
+
+    text = (ROOT / "docs" / "scenarios.md").read_text()
+    blocks = [
+        b
+        for b in re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+        if b.startswith("name:") and "\nsteps:" in b
+    ]
+    assert blocks
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"doc-{i}.yaml"
+        path.write_text(block)
+        assert main(["evaluate", str(path)]) == 0, block
