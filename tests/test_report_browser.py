@@ -294,3 +294,60 @@ def test_mismatch_kinds_look_different(page: Page, tmp_path: Path) -> None:
     assert "unexpectedly-denied" in panel
     assert "allowed by <b>policy</b> & friends" in panel  # shown as text, not markup
     assert page.errors() == []
+
+
+def test_first_mismatch_is_in_view_at_1400x1000_without_scrolling(
+    page: Page, broken_html: Path, tmp_path: Path
+) -> None:
+    """Opened on a cell, the page shows the summary and that cell's step with no scroll (chromium's
+    own --screenshot renders a scrolled page blank); #all shows everything again."""
+    page.send(
+        "Emulation.setDeviceMetricsOverride",
+        width=1400,
+        height=1000,
+        deviceScaleFactor=1,
+        mobile=False,
+    )
+    try:
+        page.open(broken_html.as_uri() + "#cell=first-mismatch")
+        assert page.js("scrollY") == 0
+        box = page.js(
+            "(() => { const r = document.querySelector('td.c.selected').getBoundingClientRect();"
+            " return [r.top, r.bottom]; })()"
+        )
+        assert box[0] >= 0 and box[1] <= 1000, box
+        assert page.js("document.getElementById('panel').hidden") is False
+        visible = "[...document.querySelectorAll('section.scenario')].filter(s => !s.hidden).length"
+        assert page.js(visible) == 1
+        page.js(
+            "new Promise(r => { addEventListener('hashchange', () => setTimeout(r, 0), {once: true});"
+            " location.hash = 'all'; })"
+        )
+        assert page.js(visible) == 6
+        assert page.errors() == []
+    finally:
+        page.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=1400,
+            height=2000,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+    assert CHROMIUM is not None
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [
+            *(
+                CHROMIUM,
+                *FLAGS[:-2],
+                "--window-size=1400,1000",
+                f"--user-data-dir={tmp_path / 'p'}",
+            ),
+            *(f"--screenshot={shot}", broken_html.as_uri() + "#cell=first-mismatch"),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    # A blank 1400x1000 PNG is about 6 kB; the summary, grid and panel make it far larger.
+    assert shot.stat().st_size > 50_000
