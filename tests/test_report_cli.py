@@ -22,6 +22,7 @@ def test_results_round_trip(name: str) -> None:
     path = DATA / f"results-{name}.json"
     doc = json.loads(path.read_text())
     doc.setdefault("cni", "")  # files written before the field existed read as unknown
+    doc.setdefault("retries", {})
     for sc in doc["scenarios"]:
         for st in sc["steps"]:
             for c in st["cells"]:  # cell fields added later read as their defaults

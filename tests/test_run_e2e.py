@@ -314,7 +314,14 @@ def test_api_faults_at_ten_percent_still_give_correct_verdicts(tmp_path: Path) -
             str(tmp_path),
         )
         injected = ec.status()["faultsInjected"]
+        status = cli("cluster", "status", "--name", instance)
     doc = json.loads((tmp_path / "results.json").read_text())
+    # Retries are visible: counted in the results and the console, injected faults in `status`.
+    assert doc["retries"]["api"] > 0 and doc["retries"]["exec"] > 0, doc["retries"]
+    assert "retried after transient errors: " in proc.stdout
+    assert f"faults injected: {injected['delays']} delays, {injected['errors']} errors, " in (
+        status.stdout
+    )
     cells = [c for s in doc["scenarios"] for st in s["steps"] for c in st["cells"]]
     statuses = {c["status"] for c in cells}
     assert "mismatch" not in statuses, proc.stdout

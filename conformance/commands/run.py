@@ -219,6 +219,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             try:
                 _run_all(runner, scenarios, result, out, args.jobs)
             finally:
+                result.retries = cluster.retry_counts()
                 if not args.keep:
                     runner.cleanup()
                 runner.close()

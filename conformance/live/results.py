@@ -237,6 +237,8 @@ class RunResult:
     finished: str = ""
     scenarios: list[ScenarioResult] = field(default_factory=list)
     cni: str = ""  # the CNI, when the runner can tell (kube-system workloads); "" if unknown
+    retries: dict[str, int] = field(default_factory=dict)
+    """Transient failures retried during the run: ``api`` requests, ``exec`` streams."""
 
     def summary(self) -> dict[str, Any]:
         cells: Counter[str] = Counter()
@@ -290,6 +292,7 @@ class RunResult:
             finished=str(doc.get("finished", "")),
             scenarios=[_scenario_from_json(sc) for sc in doc["scenarios"]],
             cni=str(doc.get("cni") or ""),
+            retries={str(k): int(v) for k, v in (doc.get("retries") or {}).items()},
         )
 
     def save(self, directory: str | Path) -> Path:

@@ -32,6 +32,7 @@ from conformance.reports.judgement import (
     tag_scores,
     totals,
 )
+from conformance.reports.text import retries_phrase
 
 # What each cell class shows and means; the legend and the summary cards use the same words.
 CLASSES: dict[str, tuple[str, str]] = {
@@ -406,4 +407,5 @@ def render_html(j: Judgement) -> str:
         css=Markup(asset("report.css")),
         js=Markup(asset("report.js")),
         cells_json=_json_for_script(data),
+        retries=retries_phrase(run.retries) if run.retries else "",
     )

@@ -154,9 +154,20 @@ def summary_lines(j: Judgement) -> list[str]:
     t = totals(j)
     scenarios = counts_phrase(t.scenarios, ("pass", "known", "fail", "error", "skipped"))
     cells = t.cells
-    return [
+    lines = [
         f"{len(j.run.scenarios)} scenarios: {scenarios}; cells: {cells['match']} match, "
         f"{cells['mismatch']} mismatch, {cells['check-failed']} check-failed, "
         f"{cells['not-supported']} not supported, {t.flaky} flaky.",
-        one_sentence(j),
     ]
+    if j.run.retries:
+        lines.append(f"retried after transient errors: {retries_phrase(j.run.retries)}.")
+    return [*lines, one_sentence(j)]
+
+
+def retries_phrase(retries: Mapping[str, int]) -> str:
+    """``2 API requests, 1 exec stream`` (what was retried after transient errors)."""
+    api, execs = retries.get("api", 0), retries.get("exec", 0)
+    return (
+        f"{api} API request{'' if api == 1 else 's'}, "
+        f"{execs} exec stream{'' if execs == 1 else 's'}"
+    )
