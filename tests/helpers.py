@@ -110,10 +110,11 @@ def suite_run(root: Path) -> RunResult:
                     outcome = Outcome.CONNECTED if cell.served else Outcome.REFUSED
                 c.record(ProbeResult(outcome), 0.05)
                 ns, pod = cell.source.split("/", 1)
-                if cell.target.startswith("@"):
-                    ip = next(e.ip for e in state.externals if e.key == cell.target)
-                else:
-                    ip = state.pod(cell.target).ip
+                ip = (
+                    next(e.ip for e in state.externals if e.key == cell.target)
+                    if cell.target.startswith("@")
+                    else state.pod(cell.target).ip
+                )
                 proto = cell.protocol.lower()
                 c.command = (
                     f"kubectl --kubeconfig /run/netpol-conformance/run4242/kubeconfig --context "
