@@ -109,6 +109,8 @@ class ScenarioRun:
         self.live = Deployed(NameMap.for_run(suffix, [n.name for n in self.initial.namespaces]))
         self.changed_at = time.monotonic()
         """When the API last accepted a change of this run (``converged_after_s`` counts from it)."""
+        self.warmed: set[PodKey] = set()
+        """Pods the warm-up found fully connected (before the first step, no policies)."""
         result.namespaces = dict(self.live.names.forward)
 
     # -- lifecycle ---------------------------------------------------------------------------
