@@ -373,3 +373,29 @@ def test_full_suite_report_renders_quickly(page: Page, tmp_path: Path) -> None:
     page.click("td.c.match-deny")
     panel = page.js("document.getElementById('panel').innerText")
     assert "why the reference says deny" in panel and "/agnhost connect " in panel
+
+
+def test_a_tag_whose_scenarios_were_all_skipped_does_not_look_failed(
+    page: Page, tmp_path: Path
+) -> None:
+    from conformance.live.results import ScenarioResult, Status
+
+    run = RunResult.load(DATA / "results-broken.json")
+    run.scenarios.append(
+        ScenarioResult("sctp-only", "f.yaml", ["sctp"], Status.SKIPPED, "SCTP not supported")
+    )
+    html = tmp_path / "skipped.html"
+    html.write_text(render(run, "html"), encoding="utf-8")
+    page.open(html.as_uri() + "#all")
+
+    def look(tag: str) -> list[str]:
+        return list(
+            page.js(
+                f"(() => {{ const a = document.querySelector('#tag-table a[data-tag={tag}]');"
+                " const s = getComputedStyle(a); return [s.color, s.fontWeight]; })()"
+            )
+        )
+
+    failed, skipped, passed = look("udp"), look("sctp"), look("pod-selector")
+    assert skipped != failed and int(skipped[1]) < 600, (skipped, failed)
+    assert skipped != passed, "skipped is told apart from passed too"
