@@ -496,4 +496,11 @@ type: Normal
     assert dep.returncode != 0 and "does not serve deployments (apps/v1)" in dep.stderr
     logs = kubectl("logs", "a", "-n", "kday")
     assert logs.returncode != 0 and "keeps no container logs" in logs.stderr
+    explain = kubectl("explain", "networkpolicy.spec.ingress.from.ipBlock")
+    assert explain.returncode == 0, explain.stderr
+    assert "cidr" in explain.stdout and "except" in explain.stdout
+    explain = kubectl("explain", "clusternetworkpolicies")
+    assert explain.returncode == 0 and "Admin or the Baseline tier" in explain.stdout, (
+        explain.stderr
+    )
     assert kubectl("delete", "namespace", "kday").returncode == 0
