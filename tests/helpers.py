@@ -99,6 +99,8 @@ def suite_run(root: Path) -> RunResult:
                     cell.verdict,
                     cell.served,
                     cell.decision.reason if cell.decision else "",
+                    path=cell.path,
+                    family=cell.family,
                 )
                 st.cells.append(c)
                 if cell.verdict is Verdict.IMPLEMENTATION_DEFINED:
@@ -109,12 +111,10 @@ def suite_run(root: Path) -> RunResult:
                 else:
                     outcome = Outcome.CONNECTED if cell.served else Outcome.REFUSED
                 c.record(ProbeResult(outcome), 0.05)
+                if "/" not in cell.source or "/" not in cell.target:
+                    continue  # outside clients and node addresses: no pod to exec in
                 ns, pod = cell.source.split("/", 1)
-                ip = (
-                    next(e.ip for e in state.externals if e.key == cell.target)
-                    if cell.target.startswith("@")
-                    else state.pod(cell.target).ip
-                )
+                ip = state.pod(cell.target).ip
                 proto = cell.protocol.lower()
                 c.command = (
                     f"kubectl --kubeconfig /run/netpol-conformance/run4242/kubeconfig --context "

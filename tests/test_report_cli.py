@@ -21,13 +21,17 @@ DATA = Path(__file__).parent / "data"
 def test_results_round_trip(name: str) -> None:
     path = DATA / f"results-{name}.json"
     doc = json.loads(path.read_text())
-    doc.setdefault("cni", "")  # files written before the field existed read as unknown
+    # Files written before a field existed read it as unknown.
+    doc.setdefault("cni", "")
     doc.setdefault("retries", {})
     for sc in doc["scenarios"]:
+        sc.setdefault("nodes", {})
         for st in sc["steps"]:
-            for c in st["cells"]:  # cell fields added later read as their defaults
-                c.setdefault("slow_propagation", False)
-                c.setdefault("settled_after_s", None)
+            for cell in st["cells"]:
+                cell.setdefault("path", None)
+                cell.setdefault("family", "IPv4")
+                cell.setdefault("slow_propagation", False)
+                cell.setdefault("settled_after_s", None)
     again = json.loads(json.dumps(RunResult.load(path).to_json(), default=str))
     assert again == doc
 

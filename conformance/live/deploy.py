@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from conformance.api.model import NAMESPACE_NAME_LABEL, ContainerPort, Pod
-from conformance.api.types import L4Protocol, PortProtocol
+from conformance.api.types import L4Protocol
 from conformance.live.probing import PROBE_IMAGE
 
 TOOL_LABEL = "app.kubernetes.io/managed-by"
@@ -161,7 +161,7 @@ def pod_manifest(
 
 
 def service_manifest(
-    pod: Pod, real_ns: str, run: Mapping[str, str], probed: Iterable[PortProtocol] = ()
+    pod: Pod, real_ns: str, run: Mapping[str, str], probed: Iterable[tuple[int, L4Protocol]] = ()
 ) -> dict[str, Any] | None:
     """A ClusterIP Service per pod (``s-<pod>``) so probes can also go through Services.
 

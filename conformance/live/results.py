@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from conformance.api.types import L4Protocol
+from conformance.api.types import AddressFamily, L4Protocol, TrafficPath
 from conformance.errors import ExitCode
 from conformance.live.probing import Outcome, ProbeResult
 from conformance.reference.evaluator import Verdict
@@ -73,6 +73,9 @@ class CellResult:
     history: list[str] = field(default_factory=list)
     detail: str = ""
     command: str = ""
+    path: TrafficPath | None = None
+    """same-node, cross-node, from-node, ... as the pods actually ran (None: node unknown)."""
+    family: AddressFamily = AddressFamily.IPV4
     slow_propagation: bool = False
     """A mismatch that may be propagation slower than the deadline: it still showed the verdict
     from before the step's changes, or it agreed only in probes after the deadline."""
@@ -204,6 +207,8 @@ class ScenarioResult:
     message: str = ""
     steps: list[StepResult] = field(default_factory=list)
     namespaces: dict[str, str] = field(default_factory=dict)
+    nodes: dict[str, str] = field(default_factory=dict)
+    """Node each scenario pod ran on (``ns/pod`` in scenario names -> node name)."""
 
     def settle(self) -> None:
         """A scenario that ran (still PASS) takes the worst status of its steps; it is skipped
@@ -357,6 +362,8 @@ def _cell_from_json(c: Mapping[str, Any]) -> CellResult:
         history=[str(h) for h in c.get("history", [])],
         detail=str(c.get("detail", "")),
         command=str(c.get("command", "")),
+        path=_opt(TrafficPath, c.get("path")),
+        family=AddressFamily(c.get("family", AddressFamily.IPV4)),
         slow_propagation=bool(c.get("slow_propagation", False)),
         settled_after_s=c.get("settled_after_s"),
     )
@@ -370,6 +377,7 @@ def _scenario_from_json(sc: Mapping[str, Any]) -> ScenarioResult:
         status=Status(sc["status"]),
         message=str(sc.get("message", "")),
         namespaces=dict(sc.get("namespaces") or {}),
+        nodes={str(k): str(v) for k, v in (sc.get("nodes") or {}).items()},
         steps=[
             StepResult(
                 index=int(st["index"]),

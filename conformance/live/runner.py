@@ -18,7 +18,9 @@ from typing import NamedTuple
 
 from conformance import __version__
 from conformance.api.kinds import POLICY_KINDS
-from conformance.api.types import L4Protocol, PodKey, TargetKey
+from conformance.api.model import Node
+from conformance.api.objects import nodes_from_objects
+from conformance.api.types import AddressFamily, L4Protocol, PodKey, TargetKey
 from conformance.cluster import is_embedded_version
 from conformance.errors import ClusterError, ConformanceError
 from conformance.live.cni import detect_cni
@@ -47,6 +49,7 @@ class RealCell(NamedTuple):
     target: TargetKey
     port: int
     protocol: L4Protocol
+    family: AddressFamily = AddressFamily.IPV4
 
 
 class InfrastructureError(ConformanceError):
@@ -87,6 +90,7 @@ class Runner:
         self._served_kinds: set[str] | None = None
         self._cni: str | None = None
         self._version: str | None = None
+        self._nodes: tuple[Node, ...] | None = None
         # One probe pool for every scenario running at once: it bounds the execs in flight.
         self.pool = ThreadPoolExecutor(
             max_workers=max(1, self.options.parallel), thread_name_prefix="probe"
@@ -142,6 +146,17 @@ class Runner:
     def cleanup(self) -> list[str]:
         """Delete every namespace and cluster-scoped policy labelled with this run's id."""
         return delete_labelled(self.cluster, f"{RUN_LABEL}={self.run_id}", self.served_kinds)
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        """The cluster's nodes (labels, InternalIP), listed once; none when they cannot be read
+        (no RBAC for nodes, or the embedded cluster): then ``nodes`` peers stay undecided."""
+        if self._nodes is None:
+            try:
+                self._nodes = nodes_from_objects(self.cluster.list_items("Node"))
+            except ClusterError:
+                self._nodes = ()
+        return self._nodes
 
     @property
     def served_kinds(self) -> set[str]:
@@ -201,6 +216,13 @@ class Runner:
             result.status = Status.SKIPPED
             served = ", ".join(f"{k} ({POLICY_KINDS[k].api_version})" for k in sorted(missing))
             result.message = f"not supported: the cluster does not serve {served}"
+            return result
+        if scenario.uses_host_network and is_embedded_version(self.server_version):
+            result.status = Status.SKIPPED
+            result.message = (
+                "not supported: the embedded cluster cannot run host-network pods yet (each pod "
+                "gets its own network namespace); `evaluate` checks this scenario offline"
+            )
             return result
         from conformance.live.scenario_run import ScenarioRun  # it needs this module's types
 

@@ -16,7 +16,7 @@ import contextlib
 import ipaddress
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import tenacity
@@ -29,9 +29,11 @@ from conformance.api.model import (
     Namespace,
     Pod,
     frozen_labels,
+    traffic_path,
 )
 from conformance.api.netpol import NetworkPolicy, parse_network_policy
-from conformance.api.types import PodKey
+from conformance.api.objects import pod_ips, pod_node
+from conformance.api.types import AddressFamily, PodKey, is_external_key
 from conformance.errors import ClusterError, NotFound, ScenarioError
 from conformance.live.deploy import (
     SCOPE_LABEL,
@@ -102,8 +104,10 @@ class ScenarioRun:
         self.offline_binding = scenario.offline_binding()
         self.initial = scenario.initial_state(self.offline_binding)
         self.offline_steps = scenario.offline_steps
-        self.probed = sorted({pp for s in self.offline_steps for pp in s.port_protocols})
-        """Every (port, protocol) any step probes: warm-up probes them, Services expose them."""
+        self.grids = {g for s in self.offline_steps for g in s.grids}
+        """Every (port, protocol, family) any step probes (the warm-up probes them)."""
+        self.probed = sorted({(g.port, g.protocol) for g in self.grids})
+        """Every (port, protocol) any step probes: the per-pod Services expose them."""
         # Bound live once per step, in order, as the cluster gives pods their addresses.
         self.binder: Binder | None = None
         self.live = Deployed(NameMap.for_run(suffix, [n.name for n in self.initial.namespaces]))
@@ -174,14 +178,19 @@ class ScenarioRun:
                         f"pod {real_ns}/{pod.name} failed: {_pod_problem(status) or 'no reason given'}"
                     )
                 if phase == "Running" and ready and status.get("podIP"):
+                    primary, extra = pod_ips(obj)
                     self.live.pods[key] = Pod(
                         real_ns,
                         pod.name,
                         pod.labels,
                         pod.ports,
-                        ipaddress.ip_address(status["podIP"]),
+                        primary,
                         pod.host_network,
+                        pod_node(obj),
+                        extra,
                     )
+                    if pod_node(obj):
+                        self.result.nodes[key] = str(pod_node(obj))
                     del pending[key]
                 else:
                     last[key] = f"phase {phase or 'unknown'}; {_pod_problem(status) or 'not ready'}"
@@ -226,8 +235,22 @@ class ScenarioRun:
         externals = {
             name: ipaddress.ip_address(ip) for name, ip in self.options.externals.items()
         } or dict(offline.external_ips)
+        extra = dict(offline.pod_extra_ips)
+        for k, p in self.live.pods.items():
+            # A single-stack cluster gives no address of the other family: placeholders keep
+            # the offline one (it matches nothing there; those cells are reported unsupported).
+            extra[k] = p.extra_ips or offline.pod_extra_ips.get(k, ())
         return Binding(
-            dict(self.live.names.forward), ips, {**offline.external_ips, **externals}, cidr
+            dict(self.live.names.forward),
+            ips,
+            {**offline.external_ips, **externals},
+            cidr,
+            # Where the pods actually run, on the nodes the cluster has (the scenario's node
+            # names are placement wishes; see docs/scenarios.md).
+            {k: p.node for k, p in self.live.pods.items() if p.node is not None},
+            self.runner.nodes,
+            extra,
+            offline.external_extra_ips,
         )
 
     def _bind(self, index: int) -> BoundStep:
@@ -239,22 +262,30 @@ class ScenarioRun:
     # -- warm-up ------------------------------------------------------------------------------
     def _warm_up(self) -> None:
         """With no policies every served cell must connect; otherwise stop before any policy."""
+        grids = self.grids
         cells = [
-            (src, dst, port, proto)
+            (src, dst, g)
             for src in self.live.pods.values()
             for dst in self.live.pods.values()
-            for port, proto in self.probed
-            if src.key != dst.key and dst.serves(port, proto)
+            for g in grids
+            # Families a pod has no address of are reported per cell, not warmed up.
+            if src.key != dst.key
+            and dst.serves(g.port, g.protocol)
+            and self._host(dst, g.family) is not None
+            and src.address(g.family) is not None
         ]
         if not cells:
             return
         self.runner.progress(f"{self.scenario.name}: warm-up ({len(cells)} probes)")
-        pending = {RealCell(s.key, d.key, port, proto): (s, d) for s, d, port, proto in cells}
+        pending = {RealCell(s.key, d.key, *g): (s, d) for s, d, g in cells}
         deadline = time.monotonic() + self.options.warmup_deadline_s
         problem = ""
         while pending:
             results = self.runner.probe(
-                [(cell, probe_container(s), self._host(d)) for cell, (s, d) in pending.items()]
+                [
+                    (cell, probe_container(s), str(self._host(d, cell.family)))
+                    for cell, (s, d) in pending.items()
+                ]
             )
             for cell, res in results.items():
                 if res.outcome is Outcome.UNSUPPORTED:
@@ -272,12 +303,16 @@ class ScenarioRun:
             if pending:
                 time.sleep(0.5)
 
-    def _host(self, pod: Pod) -> str:
+    def _host(self, pod: Pod, family: AddressFamily) -> str | None:
+        """The address to probe ``pod`` at over ``family``; None when it has none of that
+        family (a single-stack cluster, or a single-stack Service)."""
         if self.options.via == Via.SERVICE:
             scen = f"{self.live.names.scenario(pod.namespace)}/{pod.name}"
             if scen in self.live.service_ips:
-                return self.live.service_ips[scen]
-        return str(pod.ip)
+                svc = self.live.service_ips[scen]
+                return svc if ipaddress.ip_address(svc).version == family.version else None
+        ip = pod.address(family)
+        return None if ip is None else str(ip)
 
     # -- steps --------------------------------------------------------------------------------
     def _step(self, index: int) -> StepResult:
@@ -330,9 +365,7 @@ class ScenarioRun:
             for k, v in patch.items():
                 if v is None:
                     labels.pop(k, None)
-            self.live.pods[key] = Pod(
-                live.namespace, live.name, frozen_labels(labels), live.ports, live.ip
-            )
+            self.live.pods[key] = replace(live, labels=frozen_labels(labels))
         bound = self._bind(index)
         self._reconcile_policies(bound)
         return bound
@@ -401,15 +434,20 @@ class ScenarioRun:
                     pod.ports,
                     ipaddress.ip_address(ip) if ip else pod.ip,
                     bool((obj.get("spec") or {}).get("hostNetwork")),
+                    pod_node(obj),
+                    pod_ips(obj)[1],
                 )
             )
         externals = tuple(
             ExternalHost(
-                e.name, ipaddress.ip_address(self.options.externals.get(e.name, str(e.ip))), e.ports
+                e.name,
+                ipaddress.ip_address(self.options.externals.get(e.name, str(e.ip))),
+                e.ports,
+                () if e.name in self.options.externals else e.extra_ips,
             )
             for e in self.initial.externals
         )
-        return ClusterState(tuple(namespaces), tuple(pods), externals)
+        return ClusterState(tuple(namespaces), tuple(pods), externals, self.runner.nodes)
 
     def _live_policies(self) -> list[NetworkPolicy | AdminPolicy]:
         """The deployed objects, typed (they were validated offline, so parsing cannot fail)."""
@@ -425,18 +463,17 @@ class ScenarioRun:
         verdict, and allow between the warm-up's pods before the first step (no policies). A
         mismatch equal to it may be a change not yet propagated."""
         if index == 0:
-            pps = self.probed
             return {
-                (s, t, port, proto): Verdict.ALLOW
+                (s, t, g.port, g.protocol, g.family): Verdict.ALLOW
                 for s in self.warmed
                 for t in self.warmed
-                for port, proto in pps
+                for g in self.grids
                 if s != t
             }
         before: dict[CellKey, Verdict] = {}
         for c in self.result.steps[index - 1].cells if index - 1 < len(self.result.steps) else ():
             if c.expected in (Verdict.ALLOW, Verdict.DENY):
-                before[(c.source, c.target, c.port, c.protocol)] = c.expected
+                before[(c.source, c.target, c.port, c.protocol, c.family)] = c.expected
         return before
 
     def _probe_step(self, bound: BoundStep, before: Mapping[CellKey, Verdict]) -> list[CellResult]:
@@ -449,8 +486,7 @@ class ScenarioRun:
         for cell in table:
             rc = real[cell.key]
             d = declared.get(cell.key)
-            src_pod = real_pods[rc.source]
-            target_host = self._target_host(rc.target, real_pods)
+            target_host = self._target_host(rc.target, real_pods, cell.family)
             res = CellResult(
                 cell.source,
                 cell.target,
@@ -460,10 +496,24 @@ class ScenarioRun:
                 cell.served,
                 cell.decision.reason if cell.decision else "",
                 declared=d[0] if d else None,
+                path=cell.path,
+                family=cell.family,
             )
             cells[rc] = res
             if cell.verdict is Verdict.IMPLEMENTATION_DEFINED:
                 res.status = CellStatus.IGNORED
+                continue
+            if is_external_key(rc.source):
+                res.status = CellStatus.NOT_SUPPORTED
+                res.detail = (
+                    f"{cell.source} is an outside client: the runner cannot probe from outside the "
+                    "cluster yet, so this cell is checked by `evaluate` only"
+                )
+                continue
+            src_pod = real_pods[rc.source]
+            if src_pod.address(cell.family) is None:
+                res.status = CellStatus.NOT_SUPPORTED
+                res.detail = f"{cell.source} has no {cell.family} address on this cluster"
                 continue
             if cell.protocol in self.runner.unsupported:
                 res.status = CellStatus.NOT_SUPPORTED
@@ -471,7 +521,10 @@ class ScenarioRun:
                 continue
             if target_host is None:
                 res.status = CellStatus.NOT_SUPPORTED
-                res.detail = f"external endpoint {cell.target} has no address on this cluster (use --external NAME=IP)"
+                if is_external_key(rc.target) and rc.target[1:] not in self.options.externals:
+                    res.detail = f"external endpoint {cell.target} has no address on this cluster (use --external NAME=IP)"
+                else:
+                    res.detail = f"{cell.target} has no {cell.family} address on this cluster"
                 continue
             res.command = kubectl_command(
                 src_pod.namespace,
@@ -502,25 +555,28 @@ class ScenarioRun:
         evaluator = Evaluator(state, self._live_policies(), include_self=self.options.include_self)
         cells: dict[CellKey, Cell] = {}
         real: dict[CellKey, RealCell] = {}
-        for port, proto in bound.port_protocols:
+        for port, proto, family in bound.grids:
             for s in bound.sources:
                 for t in bound.targets:
-                    rc = RealCell(real_key(s), real_key(t), port, proto)
+                    rc = RealCell(real_key(s), real_key(t), port, proto, family)
                     decision = evaluator.decide(*rc).renamed(self.live.scenario_name)
                     served = is_served(bound.state, t, port, proto)
-                    cells[(s, t, port, proto)] = Cell(
-                        s, t, port, proto, decision.verdict, served, decision
+                    path = traffic_path(state.endpoint(rc.source), state.endpoint(rc.target))
+                    key = (s, t, port, proto, family)
+                    cells[key] = Cell(
+                        s, t, port, proto, decision.verdict, served, decision, path, family
                     )
-                    real[(s, t, port, proto)] = rc
-        return TruthTable(bound.sources, bound.targets, bound.port_protocols, cells), real
+                    real[key] = rc
+        return TruthTable(bound.sources, bound.targets, bound.grids, cells), real
 
-    def _target_host(self, key: str, pods: Mapping[str, Pod]) -> str | None:
+    def _target_host(self, key: str, pods: Mapping[str, Pod], family: AddressFamily) -> str | None:
         if key.startswith("@"):
             name = key[1:]
             if name in self.options.externals:
-                return self.options.externals[name]
+                given = self.options.externals[name]
+                return given if ipaddress.ip_address(given).version == family.version else None
             return None  # real clusters have no simulated hosts: map them with --external
-        return self._host(pods[key])
+        return self._host(pods[key], family)
 
     def _observe(
         self,
@@ -556,7 +612,7 @@ class ScenarioRun:
         stale = []
         for item in pending:
             cell = cells[item[0]]
-            key = (cell.source, cell.target, cell.port, cell.protocol)
+            key = (cell.source, cell.target, cell.port, cell.protocol, cell.family)
             if cell.status is CellStatus.MISMATCH and cell.observed_verdict == before.get(key):
                 cell.slow_propagation = True
                 stale.append(item)

@@ -19,6 +19,24 @@ Rules implemented (networking.k8s.io/v1 NetworkPolicy API docs):
 7. Traffic from a pod to itself is implementation-defined (kubernetes issue 95879) unless the
    caller asks to include it.
 
+Nodes, host-network pods and outside clients (concepts/services-networking/network-policies):
+
+N1. Host-network pods run in their node's network namespace: no policy selects them (their side
+    always allows), and as the other end they are the node itself, at the node's address.
+N2. "Traffic to and from the node where a Pod is running is always allowed, regardless of the IP
+    address of the Pod or the node": a NetworkPolicy that isolates a pod never blocks its own
+    node (a host-network pod on the same node). Admin tiers come first and may (the
+    network-policy-api node-peer tests deny egress to nodes from pods on any node).
+N3. Traffic with a host-network pod on another node is left to the plugin ("NetworkPolicy
+    behaviour for hostNetwork pods is undefined"): a pod or namespace selector that would select
+    it as a pod may or may not match (plugins that cannot tell host-network pods apart treat it
+    as node traffic), and the source address of node traffic arriving from another node may be
+    the node's or a tunnel/SNAT address, so an ingress ``ipBlock`` is undecidable for it. Either
+    makes the side implementation-defined unless some other rule certainly allows. An egress
+    ``ipBlock`` matches the node's address. A rule without peers matches it.
+N4. An outside client is a source only (no policy applies on its side); ingress rules match it by
+    ``ipBlock`` only, and the address it connects from is its own (no NAT in between).
+
 Admin tiers (policy.networking.k8s.io AdminNetworkPolicy and BaselineAdminNetworkPolicy v1alpha1,
 ClusterNetworkPolicy v1alpha2; see docs/admin-policies.md):
 
@@ -34,10 +52,12 @@ ClusterNetworkPolicy v1alpha2; see docs/admin-policies.md):
     choice leads to the same verdict. A BANP has no priority: it ties with the baseline-tier
     ClusterNetworkPolicies of the first priority that matches.
 12. Subjects and ``namespaces``/``pods`` peers never include host-network pods (Spec.subject,
-    AdminNetworkPolicyIngressPeer); ``networks`` match by IP, pods included; ``nodes`` match no pod
-    network pod nor external endpoint, and a host-network pod (a node IP) only undecidably;
+    AdminNetworkPolicyIngressPeer); ``networks`` match by IP, pods and nodes included; ``nodes``
+    match no pod-network pod nor external endpoint;
     ``domainNames`` never match pods and match external endpoints undecidably (names are not
-    resolved offline). An undecidable first match makes the side implementation-defined.
+    resolved offline). ``nodes`` (egress only) match a host-network pod by its node's labels
+    (undecidably if the node is not known). An undecidable first match makes the side
+    implementation-defined.
 13. Ports: ``portNumber``/``tcp|udp|sctp.destinationPort.number`` match protocol and number,
     ranges are inclusive, named ports resolve on the destination pod; no ports match all traffic.
 """
@@ -47,6 +67,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import TypeGuard
 
 from conformance.api.adminpol import (
     AdminPeer,
@@ -57,19 +78,17 @@ from conformance.api.adminpol import (
     Tier,
 )
 from conformance.api.kinds import BANP
-from conformance.api.model import ClusterState, ExternalHost, Pod
+from conformance.api.model import ClusterState, Endpoint, ExternalHost, Pod, same_node
 from conformance.api.netpol import (
     NetworkPolicy,
     NetworkPolicyPeer,
     NetworkPolicyPort,
     NetworkPolicyRule,
 )
-from conformance.api.types import Direction, L4Protocol, PodKey, TargetKey
+from conformance.api.types import AddressFamily, Direction, L4Protocol, PodKey, TargetKey
 
 AnyPolicy = NetworkPolicy | AdminPolicy
 """Every policy kind the evaluator accepts."""
-
-Endpoint = Pod | ExternalHost
 
 
 class Verdict(StrEnum):
@@ -145,7 +164,7 @@ class SideDecision:
     def describe(self) -> str:
         side = f"{self.direction.lower()} of {self.endpoint}"
         if not self.applicable:
-            return f"{side}: not a pod, no policy applies"
+            return f"{side}: {self.note or 'not a pod, no policy applies'}"
         passed = "".join(f"passed by {r}; " for r in self.passed_by)
         if self.verdict is Verdict.IMPLEMENTATION_DEFINED:
             if self.tied:
@@ -155,6 +174,8 @@ class SideDecision:
                     f"the {self.tier} tier, both match and decide differently (the API lets an "
                     "implementation apply either)"
                 )
+            if self.decided_by is None:
+                return f"{side}: {passed}implementation-defined: {self.note}"
             return f"{side}: {passed}implementation-defined: {self.decided_by} {self.note}"
         verb = "allowed" if self.allowed else "denied"
         if self.tier in (DecidingTier.ADMIN, DecidingTier.BASELINE):
@@ -168,6 +189,8 @@ class SideDecision:
             )
             return f"{text}; {self.note}" if self.note else text
         iso = ", ".join(self.isolated_by)
+        if self.allowed and not self.allowed_by:
+            return f"{side}: {passed}isolated by {iso}; {self.note}"
         if self.allowed:
             return f"{side}: {passed}isolated by {iso}; allowed by {', '.join(map(str, self.allowed_by))}"
         return f"{side}: {passed}isolated by {iso}; no rule allows it"
@@ -232,6 +255,8 @@ class _Conn:
     dst: Endpoint
     port: int
     protocol: L4Protocol
+    family: AddressFamily | None = None
+    """Both ends' addresses of this family are matched against CIDRs (None: the primary ones)."""
 
 
 @dataclass(frozen=True)
@@ -316,15 +341,19 @@ class Evaluator:
         return tuple(out)
 
     def decide(
-        self, source: PodKey, target: TargetKey, port: int, protocol: L4Protocol
+        self,
+        source: TargetKey,
+        target: TargetKey,
+        port: int,
+        protocol: L4Protocol,
+        family: AddressFamily | None = None,
     ) -> Decision:
-        src = self.state.pod(source)
-        dst = self._target(target)
-        egress = self._side(_Conn(Direction.EGRESS, src, dst, dst, port, protocol))
-        if isinstance(dst, Pod):
-            ingress = self._side(_Conn(Direction.INGRESS, dst, src, dst, port, protocol))
-        else:
-            ingress = SideDecision(Direction.INGRESS, target, True, applicable=False)
+        """The verdict of ``source`` connecting to ``target`` at ``port/protocol`` over
+        ``family`` (both ends' addresses of that family; None: each end's primary address)."""
+        src = self.state.endpoint(source)
+        dst = self.state.endpoint(target)
+        egress = self._endpoint_side(Direction.EGRESS, src, dst, dst, port, protocol, family)
+        ingress = self._endpoint_side(Direction.INGRESS, dst, src, dst, port, protocol, family)
         verdict = combine(egress.verdict, ingress.verdict)  # Rule 3.
         allows = verdict is Verdict.ALLOW
         self_traffic = source == target
@@ -332,13 +361,23 @@ class Evaluator:
             verdict = Verdict.IMPLEMENTATION_DEFINED  # Rule 7.
         return Decision(verdict, egress, ingress, allows, self_traffic)
 
-    def _target(self, key: TargetKey) -> Endpoint:
-        if key.startswith("@"):
-            for ext in self.state.externals:
-                if ext.key == key:
-                    return ext
-            raise KeyError(key)
-        return self.state.pod(key)
+    def _endpoint_side(
+        self,
+        direction: Direction,
+        end: Endpoint,
+        other: Endpoint,
+        dst: Endpoint,
+        port: int,
+        protocol: L4Protocol,
+        family: AddressFamily | None,
+    ) -> SideDecision:
+        """The side of ``end``: decided by policy for a pod-network pod, else not applicable."""
+        if isinstance(end, ExternalHost):
+            return SideDecision(direction, end.key, True, applicable=False)
+        if end.host_network:
+            note = "a host-network pod (its node's network namespace): no policy selects it"
+            return SideDecision(direction, end.key, True, applicable=False, note=note)
+        return self._side(_Conn(direction, end, other, dst, port, protocol, family))
 
     # -- rule 8: the tiers, in order ---------------------------------------------------------
 
@@ -354,19 +393,48 @@ class Evaluator:
         policies = self.isolating(c.pod.key, c.direction)
         if not policies:
             return self._baseline_tier(c, passed)
+        isolated_by = tuple(p.key for p in policies)
+        if _is_host_network(c.other) and same_node(c.pod, c.other):
+            # Rule N2: isolation never blocks the pod's own node.
+            note = (
+                f"allowed: {c.other.key} is on the pod's own node, and traffic to and from a pod's "
+                "node is always allowed (NetworkPolicy docs)"
+            )
+            return SideDecision(
+                c.direction, c.pod.key, True, isolated_by, passed_by=passed, note=note
+            )
         # Rules 1-2 and 10: a NetworkPolicy that isolates the pod decides, whatever the baseline.
-        allowed_by = tuple(
-            RuleRef("NetworkPolicy", policy.key, c.direction, i)
-            for policy in policies
-            for i, rule in enumerate(policy.rules(c.direction))
-            if self._rule_matches(policy, rule, c)
-        )
+        allowed_by: list[RuleRef] = []
+        undecided: list[RuleRef] = []
+        for policy in policies:
+            for i, rule in enumerate(policy.rules(c.direction)):
+                m = self._rule_matches(policy, rule, c)
+                if m is None:
+                    undecided.append(RuleRef("NetworkPolicy", policy.key, c.direction, i))
+                elif m:
+                    allowed_by.append(RuleRef("NetworkPolicy", policy.key, c.direction, i))
+        if not allowed_by and undecided:
+            names = ", ".join(map(str, undecided))
+            note = (
+                f"isolated by {', '.join(isolated_by)}; whether {names} matches "
+                f"{c.other.key}, a host-network pod on another node, is left to the plugin "
+                "(NetworkPolicy docs: behaviour for hostNetwork pods is undefined)"
+            )
+            return SideDecision(
+                c.direction,
+                c.pod.key,
+                False,
+                isolated_by,
+                verdict=Verdict.IMPLEMENTATION_DEFINED,
+                passed_by=passed,
+                note=note,
+            )
         return SideDecision(
             c.direction,
             c.pod.key,
             bool(allowed_by),
-            tuple(p.key for p in policies),
-            allowed_by,
+            isolated_by,
+            tuple(allowed_by),
             passed_by=passed,
         )
 
@@ -451,20 +519,38 @@ class Evaluator:
 
     # -- NetworkPolicy rules 4-6 --------------------------------------------------------------
 
-    def _rule_matches(self, policy: NetworkPolicy, rule: NetworkPolicyRule, c: _Conn) -> bool:
+    def _rule_matches(
+        self, policy: NetworkPolicy, rule: NetworkPolicyRule, c: _Conn
+    ) -> bool | None:
+        """True, False, or None when the plugin decides (rule N3)."""
         # Rule 4: empty peers / ports match everything.
-        peers_ok = not rule.peers or any(self._peer_matches(policy, p, c.other) for p in rule.peers)
-        return peers_ok and (
-            not rule.ports or any(_port_matches(p, c.dst, c.port, c.protocol) for p in rule.ports)
-        )
+        if rule.ports and not any(_port_matches(p, c.dst, c.port, c.protocol) for p in rule.ports):
+            return False
+        if not rule.peers:
+            return True
+        return _any3(self._peer_matches(policy, p, c) for p in rule.peers)
 
     def _peer_matches(
-        self, policy: NetworkPolicy, peer: NetworkPolicyPeer, other: Endpoint
-    ) -> bool:
+        self, policy: NetworkPolicy, peer: NetworkPolicyPeer, c: _Conn
+    ) -> bool | None:
+        other = c.other
+        if _is_host_network(other):
+            # Rule N3 (the same node was handled by rule N2).
+            if peer.ip_block is not None:
+                if c.direction is Direction.INGRESS:
+                    return None  # the source address of node traffic is the plugin's choice
+                ip = other.address(c.family)
+                return ip is not None and peer.ip_block.contains(ip)
+            return None if self._selects_as_pod(policy, peer, other) else False
         if peer.ip_block is not None:
-            return other.ip is not None and peer.ip_block.contains(other.ip)  # Rule 5, ipBlock.
-        if not isinstance(other, Pod) or other.host_network:
+            ip = other.address(c.family)
+            return ip is not None and peer.ip_block.contains(ip)  # Rule 5, ipBlock.
+        if not isinstance(other, Pod):
             return False
+        return self._selects_as_pod(policy, peer, other)
+
+    def _selects_as_pod(self, policy: NetworkPolicy, peer: NetworkPolicyPeer, other: Pod) -> bool:
+        """Rule 5 for selector peers, reading ``other`` as a pod (whatever its network)."""
         if peer.namespace_selector is None:
             if other.namespace != policy.namespace:
                 return False
@@ -481,20 +567,27 @@ class Evaluator:
             ports = _any3(_admin_port_matches(p, c.dst, c.port, c.protocol) for p in rule.ports)
             if ports is False:
                 return False
-        peers = _any3(self._admin_peer_matches(peer, c.other) for peer in rule.peers)
+        peers = _any3(self._admin_peer_matches(peer, c) for peer in rule.peers)
         if peers is False:
             return False
         return True if ports and peers else None
 
-    def _admin_peer_matches(self, peer: AdminPeer, other: Endpoint) -> bool | None:
+    def _admin_peer_matches(self, peer: AdminPeer, c: _Conn) -> bool | None:
+        other = c.other
         if peer.networks:
             # Egress peer networks: "cluster-internal traffic will be checked against the rule
             # as well", so pod IPs match too.
-            return other.ip is not None and peer.contains_ip(other.ip)
+            ip = other.address(c.family)
+            return ip is not None and peer.contains_ip(ip)
         if peer.domain_names:
             return None if isinstance(other, ExternalHost) else False
         if peer.nodes is not None:
-            return None if isinstance(other, Pod) and other.host_network else False
+            # Egress `nodes`: "selects a set of nodes in the cluster (based on the node's labels)";
+            # a host-network pod is its node.
+            if not _is_host_network(other):
+                return False
+            node = self.state.node(other.node)
+            return None if node is None else peer.nodes.matches(node.effective_labels())
         # namespaces / pods peers: "host-networked pods are not included in this type of peer".
         if not isinstance(other, Pod) or other.host_network:
             return False
@@ -505,6 +598,10 @@ class Evaluator:
         return peer.pods.namespace_selector.matches(ns_labels) and peer.pods.pod_selector.matches(
             other.labels
         )
+
+
+def _is_host_network(end: Endpoint) -> TypeGuard[Pod]:
+    return isinstance(end, Pod) and end.host_network
 
 
 def _groups(policies: list[AdminPolicy]) -> tuple[_Group, ...]:
@@ -559,7 +656,7 @@ def _undecidable_note(rule: AdminRule, other: Endpoint) -> str:
         return (
             f"matches by domainNames, which are not resolved offline (is {other.key} one of them?)"
         )
-    return f"matches by nodes, and which node hosts {other.key} is not modelled"
+    return f"matches by nodes, and which node hosts {other.key} is not known"
 
 
 def _admin_port_matches(

@@ -13,8 +13,8 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 
-from conformance.api.model import ClusterState
-from conformance.api.types import L4Protocol, TargetKey
+from conformance.api.model import ClusterState, traffic_path
+from conformance.api.types import Grid, L4Protocol, TargetKey
 from conformance.errors import Location, ScenarioError
 from conformance.reference.evaluator import Evaluator, Verdict
 from conformance.reference.truthtable import (
@@ -33,24 +33,28 @@ from conformance.scenario.schema import Expectation
 
 def expected_table(step: BoundStep, *, include_self: bool = False) -> TruthTable:
     """The reference evaluator applied to every probe cell of a bound step."""
-    evaluator = Evaluator(step.state, step.policies, include_self=include_self)
+    state = step.state
+    evaluator = Evaluator(state, step.policies, include_self=include_self)
+    paths = {
+        (s, t): traffic_path(state.endpoint(s), state.endpoint(t))
+        for s in step.sources
+        for t in step.targets
+    }
     cells: dict[CellKey, Cell] = {}
-    for port, proto in step.port_protocols:
+    for port, proto, family in step.grids:
         for s in step.sources:
             for t in step.targets:
-                decision = evaluator.decide(s, t, port, proto)
-                served = is_served(step.state, t, port, proto)
-                cells[(s, t, port, proto)] = Cell(
-                    s, t, port, proto, decision.verdict, served, decision
+                decision = evaluator.decide(s, t, port, proto, family)
+                served = is_served(state, t, port, proto)
+                cells[(s, t, port, proto, family)] = Cell(
+                    s, t, port, proto, decision.verdict, served, decision, paths[(s, t)], family
                 )
-    return TruthTable(step.sources, step.targets, step.port_protocols, cells)
+    return TruthTable(step.sources, step.targets, step.grids, cells)
 
 
 def is_served(state: ClusterState, target: TargetKey, port: int, protocol: L4Protocol) -> bool:
     """Whether the destination listens on the port (an unserved allowed probe is refused)."""
-    if target.startswith("@"):
-        return any(e.key == target and e.serves(port, protocol) for e in state.externals)
-    return state.pod(target).serves(port, protocol)
+    return state.endpoint(target).serves(port, protocol)
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class Disagreement:
 
     def __str__(self) -> str:
         c = self.cell
-        where = f"{c.source} -> {c.target} {c.port}/{c.protocol}"
+        where = f"{c.source} -> {c.target} {c.grid}"
         if self.declared != c.verdict:
             reason = c.decision.reason if c.decision else ""
             return f"{where}: declared {self.declared}, evaluator says {c.verdict} ({reason})"
@@ -89,6 +93,7 @@ def declared_verdicts(
                 and fnmatch.fnmatchcase(cell.target, rule.to)
                 and (rule.ports is None or cell.port in rule.ports)
                 and (rule.protocols is None or cell.protocol in rule.protocols)
+                and (rule.families is None or cell.family in rule.families)
             ):
                 verdict = Verdict(rule.verdict)
                 used.add(i)
@@ -120,17 +125,18 @@ def _from_table(
     table_loc = Location(loc.file, loc.line, f"{loc.path}.table")
     missing = sorted(wanted - marks.keys(), key=str)
     if missing:
-        s, t, port, proto = missing[0]
+        s, t, port, proto, family = missing[0]
         raise ScenarioError(
-            f"the table has no cell {s} -> {t} {port}/{proto}, which the step probes "
+            f"the table has no cell {s} -> {t} {Grid(port, proto, family)}, which the step probes "
             f"({len(missing)} cells missing); paste the grid `evaluate` prints",
             table_loc,
         )
     extra = sorted(marks.keys() - wanted, key=str)
     if extra:
-        s, t, port, proto = extra[0]
+        s, t, port, proto, family = extra[0]
         raise ScenarioError(
-            f"the table has cell {s} -> {t} {port}/{proto}, which the step does not probe",
+            f"the table has cell {s} -> {t} {Grid(port, proto, family)}, which the step does not "
+            "probe",
             table_loc,
         )
     return {

@@ -23,6 +23,13 @@ same verdicts with set algebra on bitsets (Python ints, bit i = pod i):
    NetworkPolicies and ports share the result.
 6. A cell is allowed when both sides allow (rule 3 of the evaluator); a pod to itself is
    implementation-defined unless ``include_self``.
+7. Nodes (evaluator rules N1-N3): host-network pods are a bitset of their own. NetworkPolicy
+   peers give (certain, undecidable) pairs: a selector that would select a host-network pod is
+   undecidable for it, as is any ingress ``ipBlock``; a pod's own node (host-network pods on the
+   same node) is allowed by the NetworkPolicy tier, so sides are shared only among pods on one
+   node. Admin ``nodes`` peers select host-network pods by their node's labels.
+
+Sources are the pods; outside clients as sources are for the evaluator only.
 
 Reasons are never precomputed: ``decision``/``reason`` ask the reference evaluator for one cell.
 """
@@ -46,7 +53,7 @@ from conformance.api.netpol import (
     NetworkPolicyRule,
 )
 from conformance.api.selectors import LabelSelector, Operator
-from conformance.api.types import Direction, L4Protocol, PodKey, TargetKey
+from conformance.api.types import AddressFamily, Direction, L4Protocol, PodKey, TargetKey
 from conformance.reference.evaluator import AnyPolicy, Decision, Evaluator, Verdict
 
 PortProto = tuple[int, L4Protocol]
@@ -95,6 +102,8 @@ class ReachabilityMatrix:
     _allow: Mapping[tuple[TargetKey, PortProto], int] = field(repr=False)
     _undefined: Mapping[tuple[TargetKey, PortProto], int] = field(repr=False)
     _source_bit: Mapping[PodKey, int] = field(repr=False)
+    family: AddressFamily | None = None
+    """The family whose addresses were matched against CIDRs (None: the primary ones)."""
 
     def verdict(
         self, source: PodKey, target: TargetKey, port: int, protocol: L4Protocol
@@ -173,7 +182,7 @@ class ReachabilityMatrix:
         self, source: PodKey, target: TargetKey, port: int, protocol: L4Protocol
     ) -> Decision:
         """The reference decision for one cell, with its reasons."""
-        return self.evaluator.decide(source, target, port, protocol)
+        return self.evaluator.decide(source, target, port, protocol, self.family)
 
     def reason(self, source: PodKey, target: TargetKey, port: int, protocol: L4Protocol) -> str:
         return self.decision(source, target, port, protocol).reason
@@ -186,13 +195,16 @@ def compute_matrix(
     include_self: bool = False,
     port_protocols: Sequence[PortProto] | None = None,
     progress: Progress | None = None,
+    family: AddressFamily | None = None,
 ) -> ReachabilityMatrix:
     """Verdicts of every source pod to every pod and external at each of the target's ports.
 
     ``port_protocols`` None evaluates each target at its declared container ports; otherwise
-    every target at every listed port/protocol (as a scenario step's probes do).
+    every target at every listed port/protocol (as a scenario step's probes do). ``family``
+    chooses the addresses CIDRs are matched against (None: every endpoint's primary one), as the
+    evaluator's ``decide`` does.
     """
-    return _Compiler(state, tuple(policies), include_self, port_protocols, progress).run()
+    return _Compiler(state, tuple(policies), include_self, port_protocols, progress, family).run()
 
 
 class _Compiler:
@@ -205,19 +217,26 @@ class _Compiler:
         include_self: bool,
         port_protocols: Sequence[PortProto] | None,
         progress: Progress | None,
+        family: AddressFamily | None = None,
     ) -> None:
         self.state = state
         self.policies = policies
         self.include_self = include_self
         self.progress = progress
         # Rule 1: pods in IP order (no IP last), so an ipBlock is a range of bits.
-        self.pods: list[Pod] = sorted(state.pods, key=_ip_order)
+        self.family = family
+        self.pods: list[Pod] = sorted(state.pods, key=lambda p: _ip_order(p, family))
         self.n = len(self.pods)
         self.externals = state.externals
         self.all_pods = (1 << self.n) - 1
         self.all_targets = (1 << (self.n + len(self.externals))) - 1
         self.bit: dict[PodKey, int] = {p.key: i for i, p in enumerate(self.pods)}
         self.pod_network = sum(1 << i for i, p in enumerate(self.pods) if not p.host_network)
+        self.host = self.all_pods ^ self.pod_network
+        self.node_pods: dict[str | None, int] = {}
+        for i, p in enumerate(self.pods):
+            self.node_pods[p.node] = self.node_pods.get(p.node, 0) | (1 << i)
+        self.node_pods.pop(None, None)  # an unknown node is nobody's own node
         self.ns_pods: dict[str, int] = {}
         self.by_label: dict[tuple[str, str], int] = {}
         self.by_key: dict[str, int] = {}
@@ -229,10 +248,11 @@ class _Compiler:
                 self.by_key[k] = self.by_key.get(k, 0) | b
         self.ips: dict[int, tuple[list[int], int]] = {}  # version -> (sorted ints, first bit)
         for i, p in enumerate(self.pods):
-            if p.ip is not None and p.ip.version not in self.ips:
-                self.ips[p.ip.version] = ([], i)
-            if p.ip is not None:
-                self.ips[p.ip.version][0].append(int(p.ip))
+            ip = p.address(family)
+            if ip is not None and ip.version not in self.ips:
+                self.ips[ip.version] = ([], i)
+            if ip is not None:
+                self.ips[ip.version][0].append(int(ip))
         self.ns_labels = {
             name: state.namespace(name).effective_labels()
             for name in {n.name for n in state.namespaces} | set(self.ns_pods)
@@ -255,6 +275,7 @@ class _Compiler:
         self._sel_cache: dict[_SelectorKey, int] = {}
         self._ns_sel_cache: dict[_SelectorKey, int] = {}
         self._ipb_cache: dict[IPBlock, int] = {}
+        self._nodes_cache: dict[_SelectorKey, tuple[int, int]] = {}
         self._tiers_cache: dict[tuple[int, ...], _Tiers] = {}
         self._admin_peer_cache: dict[tuple[int, Direction], tuple[int, int]] = {}
         self.netpols = [p for p in policies if isinstance(p, NetworkPolicy)]
@@ -305,7 +326,8 @@ class _Compiler:
         for ex in block.except_:
             bits &= self.all_targets ^ self._cidr(ex)
         for j, e in enumerate(self.externals):
-            if block.contains(e.ip):
+            ip = e.address(self.family)
+            if ip is not None and block.contains(ip):
                 bits |= 1 << (self.n + j)
         self._ipb_cache[block] = bits
         return bits
@@ -327,23 +349,39 @@ class _Compiler:
             & self.selector(policy.pod_selector)
         )
 
-    def peer(self, policy: NetworkPolicy, peer: NetworkPolicyPeer) -> int:
-        # Evaluator rule 5.
+    def peer(
+        self, policy: NetworkPolicy, peer: NetworkPolicyPeer, direction: Direction
+    ) -> tuple[int, int]:
+        """(certain, undecidable) endpoints the peer matches: evaluator rules 5 and N3."""
         if peer.ip_block is not None:
-            return self.ip_block(peer.ip_block)
+            bits = self.ip_block(peer.ip_block)
+            if direction is Direction.INGRESS:
+                # Node traffic from another node may arrive from any address.
+                return bits & ~self.host, self.host
+            return bits, 0
         if peer.namespace_selector is None:
             bits = self.ns_pods.get(policy.namespace, 0)
         else:
             bits = self.namespaces(peer.namespace_selector)
-        bits &= self.pod_network
         if peer.pod_selector is not None:
             bits &= self.selector(peer.pod_selector)
-        return bits
+        # Selectors read host-network pods as pods only in some plugins.
+        return bits & self.pod_network, bits & self.host
 
-    def peers(self, policy: NetworkPolicy, rule: NetworkPolicyRule) -> int:
+    def peers(
+        self, policy: NetworkPolicy, rule: NetworkPolicyRule, direction: Direction
+    ) -> tuple[int, int]:
         if not rule.peers:
-            return self.all_targets  # Rule 4: no peers match every endpoint.
-        return _or(self.peer(policy, p) for p in rule.peers)
+            return self.all_targets, 0  # Rule 4: no peers match every endpoint.
+        certain = unsure = 0
+        for p in rule.peers:
+            m, u = self.peer(policy, p, direction)
+            certain, unsure = certain | m, unsure | u
+        return certain, unsure & ~certain
+
+    def own_node(self, pod: Pod) -> int:
+        """Host-network pods on ``pod``'s node: its own node, never blocked (evaluator N2)."""
+        return self.node_pods.get(pod.node, 0) & self.host if pod.node is not None else 0
 
     # -- ports (rule 6) ------------------------------------------------------------------------
 
@@ -425,6 +463,7 @@ class _Compiler:
             _allow=allow,
             _undefined=undefined,
             _source_bit=dict(self.bit),
+            family=self.family,
         )
 
     def _egress(
@@ -440,43 +479,51 @@ class _Compiler:
         for t, ports in enumerate(self.target_ports):
             for pp in ports:
                 pp_targets[pp] |= 1 << t
-        rules = [(self.peers(p, r), r) for p in isolating for r in p.egress]
+        rules = [(self.peers(p, r, Direction.EGRESS), r) for p in isolating for r in p.egress]
         spans: list[tuple[int, int]] = []
         pos = 0
         for p in isolating:
             spans.append((pos, pos + len(p.egress)))
             pos += len(p.egress)
-        groups: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
+        groups: dict[tuple[tuple[int, ...], tuple[int, ...], int], int] = {}
+        unisolated = 0
         for i in range(self.n):
-            key = (np_sig[i], admin_sig[i])
+            if not np_sig[i] and not admin_sig[i]:
+                unisolated |= 1 << i  # Rule 2: allowed to every target.
+                continue
+            # Pods on one node share a side: their own node is exempt (rule N2).
+            own = self.own_node(self.pods[i]) if np_sig[i] else 0
+            key = (np_sig[i], admin_sig[i], own)
             groups[key] = groups.get(key, 0) | (1 << i)
-        unisolated = groups.pop(((), ()), 0)  # Rule 2: allowed to every target.
         out = _Egress(
             dict.fromkeys(all_pps, unisolated),
             {pp: [0] * n_targets for pp in all_pps},
             {pp: [0] * n_targets for pp in all_pps},
         )
-        rule_pps: dict[int, dict[PortProto, int]] = {}
-        for (policies, a_sig), members in groups.items():
-            base = 0  # targets allowed at every port (rules without ports)
-            extras: dict[PortProto, int] = {}
+        rule_pps: dict[int, dict[PortProto, tuple[int, int]]] = {}
+        for (policies, a_sig, own), members in groups.items():
+            base = base_u = 0  # targets matched at every port (rules without ports)
+            extras: dict[PortProto, tuple[int, int]] = {}
             for entry in policies:
                 for j in range(*spans[entry]):
-                    peers, rule = rules[j]
+                    (peers, peers_u), rule = rules[j]
                     if not rule.ports:
-                        base |= peers
+                        base, base_u = base | peers, base_u | peers_u
                         continue
                     per_pp = rule_pps.get(j)
                     if per_pp is None:
-                        per_pp = rule_pps[j] = {
-                            pp: bits
-                            for pp in all_pps
-                            if (bits := peers & self.port_targets(rule, pp))
-                        }
-                    for pp, bits in per_pp.items():
-                        extras[pp] = extras.get(pp, 0) | bits
+                        per_pp = rule_pps[j] = {}
+                        for pp in all_pps:
+                            at = self.port_targets(rule, pp)
+                            if (peers | peers_u) & at:
+                                per_pp[pp] = (peers & at, peers_u & at)
+                    for pp, (bits, bits_u) in per_pp.items():
+                        old = extras.get(pp, (0, 0))
+                        extras[pp] = (old[0] | bits, old[1] | bits_u)
             for pp in all_pps:
-                row = base | extras.get(pp, 0)
+                extra, extra_u = extras.get(pp, (0, 0))
+                row = base | extra | own
+                row_undef = (base_u | extra_u) & ~row
                 if a_sig:
                     row, row_undef = self._admin_side(
                         a_sig,
@@ -485,7 +532,9 @@ class _Compiler:
                         bool(policies),
                         row,
                         partial(self._admin_ports_by_target, pp=pp),
+                        row_undef,
                     )
+                if row_undef:
                     column = out.undefined[pp]
                     for t in bit_indices(row_undef & pp_targets[pp]):
                         column[t] |= members
@@ -550,12 +599,14 @@ class _Compiler:
                 for net in peer.networks:
                     certain |= self._cidr(net)
                     for j, e in enumerate(self.externals):
-                        if e.ip.version == net.version and e.ip in net:
+                        ip = e.address(self.family)
+                        if ip is not None and ip.version == net.version and ip in net:
                             certain |= 1 << (self.n + j)
             elif peer.domain_names:
                 unsure |= self.all_targets ^ self.all_pods  # externals only
             elif peer.nodes is not None:
-                unsure |= self.all_pods ^ self.pod_network  # host-network pods only
+                m, u = self.nodes(peer.nodes)
+                certain, unsure = certain | m, unsure | u
             elif peer.namespaces is not None:
                 certain |= self.namespaces(peer.namespaces) & self.pod_network
             else:
@@ -566,6 +617,23 @@ class _Compiler:
                     & self.pod_network
                 )
         found = self._admin_peer_cache[key] = (certain, unsure & ~certain)
+        return found
+
+    def nodes(self, sel: LabelSelector) -> tuple[int, int]:
+        """Host-network pods on nodes ``sel`` matches; those on unknown nodes undecidably."""
+        key = _selector_key(sel)
+        found = self._nodes_cache.get(key)
+        if found is None:
+            certain = unsure = 0
+            for i, p in enumerate(self.pods):
+                if not p.host_network:
+                    continue
+                node = self.state.node(p.node)
+                if node is None:
+                    unsure |= 1 << i
+                elif sel.matches(node.effective_labels()):
+                    certain |= 1 << i
+            found = self._nodes_cache[key] = (certain, unsure)
         return found
 
     def _admin_ports_by_target(self, rule: AdminRule, pp: PortProto) -> tuple[int, int]:
@@ -609,6 +677,7 @@ class _Compiler:
         isolated: bool,
         np_allow: int,
         ports: Callable[[AdminRule], tuple[int, int]],
+        np_undef: int = 0,
     ) -> tuple[int, int]:
         """(allowed, implementation-defined) over ``universe`` for one side: rules 8-11.
 
@@ -681,7 +750,9 @@ class _Compiler:
 
         default: _Triple = (universe, 0, 0)
         if isolated:
-            np_tier: _Triple = (np_allow & universe, universe & ~np_allow, 0)  # Rule 10.
+            # Rule 10 (and N3: NetworkPolicy matches the plugin decides).
+            allow, undef = np_allow & universe, np_undef & universe & ~np_allow
+            np_tier: _Triple = (allow, universe & ~(allow | undef), undef)
         else:
             np_tier = tier(baseline, banp, default)
         result = tier(admin, None, np_tier)
@@ -713,7 +784,7 @@ class _Ingress:
         self.isolating = isolating
         self.np_sig = np_sig
         self.admin_sig = admin_sig
-        self._peers: dict[tuple[int, int], int] = {}
+        self._peers: dict[tuple[int, int], tuple[int, int]] = {}
         self._cache: dict[tuple[Any, ...], tuple[int, int]] = {}
 
     def side(self, t: int, pp: PortProto) -> tuple[int, int]:
@@ -725,23 +796,27 @@ class _Ingress:
         np_sig, a_sig = self.np_sig[t], self.admin_sig[t]
         if not np_sig and not a_sig:
             return c.all_pods, 0
-        key = (np_sig, a_sig, pod.ports, pp)
+        own = c.own_node(pod) if np_sig else 0
+        key = (np_sig, a_sig, pod.ports, pp, own)
         found = self._cache.get(key)
         if found is not None:
             return found
-        allowed = c.all_pods
+        allowed, unsure = c.all_pods, 0
         if np_sig:
-            allowed = 0
+            allowed = own  # Rule N2: the pod's own node.
             for entry in np_sig:
                 policy = self.isolating[entry]
                 for index, rule in enumerate(policy.ingress):
                     if _port_matches(rule, pod, pp):
                         peers = self._peers.get((entry, index))
                         if peers is None:
-                            peers = self._peers[(entry, index)] = c.peers(policy, rule)
-                        allowed |= peers
+                            peers = c.peers(policy, rule, Direction.INGRESS)
+                            self._peers[(entry, index)] = peers
+                        allowed |= peers[0]
+                        unsure |= peers[1]
             allowed &= c.all_pods
-        found = (allowed, 0)
+            unsure &= c.all_pods & ~allowed
+        found = (allowed, unsure)
         if a_sig:
             found = c._admin_side(
                 a_sig,
@@ -750,6 +825,7 @@ class _Ingress:
                 bool(np_sig),
                 allowed,
                 partial(c._admin_ports_at, pod=pod, pp=pp),
+                unsure,
             )
         self._cache[key] = found
         return found
@@ -789,10 +865,11 @@ def _declared(ports: Iterable[ContainerPort]) -> tuple[PortProto, ...]:
     return tuple(dict.fromkeys((p.port, p.protocol) for p in ports))
 
 
-def _ip_order(pod: Pod) -> tuple[int, int, str]:
-    if pod.ip is None:
+def _ip_order(pod: Pod, family: AddressFamily | None) -> tuple[int, int, str]:
+    ip = pod.address(family)
+    if ip is None:
         return (1, 0, pod.key)
-    return (0, pod.ip.version * (1 << 130) + int(pod.ip), pod.key)
+    return (0, ip.version * (1 << 130) + int(ip), pod.key)
 
 
 def _or(values: Iterable[int]) -> int:

@@ -21,6 +21,7 @@ import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from conformance.api.types import AddressFamily
 from conformance.live.results import CellResult, CellStatus, ScenarioResult, StepResult
 from conformance.reference.truthtable import mark_for
 from conformance.reports.judgement import (
@@ -176,6 +177,8 @@ CELL_FIELDS = [
     "expected",
     "declared",
     "served",
+    "path",
+    "family",
     "observed",
     "observedVerdict",
     "attempts",
@@ -221,6 +224,8 @@ class _Packer:
                 s(str(c.expected)),
                 s(str(c.declared) if c.declared else None),
                 int(c.served),
+                s(str(c.path) if c.path else None),
+                s(str(c.family)),
                 s(str(c.observed) if c.observed else None),
                 s(str(c.observed_verdict) if c.observed_verdict else None),
                 c.attempts,
@@ -272,6 +277,8 @@ def unpack_cells(payload: dict[str, Any]) -> list[dict[str, Any]]:
                 "expected": s(f["expected"]),
                 "declared": s(f["declared"]),
                 "served": bool(f["served"]),
+                "path": s(f["path"]),
+                "family": s(f["family"]),
                 "observed": s(f["observed"]),
                 "observedVerdict": s(f["observedVerdict"]),
                 "attempts": f["attempts"],
@@ -289,19 +296,21 @@ def unpack_cells(payload: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _grids(cells: list[tuple[int, CellResult]], j_known: set[int]) -> list[Grid]:
-    pps = sorted({(c.port, str(c.protocol)) for _, c in cells})
+    # One grid per port/protocol/family; an IPv6 grid's protocol reads "TCP/IPv6".
+    pps = sorted({(str(c.family), c.port, str(c.protocol)) for _, c in cells})
     sources = list(dict.fromkeys(c.source for _, c in cells))
     targets = list(dict.fromkeys(c.target for _, c in cells))
     grids = []
-    for port, proto in pps:
+    for family, port, proto in pps:
         at: dict[tuple[str, str], GridCell] = {}
         for i, c in cells:
-            if (c.port, str(c.protocol)) != (port, proto):
+            if (str(c.family), c.port, str(c.protocol)) != (family, port, proto):
                 continue
             css, mark = _display(c, i in j_known)
             at[(c.source, c.target)] = GridCell(i, css, mark)
         rows = [[at.get((s, t)) for t in targets] for s in sources]
-        grids.append(Grid(port, proto, sources, targets, rows))
+        label = proto if family == AddressFamily.IPV4 else f"{proto}/{family}"
+        grids.append(Grid(port, label, sources, targets, rows))
     return grids
 
 

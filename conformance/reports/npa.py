@@ -45,6 +45,7 @@ class UpstreamTest:
 
 _STD = ("ClusterNetworkPolicy",)
 _NAMED = ("ClusterNetworkPolicy", "ClusterNetworkPolicyNamedPorts")
+_NODES = ("ClusterNetworkPolicy", "ClusterNetworkPolicyEgressNodePeers")
 
 # Our scenario -> the upstream v0.2.0 test it ports (conformance/tests/<file>.go in
 # kubernetes-sigs/network-policy-api). Scenarios left out port tests that are not in v0.2.0
@@ -69,6 +70,7 @@ UPSTREAM_TESTS: dict[str, UpstreamTest] = {
     # admin-network-policy-experimental-{egress,ingress}-rules.go
     "cnp-admin-egress-named-port": UpstreamTest("CNPAdminTierEgressNamedPort", _NAMED),
     "cnp-admin-ingress-named-port": UpstreamTest("CNPAdminTierIngressNamedPort", _NAMED),
+    "cnp-admin-egress-node-peers": UpstreamTest("CNPAdminTierEgressNodePeers", _NODES),
     # baseline-admin-network-policy-standard-egress-inline-cidr-rules.go
     "cnp-baseline-egress-inline-cidr-rules": UpstreamTest(
         "CNPBaselineTierEgressInlineCIDRPeers", _STD
@@ -85,6 +87,7 @@ UPSTREAM_TESTS: dict[str, UpstreamTest] = {
     "cnp-baseline-ingress-udp-rules": UpstreamTest("CNPBaselineTierIngressUDP", _STD),
     # baseline-admin-network-policy-experimental-egress-rules.go
     "cnp-baseline-egress-named-port": UpstreamTest("CNPBaselineTierEgressNamedPort", _NAMED),
+    "cnp-baseline-egress-node-peers": UpstreamTest("CNPBaselineTierEgressNodePeers", _NODES),
 }
 
 # Organization and home page of implementations `detect_cni` can name, for the defaults.

@@ -4,8 +4,9 @@ set, declared expectation).
 
 Policy strings may contain Jinja placeholders for values only known on a live cluster, e.g.
 ``cidr: "{{ ip('x/a') }}/32"``. Available: ``ip('ns/pod')`` or ``ip('@external')``, ``ns('x')``
-(the real namespace name) and ``pod_cidr``. Offline evaluation binds namespaces to themselves and
-gives pods addresses from the topology's pod CIDR in order of appearance.
+(the real namespace name) and ``pod_cidr``. Offline evaluation binds namespaces to themselves,
+gives pods addresses from the topology's pod CIDR in order of appearance, places them on the
+topology's nodes (``placement``) and gives host-network pods their node's address.
 
 A ``Binder`` binds steps one at a time, in order, so a runner can bind each step once against the
 addresses the cluster has given by then.
@@ -15,15 +16,23 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import jinja2
 import jinja2.sandbox
 
 from conformance.api.adminpol import AdminPolicy, parse_admin_policy
-from conformance.api.fields import Field, KeyPath, Locator, dns1123_label_problem, port_name_problem
+from conformance.api.fields import (
+    Field,
+    KeyPath,
+    Locator,
+    dns1123_label_problem,
+    dns1123_subdomain_problem,
+    port_name_problem,
+)
 from conformance.api.kinds import ADMIN_KINDS, POLICY_KINDS
 from conformance.api.model import (
     ClusterState,
@@ -31,15 +40,17 @@ from conformance.api.model import (
     ExternalHost,
     IPAddress,
     Namespace,
+    Node,
     Pod,
     frozen_labels,
 )
 from conformance.api.netpol import IPNetwork, NetworkPolicy, parse_network_policy
 from conformance.api.selectors import parse_label_map
-from conformance.api.types import L4Protocol, PodKey, PortProtocol, TargetKey
+from conformance.api.types import AddressFamily, Grid, L4Protocol, PodKey, TargetKey
 from conformance.errors import ScenarioError, ScenarioErrors
 from conformance.scenario.schema import (
     Expectation,
+    ExternalSpec,
     NamespaceSpec,
     PodSpec,
     PortSpec,
@@ -61,6 +72,17 @@ class Binding:
     pod_ips: Mapping[PodKey, IPAddress]
     external_ips: Mapping[str, IPAddress]
     pod_cidr: IPNetwork
+    pod_nodes: Mapping[PodKey, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Node each pod runs on (scenario names offline; the real node on a live cluster)."""
+    nodes: tuple[Node, ...] = ()
+    """The nodes of the cluster state: the topology's offline, the real ones live."""
+    pod_extra_ips: Mapping[PodKey, tuple[IPAddress, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Each pod's addresses of the other families (dual-stack), after ``pod_ips``."""
+    external_extra_ips: Mapping[str, tuple[IPAddress, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     def namespace(self, name: str) -> str:
         return self.namespaces.get(name, name)
@@ -85,15 +107,24 @@ def render_value(value: Any, binding: Binding) -> Any:
 
 
 def render_string(text: str, binding: Binding) -> str:
-    def ip(key: str) -> str:
+    def ip(key: str, family: str | None = None) -> str:
         if key.startswith("@"):
             if key[1:] not in binding.external_ips:
                 raise PlaceholderError(f"ip({key!r}): no external endpoint named {key[1:]!r}")
-            return str(binding.external_ips[key[1:]])
-        if key not in binding.pod_ips:
-            known = ", ".join(sorted(binding.pod_ips)) or "none"
-            raise PlaceholderError(f"ip({key!r}): no such pod at this step; pods: {known}")
-        return str(binding.pod_ips[key])
+            addrs = (binding.external_ips[key[1:]], *binding.external_extra_ips.get(key[1:], ()))
+        else:
+            if key not in binding.pod_ips:
+                known = ", ".join(sorted(binding.pod_ips)) or "none"
+                raise PlaceholderError(f"ip({key!r}): no such pod at this step; pods: {known}")
+            addrs = (binding.pod_ips[key], *binding.pod_extra_ips.get(key, ()))
+        if family is None:
+            return str(addrs[0])
+        if family not in ("IPv4", "IPv6"):
+            raise PlaceholderError(f"ip({key!r}, {family!r}): the family is 'IPv4' or 'IPv6'")
+        found = next((a for a in addrs if a.version == (4 if family == "IPv4" else 6)), None)
+        if found is None:
+            raise PlaceholderError(f"ip({key!r}, {family!r}): it has no {family} address")
+        return str(found)
 
     def ns(name: str) -> str:
         return binding.namespace(name)
@@ -126,7 +157,8 @@ class BoundStep:
     objects: tuple[dict[str, Any], ...]
     sources: tuple[PodKey, ...]
     targets: tuple[TargetKey, ...]
-    port_protocols: tuple[PortProtocol, ...]
+    grids: tuple[Grid, ...]
+    """Every probed (port, protocol, family), families first."""
     expect: Expectation | None
     locate: Locator
     """Location of a key path relative to this step (``("expect", "rules", 0)``)."""
@@ -136,6 +168,72 @@ def pod_key(spec: PodSpec) -> PodKey:
     if "/" in spec.name:
         return spec.name
     return f"{spec.namespace}/{spec.name}"
+
+
+def all_pod_specs(spec: ScenarioFile) -> Iterable[tuple[PodKey, PodSpec]]:
+    """Every pod the scenario ever creates, topology first, then each step's ``add_pods``."""
+    for pod in initial_pods(spec):
+        yield pod_key(pod), pod
+    for step in spec.steps:
+        for pod in step.add_pods:
+            yield pod_key(pod), pod
+
+
+def placement(spec: ScenarioFile) -> dict[PodKey, str]:
+    """Node of every pod: its ``node`` if set, else spread over the topology's nodes in order.
+
+    The i-th pod without ``node`` (counting in order of first appearance) goes on node i mod N,
+    so the default x/y/z topology on two nodes has x/a, x/c, y/b, z/a, z/c on node-1 and the
+    others on node-2: every namespace has a same-node and a cross-node pair.
+    """
+    nodes = list(spec.topology.nodes)
+    out: dict[PodKey, str] = {}
+    spread = 0
+    for key, pod in all_pod_specs(spec):
+        if key in out:
+            continue
+        if pod.node is not None:
+            out[key] = pod.node
+        elif nodes:
+            out[key] = nodes[spread % len(nodes)]
+            spread += 1
+    return out
+
+
+def offline_nodes(
+    spec: ScenarioFile,
+    node_cidrs: Mapping[AddressFamily, IPNetwork],
+    families: Sequence[AddressFamily] = (AddressFamily.IPV4,),
+) -> tuple[Node, ...]:
+    """The topology's nodes with addresses .2, .3, ... of each family's node CIDR (the first
+    family's primary)."""
+    out = []
+    for i, (name, node) in enumerate(spec.topology.nodes.items()):
+        addrs = []
+        for family in families:
+            cidr = node_cidrs[family]
+            addr = cidr.network_address + 2 + i
+            if addr not in cidr:
+                raise PlaceholderError(f"node CIDR {cidr} is too small for {i + 1} nodes")
+            addrs.append(ipaddress.ip_address(addr))
+        out.append(Node(name, frozen_labels(node.labels), addrs[0], tuple(addrs[1:])))
+    return tuple(out)
+
+
+DOCUMENTATION_V6 = ipaddress.IPv6Network("2001:db8::/96")
+"""Where an external endpoint given only an IPv4 address gets its IPv6 one (RFC 3849 prefix)."""
+
+
+def external_address(spec: ExternalSpec, family: AddressFamily) -> IPAddress | None:
+    """An external endpoint's address of ``family``: its ``ip`` or ``ipv6``, or for IPv6 its
+    IPv4 address in the low 32 bits of 2001:db8::/96; None when it has none of that family."""
+    if spec.ip.version == family.version:
+        return spec.ip
+    if family is AddressFamily.IPV6:
+        if spec.ipv6 is not None:
+            return spec.ipv6
+        return DOCUMENTATION_V6.network_address + int(spec.ip)
+    return None
 
 
 def initial_pods(spec: ScenarioFile) -> list[PodSpec]:
@@ -162,9 +260,15 @@ class Binder:
         self.pods: dict[PodKey, Pod] = {}
         self.policies: dict[tuple[str, str, str], PolicySource] = {}
         self.externals = tuple(
-            ExternalHost(e.name, binding.external_ips.get(e.name, e.ip), _ports(e.ports))
+            ExternalHost(
+                e.name,
+                binding.external_ips.get(e.name, e.ip),
+                _ports(e.ports),
+                binding.external_extra_ips.get(e.name, ()),
+            )
             for e in scenario.spec.external
         )
+        self.node_names = list(scenario.spec.topology.nodes)
         self._topology()
         self._next = 0
 
@@ -188,6 +292,7 @@ class Binder:
             tuple(Namespace(n, frozen_labels(lbl)) for n, lbl in self.namespaces.items()),
             tuple(self.pods.values()),
             self.externals,
+            self.binding.nodes,
         )
 
     def bind_step(self, index: int, binding: Binding | None = None) -> BoundStep:
@@ -210,6 +315,14 @@ class Binder:
 
     def _topology(self) -> None:
         topo = self.sc.spec.topology
+        if not topo.nodes:
+            self.fail("a topology needs at least one node", ("topology", "nodes"))
+        for name, node in topo.nodes.items():
+            path: KeyPath = ("topology", "nodes", name)
+            problem = dns1123_subdomain_problem(name)
+            if problem:
+                self.fail(f"node name {name!r} {problem}", path)
+            self._labels(node.labels, (*path, "labels"))
         for name, ns in topo.namespaces.items():
             self._add_namespace(name, ns, ("topology", "namespaces", name))
         pods_path: KeyPath = ("topology", "pods")
@@ -220,6 +333,13 @@ class Binder:
             if e.name in seen_ext:
                 self.fail(f"external endpoint {e.name!r} is defined twice", ("external", i, "name"))
             seen_ext.add(e.name)
+            for family in topo.ip_families:
+                if external_address(e, family) is None:
+                    self.fail(
+                        f"external endpoint {e.name!r} has no {family} address, but the "
+                        f"topology's ip_families include {family}: give `ip` in {family}",
+                        ("external", i, "ip"),
+                    )
 
     def _add_namespace(self, name: str, spec: NamespaceSpec, path: KeyPath) -> None:
         problem = dns1123_label_problem(name)
@@ -275,11 +395,27 @@ class Binder:
                     (*path, "ports", i, "name"),
                 )
             seen_names.add((p.name, p.protocol))
+        if spec.node is not None and spec.node not in self.node_names:
+            self.fail(
+                f"pod {key} is placed on unknown node {spec.node!r}; nodes: "
+                f"{', '.join(self.node_names) or 'none'} (topology.nodes)",
+                (*path, "node"),
+            )
+            return
         ip = self.binding.pod_ips.get(key)
         if ip is None:
             self.fail(f"pod {key} has no IP in the binding", path)
             return
-        self.pods[key] = Pod(ns, name, frozen_labels(labels), _ports(ports), ip, spec.host_network)
+        self.pods[key] = Pod(
+            ns,
+            name,
+            frozen_labels(labels),
+            _ports(ports),
+            ip,
+            spec.host_network,
+            self.binding.pod_nodes.get(key),
+            self.binding.pod_extra_ips.get(key, ()),
+        )
 
     def _step(self, index: int, step: Step) -> BoundStep:
         base: KeyPath = ("steps", index)
@@ -303,9 +439,7 @@ class Binder:
                 self.fail(f"no pod {key!r} to relabel", (*base, "label_pods", key))
                 continue
             labels = self._patch(dict(pod.labels), patch, (*base, "label_pods", key))
-            self.pods[key] = Pod(
-                pod.namespace, pod.name, frozen_labels(labels), pod.ports, pod.ip, pod.host_network
-            )
+            self.pods[key] = replace(pod, labels=frozen_labels(labels))
         for i, ref in enumerate(step.delete):
             ident = _parse_ref(ref)
             if ident is None:
@@ -414,13 +548,31 @@ class Binder:
 
     def _probe(
         self, state: ClusterState, step: Step, base: KeyPath
-    ) -> tuple[tuple[PodKey, ...], tuple[TargetKey, ...], tuple[PortProtocol, ...]]:
+    ) -> tuple[tuple[PodKey, ...], tuple[TargetKey, ...], tuple[Grid, ...]]:
         probe = _merge_probe(self.sc.spec.probe, step.probe)
         sources = tuple(p.key for p in state.pods if _any_glob(p.key, probe.from_))
+        # External clients are sources only when a `from` glob names them (`@...`): the default
+        # and `*` mean pods, so scenarios written before outside clients keep their cells.
+        client_globs = [g for g in probe.from_ or () if g.startswith("@")]
+        sources += tuple(e.key for e in state.externals if _any_glob(e.key, client_globs))
         targets = tuple(
             [p.key for p in state.pods if _any_glob(p.key, probe.to)]
             + [e.key for e in state.externals if _any_glob(e.key, probe.to)]
         )
+        for field_name, globs in (("from", probe.from_), ("to", probe.to)):
+            for g in globs or ():
+                # A literal `@name` that names no endpoint is a typo, not an empty selection.
+                if (
+                    g.startswith("@")
+                    and not any(c in g for c in "*?[")
+                    and g not in {e.key for e in state.externals}
+                ):
+                    known = ", ".join(e.key for e in state.externals) or "none"
+                    self.fail(
+                        f"probe.{field_name} names {g}, but there is no external endpoint "
+                        f"{g[1:]!r}; external endpoints: {known}",
+                        (*base, "probe"),
+                    )
         served = {(p.port, p.protocol) for pod in state.pods for p in pod.ports}
         served |= {(p.port, p.protocol) for e in state.externals for p in e.ports}
         protocols = probe.protocols or sorted({proto for _, proto in served}, key=_proto_order)
@@ -428,13 +580,31 @@ class Binder:
             pps = {(port, proto) for port in probe.ports for proto in protocols}
         else:
             pps = {pp for pp in served if pp[1] in protocols}
+        topo_families = self.sc.spec.topology.ip_families
+        families = probe.families or topo_families
+        for family in families:
+            if family not in topo_families:
+                self.fail(
+                    f"probe.families names {family}, which is not in the topology's "
+                    f"ip_families ({', '.join(topo_families)})",
+                    (*base, "probe"),
+                )
         if not sources:
-            self.fail(f"probe.from {probe.from_} matches no pod", (*base, "probe"))
+            self.fail(
+                f"probe.from {probe.from_} matches no pod or external endpoint", (*base, "probe")
+            )
         if not targets:
             self.fail(f"probe.to {probe.to} matches no pod or external endpoint", (*base, "probe"))
         if not pps:
             self.fail("the probe selects no port and protocol", (*base, "probe"))
-        return sources, targets, tuple(sorted(pps, key=lambda pp: (pp[0], _proto_order(pp[1]))))
+        ordered = sorted(pps, key=lambda pp: (pp[0], _proto_order(pp[1])))
+        grids = tuple(
+            Grid(port, proto, family)
+            for family in topo_families
+            if family in families
+            for port, proto in ordered
+        )
+        return sources, targets, grids
 
 
 def _merge_probe(default: ProbeSpec, own: ProbeSpec) -> ProbeSpec:

@@ -8,7 +8,7 @@ declared expectation). Every problem is a ``ScenarioError`` naming file, line an
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -19,21 +19,23 @@ import pydantic
 from conformance.api.adminpol import parse_admin_policy
 from conformance.api.fields import KeyPath, format_path
 from conformance.api.kinds import ADMIN_KINDS
-from conformance.api.model import ClusterState
-from conformance.api.netpol import parse_network_policy
-from conformance.api.types import PodKey
+from conformance.api.model import ClusterState, IPAddress
+from conformance.api.netpol import IPNetwork, parse_network_policy
+from conformance.api.types import AddressFamily, PodKey
 from conformance.errors import Location, ScenarioError, ScenarioErrors
 from conformance.scenario.bind import (
     Binder,
     Binding,
     BoundStep,
     PlaceholderError,
-    initial_pods,
+    all_pod_specs,
+    external_address,
     offline_ip,
-    pod_key,
+    offline_nodes,
+    placement,
     render_value,
 )
-from conformance.scenario.schema import PodSpec, ScenarioFile, Step
+from conformance.scenario.schema import ScenarioFile, Step
 from conformance.scenario.source import Document, PolicySource, load_document, load_documents
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
@@ -56,18 +58,87 @@ class Scenario:
         """Kinds of every policy object any step applies (``NetworkPolicy``, admin kinds)."""
         return frozenset(str(src.obj.get("kind")) for step in self.step_policies for src in step)
 
+    @property
+    def uses_host_network(self) -> bool:
+        """Whether any pod of any step runs in its node's network namespace."""
+        return any(spec.host_network for _, spec in all_pod_specs(self.spec))
+
     def offline_binding(self) -> Binding:
-        """Namespaces named as written, pod IPs from the pod CIDR in order of first appearance."""
-        cidr = ipaddress.ip_network(self.spec.topology.pod_cidr, strict=False)
-        ips: dict[PodKey, Any] = {}
-        fixed = {k: p.ip for k, p in self._all_pod_specs() if p.ip is not None}
+        """Namespaces named as written, pod IPs from the pod CIDRs in order of first appearance
+        (one address per family of ``ip_families``, the first primary), pods placed by
+        ``placement``, host-network pods at their node's addresses."""
+        topo = self.spec.topology
+        families = topo.ip_families
+        nodes = offline_nodes(
+            self.spec,
+            {
+                AddressFamily.IPV4: ipaddress.ip_network(topo.node_cidr, strict=False),
+                AddressFamily.IPV6: ipaddress.ip_network(topo.node_cidr_v6, strict=False),
+            },
+            families,
+        )
+        pod_nodes = placement(self.spec)
+        by_family = {
+            family: self._pod_addresses(family, {n.name: n.address(family) for n in nodes})
+            for family in families
+        }
+        ips: dict[PodKey, Any] = dict(by_family[families[0]])
+        extra = {
+            key: tuple(by_family[f][key] for f in families[1:] if key in by_family[f])
+            for key in ips
+        }
+        names = set(topo.namespaces)
+        for step in self.spec.steps:
+            names.update(step.add_namespaces)
+        external_ips: dict[str, Any] = {}
+        external_extra: dict[str, tuple[Any, ...]] = {}
+        for e in self.spec.external:
+            addrs = [a for f in families if (a := external_address(e, f)) is not None]
+            if addrs:
+                external_ips[e.name] = addrs[0]
+                external_extra[e.name] = tuple(addrs[1:])
+        return Binding(
+            namespaces={n: n for n in names},
+            pod_ips=ips,
+            external_ips=external_ips,
+            pod_cidr=self._pod_cidr(families[0]),
+            pod_nodes=pod_nodes,
+            nodes=nodes,
+            pod_extra_ips=extra,
+            external_extra_ips=external_extra,
+        )
+
+    def _pod_cidr(self, family: AddressFamily) -> IPNetwork:
+        topo = self.spec.topology
+        text = topo.pod_cidr if family is AddressFamily.IPV4 else topo.pod_cidr_v6
+        return ipaddress.ip_network(text, strict=False)
+
+    def _pod_addresses(
+        self, family: AddressFamily, node_ips: Mapping[str, IPAddress | None]
+    ) -> dict[PodKey, IPAddress]:
+        """Every pod's address of ``family``: fixed ``ip`` of that family, its node's for a
+        host-network pod, else the next free one of the pod CIDR."""
+        cidr = self._pod_cidr(family)
+        pod_nodes = placement(self.spec)
+        fixed = {
+            k: p.ip
+            for k, p in all_pod_specs(self.spec)
+            if p.ip is not None and p.ip.version == family.version
+        }
         taken = set(fixed.values())
+        ips: dict[PodKey, IPAddress] = {}
         index = 0
-        for key, _spec in self._all_pod_specs():
+        for key, spec in all_pod_specs(self.spec):
             if key in ips:
                 continue
             if key in fixed:
                 ips[key] = fixed[key]
+                continue
+            if spec.host_network:
+                # A host-network pod shares its node's network namespace, hence its address.
+                node_ip = node_ips.get(pod_nodes.get(key, ""))
+                if node_ip is not None:  # an unknown node: the binder reports it
+                    ips[key] = node_ip
                 continue
             ip = offline_ip(cidr, index)
             while ip in taken:
@@ -75,22 +146,7 @@ class Scenario:
                 ip = offline_ip(cidr, index)
             ips[key] = ip
             index += 1
-        names = set(self.spec.topology.namespaces)
-        for step in self.spec.steps:
-            names.update(step.add_namespaces)
-        return Binding(
-            namespaces={n: n for n in names},
-            pod_ips=ips,
-            external_ips={e.name: e.ip for e in self.spec.external},
-            pod_cidr=cidr,
-        )
-
-    def _all_pod_specs(self) -> Iterator[tuple[PodKey, PodSpec]]:
-        for spec in initial_pods(self.spec):
-            yield pod_key(spec), spec
-        for step in self.spec.steps:
-            for spec in step.add_pods:
-                yield pod_key(spec), spec
+        return ips
 
     def bind(self, binding: Binding | None = None) -> list[BoundStep]:
         """Resolve every step's state against ``binding`` (offline when None)."""

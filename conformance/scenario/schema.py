@@ -7,12 +7,14 @@ generated from ``ScenarioFile``.
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
+from ipaddress import IPv6Address
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, model_validator
 
-from conformance.api.types import L4Protocol
+from conformance.api.types import AddressFamily, L4Protocol
 
 
 class _Model(BaseModel):
@@ -32,6 +34,8 @@ class Feature(StrEnum):
     ADMIN_NETWORK_POLICY = "AdminNetworkPolicy"
     BASELINE_ADMIN_NETWORK_POLICY = "BaselineAdminNetworkPolicy"
     CLUSTER_NETWORK_POLICY = "ClusterNetworkPolicy"
+    HOST_NETWORK = "HostNetwork"
+    EXTERNAL_CLIENTS = "ExternalClients"
 
 
 class PortSpec(_Model):
@@ -46,6 +50,18 @@ class NamespaceSpec(_Model):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+class NodeSpec(_Model):
+    """A node; it also gets the labels every real node has (``kubernetes.io/hostname: <name>``,
+    ``kubernetes.io/os: linux``) unless set here."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+def default_nodes() -> dict[str, NodeSpec]:
+    """Two nodes, so every scenario has same-node and cross-node pairs."""
+    return {"node-1": NodeSpec(), "node-2": NodeSpec()}
+
+
 class PodSpec(_Model):
     """A pod; ``name`` is ``ns/pod``, or just ``pod`` with ``namespace`` set."""
 
@@ -58,7 +74,16 @@ class PodSpec(_Model):
         default=None, description="Default: the topology's `ports`."
     )
     ip: IPvAnyAddress | None = Field(default=None, description="Fixed IP (evaluation only).")
-    host_network: bool = False
+    host_network: bool = Field(
+        default=False,
+        description="Runs in its node's network namespace: an endpoint at the node's address, "
+        "never selected by a policy's subject.",
+    )
+    node: str | None = Field(
+        default=None,
+        description="Node (a `topology.nodes` name) the pod runs on. Default: spread, the i-th "
+        "pod without `node` (in order of appearance) on the (i mod N)-th node.",
+    )
 
 
 def default_ports() -> list[PortSpec]:
@@ -71,6 +96,9 @@ def default_ports() -> list[PortSpec]:
 
 
 class Topology(_Model):
+    nodes: dict[str, NodeSpec] = Field(
+        default_factory=default_nodes, description="Default: node-1 and node-2."
+    )
     namespaces: dict[str, NamespaceSpec] = Field(
         default_factory=lambda: {n: NamespaceSpec() for n in ("x", "y", "z")}
     )
@@ -81,13 +109,56 @@ class Topology(_Model):
     pod_cidr: str = Field(
         default="10.244.0.0/16", description="Pod CIDR used for offline evaluation."
     )
+    node_cidr: str = Field(
+        default="172.18.0.0/24",
+        description="Node addresses for offline evaluation: .2, .3, ... in `nodes` order.",
+    )
+    ip_families: list[AddressFamily] = Field(
+        default_factory=lambda: [AddressFamily.IPV4],
+        description="Address families of every pod, node and external endpoint; the first is "
+        "each one's primary address. [IPv4, IPv6] is dual-stack: every cell is probed in both.",
+    )
+    pod_cidr_v6: str = Field(
+        default="fd00:10:244::/64", description="IPv6 pod CIDR used for offline evaluation."
+    )
+    node_cidr_v6: str = Field(
+        default="fd00:172:18::/64", description="IPv6 node addresses for offline evaluation."
+    )
+
+    @model_validator(mode="after")
+    def _cidrs_fit(self) -> Topology:
+        if not self.ip_families or len(set(self.ip_families)) != len(self.ip_families):
+            raise ValueError("ip_families must list IPv4, IPv6 or both, each once")
+        for name, version in (
+            ("node_cidr", 4),
+            ("node_cidr_v6", 6),
+            ("pod_cidr", 4),
+            ("pod_cidr_v6", 6),
+        ):
+            text = getattr(self, name)
+            example = "172.18.0.0/24" if version == 4 else "fd00:172:18::/64"
+            try:
+                net = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                raise ValueError(f"{name} {text!r} is not a CIDR such as {example}") from None
+            if net.version != version:
+                raise ValueError(f"{name} {text} must be an IPv{version} CIDR such as {example}")
+            if name.startswith("node") and net.num_addresses < len(self.nodes) + 2:
+                raise ValueError(f"{name} {text} is too small for {len(self.nodes)} nodes")
+        return self
 
 
 class ExternalSpec(_Model):
-    """An endpoint outside the cluster (egress target), e.g. 203.0.113.10."""
+    """An endpoint outside the cluster, e.g. 203.0.113.10: a destination, and a client when a
+    probe's `from` names it (`@name`)."""
 
     name: str
     ip: IPvAnyAddress
+    ipv6: IPv6Address | None = Field(
+        default=None,
+        description="Its IPv6 address when `ip` is IPv4 and the topology has IPv6. Default: "
+        "2001:db8:: with the IPv4 address in the low 32 bits (documentation prefix).",
+    )
     ports: list[PortSpec] = Field(default_factory=lambda: [PortSpec(port=80)])
 
 
@@ -101,19 +172,28 @@ class ProbeSpec(_Model):
         default=None, description="Default: every served protocol."
     )
     from_: list[str] | None = Field(
-        default=None, alias="from", description="Source globs over ns/pod."
+        default=None,
+        alias="from",
+        description="Source globs over ns/pod; `@name` globs select external clients. "
+        "Default: every pod.",
     )
     to: list[str] | None = Field(default=None, description="Destination globs (ns/pod, @external).")
+    families: list[AddressFamily] | None = Field(
+        default=None, description="Default: every family of the topology's `ip_families`."
+    )
 
 
 VerdictName = Literal["allow", "deny"]
 
 
 class ExpectRule(_Model):
-    from_: str = Field(default="*", alias="from", description="Glob over source ns/pod.")
+    from_: str = Field(
+        default="*", alias="from", description="Glob over source ns/pod or @external."
+    )
     to: str = Field(default="*", description="Glob over destination ns/pod or @external.")
     ports: list[int] | None = None
     protocols: list[L4Protocol] | None = None
+    families: list[AddressFamily] | None = None
     verdict: VerdictName
 
 

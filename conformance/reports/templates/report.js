@@ -26,6 +26,8 @@
       expected: str(row[F.expected]),
       declared: str(row[F.declared]),
       served: row[F.served] === 1,
+      path: str(row[F.path]),
+      family: str(row[F.family]),
       observed: str(row[F.observed]),
       observedVerdict: str(row[F.observedVerdict]),
       attempts: row[F.attempts],
@@ -83,6 +85,7 @@
       ["why the reference says " + c.expected, c.reason, "reason"],
       ["expected (reference evaluator)", c.expected + (c.served ? "" : " (port not served)")],
       ["declared by the scenario", c.declared || "nothing declared"],
+      ["path", (c.path || "unknown (the nodes of the pods are not known)") + ", " + c.family],
       ["observed outcome", describeObserved(c), "observed"],
       ["attempts", String(c.attempts) + (c.history.length ? ": " + c.history.join(", ") : "")],
       ["converged after", c.convergedAfter !== null ? c.convergedAfter + " s after the API accepted the step's last change (start of the agreeing probe)" :
