@@ -382,3 +382,35 @@ def test_to_scenario_keeps_the_cluster_nodes_and_placement(tmp_path: Path) -> No
     path.write_text(yaml.safe_dump(doc))
     state = load_scenario(path).offline_steps[0].state
     assert state.pod("app/client").node == "w1"
+
+
+def test_counts_say_what_exists_in_the_singular_where_it_is_one(
+    manifests: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "s.yaml"
+    rc, out, _ = run(["--manifests", str(manifests), "--to-scenario", str(target)], capsys)
+    assert rc == 0
+    pods = len(yaml.safe_load(target.read_text())["topology"]["pods"])
+    assert out.strip() == f"wrote {target} ({pods} of 5 pods, seed 0)", "not the 12 asked for"
+    rc, out, _ = run(["--manifests", str(manifests), "--replicas", "0"], capsys)
+    assert rc == 0 and " 1 pods" not in out and "(1 pod, " in out, out
+
+
+def test_output_cut_short_by_the_reader_ends_quietly(manifests: Path) -> None:
+    """`analyze ... | head -1`: no 'Broken pipe' error once the reader has gone."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "conformance", "analyze", "--manifests", str(manifests)),
+            *("--replicas", "300", "--output", "csv"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 0 and err == "", err

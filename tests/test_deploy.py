@@ -104,7 +104,24 @@ def test_pod_manifest_follows_upstream_model() -> None:
     labels = m["metadata"]["labels"]
     assert labels["pod"] == "a" and labels[RUN_LABEL] == "r1" and labels[POD_LABEL] == "a"
     svc = service_manifest(pod, "x-r1", run_labels("r1", "s"))
+    assert svc is not None
     assert svc["spec"]["selector"] == {POD_LABEL: "a"} and len(svc["spec"]["ports"]) == 3
+
+
+def test_service_exposes_every_probed_port_even_those_the_pod_does_not_serve() -> None:
+    """A probe through the ClusterIP to a port the pod does not serve must reach the pod (and be
+    refused there, as a probe of the pod IP is), not time out on the Service (read as deny)."""
+    pod = Pod("x", "a", frozen_labels({}), (ContainerPort(80, L4Protocol.TCP, "http"),))
+    probed = [(80, L4Protocol.TCP), (8080, L4Protocol.TCP), (53, L4Protocol.UDP)]
+    svc = service_manifest(pod, "x-r1", run_labels("r1", "s"), probed)
+    assert svc is not None
+    exposed = {(p["port"], p["protocol"], p["targetPort"]) for p in svc["spec"]["ports"]}
+    assert exposed == {(80, "TCP", 80), (8080, "TCP", 8080), (53, "UDP", 53)}
+    assert len({p["name"] for p in svc["spec"]["ports"]}) == 3, "port names are unique"
+    bare = Pod("x", "b", frozen_labels({}), ())
+    svc_bare = service_manifest(bare, "x-r1", run_labels("r1", "s"), probed)
+    assert svc_bare is not None and len(svc_bare["spec"]["ports"]) == 3
+    assert service_manifest(bare, "x-r1", run_labels("r1", "s")) is None
 
 
 @pytest.mark.parametrize("context", ["kind-kind", "kind-calico", "netpol-embedded-default"])

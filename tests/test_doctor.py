@@ -306,6 +306,13 @@ def test_missing_sctp_fails_with_modprobe_hint() -> None:
     assert check.status is CheckStatus.FAIL and "modprobe sctp" in check.fix
 
 
+def test_missing_sctp_on_the_embedded_cluster_points_at_this_machine_not_kind_nodes() -> None:
+    cluster = FakeCluster(version="v1.32.0-netpol-embedded", sctp_exit=1)
+    check = next(c for c in run_doctor(cluster, sctp=True) if c.name == "SCTP")
+    assert check.status is CheckStatus.FAIL and "this machine" in check.detail
+    assert "kind" not in check.fix and "modprobe sctp" in check.fix and "here" in check.fix
+
+
 def test_unready_cni_fails_with_rollout_command() -> None:
     cluster = FakeCluster(daemonsets=[ds("antrea-agent", "antrea/antrea-agent:v2.7.0", ready=0)])
     check = next(c for c in run_doctor(cluster) if c.name == "CNI")

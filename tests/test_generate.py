@@ -52,6 +52,18 @@ def test_generated_files_load_and_evaluate(tmp_path: Path) -> None:
     assert verdicts["allow"] > 0 and verdicts["deny"] > 0
 
 
+def test_default_folder_is_outside_the_shipped_suite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run scenarios/` and pytest's scenario collection must not pick generated files up."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", "--count", "2"]) == 0
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.yaml"))
+    assert len(written) == 2
+    assert all(p.parts[0] == "generated-scenarios" for p in written), written
+    assert not (tmp_path / "scenarios").exists()
+
+
 def test_draws_cover_every_field_the_api_offers() -> None:
     found: Counter[str] = Counter()
     for doc in generate(GenerateOptions(seed=5, count=200, steps=3)):

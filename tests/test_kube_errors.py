@@ -50,3 +50,15 @@ def test_transient_status_keeps_retry_after() -> None:
 def test_connection_errors_are_transient_without_status() -> None:
     err = translate(ConnectionResetError("reset"), "exec in pod x/a")
     assert isinstance(err, TransientClusterError) and err.status is None
+
+
+def test_a_dropped_exec_stream_is_transient() -> None:
+    """The WebSocket of an exec lost before the exit status: running the command again can help."""
+    import websocket
+
+    err = translate(
+        websocket.WebSocketConnectionClosedException("Connection to remote host was lost."),
+        "exec in pod x/a",
+    )
+    assert isinstance(err, TransientClusterError) and err.status is None
+    assert str(err).startswith("exec in pod x/a: WebSocketConnectionClosedException")

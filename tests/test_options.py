@@ -80,3 +80,48 @@ def test_positive_int() -> None:
     for bad in ("0", "-1", "x"):
         with pytest.raises(argparse.ArgumentTypeError, match="at least 1"):
             positive_int(bad)
+
+
+def _help_texts() -> dict[str, str]:
+    """``--help`` of every command and subcommand, rendered as argparse prints it."""
+    import argparse
+
+    from conformance.cli import build_parser
+
+    out: dict[str, str] = {}
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        out[name] = parser.format_help()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    walk(sub, f"{name} {sub_name}".strip())
+
+    walk(build_parser(), "")
+    return out
+
+
+def test_help_texts_have_no_markup_and_show_defaults() -> None:
+    texts = _help_texts()
+    assert {"run", "clean", "report", "diff", "doctor", "cluster up"} <= set(texts)
+    for name, text in texts.items():
+        assert "`" not in text, f"{name} --help shows code markup"
+    blocks: dict[str, str] = {}  # flag -> its help, from the rendered text
+    for line in texts["run"].splitlines():
+        if line.startswith("  -"):
+            flag = line.split()[0].rstrip(",")
+            blocks[flag] = line
+        elif line.startswith("   ") and blocks:
+            blocks[flag] += line
+    run = " ".join(texts["run"].split())
+    for flag, default in (
+        ("--probe-timeout", "3"),
+        ("--parallel", "16"),
+        ("--deadline", "10.0"),
+        ("--via", "pod"),
+        ("--image-pull-policy", "IfNotPresent"),
+        ("--output-dir", "reports"),
+    ):
+        assert f"(default: {default})" in " ".join(blocks[flag].split()), flag
+    assert "image of the probe pods" in run and "agnhost:" in run
+    assert "HTML, JUnit and Markdown reports" in run

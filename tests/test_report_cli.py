@@ -23,12 +23,15 @@ def test_results_round_trip(name: str) -> None:
     doc = json.loads(path.read_text())
     # Files written before a field existed read it as unknown.
     doc.setdefault("cni", "")
+    doc.setdefault("retries", {})
     for sc in doc["scenarios"]:
         sc.setdefault("nodes", {})
         for st in sc["steps"]:
             for cell in st["cells"]:
                 cell.setdefault("path", None)
                 cell.setdefault("family", "IPv4")
+                cell.setdefault("slow_propagation", False)
+                cell.setdefault("settled_after_s", None)
     again = json.loads(json.dumps(RunResult.load(path).to_json(), default=str))
     assert again == doc
 
@@ -59,13 +62,18 @@ def test_report_command_to_stdout_and_errors(
     bad = tmp_path / "known.yaml"
     bad.write_text("- {scenario: x}\n")
     assert main(["report", str(DATA / "results-pass.json"), "--known-deviations", str(bad)]) == 2
-    assert "reason: Field required" in capsys.readouterr().err
+    assert f"error: {bad}:1: [0].reason: field 'reason' is required" in capsys.readouterr().err
 
 
-def test_run_writes_reports_next_to_the_json(tmp_path: Path) -> None:
+def test_run_writes_each_report_once_and_links_the_latest_names(tmp_path: Path) -> None:
     run = RunResult.load(DATA / "results-broken.json")
-    path = _write(run, str(tmp_path), Console(stderr=True))
-    assert path == str(tmp_path / "results-59ab60.json")
+    written = _write(run, str(tmp_path), Console(stderr=True))
+    assert [p.name for p in written] == [
+        "results-59ab60.json",
+        "report-59ab60.html",
+        "junit-59ab60.xml",
+        "summary-59ab60.md",
+    ]
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
         "junit-59ab60.xml",
@@ -77,6 +85,17 @@ def test_run_writes_reports_next_to_the_json(tmp_path: Path) -> None:
         "summary-59ab60.md",
         "summary.md",
     ]
+    latest = {"results.json", "report.html", "junit.xml", "summary.md"}
+    for name in latest:
+        link = tmp_path / name
+        assert link.is_symlink() and link.resolve().parent == tmp_path.resolve(), name
+    assert (tmp_path / "results.json").read_text() == written[0].read_text()
+    # A second run re-points the latest names and keeps the first run's files.
+    run.run_id = "0abcde"
+    _write(run, str(tmp_path), Console(stderr=True))
+    assert (tmp_path / "report.html").readlink() == Path("report-0abcde.html")
+    assert (tmp_path / "report-59ab60.html").is_file()
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
 
 
 def test_run_rejects_a_bad_known_deviations_file_before_any_cluster(

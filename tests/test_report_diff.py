@@ -122,3 +122,28 @@ def test_cli_diff_unreadable_input(tmp_path: Path, capsys: pytest.CaptureFixture
     bad.write_text("{}")
     assert main(["diff", str(bad), str(DATA / "results-pass.json")]) == 2
     assert "not a results document" in capsys.readouterr().err
+
+
+def test_a_subset_against_a_full_run_summarises_the_missing_scenarios() -> None:
+    """Scenarios only one run has are named once, not listed cell by cell; cells of scenarios
+    both runs have are still listed, and a failing cell of a new scenario is a regression."""
+    full = load("pass")
+    subset = copy.deepcopy(full)
+    subset.scenarios = subset.scenarios[:2]
+    removed_cell = subset.scenarios[1].steps[0].cells.pop()
+    d = compare(full, subset)
+    text = d.text()
+    dropped = [sc.name for sc in full.scenarios[2:]]
+    assert f"scenarios only in OLD: 4 (their cells are not listed): {', '.join(dropped)}" in text
+    listed = [ln for ln in text.splitlines() if ln.startswith("  ")]
+    label = f"{removed_cell.source} -> {removed_cell.target}"
+    assert len(listed) == 1 and label in listed[0] and full.scenarios[1].name in listed[0]
+    assert all(name not in "\n".join(listed) for name in dropped)
+    assert d.to_json()["scenarios_only_in_old"] == dropped
+    assert "4 scenarios only in OLD, 0 only in NEW." in text
+    # The other way round: the new scenarios are summarised, but a mismatch in one is listed.
+    back = compare(subset, load("broken"))
+    assert back.regressed and "scenarios only in NEW: 4" in back.text()
+    assert {c.key.scenario for c in back.of(Change.REGRESSED)} <= set(dropped) | {
+        sc.name for sc in subset.scenarios
+    }

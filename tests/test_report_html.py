@@ -12,7 +12,7 @@ from conformance.live.probing import Outcome
 from conformance.live.results import CellStatus, RunResult, Status
 from conformance.reference.evaluator import Verdict
 from conformance.reports import KnownDeviations, judge, render
-from conformance.reports.html import CLASSES, build
+from conformance.reports.html import CLASSES, build, unpack_cells
 
 DATA = Path(__file__).parent / "data"
 
@@ -79,11 +79,26 @@ def test_cell_data_is_escaped_and_indexed() -> None:
     text = render(run, "html")
     assert "<b>policy</b>" not in text  # in titles it is escaped, in the JSON it is \u003c
     raw = text.split('<script type="application/json" id="cell-data">')[1].split("</script>")[0]
-    data = json.loads(raw)
-    assert len(data) == sum(len(st.cells) for sc in run.scenarios for st in sc.steps)
+    data = unpack_cells(json.loads(raw))
+    flat = [(sc, st, c) for sc in run.scenarios for st in sc.steps for c in st.cells]
+    assert len(data) == len(flat)
     hit = [d for d in data if d["kind"] == "unexpectedly-denied"]
     assert hit and hit[0]["reason"] == "ingress of x/a: allowed by <b>policy</b> & friends"
-    views, cells = build(judge(run))
+    for d, (sc, st, c) in zip(data, flat, strict=True):  # nothing lost in packing
+        assert (d["scenario"], d["step"], d["cell"], d["reason"], d["command"]) == (
+            sc.name,
+            f"step {st.index + 1}: {st.name}",
+            f"{c.source} -> {c.target} {c.port}/{c.protocol}",
+            c.reason,
+            c.command,
+        )
+        assert (d["history"], d["attempts"], d["convergedAfter"]) == (
+            c.history,
+            c.attempts,
+            c.converged_after_s,
+        )
+    views, packed = build(judge(run))
+    cells = packed["cells"]
     indices = [
         gc.index
         for v in views

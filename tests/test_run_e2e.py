@@ -155,6 +155,100 @@ def test_broken_knob_produces_the_expected_mismatches(tmp_path: Path) -> None:
     assert bad[0]["attempts"] > 1, "a mismatch is re-probed until the deadline"
 
 
+def test_converged_after_counts_from_the_change_to_the_attempt_that_saw_the_verdict(
+    tmp_path: Path,
+) -> None:
+    """With a 2 s enforcement delay, cells the policy closes converge 2 s (plus at most one
+    backoff interval) after the policy was accepted, not at the end of a 3 s probe timeout; cells
+    it leaves open agree on the first attempt, right after the change."""
+    instance = f"conv{os.getpid() % 100000}"
+    with EmbeddedCluster(ClusterOptions(instance=instance, knobs=Knobs.parse(2, []))) as ec:
+        proc = cli(
+            "run",
+            str(DENY_INGRESS),
+            "--kubeconfig",
+            ec.kubeconfig,
+            "--context",
+            ec.context,
+            "--output-dir",
+            str(tmp_path),
+        )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "results.json").read_text())
+    cells = [c for c in doc["scenarios"][0]["steps"][0]["cells"] if c["status"] == "match"]
+    closed = [c["converged_after_s"] for c in cells if c["expected"] == "deny"]
+    open_ = [c["converged_after_s"] for c in cells if c["expected"] == "allow"]
+    assert closed and all(1.9 <= t < 4.0 for t in closed), closed
+    assert open_ and all(t < 1.0 for t in open_), open_
+
+
+def test_delay_longer_than_the_deadline_is_reported_as_slow_propagation(tmp_path: Path) -> None:
+    """Enforcement 3 s late with a 2 s deadline: every mismatch still shows the verdict from
+    before the step's changes, agrees in the probes after the deadline, and the cell, the step
+    message, the console and the reports say so and suggest a longer --deadline."""
+    scenario = UPSTREAM / "should-stop-enforcing-policies-after-they-are-deleted.yaml"
+    instance = f"late{os.getpid() % 100000}"
+    with EmbeddedCluster(ClusterOptions(instance=instance, knobs=Knobs.parse(3, []))) as ec:
+        proc = cli(
+            "run",
+            str(scenario),
+            "--kubeconfig",
+            ec.kubeconfig,
+            "--context",
+            ec.context,
+            "--output-dir",
+            str(tmp_path),
+            "--deadline",
+            "2",
+        )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "results.json").read_text())
+    steps = doc["scenarios"][0]["steps"]
+    bad = [c for st in steps for c in st["cells"] if c["status"] == "mismatch"]
+    assert bad and all(c["slow_propagation"] for c in bad), bad
+    assert all(c["settled_after_s"] is not None and 2.5 < c["settled_after_s"] < 6 for c in bad)
+    assert {c["to"] for c in bad if c["expected"] == "deny"}, "the policy's cells in step 1"
+    assert {c["to"] for c in bad if c["expected"] == "allow"}, "the deleted policy's in step 2"
+    for st in steps:
+        assert "try --deadline" in st["message"], st["message"]
+    assert "try --deadline" in proc.stdout
+    assert "slow propagation" in (tmp_path / "report.html").read_text()
+    assert "slow propagation" in (tmp_path / "summary.md").read_text()
+
+
+def test_keep_on_an_auto_started_cluster_keeps_the_cluster_and_its_reproduce_commands(
+    tmp_path: Path,
+) -> None:
+    """`run --keep` without a cluster: the embedded cluster started for the run stays up, so the
+    kept namespaces exist and a cell's reproduce command works; `cluster down` removes it all."""
+    from conformance.cluster import embedded
+
+    instance = f"kept{os.getpid() % 100000}"
+    try:
+        proc = cli(
+            "run",
+            str(DENY_INGRESS),
+            "--keep",
+            "--embedded-name",
+            instance,
+            "--output-dir",
+            str(tmp_path),
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"netpol-conformance cluster down --name {instance}" in proc.stdout
+        assert embedded.find(instance) is not None, "the cluster is still running"
+        doc = json.loads((tmp_path / "results.json").read_text())
+        cell = next(c for st in doc["scenarios"][0]["steps"] for c in st["cells"] if c["command"])
+        again = subprocess.run(cell["command"].split(), capture_output=True, text=True, timeout=60)
+        expected_rc = 0 if cell["observed"] == "connected" else 1
+        assert again.returncode == expected_rc, again.stdout + again.stderr
+        down = cli("cluster", "down", "--name", instance)
+        assert down.returncode == 0, down.stdout + down.stderr
+    finally:
+        embedded.stop(instance)
+    assert embedded.find(instance) is None and netns(instance) == set()
+
+
 @pytest.mark.parametrize("jobs", [1, 3])
 def test_interrupt_mid_run_removes_everything(tmp_path: Path, jobs: int) -> None:
     instance = f"intr{jobs}{os.getpid() % 100000}"
@@ -220,7 +314,14 @@ def test_api_faults_at_ten_percent_still_give_correct_verdicts(tmp_path: Path) -
             str(tmp_path),
         )
         injected = ec.status()["faultsInjected"]
+        status = cli("cluster", "status", "--name", instance)
     doc = json.loads((tmp_path / "results.json").read_text())
+    # Retries are visible: counted in the results and the console, injected faults in `status`.
+    assert doc["retries"]["api"] > 0 and doc["retries"]["exec"] > 0, doc["retries"]
+    assert "retried after transient errors: " in proc.stdout
+    assert f"faults injected: {injected['delays']} delays, {injected['errors']} errors, " in (
+        status.stdout
+    )
     cells = [c for s in doc["scenarios"] for st in s["steps"] for c in st["cells"]]
     statuses = {c["status"] for c in cells}
     assert "mismatch" not in statuses, proc.stdout
@@ -230,16 +331,27 @@ def test_api_faults_at_ten_percent_still_give_correct_verdicts(tmp_path: Path) -
     assert injected["errors"] > 0 and injected["exec_drops"] > 0, injected
 
 
-def test_probing_via_services(tmp_path: Path) -> None:
-    proc = cli("run", str(DENY_INGRESS), "--via", "service", "--output-dir", str(tmp_path))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+def test_probing_via_services_gives_the_same_verdicts_as_probing_pods(tmp_path: Path) -> None:
+    """The examples probe ports some destinations do not serve: through the per-pod Service such
+    a probe must be refused by the pod (as it is on the pod IP), not time out as if denied."""
+    examples = ROOT / "scenarios" / "examples"
+    proc = cli("run", str(examples), "--via", "service", "--output-dir", str(tmp_path))
     doc = json.loads((tmp_path / "results.json").read_text())
+    problems = disagreeing_cells(doc)
+    assert not problems, "\n".join(problems[:30])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     cells = [
-        c for st in doc["scenarios"][0]["steps"] for c in st["cells"] if c["status"] == "match"
+        c
+        for s in doc["scenarios"]
+        for st in s["steps"]
+        for c in st["cells"]
+        if c["status"] == "match"
     ]
-    assert cells and all("--protocol=tcp" in c["command"] for c in cells)
-    pod_ips = {c["command"].split()[-3].rsplit(":", 1)[0] for c in cells}
-    assert all(ip.startswith("10.96.") for ip in pod_ips), "probes went to ClusterIPs, not pod IPs"
+    assert cells and all("--protocol=" in c["command"] for c in cells)
+    hosts = {c["command"].split()[-3].rsplit(":", 1)[0] for c in cells if c["to"][0] != "@"}
+    assert all(ip.startswith("10.96.") for ip in hosts), "probes went to ClusterIPs, not pod IPs"
+    unserved = [c for c in cells if not c["served"] and c["expected"] == "allow"]
+    assert unserved and {c["observed"] for c in unserved} == {"refused"}
 
 
 def test_keep_then_clean_removes_namespaces_and_cluster_scoped_policies(tmp_path: Path) -> None:
@@ -261,8 +373,8 @@ def test_keep_then_clean_removes_namespaces_and_cluster_scoped_policies(tmp_path
             cleaned = cli("clean", "--run-id", run_id, *target)
             assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
             lines = set(cleaned.stdout.split("\n")) - {""}
-            expected = {f"Namespace {n['metadata']['name']}" for n in kept} | {
-                f"ClusterNetworkPolicy {p['metadata']['name']}" for p in cnps
+            expected = {f"deleted Namespace {n['metadata']['name']}" for n in kept} | {
+                f"deleted ClusterNetworkPolicy {p['metadata']['name']}" for p in cnps
             }
             assert lines == expected
             assert kube.list_items("ClusterNetworkPolicy", label_selector=selector) == []

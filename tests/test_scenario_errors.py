@@ -189,6 +189,44 @@ def test_policy_file_errors_point_into_that_file(
     assert f"{tmp_path / 'pol.yaml'}:9: spec.policyTypes[0]: 'Sideways' is not a policy type" in err
 
 
+def test_every_problem_of_a_file_is_reported_in_one_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A structural error (here in `expect`) does not hide the errors of the inline policies."""
+    path = tmp_path / "three.yaml"
+    path.write_text(
+        scenario(
+            """\
+            topology:
+              namespaces: {x: {}}
+              pods: [{name: x/a}, {name: x/b}]
+            steps:
+              - name: one
+                apply:
+                  - apiVersion: networking.k8s.io/v1
+                    kind: NetworkPolicy
+                    metadata: {name: p, namespace: x}
+                    spec:
+                      podSelector:
+                        matchLabel: {app: a}
+                      policyTypes: [ingress]
+                expect:
+                  default: allwo
+            """
+        )
+    )
+    assert main(["evaluate", str(path)]) == 2
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error: ")]
+    assert errors == [
+        f"error: {path}:12: steps[0].apply[0].spec.podSelector.matchLabel: unknown field "
+        "'matchLabel'; accepted: matchExpressions, matchLabels",
+        f"error: {path}:13: steps[0].apply[0].spec.policyTypes[0]: 'ingress' is not a policy "
+        "type; accepted: Ingress, Egress",
+        f"error: {path}:15: steps[0].expect.default: Input should be 'allow' or 'deny' (got "
+        "'allwo')",
+    ]
+
+
 def test_expect_rule_matching_nothing_is_an_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

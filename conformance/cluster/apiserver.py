@@ -31,6 +31,7 @@ from conformance.cluster.store import (
     NAMESPACES,
     NETWORK_POLICIES,
     PODS,
+    RESOURCES,
     SERVICES,
     AlreadyExists,
     Conflict,
@@ -171,6 +172,28 @@ class ApiServer:
             return _json(doc)
         if path == "/apis":
             return _json(discovery.api_groups())
+        if path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews":
+            # `kubectl auth can-i`: the embedded cluster has no authorization, everything is allowed.
+            if request.method != "POST":
+                raise ApiError(405, "MethodNotAllowed", "selfsubjectaccessreviews accept POST")
+            raw = await request.read()  # kubectl sends protobuf; the answer does not depend on it
+            spec: Any = {}
+            if request.content_type == JSON:
+                with contextlib.suppress(ValueError):
+                    spec = (json.loads(raw or b"{}") or {}).get("spec") or {}
+            return _json(
+                {
+                    "kind": "SelfSubjectAccessReview",
+                    "apiVersion": "authorization.k8s.io/v1",
+                    "metadata": {"creationTimestamp": None},
+                    "spec": spec,
+                    "status": {
+                        "allowed": True,
+                        "reason": "the embedded cluster does not authorize: everything is allowed",
+                    },
+                },
+                201,
+            )
         if parts[:1] == ["api"] and len(parts) >= 2:
             group, version, rest = "", parts[1], parts[2:]
         elif parts[:1] == ["apis"] and len(parts) >= 3:
@@ -210,6 +233,15 @@ class ApiServer:
             if candidate is not None and candidate.namespaced:
                 namespace, rest = rest[1], rest[2:]
         res = discovery.find(group, version, rest[0])
+        if res is None and not (group == "" and rest[0] == "namespaces"):
+            wanted = rest[2] if rest[0] == "namespaces" and len(rest) >= 3 else rest[0]
+            served = ", ".join(r.qualified for r in RESOURCES)
+            raise ApiError(
+                404,
+                "NotFound",
+                f"the embedded cluster does not serve {wanted} ({group or 'core'}/{version}); "
+                f"it serves only {served}",
+            )
         if res is None or len(rest) > 3:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if res.namespaced and not namespace and len(rest) > 1:
@@ -218,6 +250,13 @@ class ApiServer:
         sub = rest[2] if len(rest) > 2 else ""
         if sub == "exec" and res is PODS:
             return await self._exec(request, namespace, name)
+        if sub == "log" and res is PODS:
+            raise ApiError(
+                404,
+                "NotFound",
+                "the embedded cluster keeps no container logs: its pods' servers run inside the "
+                "cluster daemon (see docs/cluster.md); use kubectl exec to look inside a pod",
+            )
         if sub not in ("", "status"):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if sub == "status" and request.method != "GET":
@@ -695,6 +734,13 @@ class ApiServer:
     async def _patch(
         self, request: web.Request, res: Resource, namespace: str, name: str
     ) -> web.StreamResponse:
+        if request.content_type == "application/apply-patch+yaml":
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                "server-side apply is not supported by the embedded cluster: use kubectl apply "
+                "without --server-side (client-side apply), or kubectl create/replace",
+            )
         body = await self._body(request)
         current = self.store.get(res, namespace, name)
         if current is None:
@@ -710,7 +756,7 @@ class ApiServer:
                     raise ApiError(
                         415,
                         "UnsupportedMediaType",
-                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json",
                     )
                 patched = patch.strategic_merge_patch(current, body)
             else:

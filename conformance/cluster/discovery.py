@@ -74,6 +74,9 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
                 "kind": res.kind,
                 "verbs": VERBS,
                 "shortNames": list(res.short_names),
+                # `kubectl get all` lists the resources in category "all" (pods and services,
+                # as on a real cluster).
+                **({"categories": ["all"]} if res.plural in ("pods", "services") else {}),
             }
         )
         if res.plural == "pods":

@@ -67,6 +67,25 @@ def _columns(res: Resource) -> list[tuple[str, str, int]]:
         return [("Name", "string", 0), ("Pod-Selector", "string", 0), ("Age", "string", 0)]
     if res.plural in ("adminnetworkpolicies", "clusternetworkpolicies"):
         return [("Name", "string", 0), ("Priority", "string", 0), ("Age", "string", 0)]
+    if res.plural == "services":  # as the real API server's table for services
+        return [
+            ("Name", "string", 0),
+            ("Type", "string", 0),
+            ("Cluster-IP", "string", 0),
+            ("External-IP", "string", 0),
+            ("Port(s)", "string", 0),
+            ("Age", "string", 0),
+            ("Selector", "string", 1),
+        ]
+    if res.plural == "events":
+        return [
+            ("Last Seen", "string", 0),
+            ("Type", "string", 0),
+            ("Reason", "string", 0),
+            ("Object", "string", 0),
+            ("Message", "string", 0),
+            ("Name", "string", 1),
+        ]
     return [("Name", "string", 0), ("Age", "string", 0)]
 
 
@@ -92,6 +111,31 @@ def _cells(res: Resource, obj: dict[str, Any]) -> list[Any]:
         return [meta["name"], _selector_text(spec.get("podSelector")), age]
     if res.plural in ("adminnetworkpolicies", "clusternetworkpolicies"):
         return [meta["name"], str(spec.get("priority", "")), age]
+    if res.plural == "services":
+        ports = ",".join(
+            f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or []
+        )
+        selector = ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items()))
+        return [
+            meta["name"],
+            spec.get("type", "ClusterIP"),
+            spec.get("clusterIP") or "<none>",
+            "<none>",
+            ports or "<none>",
+            age,
+            selector or "<none>",
+        ]
+    if res.plural == "events":
+        involved = obj.get("involvedObject") or {}
+        last = obj.get("lastTimestamp") or obj.get("eventTime") or meta.get("creationTimestamp", "")
+        return [
+            _age(str(last)[:19] + "Z" if last else ""),
+            obj.get("type", ""),
+            obj.get("reason", ""),
+            f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}",
+            obj.get("message", ""),
+            meta["name"],
+        ]
     return [meta["name"], age]
 
 

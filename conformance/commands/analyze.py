@@ -22,6 +22,7 @@ from conformance.reference.inventory import (
     list_cluster,
     load_manifest_dir,
     parse_port,
+    plural,
     scenario_document,
     summary,
     write_csv,
@@ -88,8 +89,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         if args.explain:
             return _explain(inventory, args, out)
         if args.to_scenario:
-            path = write_scenario(inventory, Path(args.to_scenario), args.sample, args.seed)
-            print(f"wrote {path} ({args.sample} sampled pods, seed {args.seed})", file=out)
+            path, sampled = write_scenario(
+                inventory, Path(args.to_scenario), args.sample, args.seed
+            )
+            of = len(inventory.state.pods)
+            print(f"wrote {path} ({sampled} of {plural(of, 'pod')}, seed {args.seed})", file=out)
             return ExitCode.OK
         matrix = _matrix(inventory, args, err)
         if args.out:
@@ -105,6 +109,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     except ClusterError as exc:
         print(f"error: {exc}", file=err)
         return ExitCode.INFRASTRUCTURE
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): the CLI ends quietly
     except OSError as exc:
         print(f"error: {exc}", file=err)
         return ExitCode.USAGE
@@ -182,11 +188,11 @@ def _explain(inventory: Inventory, args: argparse.Namespace, out: TextIO) -> int
     return ExitCode.OK
 
 
-def write_scenario(inventory: Inventory, path: Path, sample: int, seed: int) -> Path:
+def write_scenario(inventory: Inventory, path: Path, sample: int, seed: int) -> tuple[Path, int]:
     """Write the scenario, then add the reference evaluator's table as its expectation.
 
     The table is computed from the written file itself (load, bind, evaluate), so it is exactly
-    the layout and cell set ``evaluate`` checks.
+    the layout and cell set ``evaluate`` checks. Returns the file and how many pods it has.
     """
     from conformance.reference.expectations import expected_table
     from conformance.scenario.load import load_scenario
@@ -200,4 +206,4 @@ def write_scenario(inventory: Inventory, path: Path, sample: int, seed: int) -> 
     doc["steps"][0]["expect"] = {"table": table.render() + "\n"}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(dump_yaml(doc), "utf-8")
-    return path
+    return path, len(doc["topology"]["pods"])

@@ -92,6 +92,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(
         f"pods: {stats.get('pods')}  rules applied: generation {stats.get('appliedGeneration')}/{stats.get('generation')}"
     )
+    faults = stats.get("faultsInjected") or {}
+    print(
+        "faults injected: "
+        + (", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(faults.items())) or "none")
+    )
     return ExitCode.OK
 
 

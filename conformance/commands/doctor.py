@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from conformance.commands.options import help_text
 from conformance.errors import ConformanceError, ExitCode
 from conformance.live.deploy import PullPolicy
 from conformance.live.doctor import Check, CheckStatus, Doctor, DoctorOptions, exit_status
@@ -65,7 +66,7 @@ def add_command(sub: Any) -> None:
     p = sub.add_parser(
         "doctor",
         help="check a cluster before a run (API, nodes, CNI, probe image, SCTP) and say what to fix",
-        description=__doc__,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")

@@ -14,13 +14,15 @@ from conformance.errors import ExitCode
 from conformance.reference.mutation import last_step_flips
 from conformance.scenario.generate import ADMIN_VERSIONS, GenerateOptions, generate
 
+DEFAULT_OUT = "generated-scenarios"
+
 
 def add_command(sub: Any) -> None:
     p = sub.add_parser(
         "generate",
         help="write random NetworkPolicy scenarios for differential testing",
         description="Write COUNT random scenarios over the upstream x/y/z model. They declare no "
-        "expectations: `run` compares the cluster with the reference evaluator, so every "
+        "expectations: run compares the cluster with the reference evaluator, so every "
         "mismatch is a finding, reproducible from the seed.",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -46,7 +48,10 @@ def add_command(sub: Any) -> None:
         "or v1alpha2 ClusterNetworkPolicy (both tiers)",
     )
     p.add_argument(
-        "--out", default="scenarios/generated", help="output folder (default scenarios/generated)"
+        "--out",
+        default=DEFAULT_OUT,
+        help=f"output folder (default: {DEFAULT_OUT}, outside the shipped scenarios/ so that "
+        "'run scenarios/' and pytest do not pick the generated files up)",
     )
     p.set_defaults(func=run)
 

@@ -8,6 +8,7 @@ The run options themselves (names, types, defaults, help) are the table
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 from conformance.live.options import RUN_OPTIONS
@@ -24,6 +25,15 @@ def positive_int(text: str) -> int:
     return value
 
 
+def help_text(doc: str | None) -> str:
+    """A module docstring as ``--help`` prose: the first line's ``command``: label dropped,
+    code marks (double and single backquotes) removed, the first letter capitalised."""
+    text = re.sub(r"^``[^`]*``:\s*", "", (doc or "").strip())
+    text = re.sub(r"``([^`]*)``", r"\1", text)
+    text = re.sub(r"`([^`]*)`", r"\1", text)
+    return text[:1].upper() + text[1:]
+
+
 def add_run_options(group: Any) -> None:
     """``--via``, ``--probe-timeout``, ... on an argparse parser or argument group."""
     for o in RUN_OPTIONS:
@@ -31,10 +41,19 @@ def add_run_options(group: Any) -> None:
             group.add_argument(f"--{o.name}", action="store_true", help=o.help)
         elif o.choices:
             # Plain strings: argparse's own "invalid choice" message lists them.
-            group.add_argument(f"--{o.name}", choices=o.choices, default=o.default, help=o.help)
+            group.add_argument(
+                f"--{o.name}",
+                choices=o.choices,
+                default=o.default,
+                help=f"{o.help} (default: %(default)s)",
+            )
         else:
             group.add_argument(
-                f"--{o.name}", type=o.kind, default=o.default, metavar=o.metavar, help=o.help
+                f"--{o.name}",
+                type=o.kind,
+                default=o.default,
+                metavar=o.metavar,
+                help=f"{o.help} (default: %(default)s)",
             )
 
 

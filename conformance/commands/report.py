@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from conformance.commands.options import help_text
 from conformance.errors import ExitCode
 from conformance.live.results import RunResult
 from conformance.reports import REPORT_FORMATS, render
@@ -69,7 +70,7 @@ def add_commands(sub: Any) -> None:
     d = sub.add_parser(
         "diff",
         help="cells whose verdict changed between two runs; exit 1 on regressions",
-        description=__doc__,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d.add_argument("old", metavar="OLD.json", help="baseline results")
@@ -126,7 +127,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             else:
                 text = render(run, args.format, load_deviations(args.known_deviations))
     except (ValueError, DeviationsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         return ExitCode.USAGE
     if not args.output or args.output == "-":
         sys.stdout.write(text)
@@ -182,7 +184,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
         old, new = RunResult.load(args.old), RunResult.load(args.new)
         result = compare(old, new, load_deviations(args.known_deviations))
     except (ValueError, DeviationsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         return ExitCode.USAGE
     print(dumps(result) if args.format == "json" else result.text())
     return result.exit_code()

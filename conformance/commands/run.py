@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from conformance.cluster import embedded
-from conformance.commands.options import add_run_options, positive_int, run_option_values
+from conformance.commands.options import add_run_options, help_text, positive_int, run_option_values
 from conformance.commands.report import load_deviations
 from conformance.commands.suites import add_shard_option, add_suite_option, sources
 from conformance.errors import ClusterError, ConformanceError, ExitCode, ScenarioError
@@ -30,7 +30,7 @@ from conformance.live.deploy import (
     new_run_id,
 )
 from conformance.live.options import RunOptions
-from conformance.live.results import RunResult, ScenarioResult, Status, exit_code, now_utc
+from conformance.live.results import RunResult, ScenarioResult, exit_code, now_utc
 from conformance.live.runner import Runner, delete_labelled
 from conformance.live.session import (
     ClusterChoice,
@@ -39,6 +39,7 @@ from conformance.live.session import (
     terminate_as_interrupt,
 )
 from conformance.reports import DeviationsError, KnownDeviations, judge, write_reports
+from conformance.reports.text import run_lines, summary_lines
 from conformance.scenario.load import Scenario, load_scenarios
 from conformance.scenario.shard import select
 
@@ -47,7 +48,7 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser(
         "run",
         help="run scenarios on a cluster and compare with the reference evaluator",
-        description=__doc__,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
@@ -59,9 +60,18 @@ def add_commands(sub: Any) -> None:
         "--tag", action="append", default=[], help="only scenarios with this tag (repeatable)"
     )
     p.add_argument(
-        "--output-dir", default="reports", help="where results JSON goes (default: reports)"
+        "--output-dir",
+        default="reports",
+        help="where the results JSON and the HTML, JUnit and Markdown reports go (default: "
+        "%(default)s)",
     )
-    p.add_argument("--keep", action="store_true", help="leave namespaces in place for debugging")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the run's namespaces and policies in place for debugging (an embedded "
+        "cluster started for the run keeps running; the end of the output says how to remove "
+        "what was kept)",
+    )
     add_shard_option(p, "--shard")
     p.add_argument(
         "--jobs",
@@ -127,13 +137,25 @@ def add_cluster_options(p: argparse.ArgumentParser) -> None:
     add_run_options(p.add_argument_group("probing"))
     d = p.add_argument_group("pods")
     deploy = DeployOptions()
-    d.add_argument("--image", default=deploy.image)
+    d.add_argument(
+        "--image",
+        default=deploy.image,
+        help="image of the probe pods; it must provide agnhost's serve-hostname, porter and "
+        "connect, as agnhost does (default: %(default)s)",
+    )
     d.add_argument(
         "--image-pull-policy",
-        default=deploy.image_pull_policy,
+        default=str(deploy.image_pull_policy),
         choices=[p.value for p in PullPolicy],
+        help="imagePullPolicy of the probe pods (default: %(default)s)",
     )
-    d.add_argument("--node-selector", action="append", default=[], metavar="KEY=VALUE")
+    d.add_argument(
+        "--node-selector",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="nodeSelector of the probe pods (repeatable)",
+    )
 
 
 def _pairs(items: Sequence[str], flag: str) -> dict[str, str]:
@@ -194,7 +216,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         deviations = load_deviations(args.known_deviations)
     except DeviationsError as exc:
-        err.print(f"error: {exc}", markup=False)
+        for line in str(exc).splitlines():
+            err.print(f"error: {line}", markup=False, soft_wrap=True)
         return ExitCode.USAGE
     try:
         choice = ClusterChoice(
@@ -204,6 +227,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             embedded_instance=args.embedded_name,
             in_cluster=args.in_cluster,
             externals=_pairs(args.external, "--external"),
+            keep_embedded=args.keep,
         )
     except ConformanceError as exc:
         err.print(f"error: {exc}", markup=False)
@@ -213,16 +237,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     runner: Runner | None = None
     try:
         with terminate_as_interrupt(), open_cluster(choice, scenarios) as (cluster, externals):
+            kept_at = f"--kubeconfig {cluster.kubeconfig} --context {cluster.context}"
             runner = Runner(cluster, options_from_args(args, externals), run_id)
             result = runner.new_result()
             try:
                 _run_all(runner, scenarios, result, out, args.jobs)
             finally:
+                result.retries = cluster.retry_counts()
                 if not args.keep:
                     runner.cleanup()
                 runner.close()
     except KeyboardInterrupt:
-        err.print("interrupted: everything this run created has been removed")
+        if args.keep and not choice.wants_embedded:
+            err.print(
+                f"interrupted: the run's objects were kept (--keep); remove them with "
+                f"`netpol-conformance clean --run-id {run_id}`",
+                markup=False,
+            )
+        else:
+            err.print("interrupted: everything this run created has been removed")
         if result is not None:
             _write(result, args.output_dir, err, deviations)
         return ExitCode.INTERRUPTED
@@ -233,14 +266,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         err.print(f"error: {exc}", markup=False)
         return ExitCode.INFRASTRUCTURE
     assert result is not None
-    path = _write(result, args.output_dir, err, deviations)
-    print_summary(result, out)
-    if args.keep:
+    written = _write(result, args.output_dir, err, deviations)
+    print_summary(result, out, deviations, written)
+    if args.keep and choice.wants_embedded:
+        out.print(
+            f"kept: the embedded cluster {choice.instance!r} with this run's namespaces is still "
+            f"running (kubectl {kept_at} get pods -A); stop it and remove everything with "
+            f"`netpol-conformance cluster down --name {choice.instance}`",
+            markup=False,
+            soft_wrap=True,
+        )
+    elif args.keep:
         out.print(
             f"kept: namespaces labelled {RUN_LABEL}={run_id}; remove them with "
-            f"`netpol-conformance clean --run-id {run_id}` (plus the same --kubeconfig/--context)"
+            f"`netpol-conformance clean --run-id {run_id}` (plus the same --kubeconfig/--context)",
+            markup=False,
+            soft_wrap=True,
         )
-    out.print(f"results: {path}")
     if deviations is not None:
         judged = judge(result, deviations)
         if judged.known:
@@ -274,69 +316,81 @@ def _run_all(
 
 def _write(
     result: RunResult, output_dir: str, err: Console, deviations: KnownDeviations | None = None
-) -> str:
+) -> list[Path]:
+    """The results JSON, then the reports (docs/reports.md); returns the per-run files written."""
     directory = Path(output_dir)
     try:
         path = result.save(directory)
     except OSError as exc:
-        err.print(f"error: cannot write results to {directory}: {exc.strerror}")
-        return ""
-    # HTML, JUnit and Markdown next to the JSON (docs/reports.md); the JSON is what matters, so a
-    # report that cannot be rendered is an error message, not a lost run.
+        err.print(f"error: cannot write results to {directory}: {exc.strerror}", markup=False)
+        return []
+    # The JSON is what matters, so a report that cannot be rendered is an error message, not a
+    # lost run.
     try:
-        write_reports(result, directory, deviations)
+        return [path, *write_reports(result, directory, deviations)]
     except Exception as exc:
         err.print(f"error: cannot write reports to {directory}: {exc}", markup=False)
-    return str(path)
+        return [path]
 
 
 STATUS_STYLE = {
-    Status.PASS: "green",
-    Status.FAIL: "bold red",
-    Status.ERROR: "yellow",
-    Status.SKIPPED: "dim",
+    "pass": "green",
+    "known": "blue",
+    "fail": "bold red",
+    "error": "yellow",
+    "skipped": "dim",
 }
 
 
-def print_summary(result: RunResult, out: Console) -> None:
-    table = Table(
-        title=f"netpol-conformance run {result.run_id} on {result.context} ({result.server_version})"
-    )
-    for col in (
-        "scenario",
-        "status",
-        "steps",
-        "match",
-        "mismatch",
-        "check-failed",
-        "not-supported",
-        "note",
-    ):
-        table.add_column(col)
-    for sc in result.scenarios:
-        counts: dict[str, int] = {}
-        for st in sc.steps:
-            for k, v in st.counts().items():
-                counts[k] = counts.get(k, 0) + v
-        note = sc.message or next((st.message for st in sc.steps if st.message), "")
-        table.add_row(
-            sc.name,
-            f"[{STATUS_STYLE[sc.status]}]{sc.status}[/]",
-            str(len(sc.steps)),
-            str(counts.get("match", 0)),
-            str(counts.get("mismatch", 0)),
-            str(counts.get("check-failed", 0)),
-            str(counts.get("not-supported", 0)),
-            note[:80],
+def print_summary(
+    result: RunResult,
+    out: Console,
+    deviations: KnownDeviations | None = None,
+    written: Sequence[Path] = (),
+) -> None:
+    """On a terminal a table of scenarios; in a log (no terminal) plain lines only. Both then
+    list what did not pass with its mismatching cells, the totals and where the reports are."""
+    j = judge(result, deviations)
+    title = f"netpol-conformance run {result.run_id} on {result.context} ({result.server_version})"
+    if out.is_terminal:
+        table = Table(title=title)
+        for col in (
+            "scenario",
+            "status",
+            "steps",
+            "match",
+            "mismatch",
+            "check-failed",
+            "not-supported",
+        ):
+            table.add_column(col, no_wrap=col == "scenario")
+        for sc in result.scenarios:
+            counts: dict[str, int] = {}
+            for st in sc.steps:
+                for k, v in st.counts().items():
+                    counts[k] = counts.get(k, 0) + v
+            outcome = j.scenario_outcome(sc)
+            table.add_row(
+                sc.name,
+                f"[{STATUS_STYLE.get(outcome, '')}]{outcome}[/]",
+                str(len(sc.steps)),
+                str(counts.get("match", 0)),
+                str(counts.get("mismatch", 0)),
+                str(counts.get("check-failed", 0)),
+                str(counts.get("not-supported", 0)),
+            )
+        out.print(table)
+    else:
+        out.print(title, markup=False, highlight=False, soft_wrap=True)
+    for line in [*run_lines(j), *summary_lines(j)]:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    if written:
+        out.print(
+            "reports: " + " ".join(str(p) for p in written),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
-    out.print(table)
-    s = result.summary()
-    cells = s["cells"]
-    out.print(
-        f"{len(result.scenarios)} scenarios: {s['scenarios']}; cells: {cells.get('match', 0)} match, "
-        f"{cells.get('mismatch', 0)} mismatch, {cells.get('check-failed', 0)} check-failed, "
-        f"{cells.get('not-supported', 0)} not supported, {s['flaky']} flaky."
-    )
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
@@ -351,7 +405,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
         pruned = []
         err.print(f"warning: orphaned embedded clusters not pruned: {exc}", markup=False)
     if pruned:
-        print("\n".join(pruned))
+        print("\n".join(f"deleted {what}" for what in pruned))
     try:
         cluster = KubeCluster(args.kubeconfig, args.context)
         selector = f"{RUN_LABEL}={args.run_id}" if args.run_id else f"{TOOL_LABEL}={TOOL_NAME}"
@@ -366,7 +420,10 @@ def cmd_clean(args: argparse.Namespace) -> int:
     except ConformanceError as exc:
         err.print(f"error: {exc}", markup=False)
         return ExitCode.INFRASTRUCTURE
-    print("\n".join(removed) if removed or pruned else "nothing to remove")
+    if removed:
+        print("\n".join(f"deleted {what}" for what in removed))
+    elif not pruned:
+        print("nothing to remove")
     return ExitCode.OK
 
 

@@ -179,16 +179,27 @@ def pod_manifest(
     }
 
 
-def service_manifest(pod: Pod, real_ns: str, run: Mapping[str, str]) -> dict[str, Any]:
-    """A ClusterIP Service per pod (``s-<pod>``) so probes can also go through Services."""
+def service_manifest(
+    pod: Pod, real_ns: str, run: Mapping[str, str], probed: Iterable[tuple[int, L4Protocol]] = ()
+) -> dict[str, Any] | None:
+    """A ClusterIP Service per pod (``s-<pod>``) so probes can also go through Services.
+
+    It exposes the pod's own ports and every (port, protocol) the scenario probes, each to the
+    same port of the pod: a probe of a port the pod does not serve then reaches the pod and is
+    refused, as a probe of the pod's IP is, instead of timing out on the ClusterIP (which reads
+    as a deny). ``None`` when there is nothing to expose (a Service needs a port).
+    """
+    pairs = sorted({(p.port, p.protocol) for p in pod.ports} | set(probed))
+    if not pairs:
+        return None
     ports = [
         {
-            "name": f"{p.protocol.lower()}-{p.port}",
-            "port": p.port,
-            "targetPort": p.port,
-            "protocol": str(p.protocol),
+            "name": f"{protocol.lower()}-{port}",
+            "port": port,
+            "targetPort": port,
+            "protocol": str(protocol),
         }
-        for p in pod.ports
+        for port, protocol in pairs
     ]
     return {
         "apiVersion": "v1",

@@ -454,6 +454,15 @@ class Doctor:
                 missing.append(node)
             else:
                 unknown.append(f"{node}: exit {res.exit_code} {res.stderr.strip()[:120]}")
+        if missing and self.embedded:
+            return Check(
+                "SCTP",
+                CheckStatus.FAIL,
+                "the sctp kernel module is not loaded on this machine",
+                "the embedded cluster's pods use this machine's kernel: run `sudo modprobe sctp` "
+                "here (a kernel without the module cannot run SCTP scenarios; they are skipped), "
+                "then run the doctor again",
+            )
         if missing:
             return Check(
                 "SCTP",

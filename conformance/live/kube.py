@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import tenacity
 import urllib3
+import websocket
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -64,7 +65,11 @@ def translate(exc: Exception, what: str) -> ClusterError:
                 text, float(after) if after.isdigit() else None, status=exc.status
             )
         return permanent_for_status(text, exc.status)
-    if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | OSError):
+    if isinstance(
+        exc, urllib3.exceptions.HTTPError | ConnectionError | OSError | websocket.WebSocketException
+    ):
+        # A WebSocketException is an exec stream that dropped (the connection was lost or closed
+        # before the exit status): running the command again can help.
         return TransientClusterError(f"{what}: {type(exc).__name__}: {exc}")
     return PermanentClusterError(f"{what}: {type(exc).__name__}: {exc}")
 
@@ -78,13 +83,17 @@ def _wait(state: tenacity.RetryCallState) -> float:
     return base
 
 
-def retrying(func: Callable[[], T], attempts: int = 8) -> T:
-    """Run ``func`` retrying only TransientClusterError (bounded attempts with backoff)."""
+def retrying(
+    func: Callable[[], T], attempts: int = 8, on_retry: Callable[[], None] | None = None
+) -> T:
+    """Run ``func`` retrying only TransientClusterError (bounded attempts with backoff);
+    ``on_retry`` is called before each retry (so retries can be counted)."""
     retryer = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(TransientClusterError),
         stop=tenacity.stop_after_attempt(attempts),
         wait=_wait,
         reraise=True,
+        before_sleep=(lambda _state: on_retry()) if on_retry is not None else None,
     )
     return retryer(func)
 
@@ -154,6 +163,17 @@ class KubeCluster:
         self._api = k8s.ApiClient(self._config)
         self._local = threading.local()
         self.server = self._config.host
+        self._retries = {"api": 0, "exec": 0}
+        self._retries_lock = threading.Lock()
+
+    def _count_retry(self, what: str) -> None:
+        with self._retries_lock:
+            self._retries[what] += 1
+
+    def retry_counts(self) -> dict[str, int]:
+        """Transient failures retried so far: ``api`` requests and ``exec`` streams."""
+        with self._retries_lock:
+            return dict(self._retries)
 
     def close(self) -> None:
         self._api.close()
@@ -167,7 +187,7 @@ class KubeCluster:
                 raise translate(exc, what) from None
             return json.loads(resp or b"{}")
 
-        return retrying(once)
+        return retrying(once, on_retry=lambda: self._count_retry("api"))
 
     def _path(self, kind: str, namespace: str | None, name: str | None = None) -> str:
         if kind in ("Namespace", "Node"):
@@ -376,7 +396,7 @@ class KubeCluster:
                 if ws.is_open():
                     ws.close()
 
-        return retrying(once, attempts=4)
+        return retrying(once, attempts=4, on_retry=lambda: self._count_retry("exec"))
 
 
 def _ident(obj: Mapping[str, Any]) -> tuple[str, str | None, str]:

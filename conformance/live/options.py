@@ -119,13 +119,16 @@ class RunOption:
 
 RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("via", "via", Via, "probe pod IPs or per-pod Services"),
-    RunOption("probe-timeout", "probe_timeout_s", int, "agnhost connect timeout (s)", metavar="S"),
+    RunOption(
+        "probe-timeout", "probe_timeout_s", int, "agnhost connect timeout, in seconds", metavar="S"
+    ),
     RunOption("parallel", "parallel", int, "source pods probed at once"),
     RunOption(
         "deadline",
         "convergence_deadline_s",
         float,
-        "how long disagreeing cells are re-probed after a step (s)",
+        "seconds that disagreeing cells are re-probed after a step; raise it for a CNI that "
+        "propagates policy changes slowly",
         metavar="S",
     ),
     RunOption("include-self", "include_self", bool, "also judge pod-to-itself cells"),

@@ -45,6 +45,8 @@ class ProbeTarget:
 class ProbeResult:
     outcome: Outcome
     detail: str = ""
+    started: float | None = None
+    """``time.monotonic()`` when the exec that ran this probe started (set by the runner)."""
 
 
 def batch_script() -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -75,9 +76,19 @@ class CellResult:
     path: TrafficPath | None = None
     """same-node, cross-node, from-node, ... as the pods actually ran (None: node unknown)."""
     family: AddressFamily = AddressFamily.IPV4
+    slow_propagation: bool = False
+    """A mismatch that may be propagation slower than the deadline: it still showed the verdict
+    from before the step's changes, or it agreed only in probes after the deadline."""
+    settled_after_s: float | None = None
+    """A mismatch that agreed in the extra probes after the deadline: when (as converged_after_s)."""
 
-    def record(self, res: ProbeResult, elapsed: float) -> None:
-        """Fold one observation into the cell: status, attempts, convergence, flakiness."""
+    def record(self, res: ProbeResult, since_change: float) -> None:
+        """Fold one observation into the cell: status, attempts, convergence, flakiness.
+
+        ``since_change`` is how long after the API accepted the step's last change this attempt
+        started; an attempt that agrees with the reference sets ``converged_after_s`` to it (the
+        cell is not probed again once it agrees, so that is the first attempt that saw the final
+        verdict)."""
         self.attempts += 1
         self.observed = res.outcome
         self.detail = res.detail
@@ -89,7 +100,7 @@ class CellResult:
             self.status = CellStatus.CHECK_FAILED
         elif self.observed_verdict == self.expected:
             self.status = CellStatus.MATCH
-            self.converged_after_s = round(elapsed, 3)
+            self.converged_after_s = round(max(0.0, since_change), 3)
         else:
             self.status = CellStatus.MISMATCH
         verdicts = [
@@ -97,6 +108,21 @@ class CellResult:
         ]
         changes = sum(1 for a, b in itertools.pairwise(verdicts) if a != b)
         self.flaky = changes >= 2 or (changes >= 1 and self.status is CellStatus.MISMATCH)
+
+    @property
+    def propagation_note(self) -> str:
+        """One phrase for a mismatch flagged ``slow_propagation`` ("" otherwise)."""
+        if self.status is not CellStatus.MISMATCH or not self.slow_propagation:
+            return ""
+        if self.settled_after_s is not None:
+            return (
+                f"agreed {self.settled_after_s:.1f} s after the change, after the deadline: "
+                "slow propagation, try a longer --deadline"
+            )
+        return (
+            "still the verdict from before the step's changes: maybe slow propagation, "
+            "try a longer --deadline"
+        )
 
     @property
     def mismatch_kind(self) -> str | None:
@@ -123,9 +149,10 @@ class StepResult:
     def counts(self) -> Counter[str]:
         return Counter(str(c.status) for c in self.cells)
 
-    def settle(self) -> None:
+    def settle(self, deadline_s: float | None = None) -> None:
         """A step that ran (still PASS) takes its status from its cells: any mismatch fails it;
-        only unsupported/ignored cells skip it; probes that could not run make it an error."""
+        only unsupported/ignored cells skip it; probes that could not run make it an error.
+        Mismatches that look like slow propagation say so and suggest a longer ``--deadline``."""
         if self.status is not Status.PASS:
             return
         statuses = {c.status for c in self.cells}
@@ -134,6 +161,9 @@ class StepResult:
             self.message = (
                 f"{sum(c.status is CellStatus.MISMATCH for c in self.cells)} cells mismatch"
             )
+            hint = slow_propagation_hint(self.cells, deadline_s)
+            if hint:
+                self.message += f"; {hint}"
         elif statuses and statuses <= {CellStatus.NOT_SUPPORTED, CellStatus.IGNORED}:
             self.status = Status.SKIPPED
             self.message = "not supported here: " + next(
@@ -142,6 +172,30 @@ class StepResult:
         elif CellStatus.CHECK_FAILED in statuses:
             self.status = Status.ERROR
             self.message = f"{sum(c.status is CellStatus.CHECK_FAILED for c in self.cells)} probes could not run"
+
+
+def slow_propagation_hint(cells: list[CellResult], deadline_s: float | None) -> str:
+    """What the mismatches flagged ``slow_propagation`` suggest, with a ``--deadline`` to try
+    ("" when none is flagged)."""
+    slow = [c for c in cells if c.status is CellStatus.MISMATCH and c.slow_propagation]
+    if not slow:
+        return ""
+    settled = [c.settled_after_s for c in slow if c.settled_after_s is not None]
+    within = f"the {deadline_s:g} s deadline" if deadline_s else "the deadline"
+    if settled:
+        latest = max(settled)
+        text = (
+            f"{len(settled)} of them agreed only after {within} (the last {latest:.1f} s after "
+            "the change): propagation is slower than --deadline"
+        )
+        suggest = max(2 * latest, (deadline_s or 0) * 2)
+    else:
+        text = (
+            f"{len(slow)} of them still showed the verdict from before the step's changes at "
+            f"{within}: maybe propagation is slower than --deadline"
+        )
+        suggest = 3 * (deadline_s or 10)
+    return f"{text}; try --deadline {int(suggest + 0.999)}"
 
 
 @dataclass
@@ -188,6 +242,8 @@ class RunResult:
     finished: str = ""
     scenarios: list[ScenarioResult] = field(default_factory=list)
     cni: str = ""  # the CNI, when the runner can tell (kube-system workloads); "" if unknown
+    retries: dict[str, int] = field(default_factory=dict)
+    """Transient failures retried during the run: ``api`` requests, ``exec`` streams."""
 
     def summary(self) -> dict[str, Any]:
         cells: Counter[str] = Counter()
@@ -241,6 +297,7 @@ class RunResult:
             finished=str(doc.get("finished", "")),
             scenarios=[_scenario_from_json(sc) for sc in doc["scenarios"]],
             cni=str(doc.get("cni") or ""),
+            retries={str(k): int(v) for k, v in (doc.get("retries") or {}).items()},
         )
 
     def save(self, directory: str | Path) -> Path:
@@ -248,11 +305,9 @@ class RunResult:
         ``directory``, creating it; returns the per-run file. Raises OSError."""
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"results-{self.run_id}.json"
-        text = self.dumps()
-        path.write_text(text, encoding="utf-8")
-        (folder / "results.json").write_text(text, encoding="utf-8")
-        return path
+        return write_with_latest(
+            folder, f"results-{self.run_id}.json", "results.json", self.dumps()
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> RunResult:
@@ -264,6 +319,24 @@ class RunResult:
             raise ValueError(f"{path}: cannot read results: {exc.strerror}") from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: cannot read results: {exc}") from exc
+
+
+def write_with_latest(folder: Path, name: str, latest: str, text: str) -> Path:
+    """Write ``folder/name`` once and point ``folder/latest`` at it (a relative symlink,
+    replaced atomically; a copy where symlinks cannot be made). Raises OSError."""
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    link = folder / latest
+    tmp = folder / f".{latest}.{os.getpid()}.tmp"
+    try:
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(name)
+        os.replace(tmp, link)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        link.unlink(missing_ok=True)
+        link.write_text(text, encoding="utf-8")
+    return path
 
 
 def _opt(enum: type[_E], value: Any) -> _E | None:
@@ -291,6 +364,8 @@ def _cell_from_json(c: Mapping[str, Any]) -> CellResult:
         command=str(c.get("command", "")),
         path=_opt(TrafficPath, c.get("path")),
         family=AddressFamily(c.get("family", AddressFamily.IPV4)),
+        slow_propagation=bool(c.get("slow_propagation", False)),
+        settled_after_s=c.get("settled_after_s"),
     )
 
 

@@ -8,8 +8,10 @@ changes, bind the step once, evaluate once against the live state, probe -> per-
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import NamedTuple
@@ -309,12 +311,16 @@ class Runner:
         timeout = self.options.probe_timeout_s * waves + 15
         ns, pod = source.split("/", 1)
         argv = batch_command(targets, self.options.probe_timeout_s, self.options.in_pod_parallel)
+        started = time.monotonic()
         try:
             res = self.cluster.exec(ns, pod, container, argv, timeout)
         except ClusterError as exc:
-            return {cell: ProbeResult(Outcome.CHECK_FAILED, str(exc)) for cell, _ in items}
+            return {cell: ProbeResult(Outcome.CHECK_FAILED, str(exc), started) for cell, _ in items}
         if res.exit_code != 0 and not res.stdout:
             detail = f"probe batch exited {res.exit_code}: {res.stderr.strip()[:200]}"
-            return {cell: ProbeResult(Outcome.CHECK_FAILED, detail) for cell, _ in items}
+            return {cell: ProbeResult(Outcome.CHECK_FAILED, detail, started) for cell, _ in items}
         parsed = parse_batch_output(res.stdout, [t.ident for t in targets])
-        return {cell: parsed[t.ident] for (cell, _), t in zip(items, targets, strict=True)}
+        return {
+            cell: dataclasses.replace(parsed[t.ident], started=started)
+            for (cell, _), t in zip(items, targets, strict=True)
+        }

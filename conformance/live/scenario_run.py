@@ -64,6 +64,7 @@ from conformance.live.results import (
     ScenarioResult,
     Status,
     StepResult,
+    observed_verdict,
 )
 from conformance.live.runner import InfrastructureError, RealCell, Runner
 from conformance.reference.evaluator import Evaluator, Verdict
@@ -111,9 +112,17 @@ class ScenarioRun:
         self.offline_binding = scenario.offline_binding()
         self.initial = scenario.initial_state(self.offline_binding)
         self.offline_steps = scenario.offline_steps
+        self.grids = {g for s in self.offline_steps for g in s.grids}
+        """Every (port, protocol, family) any step probes (the warm-up probes them)."""
+        self.probed = sorted({(g.port, g.protocol) for g in self.grids})
+        """Every (port, protocol) any step probes: the per-pod Services expose them."""
         # Bound live once per step, in order, as the cluster gives pods their addresses.
         self.binder: Binder | None = None
         self.live = Deployed(NameMap.for_run(suffix, [n.name for n in self.initial.namespaces]))
+        self.changed_at = time.monotonic()
+        """When the API last accepted a change of this run (``converged_after_s`` counts from it)."""
+        self.warmed: set[PodKey] = set()
+        """Pods the warm-up found fully connected (before the first step, no policies)."""
         result.namespaces = dict(self.live.names.forward)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -123,6 +132,7 @@ class ScenarioRun:
             self._create_namespace(ns.name, ns.labels)
         self._create_pods(self.initial.pods)
         self._warm_up()
+        self.warmed = set(self.live.pods)
         for index in range(len(self.offline_steps)):
             self.result.steps.append(self._step(index))
 
@@ -140,6 +150,7 @@ class ScenarioRun:
                 self.live.names.real(name), labels, {**self.labels, SCOPE_LABEL: self.scope}
             )
         )
+        self.changed_at = time.monotonic()
 
     def _create_pods(self, pods: Iterable[Pod]) -> None:
         pods = list(pods)
@@ -147,8 +158,11 @@ class ScenarioRun:
             self.runner.check()
             real_ns = self.live.names.real(pod.namespace)
             self.cluster.create(pod_manifest(pod, real_ns, self.labels, self.options.deploy))
-            if self.options.via == Via.SERVICE and pod.ports:
-                self.cluster.create(service_manifest(pod, real_ns, self.labels))
+            if self.options.via == Via.SERVICE:
+                service = service_manifest(pod, real_ns, self.labels, self.probed)
+                if service is not None:
+                    self.cluster.create(service)
+            self.changed_at = time.monotonic()
         self._wait_ready(pods)
 
     def _wait_ready(self, pods: list[Pod]) -> None:
@@ -208,7 +222,7 @@ class ScenarioRun:
             ) from None
         if self.options.via == Via.SERVICE:
             for pod in pods:
-                if pod.ports:
+                if pod.ports or self.probed:
                     svc = self.cluster.get(
                         "Service", self.live.names.real(pod.namespace), service_name(pod.name)
                     )
@@ -256,7 +270,7 @@ class ScenarioRun:
     # -- warm-up ------------------------------------------------------------------------------
     def _warm_up(self) -> None:
         """With no policies every served cell must connect; otherwise stop before any policy."""
-        grids = {g for s in self.offline_steps for g in s.grids}
+        grids = self.grids
         cells = [
             (src, dst, g)
             for src in self.live.pods.values()
@@ -320,7 +334,7 @@ class ScenarioRun:
         try:
             bound = self._apply_changes(index)
             result.policies = [dict(o) for o in self.live.policies.values()]
-            result.cells = self._probe_step(bound)
+            result.cells = self._probe_step(bound, self._verdicts_before(index))
         except (ClusterError, InfrastructureError) as exc:
             result.status = Status.ERROR
             result.message = str(exc)
@@ -328,7 +342,7 @@ class ScenarioRun:
             result.status = Status.ERROR
             result.message = f"scenario could not be bound to the cluster: {exc}"
         result.duration_s = round(time.monotonic() - started, 3)
-        result.settle()
+        result.settle(self.options.convergence_deadline_s)
         return result
 
     def _apply_changes(self, index: int) -> BoundStep:
@@ -344,13 +358,16 @@ class ScenarioRun:
         for key in step.remove_pods:
             ns, pod = key.split("/", 1)
             self.cluster.delete("Pod", names.real(ns), pod)
+            self.changed_at = time.monotonic()
             self.live.pods.pop(key, None)
             self._wait_gone(names.real(ns), pod)
         for ns, patch in step.label_namespaces.items():
             self.cluster.patch_labels("Namespace", None, names.real(ns), patch)
+            self.changed_at = time.monotonic()
         for key, patch in step.label_pods.items():
             ns, pod = key.split("/", 1)
             self.cluster.patch_labels("Pod", names.real(ns), pod, patch)
+            self.changed_at = time.monotonic()
             live = self.live.pods[key]
             labels = {**live.labels, **{k: v for k, v in patch.items() if v is not None}}
             for k, v in patch.items():
@@ -395,6 +412,7 @@ class ScenarioRun:
             ] = real
         for ident in [i for i in self.live.policies if i not in desired]:
             self.cluster.delete(ident[0], ident[1] or None, ident[2])
+            self.changed_at = time.monotonic()
             del self.live.policies[ident]
         for ident, obj in desired.items():
             if self.live.policies.get(ident) != obj:
@@ -403,6 +421,7 @@ class ScenarioRun:
                     self._create_cluster_scoped(ident, obj)
                 else:
                     self.cluster.apply(obj)
+                self.changed_at = time.monotonic()
                 self.live.policies[ident] = obj
 
     def _create_cluster_scoped(self, ident: tuple[str, str, str], obj: dict[str, Any]) -> None:
@@ -469,7 +488,25 @@ class ScenarioRun:
             for obj in self.live.policies.values()
         ]
 
-    def _probe_step(self, bound: BoundStep) -> list[CellResult]:
+    def _verdicts_before(self, index: int) -> dict[CellKey, Verdict]:
+        """Per cell, the verdict before step ``index``'s changes: the previous step's expected
+        verdict, and allow between the warm-up's pods before the first step (no policies). A
+        mismatch equal to it may be a change not yet propagated."""
+        if index == 0:
+            return {
+                (s, t, g.port, g.protocol, g.family): Verdict.ALLOW
+                for s in self.warmed
+                for t in self.warmed
+                for g in self.grids
+                if s != t
+            }
+        before: dict[CellKey, Verdict] = {}
+        for c in self.result.steps[index - 1].cells if index - 1 < len(self.result.steps) else ():
+            if c.expected in (Verdict.ALLOW, Verdict.DENY):
+                before[(c.source, c.target, c.port, c.protocol, c.family)] = c.expected
+        return before
+
+    def _probe_step(self, bound: BoundStep, before: Mapping[CellKey, Verdict]) -> list[CellResult]:
         state = self._live_state()
         table, real = self._expected_live(bound, state)
         declared = declared_verdicts(bound, table) if bound.expect is not None else {}
@@ -529,7 +566,7 @@ class ScenarioRun:
                 kubeconfig=self.cluster.kubeconfig,
             )
             to_probe.append((rc, probe_container(src_pod), target_host))
-        self._observe(cells, to_probe)
+        self._observe(cells, to_probe, before)
         return list(cells.values())
 
     def _expected_live(
@@ -572,18 +609,26 @@ class ScenarioRun:
         return self._host(pods[key], family)
 
     def _observe(
-        self, cells: dict[RealCell, CellResult], to_probe: list[tuple[RealCell, str, str]]
+        self,
+        cells: dict[RealCell, CellResult],
+        to_probe: list[tuple[RealCell, str, str]],
+        before: Mapping[CellKey, Verdict],
     ) -> None:
+        """Probe every cell, then re-probe those that disagree, with backoff, until they agree or
+        the deadline passes. Mismatches that still show the verdict from before the step's
+        changes are flagged as possible slow propagation and watched for one more deadline (these
+        extra probes decide nothing: the cell stays a mismatch, with ``settled_after_s``)."""
         start = time.monotonic()
         pending = list(to_probe)
         delay = 0.1
         while pending:
             results = self.runner.probe(pending)
-            elapsed = time.monotonic() - start
             still = []
             for item in pending:
                 cell = cells[item[0]]
-                cell.record(results[item[0]], elapsed)
+                res = results[item[0]]
+                started = res.started if res.started is not None else time.monotonic()
+                cell.record(res, started - self.changed_at)
                 if cell.status in (CellStatus.MISMATCH, CellStatus.CHECK_FAILED):
                     still.append(item)
             pending = still
@@ -594,6 +639,33 @@ class ScenarioRun:
                 break
             time.sleep(delay)
             delay = min(1.0, delay * 2)
+        stale = []
+        for item in pending:
+            cell = cells[item[0]]
+            key = (cell.source, cell.target, cell.port, cell.protocol, cell.family)
+            if cell.status is CellStatus.MISMATCH and cell.observed_verdict == before.get(key):
+                cell.slow_propagation = True
+                stale.append(item)
+        self._watch_late(cells, stale)
+
+    def _watch_late(
+        self, cells: dict[RealCell, CellResult], stale: list[tuple[RealCell, str, str]]
+    ) -> None:
+        """Probe possibly late cells once a second for one more deadline; note when each agrees."""
+        grace_end = time.monotonic() + self.options.convergence_deadline_s
+        while stale and time.monotonic() < grace_end:
+            self.runner.check()
+            time.sleep(1.0)
+            results = self.runner.probe(stale)
+            still = []
+            for item in stale:
+                cell, res = cells[item[0]], results[item[0]]
+                if observed_verdict(res.outcome, cell.served) == cell.expected:
+                    started = res.started if res.started is not None else time.monotonic()
+                    cell.settled_after_s = round(max(0.0, started - self.changed_at), 3)
+                else:
+                    still.append(item)
+            stale = still
 
 
 class _NotYet(Exception):

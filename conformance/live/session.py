@@ -36,11 +36,19 @@ class ClusterChoice:
     externals: dict[str, str] = field(default_factory=dict)
     in_cluster: bool = False  # the pod's ServiceAccount credentials (KubeCluster.in_cluster)
     knobs: Knobs = field(default_factory=Knobs)  # deviations of an embedded cluster (selftest)
+    keep_embedded: bool = False
+    """Leave an embedded cluster started for the run running when the run ends normally
+    (``run --keep``: the kept objects and the reproduce commands need it)."""
 
     @property
     def wants_embedded(self) -> bool:
         """No kubeconfig, no context, not in-cluster: start an embedded cluster for the run."""
         return self.kubeconfig is None and self.context is None and not self.in_cluster
+
+    @property
+    def instance(self) -> str:
+        """The instance name of an embedded cluster started for the run."""
+        return self.embedded_instance or f"run{os.getpid()}"
 
 
 def check_context(context: str, allowed: Sequence[str]) -> None:
@@ -88,7 +96,7 @@ def open_cluster(
     """The cluster to run on, plus the external-endpoint addresses usable there.
 
     An embedded cluster started here is stopped (and everything it created removed) on exit,
-    whatever the reason for leaving.
+    whatever the reason for leaving; with ``keep_embedded`` it keeps running after a normal exit.
     """
     externals = dict(choice.externals)
     if not choice.wants_embedded:
@@ -112,11 +120,25 @@ def open_cluster(
         for name, (ip, ports) in wanted.items()
         if name not in externals
     )
-    options = ClusterOptions(
-        instance=choice.embedded_instance or f"run{os.getpid()}",
-        externals=hosts,
-        knobs=choice.knobs,
-    )
+    options = ClusterOptions(instance=choice.instance, externals=hosts, knobs=choice.knobs)
+    if choice.keep_embedded:
+        # Detached, so it outlives this process; stopped here only when the run did not finish.
+        from conformance.cluster import embedded as daemon
+
+        info, _ = daemon.start(options, detach=True)
+        kept = False
+        try:
+            externals.update({h.name: h.ip for h in hosts})
+            cluster = KubeCluster(info.kubeconfig, info.context)
+            try:
+                yield cluster, externals
+                kept = True
+            finally:
+                cluster.close()
+        finally:
+            if not kept:
+                daemon.stop(options.instance, options.state_root)
+        return
     embedded = EmbeddedCluster(options)
     embedded.start()
     try:

@@ -230,11 +230,11 @@ def build_inventory(
         )
     notes = []
     if synthetic:
-        notes.append(f"{synthetic} pods had no IP and got one from {pod_cidr}")
+        notes.append(f"{plural(synthetic, 'pod')} had no IP and got one from {pod_cidr}")
     if capped:
         notes.append(f"{capped} workloads expanded to {replicas} pod(s) each (--replicas)")
     if finished:
-        notes.append(f"{finished} finished pods (Succeeded/Failed) left out")
+        notes.append(f"{plural(finished, 'finished pod')} (Succeeded/Failed) left out")
     if ignored:
         kinds = ", ".join(f"{k} ({n})" for k, n in sorted(ignored.items()))
         notes.append(f"ignored objects of kinds: {kinds}")
@@ -394,14 +394,20 @@ def namespace_of(key: TargetKey) -> str:
     return key if key.startswith("@") else key.split("/", 1)[0]
 
 
+def plural(n: int, noun: str, plural_form: str | None = None) -> str:
+    """``1 pod``, ``2 pods`` (``plural_form`` for irregular nouns)."""
+    return f"{n} {noun if n == 1 else plural_form or noun + 's'}"
+
+
 def summary(inventory: Inventory, matrix: ReachabilityMatrix) -> str:
     """Cell counts per (destination namespace, source namespace), and totals; notes at the end."""
     n_np = sum(isinstance(p, NetworkPolicy) for p in inventory.policies)
     n_admin = len(inventory.policies) - n_np
     counts = matrix.counts()
     lines = [
-        f"{len(inventory.state.namespaces)} namespaces, {len(matrix.sources)} pods, "
-        f"{n_np} NetworkPolicies, {n_admin} admin policies; {matrix.cell_count:,} cells: "
+        f"{plural(len(inventory.state.namespaces), 'namespace')}, "
+        f"{plural(len(matrix.sources), 'pod')}, {plural(n_np, 'NetworkPolicy', 'NetworkPolicies')}, "
+        f"{plural(n_admin, 'admin policy', 'admin policies')}; {matrix.cell_count:,} cells: "
         f"{counts[Verdict.ALLOW]:,} allow, {counts[Verdict.DENY]:,} deny, "
         f"{counts[Verdict.IMPLEMENTATION_DEFINED]:,} implementation-defined (a pod to itself, "
         "or admin policies the API leaves undecided)",
@@ -416,7 +422,7 @@ def summary(inventory: Inventory, matrix: ReachabilityMatrix) -> str:
     width = max((len(ns) for ns in masks), default=4)
     for tns, targets in sorted(by_target.items()):
         ports = sum(len(matrix.ports[t]) for t in targets)
-        lines.append(f"\nto {tns} ({len(targets)} pods, {ports} ports):")
+        lines.append(f"\nto {tns} ({plural(len(targets), 'pod')}, {plural(ports, 'port')}):")
         open_from: list[str] = []
         closed_from: list[str] = []
         for sns, mask in masks.items():

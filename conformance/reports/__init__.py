@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance.live.results import RunResult
+from conformance.live.results import RunResult, write_with_latest
 from conformance.reports.deviations import DeviationsError, KnownDeviation, KnownDeviations
 from conformance.reports.judgement import Judgement, judge
 
@@ -65,13 +65,13 @@ def render(run: RunResult, fmt: str, deviations: KnownDeviations | None = None) 
 def write_reports(
     run: RunResult, directory: str | Path, deviations: KnownDeviations | None = None
 ) -> list[Path]:
-    """Write every format into ``directory`` under its per-run and latest-run names."""
+    """Write every format into ``directory`` once, under its per-run name, and point the
+    latest-run name at it; returns the per-run files."""
     out = []
     for fmt in FORMATS:
         text = render(run, fmt, deviations)
         per_run, latest = FILE_NAMES[fmt]
-        for name in (per_run.format(run_id=run.run_id), latest):
-            path = Path(directory) / name
-            path.write_text(text, encoding="utf-8")
-            out.append(path)
+        out.append(
+            write_with_latest(Path(directory), per_run.format(run_id=run.run_id), latest, text)
+        )
     return out

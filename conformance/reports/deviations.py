@@ -11,7 +11,8 @@ mismatch is still reported but no longer fails ``run`` or ``diff``. Format (docs
         reason: the CNI ignores ipBlock.except     # required: why this is accepted
         link: https://example.org/issue/1          # where it is tracked
 
-Pydantic checks the YAML so that errors carry a key path (``deviations[2].reason``).
+Pydantic checks the YAML; errors name file, line and key path (``known.yaml:7: deviations[2].reason:
+field 'reason' is required``), as scenario errors do.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from conformance.errors import ConformanceError
+from conformance.errors import ConformanceError, Location, ScenarioError
+from conformance.scenario.source import load_documents
 
 
 class DeviationsError(ConformanceError):
@@ -91,21 +92,30 @@ class KnownDeviations:
 
     @classmethod
     def parse(cls, text: str, source: str = "<string>") -> KnownDeviations:
+        """Entries of a file's text; ``DeviationsError`` has one ``file:line: field: problem``
+        line per problem (with the accepted fields or values where that helps)."""
         try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise DeviationsError(f"{source}: not YAML: {exc}") from exc
-        if isinstance(doc, list):  # a bare list of entries is accepted too
-            doc = {"deviations": doc}
+            docs = load_documents(text, source)
+        except ScenarioError as exc:
+            raise DeviationsError(str(exc)) from exc
+        if len(docs) > 1:
+            raise DeviationsError(f"{source}: expected one YAML document, found {len(docs)}")
+        doc = docs[0] if docs else None
+        data = doc.data if doc is not None else None
+        bare = isinstance(data, list)  # a bare list of entries is accepted too
+        if data is None:
+            data = {"deviations": []}
+        elif bare:
+            data = {"deviations": data}
         try:
-            model = _File.model_validate(doc or {"deviations": []})
+            model = _File.model_validate(data)
         except ValidationError as exc:
-            lines = [
-                f"{source}: {_path(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
-            ]
-            raise DeviationsError(
-                "invalid known-deviations file (see docs/reports.md):\n" + "\n".join(lines)
-            ) from exc
+            lines = []
+            for err in exc.errors(include_url=False):
+                loc = tuple(err["loc"])[1:] if bare else tuple(err["loc"])
+                where = doc.locate(loc) if doc is not None else Location(source)
+                lines.append(f"{where}: {_message(err)}")
+            raise DeviationsError("\n".join(dict.fromkeys(lines))) from exc
         return cls(
             tuple(
                 KnownDeviation(
@@ -130,11 +140,23 @@ class KnownDeviations:
         return cls.parse(text, str(path))
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
+def _message(err: Any) -> str:
+    """A pydantic error in the words scenario errors use (docs/reports.md lists the fields)."""
+    loc = tuple(err["loc"])
+    name = loc[-1] if loc else ""
+    if err["type"] == "extra_forbidden":
+        accepted = ", ".join(_Entry.model_fields) if len(loc) >= 3 else "deviations"
+        return f"unknown field {name!r}; accepted: {accepted}"
+    if err["type"] == "missing":
+        return f"field {name!r} is required"
+    if err["type"] in ("model_type", "dict_type"):
+        return "expected a mapping" + (
+            f" with {', '.join(_Entry.model_fields)}" if len(loc) >= 2 else " with `deviations:`"
+        )
+    message = str(err["msg"])
+    if "input" in err and err["type"] not in ("list_type",):
+        message += f" (got {err['input']!r})"
+    return message
 
 
 class _Entry(BaseModel):

@@ -11,6 +11,9 @@ differs between OLD and NEW are classified:
   kind); reported, never a regression, since none of it is a new disagreement with the API.
 - ``added`` / ``removed``: cells in only one run that do not mismatch (scenarios added or dropped).
 
+A scenario in only one run (a full run against a subset) is summarised by name, not cell by cell;
+its cells stay in the JSON, and a mismatching cell of a scenario only in NEW is still a regression.
+
 Cells are keyed by scenario name, step number and the scenario's own pod names (``x/a``), so runs
 with different run ids and namespaces compare.
 """
@@ -99,6 +102,27 @@ class RunDiff:
         return [c for c in self.changes if c.change is change]
 
     @property
+    def only_old(self) -> list[str]:
+        """Scenarios of OLD that NEW does not have, in OLD's order."""
+        names = {sc.name for sc in self.new.scenarios}
+        return [sc.name for sc in self.old.scenarios if sc.name not in names]
+
+    @property
+    def only_new(self) -> list[str]:
+        """Scenarios of NEW that OLD does not have, in NEW's order."""
+        names = {sc.name for sc in self.old.scenarios}
+        return [sc.name for sc in self.new.scenarios if sc.name not in names]
+
+    def _listed(self, c: CellChange) -> bool:
+        """Whether the text lists the cell: added/removed cells of a scenario that only one run
+        has are summarised with their scenario instead."""
+        if c.change is Change.REMOVED:
+            return c.key.scenario not in self.only_old
+        if c.change is Change.ADDED:
+            return c.key.scenario not in self.only_new
+        return True
+
+    @property
     def regressed(self) -> bool:
         return any(c.change is Change.REGRESSED for c in self.changes)
 
@@ -111,6 +135,8 @@ class RunDiff:
             "old": {"run_id": self.old.run_id, "context": self.old.context},
             "new": {"run_id": self.new.run_id, "context": self.new.context},
             "counts": dict(Counter(str(c.change) for c in self.changes)),
+            "scenarios_only_in_old": self.only_old,
+            "scenarios_only_in_new": self.only_new,
             "changes": [c.to_json() for c in self.changes],
         }
 
@@ -120,8 +146,16 @@ class RunDiff:
             f"{self.old.server_version}) -> NEW run {self.new.run_id} ({self.new.context}, "
             f"{self.new.server_version})"
         ]
+        for names, which in ((self.only_old, "OLD"), (self.only_new, "NEW")):
+            if names:
+                shown = ", ".join(names[:10]) + (
+                    f", and {len(names) - 10} more" if len(names) > 10 else ""
+                )
+                lines.append(
+                    f"scenarios only in {which}: {len(names)} (their cells are not listed): {shown}"
+                )
         for change in Change:
-            items = self.of(change)
+            items = [c for c in self.of(change) if self._listed(c)]
             if not items:
                 continue
             lines.append(f"{TITLES[change]}: {len(items)}")
@@ -141,7 +175,8 @@ class RunDiff:
         lines.append(
             f"{n[Change.REGRESSED]} regressed, {n[Change.FIXED]} fixed, {n[Change.KNOWN]} newly "
             f"failing but known, {n[Change.CHANGED]} otherwise changed, {n[Change.ADDED]} added, "
-            f"{n[Change.REMOVED]} removed."
+            f"{n[Change.REMOVED]} removed (cells); {len(self.only_old)} scenarios only in OLD, "
+            f"{len(self.only_new)} only in NEW."
         )
         return "\n".join(lines)
 

@@ -28,13 +28,12 @@ from conformance.reports.judgement import (
     Judgement,
     TagScore,
     cell_class,
-    cell_label,
     one_sentence,
     step_title,
     tag_scores,
     totals,
 )
-from conformance.reports.text import OBSERVED_MARKS
+from conformance.reports.text import retries_phrase
 
 # What each cell class shows and means; the legend and the summary cards use the same words.
 CLASSES: dict[str, tuple[str, str]] = {
@@ -55,7 +54,6 @@ class GridCell:
     index: int  # into the page's cell data
     css: str
     mark: str
-    title: str
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,7 @@ class Bar:
     denied_w: float
     known_w: float
     label: str
-    ok: bool
+    state: str  # TagScore.state: ok, bad or skipped
 
 
 CHART_WIDTH = 360
@@ -122,7 +120,7 @@ def bars(scores: list[TagScore]) -> list[Bar]:
                 denied_w=CHART_WIDTH * s.denied / n,
                 known_w=CHART_WIDTH * s.known / n,
                 label=f"{s.cells_matched}/{s.cells_judged}",
-                ok=s.ok,
+                state=s.state,
             )
         )
     return out
@@ -150,31 +148,151 @@ def _display(cell: CellResult, known: bool) -> tuple[str, str]:
     return " ".join(css), mark
 
 
-def _cell_data(sc: ScenarioResult, st: StepResult, c: CellResult, j: Judgement) -> dict[str, Any]:
-    dev = j.known_for(sc, st, c)
-    return {
-        "scenario": sc.name,
-        "step": step_title(st),
-        "cell": cell_label(c),
-        "status": str(c.status),
-        "kind": c.mismatch_kind,
-        "expected": str(c.expected),
-        "declared": str(c.declared) if c.declared else None,
-        "served": c.served,
-        "path": str(c.path) if c.path else None,
-        "family": str(c.family),
-        "observed": str(c.observed) if c.observed else None,
-        "observedMark": OBSERVED_MARKS.get(c.observed, "") if c.observed else "",
-        "observedVerdict": str(c.observed_verdict) if c.observed_verdict else None,
-        "attempts": c.attempts,
-        "history": c.history,
-        "convergedAfter": c.converged_after_s,
-        "flaky": c.flaky,
-        "reason": c.reason,
-        "detail": c.detail,
-        "command": c.command,
-        "known": {"reason": dev.reason, "link": dev.link} if dev else None,
-    }
+class _Table:
+    """Values interned into a list: each distinct value is stored once, cells refer to it by
+    index (-1 for "nothing")."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self._index: dict[Any, int] = {}
+
+    def __call__(self, value: Any) -> int:
+        if value is None or value == "":
+            return -1
+        key = json.dumps(value) if isinstance(value, list) else value
+        if key not in self._index:
+            self._index[key] = len(self.items)
+            self.items.append(value)
+        return self._index[key]
+
+
+CELL_FIELDS = [
+    "step",
+    "source",
+    "target",
+    "port",
+    "protocol",
+    "status",
+    "kind",
+    "expected",
+    "declared",
+    "served",
+    "path",
+    "family",
+    "observed",
+    "observedVerdict",
+    "attempts",
+    "history",
+    "convergedAfter",
+    "flaky",
+    "reason",
+    "detail",
+    "command",
+    "known",
+    "slow",
+]
+"""The order of a packed cell's fields (``report.js`` and ``unpack_cells`` read them so)."""
+
+
+class _Packer:
+    """The page's cell data, packed: strings once (the ``strings`` table), a reason as the
+    indices of its "; "-separated parts, a ``kubectl exec`` command as the indices of its part
+    up to ``connect `` (one per source pod) and the rest (one per destination); each cell is one
+    array of indices and numbers in ``CELL_FIELDS`` order. 10,000 cells take about 1 MB."""
+
+    def __init__(self) -> None:
+        self.strings = _Table()
+        self.reasons = _Table()
+        self.steps = _Table()
+        self.knowns = _Table()
+        self.cells: list[list[Any]] = []
+
+    def add(self, sc: ScenarioResult, st: StepResult, c: CellResult, j: Judgement) -> int:
+        s = self.strings
+        dev = j.known_for(sc, st, c)
+        head, sep, tail = c.command.partition(" connect ")
+        command = [s(head + sep), s(tail)] if sep else ([s(head), -1] if head else -1)
+        self.cells.append(
+            [
+                self.steps([s(sc.name), s(step_title(st))]),
+                s(c.source),
+                s(c.target),
+                c.port,
+                s(str(c.protocol)),
+                s(str(c.status)),
+                s(c.mismatch_kind),
+                s(str(c.expected)),
+                s(str(c.declared) if c.declared else None),
+                int(c.served),
+                s(str(c.path) if c.path else None),
+                s(str(c.family)),
+                s(str(c.observed) if c.observed else None),
+                s(str(c.observed_verdict) if c.observed_verdict else None),
+                c.attempts,
+                [s(h) for h in c.history],
+                c.converged_after_s,
+                int(c.flaky),
+                self.reasons([s(part) for part in c.reason.split("; ")]) if c.reason else -1,
+                s(c.detail),
+                command,
+                self.knowns([s(dev.reason), s(dev.link)]) if dev else -1,
+                s(c.propagation_note),
+            ]
+        )
+        return len(self.cells) - 1
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "fields": list(CELL_FIELDS),
+            "strings": self.strings.items,
+            "reasons": self.reasons.items,
+            "steps": self.steps.items,
+            "knowns": self.knowns.items,
+            "cells": self.cells,
+        }
+
+
+def unpack_cells(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The packed cell data back as one dict per cell, as ``report.js`` unpacks a cell to show
+    it (scenario, step, cell label, status, reason, command, known deviation, ...)."""
+    strings = payload["strings"]
+
+    def s(i: int) -> Any:
+        return None if i < 0 else strings[i]
+
+    out = []
+    for row in payload["cells"]:
+        f = dict(zip(payload["fields"], row, strict=True))
+        scenario, step = (strings[i] for i in payload["steps"][f["step"]])
+        known = payload["knowns"][f["known"]] if f["known"] >= 0 else None
+        cmd = f["command"]
+        parts = payload["reasons"][f["reason"]] if f["reason"] >= 0 else []
+        out.append(
+            {
+                "scenario": scenario,
+                "step": step,
+                "cell": f"{s(f['source'])} -> {s(f['target'])} {f['port']}/{s(f['protocol'])}",
+                "status": s(f["status"]),
+                "kind": s(f["kind"]),
+                "expected": s(f["expected"]),
+                "declared": s(f["declared"]),
+                "served": bool(f["served"]),
+                "path": s(f["path"]),
+                "family": s(f["family"]),
+                "observed": s(f["observed"]),
+                "observedVerdict": s(f["observedVerdict"]),
+                "attempts": f["attempts"],
+                "history": [strings[h] for h in f["history"]],
+                "convergedAfter": f["convergedAfter"],
+                "flaky": bool(f["flaky"]),
+                "slow": s(f["slow"]),
+                "reason": "; ".join(strings[p] for p in parts),
+                "detail": s(f["detail"]) or "",
+                "command": "" if cmd == -1 else s(cmd[0]) + (s(cmd[1]) or ""),
+                "known": {"reason": s(known[0]), "link": s(known[1]) or ""} if known else None,
+            }
+        )
+    return out
 
 
 def _grids(cells: list[tuple[int, CellResult]], j_known: set[int]) -> list[Grid]:
@@ -189,10 +307,7 @@ def _grids(cells: list[tuple[int, CellResult]], j_known: set[int]) -> list[Grid]
             if (str(c.family), c.port, str(c.protocol)) != (family, port, proto):
                 continue
             css, mark = _display(c, i in j_known)
-            what = c.mismatch_kind or str(c.status)
-            at[(c.source, c.target)] = GridCell(
-                i, css, mark, f"{cell_label(c)}: {what} (click for details)\nwhy: {c.reason}"
-            )
+            at[(c.source, c.target)] = GridCell(i, css, mark)
         rows = [[at.get((s, t)) for t in targets] for s in sources]
         label = proto if family == AddressFamily.IPV4 else f"{proto}/{family}"
         grids.append(Grid(port, label, sources, targets, rows))
@@ -207,9 +322,9 @@ def _policies_yaml(policies: list[dict[str, Any]]) -> str:
     )
 
 
-def build(j: Judgement) -> tuple[list[ScenarioView], list[dict[str, Any]]]:
-    """The page's scenario views and the per-cell data its script reads (by index)."""
-    data: list[dict[str, Any]] = []
+def build(j: Judgement) -> tuple[list[ScenarioView], dict[str, Any]]:
+    """The page's scenario views and the packed per-cell data its script reads (by index)."""
+    packer = _Packer()
     views = []
     for n, sc in enumerate(j.run.scenarios):
         steps = []
@@ -219,15 +334,14 @@ def build(j: Judgement) -> tuple[list[ScenarioView], list[dict[str, Any]]]:
             known_idx: set[int] = set()
             failures = []
             for c in st.cells:
-                i = len(data)
-                data.append(_cell_data(sc, st, c, j))
+                i = packer.add(sc, st, c, j)
                 indexed.append((i, c))
                 protocols.add(str(c.protocol))
                 dev = j.known_for(sc, st, c)
                 if dev is not None:
                     known_idx.add(i)
                 if c.status in (CellStatus.MISMATCH, CellStatus.CHECK_FAILED):
-                    note = f"known deviation: {dev.reason}" if dev else ""
+                    note = f"known deviation: {dev.reason}" if dev else c.propagation_note
                     failures.append((i, c, note))
             steps.append(
                 StepView(
@@ -252,7 +366,7 @@ def build(j: Judgement) -> tuple[list[ScenarioView], list[dict[str, Any]]]:
                 steps=steps,
             )
         )
-    return views, data
+    return views, packer.payload()
 
 
 def asset(name: str) -> str:
@@ -302,4 +416,5 @@ def render_html(j: Judgement) -> str:
         css=Markup(asset("report.css")),
         js=Markup(asset("report.js")),
         cells_json=_json_for_script(data),
+        retries=retries_phrase(run.retries) if run.retries else "",
     )

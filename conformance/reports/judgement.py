@@ -184,10 +184,22 @@ class TagScore:
     allowed: int  # unexpectedly allowed (security holes), known deviations excluded
     denied: int  # unexpectedly denied (outages), known deviations excluded
     known: int = 0  # mismatches accepted as known deviations
+    skipped: int = 0  # scenarios skipped (not supported here): neither passed nor failed
 
     @property
     def ok(self) -> bool:
-        return self.allowed == self.denied == 0 and self.scenarios_passed == self.scenarios
+        """Nothing failed: every scenario passed (or only known deviations) or was skipped."""
+        return (
+            self.allowed == self.denied == 0
+            and self.scenarios_passed + self.skipped == self.scenarios
+        )
+
+    @property
+    def state(self) -> str:
+        """``skipped`` when no scenario of the tag ran, else ``ok`` or ``bad`` (how to style it)."""
+        if self.skipped == self.scenarios:
+            return "skipped"
+        return "ok" if self.ok else "bad"
 
 
 def tag_scores(j: Judgement) -> list[TagScore]:
@@ -195,7 +207,7 @@ def tag_scores(j: Judgement) -> list[TagScore]:
     acc: dict[str, list[int]] = {}
     for sc in j.run.scenarios:
         outcome = j.scenario_outcome(sc)
-        row = [1, int(outcome in ("pass", "known")), 0, 0, 0, 0, 0]
+        row = [1, int(outcome in ("pass", "known")), 0, 0, 0, 0, 0, int(outcome == "skipped")]
         for st in sc.steps:
             for c in st.cells:
                 if c.status not in (CellStatus.MATCH, CellStatus.MISMATCH):
@@ -210,7 +222,7 @@ def tag_scores(j: Judgement) -> list[TagScore]:
                 else:
                     row[5] += 1
         for tag in sc.tags or ["untagged"]:
-            prev = acc.setdefault(tag, [0] * 7)
+            prev = acc.setdefault(tag, [0] * 8)
             acc[tag] = [a + b for a, b in zip(prev, row, strict=True)]
     return [TagScore(tag, *acc[tag]) for tag in sorted(acc)]
 
@@ -229,4 +241,13 @@ def one_sentence(j: Judgement) -> str:
     if t.scenarios["error"]:
         return f"{t.scenarios['error']} of {n} scenarios could not run (infrastructure errors); no cell disagrees."
     extra = f" ({t.known} known deviations allowed)" if t.known else ""
+    skipped = t.scenarios["skipped"]
+    if skipped == n:
+        return f"No scenario ran: all {n} were skipped (not supported by this cluster or run)."
+    if skipped:
+        return (
+            f"{n - skipped} of {n} scenarios conform and {skipped} "
+            f"{'was' if skipped == 1 else 'were'} skipped (not supported "
+            f"by this cluster or run): {t.cells['match']} cells match the reference{extra}."
+        )
     return f"All {n} scenarios conform: {t.cells['match']} cells match the reference{extra}."

@@ -171,7 +171,7 @@ def _failures(j: Judgement, limit: int) -> list[str]:
                         c.expected,
                         f"{c.observed} ({c.observed_verdict})",
                         c.mismatch_kind or "",
-                        c.reason,
+                        f"{c.reason} ({c.propagation_note})" if c.propagation_note else c.reason,
                         f"`{c.command}`" if c.command else "",
                     ]
                 )

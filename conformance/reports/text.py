@@ -1,18 +1,20 @@
 """Plain-text truth tables of a live step: expected, observed and where they differ.
 
-Used by the pytest plugin's failure output and by text reports; the grid layout is the one
-``evaluate`` prints (rows = from, columns = to, one grid per port/protocol).
+Used by the pytest plugin's failure output, by text reports and by ``run``'s console summary;
+the grid layout is the one ``evaluate`` prints (rows = from, columns = to, one grid per
+port/protocol).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from conformance.api.types import Grid
 from conformance.live.probing import Outcome
 from conformance.live.results import CellResult, CellStatus, StepResult
 from conformance.reference.evaluator import Verdict
 from conformance.reference.truthtable import mark_for, render_grid
+from conformance.reports.judgement import Judgement, one_sentence, step_title, totals
 
 OBSERVED_MARKS = {
     Outcome.CONNECTED: ".",
@@ -92,8 +94,84 @@ def mismatch_lines(step: StepResult, limit: int = 20) -> list[str]:
         )
         lines.append(
             f"{c.source} -> {c.target} {c.port}/{c.protocol}: {what} after {c.attempts} attempts"
-            f"{' (flaky)' if c.flaky else ''}\n    why expected: {c.reason}\n    reproduce: {c.command}"
+            f"{' (flaky)' if c.flaky else ''}"
+            f"{f' ({c.propagation_note})' if c.propagation_note else ''}\n    why expected: {c.reason}\n    reproduce: {c.command}"
         )
     if len(bad) > limit:
         lines.append(f"... and {len(bad) - limit} more (see the results JSON)")
     return lines
+
+
+OUTCOME_WORDS = {
+    "fail": "FAIL",
+    "error": "ERROR",
+    "skipped": "SKIPPED",
+    "known": "KNOWN",
+    "pass": "PASS",
+}
+
+
+def run_lines(j: Judgement, cells_per_step: int = 20) -> list[str]:
+    """Plain lines for a log: one per scenario or step that did not pass, each followed by its
+    unexpected mismatches (from, to, port/protocol, expected, observed). Passing scenarios are
+    only counted in the summary; steps whose mismatches are all known deviations say so."""
+    lines: list[str] = []
+    for sc in j.run.scenarios:
+        outcome = j.scenario_outcome(sc)
+        if outcome == "pass":
+            continue
+        word = OUTCOME_WORDS.get(outcome, outcome.upper())
+        steps = [st for st in sc.steps if j.step_outcome(sc, st) != "pass"]
+        if outcome == "skipped" or not steps:
+            lines.append(f"{word} {sc.name}: {sc.message or 'no step ran'}")
+            continue
+        for st in steps:
+            st_word = OUTCOME_WORDS.get(j.step_outcome(sc, st), "")
+            lines.append(f"{st_word} {sc.name} / {step_title(st)}: {st.message}".rstrip(": "))
+            bad = j.unexpected_mismatches(sc, st) + [
+                c for c in st.cells if c.status is CellStatus.CHECK_FAILED
+            ]
+            for c in bad[:cells_per_step]:
+                lines.append(f"    {_cell_line(c)}")
+            if len(bad) > cells_per_step:
+                lines.append(f"    ... and {len(bad) - cells_per_step} more cells")
+    return lines
+
+
+def _cell_line(c: CellResult) -> str:
+    where = f"{c.source} -> {c.target} {c.port}/{c.protocol}"
+    if c.status is CellStatus.CHECK_FAILED:
+        return f"{where}: probe could not run ({c.detail})"
+    late = f" ({c.propagation_note})" if c.propagation_note else ""
+    flaky = " (flaky)" if c.flaky else ""
+    return f"{where}: expected {c.expected}, observed {c.observed}{flaky}{late}"
+
+
+def counts_phrase(counts: Mapping[str, int], order: Iterable[str]) -> str:
+    """``90 pass, 11 skipped``: the non-zero counts in a fixed order, then any others."""
+    keys = [k for k in order if counts.get(k)] + sorted(set(counts) - set(order))
+    return ", ".join(f"{counts[k]} {k}" for k in keys if counts.get(k)) or "none"
+
+
+def summary_lines(j: Judgement) -> list[str]:
+    """The run's totals in words (no Python structures) and the report's one sentence."""
+    t = totals(j)
+    scenarios = counts_phrase(t.scenarios, ("pass", "known", "fail", "error", "skipped"))
+    cells = t.cells
+    lines = [
+        f"{len(j.run.scenarios)} scenarios: {scenarios}; cells: {cells['match']} match, "
+        f"{cells['mismatch']} mismatch, {cells['check-failed']} check-failed, "
+        f"{cells['not-supported']} not supported, {t.flaky} flaky.",
+    ]
+    if j.run.retries:
+        lines.append(f"retried after transient errors: {retries_phrase(j.run.retries)}.")
+    return [*lines, one_sentence(j)]
+
+
+def retries_phrase(retries: Mapping[str, int]) -> str:
+    """``2 API requests, 1 exec stream`` (what was retried after transient errors)."""
+    api, execs = retries.get("api", 0), retries.get("exec", 0)
+    return (
+        f"{api} API request{'' if api == 1 else 's'}, "
+        f"{execs} exec stream{'' if execs == 1 else 's'}"
+    )

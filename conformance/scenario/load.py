@@ -17,9 +17,11 @@ from typing import Any, get_args, get_origin
 
 import pydantic
 
+from conformance.api.adminpol import parse_admin_policy
 from conformance.api.fields import KeyPath, format_path
+from conformance.api.kinds import ADMIN_KINDS
 from conformance.api.model import ClusterState, IPAddress
-from conformance.api.netpol import IPNetwork
+from conformance.api.netpol import IPNetwork, parse_network_policy
 from conformance.api.types import AddressFamily, PodKey
 from conformance.errors import Location, ScenarioError, ScenarioErrors
 from conformance.scenario.bind import (
@@ -33,6 +35,7 @@ from conformance.scenario.bind import (
     offline_ip,
     offline_nodes,
     placement,
+    render_value,
 )
 from conformance.scenario.limits import MAX_BOUND_POLICIES, MAX_CELLS, MAX_PODS, MAX_STEPS
 from conformance.scenario.schema import ScenarioFile, Step
@@ -305,7 +308,37 @@ def _validate_structure(doc: Document) -> ScenarioFile:
     try:
         return ScenarioFile.model_validate(doc.data)
     except pydantic.ValidationError as exc:
-        raise ScenarioErrors.collect(_pydantic_errors(doc, exc)) from None
+        # The file cannot be bound, but its inline policies can still be checked on their own:
+        # report their problems too, so one run shows every mistake (docs/scenarios.md).
+        errors = _pydantic_errors(doc, exc) + _inline_policy_errors(doc)
+        errors.sort(key=lambda e: e.location.line if e.location else 0)
+        raise ScenarioErrors.collect(errors) from None
+
+
+def _inline_policy_errors(doc: Document) -> list[ScenarioError]:
+    """Problems of each inline policy object of ``doc``, validated alone (no binding: objects
+    with placeholders, policy files and kinds this tool does not know are left to binding)."""
+    steps = doc.data.get("steps") if isinstance(doc.data, dict) else None
+    binding = Binding({}, {}, {}, ipaddress.ip_network("10.0.0.0/8"))
+    errors: list[ScenarioError] = []
+    for i, step in enumerate(steps if isinstance(steps, list) else ()):
+        items = step.get("apply") if isinstance(step, dict) else None
+        for j, item in enumerate(items if isinstance(items, list) else ()):
+            if not isinstance(item, dict) or set(item) == {"file"}:
+                continue
+            src = doc.sub(("steps", i, "apply", j), item)
+            try:
+                obj = render_value(item, binding)
+            except PlaceholderError:
+                continue
+            try:
+                if item.get("kind") == "NetworkPolicy":
+                    parse_network_policy(obj, src.locate)
+                elif item.get("kind") in ADMIN_KINDS:
+                    parse_admin_policy(obj, src.locate)
+            except ScenarioError as exc:
+                errors.append(exc)
+    return errors
 
 
 def _pydantic_errors(doc: Document, exc: pydantic.ValidationError) -> list[ScenarioError]:

@@ -431,3 +431,80 @@ def test_watch_streams_events(kube: Kube) -> None:
         if event["type"] == "DELETED":
             w.stop()
     assert seen[0] == ("ADDED", "a") and seen[-1] == ("DELETED", "a")
+
+
+def test_kubectl_everyday_commands_work_or_say_why_not(kubectl: Any, kube: Kube) -> None:
+    """get svc/events print the real API's columns, get all lists pods and services, auth can-i
+    answers; what the embedded cluster cannot do (server-side apply, deployments, logs) fails
+    with a message that says so."""
+    manifest = f"""
+apiVersion: v1
+kind: Namespace
+metadata: {{name: kday}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: a, namespace: kday, labels: {{pod: a}}}}
+spec:
+  containers:
+  - name: c80
+    image: {AGNHOST}
+    args: ["serve-hostname", "--tcp", "--http=false", "--port", "80"]
+    ports: [{{containerPort: 80}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: s-a, namespace: kday}}
+spec:
+  selector: {{pod: a}}
+  ports: [{{name: tcp-80, port: 80, protocol: TCP}}, {{name: udp-53, port: 53, protocol: UDP}}]
+---
+apiVersion: v1
+kind: Event
+metadata: {{name: a.1, namespace: kday}}
+involvedObject: {{kind: Pod, name: a, namespace: kday}}
+reason: Tested
+message: hello from the test
+type: Normal
+"""
+    res = kubectl("apply", "-f", "-", stdin=manifest)
+    assert res.returncode == 0, res.stderr
+    kube.wait_running("kday", ["a"])
+    svc = kubectl("get", "svc", "-n", "kday")
+    assert svc.stdout.split("\n")[0].split() == [
+        "NAME",
+        "TYPE",
+        "CLUSTER-IP",
+        "EXTERNAL-IP",
+        "PORT(S)",
+        "AGE",
+    ], svc.stdout
+    assert "ClusterIP" in svc.stdout and "80/TCP,53/UDP" in svc.stdout
+    ev = kubectl("get", "events", "-n", "kday")
+    assert ev.stdout.split("\n")[0].split() == [
+        "LAST",
+        "SEEN",
+        "TYPE",
+        "REASON",
+        "OBJECT",
+        "MESSAGE",
+    ]
+    assert "pod/a" in ev.stdout and "hello from the test" in ev.stdout
+    everything = kubectl("get", "all", "-n", "kday")
+    assert "pod/a" in everything.stdout and "service/s-a" in everything.stdout, everything.stderr
+    can = kubectl("auth", "can-i", "create", "pods", "-n", "kday")
+    assert can.returncode == 0 and can.stdout.strip() == "yes", can.stderr
+    ssa = kubectl("apply", "--server-side", "-f", "-", stdin=manifest)
+    assert ssa.returncode != 0 and "server-side apply is not supported" in ssa.stderr
+    dep = kubectl("create", "deployment", "d", "--image=x", "-n", "kday")
+    assert dep.returncode != 0 and "does not serve deployments (apps/v1)" in dep.stderr
+    logs = kubectl("logs", "a", "-n", "kday")
+    assert logs.returncode != 0 and "keeps no container logs" in logs.stderr
+    explain = kubectl("explain", "networkpolicy.spec.ingress.from.ipBlock")
+    assert explain.returncode == 0, explain.stderr
+    assert "cidr" in explain.stdout and "except" in explain.stdout
+    explain = kubectl("explain", "clusternetworkpolicies")
+    assert explain.returncode == 0 and "Admin or the Baseline tier" in explain.stdout, (
+        explain.stderr
+    )
+    assert kubectl("delete", "namespace", "kday").returncode == 0

@@ -2,7 +2,45 @@
 // The URL fragment sets the state: #cell=<n>|first-mismatch, failures, tag=<t>, protocol=<p>.
 (function () {
   "use strict";
-  var cells = JSON.parse(document.getElementById("cell-data").textContent);
+  // Cell data is packed (html.py's _Packer): strings once, each cell an array in `fields` order.
+  var packed = JSON.parse(document.getElementById("cell-data").textContent);
+  var strings = packed.strings;
+  var F = {};
+  packed.fields.forEach(function (name, k) { F[name] = k; });
+
+  function str(i) { return i < 0 ? null : strings[i]; }
+
+  function cell(i) {
+    var row = packed.cells[i];
+    if (!row) { return null; }
+    var where = packed.steps[row[F.step]];
+    var known = row[F.known] >= 0 ? packed.knowns[row[F.known]] : null;
+    var cmd = row[F.command];
+    var reason = row[F.reason] >= 0 ? packed.reasons[row[F.reason]].map(str).join("; ") : "";
+    return {
+      scenario: str(where[0]),
+      step: str(where[1]),
+      cell: str(row[F.source]) + " -> " + str(row[F.target]) + " " + row[F.port] + "/" + str(row[F.protocol]),
+      status: str(row[F.status]),
+      kind: str(row[F.kind]),
+      expected: str(row[F.expected]),
+      declared: str(row[F.declared]),
+      served: row[F.served] === 1,
+      path: str(row[F.path]),
+      family: str(row[F.family]),
+      observed: str(row[F.observed]),
+      observedVerdict: str(row[F.observedVerdict]),
+      attempts: row[F.attempts],
+      history: row[F.history].map(str),
+      convergedAfter: row[F.convergedAfter],
+      flaky: row[F.flaky] === 1,
+      slow: str(row[F.slow]),
+      reason: reason,
+      detail: str(row[F.detail]) || "",
+      command: cmd === -1 ? "" : str(cmd[0]) + (str(cmd[1]) || ""),
+      known: known ? {reason: str(known[0]), link: str(known[1]) || ""} : null
+    };
+  }
   var panel = document.getElementById("panel");
   var onlyFailures = document.getElementById("only-failures");
   var tagFilter = document.getElementById("tag-filter");
@@ -22,7 +60,7 @@
   }
 
   function showCell(i) {
-    var c = cells[i];
+    var c = cell(i);
     if (!c) { return false; }
     var td = document.querySelector('td.c[data-i="' + i + '"]');
     if (selected) { selected.classList.remove("selected"); }
@@ -50,10 +88,11 @@
       ["path", (c.path || "unknown (the nodes of the pods are not known)") + ", " + c.family],
       ["observed outcome", describeObserved(c), "observed"],
       ["attempts", String(c.attempts) + (c.history.length ? ": " + c.history.join(", ") : "")],
-      ["converged after", c.convergedAfter !== null ? c.convergedAfter + " s after the step's changes" :
-        (c.status === "mismatch" ? "never agreed with the reference before the deadline" : "agreed at the first probe, or not probed")],
+      ["converged after", c.convergedAfter !== null ? c.convergedAfter + " s after the API accepted the step's last change (start of the agreeing probe)" :
+        (c.status === "mismatch" ? "never agreed with the reference before the deadline" : "not probed")],
       ["flaky", c.flaky ? "yes: the observation changed while re-probing" : "no"]
     ];
+    if (c.slow) { rows.push(["propagation", c.slow]); }
     if (c.known) { rows.push(["known deviation", c.known.reason + (c.known.link ? " (" + c.known.link + ")" : "")]); }
     if (c.detail) { rows.push(["detail", c.detail]); }
     rows.push(["reproduce", c.command || "no command (not probed)", "command"]);
@@ -97,20 +136,43 @@
     document.getElementById("nothing").hidden = shown > 0;
   }
 
-  function fromHash() {
+  // Focus: a page opened on a cell (#cell=...) shows that cell's step with the summary above it,
+  // so the cell is in view without scrolling (a scrolled page comes out blank in chromium's
+  // --screenshot); #all or any filter change shows the whole report again.
+  function focusOn(td) {
+    document.body.classList.add("focus");
+    document.getElementById("focus-note").hidden = false;
+    var section = td.closest("section.scenario");
+    var step = td.closest(".step");
+    document.querySelectorAll("section.scenario").forEach(function (sec) { sec.hidden = sec !== section; });
+    section.querySelectorAll(".step").forEach(function (st) { st.hidden = st !== step; });
+    window.scrollTo(0, 0);
+  }
+
+  function unfocus() {
+    document.body.classList.remove("focus");
+    document.getElementById("focus-note").hidden = true;
+  }
+
+  function fromHash(initial) {
     var params = new URLSearchParams(window.location.hash.replace(/^#/, ""));
+    unfocus();
     if (params.has("failures")) { onlyFailures.checked = true; }
     if (params.has("all")) { onlyFailures.checked = false; }
     if (params.has("tag")) { tagFilter.value = params.get("tag"); }
     if (params.has("protocol")) { protocolFilter.value = params.get("protocol"); }
     apply();
     var cell = params.get("cell");
+    var i = null;
     if (cell === "first-mismatch") {
       var first = document.querySelector("td.c.unexpectedly-allowed:not(.known), td.c.unexpectedly-denied:not(.known)");
-      if (first) { showCell(Number(first.getAttribute("data-i"))); }
+      if (first) { i = Number(first.getAttribute("data-i")); }
     } else if (cell !== null) {
-      showCell(Number(cell));
+      i = Number(cell);
     }
+    var td = i === null ? null : document.querySelector('td.c[data-i="' + i + '"]');
+    if (td && initial === true) { focusOn(td); }
+    if (i !== null) { showCell(i); }
   }
 
   document.addEventListener("click", function (ev) {
@@ -129,6 +191,14 @@
       document.getElementById("filters").scrollIntoView();
     }
   });
+  // Tooltips are made on first hover, not shipped in the page (a reason per cell is large).
+  document.addEventListener("mouseover", function (ev) {
+    var td = ev.target.closest && ev.target.closest("td.c[data-i]");
+    if (td && !td.title) {
+      var c = cell(Number(td.getAttribute("data-i")));
+      if (c) { td.title = c.cell + ": " + (c.kind || c.status) + " (click for details)\nwhy: " + c.reason; }
+    }
+  });
   document.addEventListener("keydown", function (ev) {
     if (ev.key === "Escape") { hidePanel(); }
     if (ev.key === "Enter" && ev.target.matches && ev.target.matches("td.c[data-i]")) {
@@ -136,8 +206,10 @@
     }
   });
   document.getElementById("panel-close").addEventListener("click", hidePanel);
-  [onlyFailures, tagFilter, protocolFilter].forEach(function (el) { el.addEventListener("change", apply); });
-  window.addEventListener("hashchange", fromHash);
-  window.netpolReport = {showCell: showCell, apply: apply, cells: cells};
-  fromHash();
+  [onlyFailures, tagFilter, protocolFilter].forEach(function (el) {
+    el.addEventListener("change", function () { unfocus(); apply(); });
+  });
+  window.addEventListener("hashchange", function () { fromHash(false); });
+  window.netpolReport = {showCell: showCell, apply: apply, cell: cell, count: packed.cells.length};
+  fromHash(true);
 })();
