@@ -104,7 +104,7 @@ def compare_batched_with_single(
         ]
 
         def single(item: tuple[RealCell, str, str]) -> int:
-            (src, _dst, port, proto), container, host = item
+            (src, _dst, port, proto, _family), container, host = item
             ns, pod = src.split("/", 1)
             argv = connect_command(ProbeTarget("", host, port, proto), timeout)
             return cluster.exec(ns, pod, container, argv, timeout + 10).exit_code

@@ -39,6 +39,8 @@ ip_blocks = st.sampled_from(
         {"cidr": "10.244.0.0/24", "except": ["10.244.0.12/30"]},
         {"cidr": "10.244.0.13/32"},
         {"cidr": "203.0.113.0/24"},
+        {"cidr": "fd00::/120"},
+        {"cidr": "fd00::/64", "except": ["fd00::c/126"]},
     ]
 )
 peers = st.one_of(
@@ -151,7 +153,9 @@ admin_egress_peers = st.one_of(
     admin_peers,
     st.builds(
         lambda c: {"networks": [c]},
-        st.sampled_from(["10.244.0.0/24", "10.244.0.12/30", "10.244.0.13/32", "0.0.0.0/0"]),
+        st.sampled_from(
+            ["10.244.0.0/24", "10.244.0.12/30", "10.244.0.13/32", "0.0.0.0/0", "fd00::8/126"]
+        ),
     ),
 )
 anp_ports = st.one_of(

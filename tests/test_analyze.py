@@ -292,3 +292,93 @@ def test_progress_bar_only_on_a_terminal_for_large_inputs(
     assert analyze_cmd.run(args, out, err) == 0
     assert "evaluating" in err.getvalue()
     assert out.getvalue().startswith("2 namespaces, 5 pods")
+
+
+NODE_OBJECTS: list[dict[str, Any]] = [
+    {
+        "kind": "Node",
+        "metadata": {"name": "w1", "labels": {"kubernetes.io/hostname": "w1", "zone": "a"}},
+        "status": {"addresses": [{"type": "InternalIP", "address": "172.18.0.2"}]},
+    },
+    {
+        "kind": "Node",
+        "metadata": {"name": "w2", "labels": {"kubernetes.io/hostname": "w2", "zone": "b"}},
+        "status": {
+            "addresses": [
+                {"type": "Hostname", "address": "w2"},
+                {"type": "InternalIP", "address": "172.18.0.3"},
+            ]
+        },
+    },
+    {"kind": "Namespace", "metadata": {"name": "app"}},
+    {
+        "kind": "Pod",
+        "metadata": {"name": "client", "namespace": "app", "labels": {"app": "client"}},
+        "spec": {"nodeName": "w1", **_pod_spec(HTTP)},
+        "status": {
+            "phase": "Running",
+            "podIP": "10.244.1.5",
+            "podIPs": [{"ip": "10.244.1.5"}, {"ip": "fd00::5"}],
+        },
+    },
+    {
+        "kind": "Pod",
+        "metadata": {"name": "agent", "namespace": "app", "labels": {"app": "agent"}},
+        "spec": {"nodeName": "w2", "hostNetwork": True, **_pod_spec(HTTP)},
+        "status": {"phase": "Running", "podIP": "172.18.0.3"},
+    },
+    {
+        "apiVersion": "policy.networking.k8s.io/v1alpha2",
+        "kind": "ClusterNetworkPolicy",
+        "metadata": {"name": "no-zone-b-nodes"},
+        "spec": {
+            "tier": "Admin",
+            "priority": 1,
+            "subject": {"namespaces": {}},
+            "egress": [{"action": "Deny", "to": [{"nodes": {"matchLabels": {"zone": "b"}}}]}],
+        },
+    },
+]
+
+
+class _Cluster:
+    """A read-only cluster that serves NODE_OBJECTS (Lister protocol)."""
+
+    def served_kinds(self) -> set[str]:
+        return {"ClusterNetworkPolicy"}
+
+    def list_items(
+        self, kind: str, namespace: str | None = None, label_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        return [
+            {k: v for k, v in o.items() if k != "kind"} for o in NODE_OBJECTS if o["kind"] == kind
+        ]
+
+
+def test_nodes_placement_and_dual_stack_addresses_come_from_the_cluster() -> None:
+    from conformance.reference.inventory import list_cluster
+
+    inv = build_inventory(list_cluster(_Cluster()))
+    state = inv.state
+    assert {n.name: str(n.ip) for n in state.nodes} == {"w1": "172.18.0.2", "w2": "172.18.0.3"}
+    client, agent = state.pod("app/client"), state.pod("app/agent")
+    assert (client.node, agent.node, agent.host_network) == ("w1", "w2", True)
+    assert [str(a) for a in client.extra_ips] == ["fd00::5"]
+    # The nodes peer is decided from w2's labels (it was implementation-defined without nodes).
+    matrix = compute_matrix(state, inv.policies)
+    assert str(matrix.verdict("app/client", "app/agent", 8080, L4Protocol.TCP)) == "deny"
+    assert "no-zone-b-nodes" in matrix.reason("app/client", "app/agent", 8080, L4Protocol.TCP)
+
+
+def test_to_scenario_keeps_the_cluster_nodes_and_placement(tmp_path: Path) -> None:
+    from conformance.reference.inventory import list_cluster, scenario_document
+
+    inv = build_inventory(list_cluster(_Cluster()))
+    doc = scenario_document(inv, sample=10, seed=1)
+    assert set(doc["topology"]["nodes"]) == {"w1", "w2"}
+    assert doc["topology"]["nodes"]["w2"]["labels"]["zone"] == "b"
+    assert [p["node"] for p in doc["topology"]["pods"]] == ["w1"]  # host-network pods not sampled
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    state = load_scenario(path).offline_steps[0].state
+    assert state.pod("app/client").node == "w1"

@@ -81,6 +81,7 @@ def test_json_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         "to": "x/b",
         "port": 80,
         "protocol": "TCP",
+        "family": "IPv4",
         "verdict": "deny",
         "served": True,
         "path": "same-node",  # y/a and x/b are both the default spread's node-2
@@ -148,6 +149,6 @@ def test_scenario_level_probe_is_the_default_of_each_step(tmp_path: Path) -> Non
     )
     one, two = load_scenario(path).bind()
     assert one.sources == ("x/a", "x/b", "x/c") and len(one.targets) == 9
-    assert one.port_protocols == ((80, "UDP"),)
+    assert one.grids == ((80, "UDP", "IPv4"),)
     assert two.sources == ("y/a",) and two.targets == ("z/a", "z/b", "z/c")
-    assert two.port_protocols == ((80, "UDP"),)
+    assert two.grids == ((80, "UDP", "IPv4"),)

@@ -13,7 +13,7 @@ from conformance.api.adminpol import AdminPolicy
 from conformance.api.model import ClusterState, ContainerPort, ExternalHost, Namespace, Node, Pod
 from conformance.api.model import frozen_labels as fl
 from conformance.api.netpol import NetworkPolicy
-from conformance.api.types import L4Protocol
+from conformance.api.types import AddressFamily, L4Protocol
 from conformance.reference.evaluator import AnyPolicy, Evaluator, Verdict
 from conformance.reference.matrix import PortProto, bit_indices, compute_matrix
 from tests.helpers import netpol, upstream_state
@@ -58,7 +58,13 @@ def pods_(draw: st.DrawFn) -> Pod:
     node = draw(st.sampled_from([None, "n1", "n2", "n2", "n3"]))
     if host and node in NODE_IPS:
         ip = NODE_IPS[node]  # a host-network pod has its node's address
-    return Pod(ns, "", fl(labels), ports, ipaddress.ip_address(ip) if ip else None, host, node)
+    extra: tuple[Any, ...] = ()
+    if ip is not None and not host and draw(st.booleans()):
+        # Dual-stack: the address of the other family (fd00::x for 10.244.0.x and back).
+        last = int(ip.rsplit(".", 1)[-1]) if "." in ip else int(ip.rsplit(":", 1)[-1], 16)
+        extra = (ipaddress.ip_address(f"fd00::{last:x}" if "." in ip else f"10.244.0.{last}"),)
+    addr = ipaddress.ip_address(ip) if ip else None
+    return Pod(ns, "", fl(labels), ports, addr, host, node, extra)
 
 
 NODE_IPS = {"n1": "10.244.0.1", "n2": "172.18.0.3"}
@@ -70,7 +76,7 @@ def states(draw: st.DrawFn) -> ClusterState:
     placed on two labelled nodes (or on an unknown one, or nowhere)."""
     drawn = draw(st.lists(pods_(), max_size=7))
     pods = tuple(
-        Pod(p.namespace, f"p{i}", p.labels, p.ports, p.ip, p.host_network, p.node)
+        Pod(p.namespace, f"p{i}", p.labels, p.ports, p.ip, p.host_network, p.node, p.extra_ips)
         for i, p in enumerate(drawn)
     )
     nodes = tuple(
@@ -96,13 +102,16 @@ def _assert_same(
     *,
     include_self: bool = False,
     port_protocols: list[PortProto] | None = None,
+    family: AddressFamily | None = None,
 ) -> None:
-    matrix = compute_matrix(state, pols, include_self=include_self, port_protocols=port_protocols)
+    matrix = compute_matrix(
+        state, pols, include_self=include_self, port_protocols=port_protocols, family=family
+    )
     ev = Evaluator(state, pols, include_self=include_self)
     cells = 0
     for s, t, port, proto, verdict in matrix.cells():
-        expected = ev.decide(s, t, port, proto).verdict
-        assert verdict == expected, (s, t, port, proto, ev.decide(s, t, port, proto).reason)
+        expected = ev.decide(s, t, port, proto, family).verdict
+        assert verdict == expected, (s, t, port, proto, ev.decide(s, t, port, proto, family).reason)
         assert matrix.verdict(s, t, port, proto) == expected
         cells += 1
     assert cells == matrix.cell_count
@@ -115,6 +124,23 @@ def test_fast_matrix_equals_reference_for_network_policies(
     state: ClusterState, pols: list[NetworkPolicy], include_self: bool
 ) -> None:
     _assert_same(state, list(pols), include_self=include_self)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    states(),
+    policies(max_size=4),
+    cluster_policies(max_size=2),
+    st.sampled_from([AddressFamily.IPV4, AddressFamily.IPV6]),
+)
+def test_fast_matrix_equals_reference_per_address_family(
+    state: ClusterState,
+    pols: list[NetworkPolicy],
+    admin: list[AdminPolicy],
+    family: AddressFamily,
+) -> None:
+    """Dual-stack pods: CIDRs match each end's address of the cell's family."""
+    _assert_same(state, [*pols, *admin], family=family)
 
 
 @settings(max_examples=100, deadline=None)

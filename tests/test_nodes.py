@@ -77,6 +77,12 @@ def _egress_a(peers: list[dict[str, Any]]) -> AnyPolicy:
     )
 
 
+def _deny_nodes(selector: dict[str, Any]) -> AnyPolicy:
+    """An AdminNetworkPolicy denying egress from every pod to the nodes ``selector`` picks."""
+    egress = [{"action": "Deny", "to": [{"nodes": selector}]}]
+    return anp("n", 1, {"subject": {"namespaces": {}}, "egress": egress})
+
+
 CASES: list[tuple[str, list[AnyPolicy], str, str, Verdict]] = [
     # N2: a pod's own node is never blocked by NetworkPolicy isolation, both ways.
     ("own node in", [DENY_INGRESS_A], "x/h1", "x/a", ALLOW),
@@ -134,78 +140,13 @@ CASES: list[tuple[str, list[AnyPolicy], str, str, Verdict]] = [
     # ... and a rule without peers matches everything.
     ("no peers", [_ingress_a([])], "x/h2", "x/a", ALLOW),
     # Admin tiers come first: egress Deny to nodes applies to the pod's own node too.
-    (
-        "nodes deny own node",
-        [
-            anp(
-                "n",
-                1,
-                {
-                    "subject": {"namespaces": {}},
-                    "egress": [{"action": "Deny", "to": [{"nodes": {}}]}],
-                },
-            )
-        ],
-        "x/a",
-        "x/h1",
-        DENY,
-    ),
+    ("nodes deny own node", [_deny_nodes({})], "x/a", "x/h1", DENY),
     # `nodes` peers select by node labels: zone=b is node-2 only.
-    (
-        "nodes by label",
-        [
-            anp(
-                "n",
-                1,
-                {
-                    "subject": {"namespaces": {}},
-                    "egress": [
-                        {"action": "Deny", "to": [{"nodes": {"matchLabels": {"zone": "b"}}}]}
-                    ],
-                },
-            )
-        ],
-        "x/a",
-        "x/h1",
-        ALLOW,
-    ),
-    (
-        "nodes by label hit",
-        [
-            anp(
-                "n",
-                1,
-                {
-                    "subject": {"namespaces": {}},
-                    "egress": [
-                        {"action": "Deny", "to": [{"nodes": {"matchLabels": {"zone": "b"}}}]}
-                    ],
-                },
-            )
-        ],
-        "x/a",
-        "x/h2",
-        DENY,
-    ),
+    ("nodes by label", [_deny_nodes({"matchLabels": {"zone": "b"}})], "x/a", "x/h1", ALLOW),
+    ("nodes by label hit", [_deny_nodes({"matchLabels": {"zone": "b"}})], "x/a", "x/h2", DENY),
     (
         "nodes by hostname",
-        [
-            anp(
-                "n",
-                1,
-                {
-                    "subject": {"namespaces": {}},
-                    "egress": [
-                        {
-                            "action": "Deny",
-                            "to": [
-                                {"nodes": {"matchLabels": {"kubernetes.io/hostname": "node-1"}}}
-                            ],
-                        }
-                    ],
-                },
-            )
-        ],
+        [_deny_nodes({"matchLabels": {"kubernetes.io/hostname": "node-1"}})],
         "x/a",
         "x/h1",
         DENY,
@@ -278,3 +219,63 @@ def test_unknown_placement_has_no_path() -> None:
     a = Pod("x", "a", ip=_ip("10.0.0.1"))
     b = Pod("x", "b", ip=_ip("10.0.0.2"), node="n1")
     assert traffic_path(a, b) is None
+
+
+BAD_SCENARIOS = [
+    (
+        "topology: {pods: [{name: x/a, node: node-9}]}\nsteps: [{name: s}]\n",
+        "unknown node 'node-9'; nodes: node-1, node-2",
+        "topology.pods[0].node",
+    ),
+    (
+        "external: [{name: db, ip: 203.0.113.9}]\nsteps: [{name: s, probe: {from: ['@dbb']}}]\n",
+        "no external endpoint 'dbb'; external endpoints: @db",
+        "steps[0].probe",
+    ),
+    (
+        "topology: {ip_families: [IPv4, IPv6]}\nexternal: [{name: v6, ip: '2001:db8::1'}]\n"
+        "steps: [{name: s}]\n",
+        "external endpoint 'v6' has no IPv4 address",
+        "external[0].ip",
+    ),
+    (
+        "topology: {node_cidr: 172.18.0.0/31}\nsteps: [{name: s}]\n",
+        "too small for 2 nodes",
+        "topology",
+    ),
+    (
+        "topology: {nodes: {Bad_Node: {}}}\nsteps: [{name: s}]\n",
+        "node name 'Bad_Node'",
+        "topology.nodes.Bad_Node",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message", "where"), BAD_SCENARIOS)
+def test_bad_node_and_client_input_is_one_clear_error(
+    tmp_path: Any, text: str, message: str, where: str
+) -> None:
+    from conformance.errors import ScenarioError
+    from conformance.scenario.load import load_scenario
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert message in str(info.value)
+    assert where in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_default_spread_has_same_and_cross_node_pairs(tmp_path: Any) -> None:
+    from conformance.scenario.load import load_scenario
+
+    path = tmp_path / "d.yaml"
+    path.write_text("steps: [{name: s}]\n")
+    state = load_scenario(path).offline_steps[0].state
+    on = {p.key: p.node for p in state.pods}
+    assert [k for k, n in on.items() if n == "node-1"] == ["x/a", "x/c", "y/b", "z/a", "z/c"]
+    assert {str(n.ip) for n in state.nodes} == {"172.18.0.2", "172.18.0.3"}
+    assert state.node("node-1") is not None
+    labels = state.node("node-1").effective_labels()  # type: ignore[union-attr]
+    assert labels["kubernetes.io/hostname"] == "node-1" and labels["kubernetes.io/os"] == "linux"

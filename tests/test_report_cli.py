@@ -28,6 +28,7 @@ def test_results_round_trip(name: str) -> None:
         for st in sc["steps"]:
             for cell in st["cells"]:
                 cell.setdefault("path", None)
+                cell.setdefault("family", "IPv4")
     again = json.loads(json.dumps(RunResult.load(path).to_json(), default=str))
     assert again == doc
 

@@ -87,8 +87,8 @@ CASES = [
     ("template attribute", with_cidr("{{ ip.__class__ }}"), 9, "getattr expressions"),
     ("template filter", with_cidr("{{ pod_cidr | upper }}"), 9, "filter expressions"),
     ("unknown name", with_cidr("{{ cycler }}"), 9, "'cycler' is not a placeholder"),
-    ("ip without key", with_cidr("{{ ip() }}"), 9, "ip() takes exactly one quoted string"),
-    ("ip of a number", with_cidr("{{ ip(1) }}"), 9, "ip() takes a quoted string"),
+    ("ip without key", with_cidr("{{ ip() }}"), 9, "ip() takes a quoted key"),
+    ("ip of a number", with_cidr("{{ ip(1) }}"), 9, "ip() takes quoted strings"),
     ("unknown function", with_cidr("{{ lipsum(9) }}"), 9, "only ip() and ns() can be called"),
     ("template syntax", with_cidr("{{ ip('x/a' }}"), 9, "is not valid"),
     (

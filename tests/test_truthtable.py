@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.api.types import L4Protocol
+from conformance.api.types import AddressFamily, Grid, L4Protocol
 from conformance.reference.evaluator import Verdict
 from conformance.reference.truthtable import (
     Cell,
@@ -19,9 +19,9 @@ from conformance.reference.truthtable import (
 def make_table() -> TruthTable:
     sources = ("x/a", "x/b")
     targets = ("x/a", "x/b", "@db")
-    pps = ((80, L4Protocol.TCP), (81, L4Protocol.UDP))
+    pps = (Grid(80, L4Protocol.TCP), Grid(81, L4Protocol.UDP))
     cells = {}
-    for port, proto in pps:
+    for port, proto, _family in pps:
         for s in sources:
             for t in targets:
                 verdict = (
@@ -30,7 +30,9 @@ def make_table() -> TruthTable:
                     else (Verdict.DENY if t == "x/b" else Verdict.ALLOW)
                 )
                 served = not (t == "@db" and port == 81)
-                cells[(s, t, port, proto)] = Cell(s, t, port, proto, verdict, served)
+                cells[(s, t, port, proto, AddressFamily.IPV4)] = Cell(
+                    s, t, port, proto, verdict, served
+                )
     return TruthTable(sources, targets, pps, cells)
 
 

@@ -10,7 +10,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from conformance.api.types import L4Protocol, PodKey, TargetKey, TrafficPath, external_key
+from conformance.api.types import (
+    AddressFamily,
+    L4Protocol,
+    PodKey,
+    TargetKey,
+    TrafficPath,
+    external_key,
+)
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
@@ -24,6 +31,16 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 def frozen_labels(labels: Mapping[str, str] | None) -> Mapping[str, str]:
     """A read-only copy of a label map."""
     return MappingProxyType(dict(labels or {}))
+
+
+def address_in(
+    ip: IPAddress | None, extra_ips: tuple[IPAddress, ...], family: AddressFamily | None
+) -> IPAddress | None:
+    """An endpoint's address of ``family``: its primary ``ip`` or one of its ``extra_ips``
+    (dual-stack); the primary one when ``family`` is None."""
+    if family is None or (ip is not None and ip.version == family.version):
+        return ip
+    return next((a for a in extra_ips if a.version == family.version), None)
 
 
 @dataclass(frozen=True)
@@ -46,6 +63,11 @@ class Node:
     name: str
     labels: Mapping[str, str] = field(default_factory=lambda: frozen_labels(None))
     ip: IPAddress | None = None
+    extra_ips: tuple[IPAddress, ...] = ()
+    """Addresses of the other family on a dual-stack cluster."""
+
+    def address(self, family: AddressFamily | None) -> IPAddress | None:
+        return address_in(self.ip, self.extra_ips, family)
 
     def effective_labels(self) -> Mapping[str, str]:
         """Labels including the kubelet's ``kubernetes.io/hostname`` and ``kubernetes.io/os``."""
@@ -72,6 +94,11 @@ class Pod:
     host_network: bool = False
     node: str | None = None
     """Name of the node that runs the pod; None when not known (placement not modelled)."""
+    extra_ips: tuple[IPAddress, ...] = ()
+    """Addresses of the other family on a dual-stack cluster (status.podIPs after the first)."""
+
+    def address(self, family: AddressFamily | None) -> IPAddress | None:
+        return address_in(self.ip, self.extra_ips, family)
 
     @property
     def key(self) -> PodKey:
@@ -96,6 +123,10 @@ class ExternalHost:
     name: str
     ip: IPAddress
     ports: tuple[ContainerPort, ...] = (ContainerPort(80, L4Protocol.TCP),)
+    extra_ips: tuple[IPAddress, ...] = ()
+
+    def address(self, family: AddressFamily | None) -> IPAddress | None:
+        return address_in(self.ip, self.extra_ips, family)
 
     @property
     def key(self) -> TargetKey:

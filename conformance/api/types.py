@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 PodKey: TypeAlias = str
 """A pod as upstream's e2e model names it: ``"<namespace>/<pod>"``."""
@@ -53,5 +53,30 @@ class TrafficPath(StrEnum):
     TO_EXTERNAL = "to-external"
 
 
-PortProtocol: TypeAlias = tuple[int, L4Protocol]
-"""A probed (port, protocol): one grid of a truth table."""
+class AddressFamily(StrEnum):
+    """IP family of a probed connection: both ends use their address of this family
+    (core/v1 IPFamily)."""
+
+    IPV4 = "IPv4"
+    IPV6 = "IPv6"
+
+    @property
+    def version(self) -> int:
+        return 4 if self is AddressFamily.IPV4 else 6
+
+
+def family_of_version(version: int) -> AddressFamily:
+    return AddressFamily.IPV4 if version == 4 else AddressFamily.IPV6
+
+
+class Grid(NamedTuple):
+    """A probed (port, protocol, address family): one grid of a truth table."""
+
+    port: int
+    protocol: L4Protocol
+    family: AddressFamily = AddressFamily.IPV4
+
+    def __str__(self) -> str:
+        """``80/TCP``, or ``80/TCP/IPv6`` for IPv6: a grid's corner in printed tables."""
+        text = f"{self.port}/{self.protocol}"
+        return text if self.family is AddressFamily.IPV4 else f"{text}/{self.family}"

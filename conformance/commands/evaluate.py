@@ -121,6 +121,7 @@ def to_json(results: list[ScenarioEvaluation]) -> dict[str, Any]:
                         "to": c.target,
                         "port": c.port,
                         "protocol": str(c.protocol),
+                        "family": str(c.family),
                         "verdict": str(c.verdict),
                         "served": c.served,
                         "path": str(c.path) if c.path else None,

@@ -55,7 +55,9 @@ def batch_command(targets: Sequence[ProbeTarget], timeout_s: int, parallel: int)
     """The exec argv: ``sh -c SCRIPT probe TIMEOUT PARALLEL ID HOST PORT PROTO ...``."""
     argv = ["sh", "-c", batch_script(), "probe", str(timeout_s), str(parallel)]
     for t in targets:
-        argv += [t.ident, t.host, str(t.port), t.protocol.lower()]
+        # batch.sh joins HOST:PORT as agnhost connect wants it: IPv6 hosts go in brackets.
+        host = f"[{t.host}]" if ":" in t.host else t.host
+        argv += [t.ident, host, str(t.port), t.protocol.lower()]
     return argv
 
 

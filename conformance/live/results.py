@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from conformance.api.types import L4Protocol, TrafficPath
+from conformance.api.types import AddressFamily, L4Protocol, TrafficPath
 from conformance.errors import ExitCode
 from conformance.live.probing import Outcome, ProbeResult
 from conformance.reference.evaluator import Verdict
@@ -74,6 +74,7 @@ class CellResult:
     command: str = ""
     path: TrafficPath | None = None
     """same-node, cross-node, from-node, ... as the pods actually ran (None: node unknown)."""
+    family: AddressFamily = AddressFamily.IPV4
 
     def record(self, res: ProbeResult, elapsed: float) -> None:
         """Fold one observation into the cell: status, attempts, convergence, flakiness."""
@@ -289,6 +290,7 @@ def _cell_from_json(c: Mapping[str, Any]) -> CellResult:
         detail=str(c.get("detail", "")),
         command=str(c.get("command", "")),
         path=_opt(TrafficPath, c.get("path")),
+        family=AddressFamily(c.get("family", AddressFamily.IPV4)),
     )
 
 

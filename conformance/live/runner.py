@@ -17,12 +17,12 @@ from typing import NamedTuple
 from conformance import __version__
 from conformance.api.kinds import POLICY_KINDS
 from conformance.api.model import Node
-from conformance.api.types import L4Protocol, PodKey, TargetKey
+from conformance.api.objects import nodes_from_objects
+from conformance.api.types import AddressFamily, L4Protocol, PodKey, TargetKey
 from conformance.cluster import is_embedded_version
 from conformance.errors import ClusterError, ConformanceError, NotFound
 from conformance.live.cni import detect_cni
 from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, carries_labels
-from conformance.live.nodes import nodes_from_objects
 from conformance.live.ops import ClusterOps
 from conformance.live.options import RunOptions
 from conformance.live.probing import (
@@ -47,6 +47,7 @@ class RealCell(NamedTuple):
     target: TargetKey
     port: int
     protocol: L4Protocol
+    family: AddressFamily = AddressFamily.IPV4
 
 
 class InfrastructureError(ConformanceError):

@@ -32,7 +32,8 @@ from conformance.api.model import (
     traffic_path,
 )
 from conformance.api.netpol import NetworkPolicy, parse_network_policy
-from conformance.api.types import PodKey, is_external_key
+from conformance.api.objects import pod_ips, pod_node
+from conformance.api.types import AddressFamily, PodKey, is_external_key
 from conformance.errors import (
     ClusterError,
     Conflict,
@@ -55,7 +56,6 @@ from conformance.live.deploy import (
     service_manifest,
     service_name,
 )
-from conformance.live.nodes import pod_node
 from conformance.live.options import Via
 from conformance.live.probing import Outcome, ProbeTarget, kubectl_command
 from conformance.live.results import (
@@ -172,14 +172,16 @@ class ScenarioRun:
                         f"pod {real_ns}/{pod.name} failed: {_pod_problem(status) or 'no reason given'}"
                     )
                 if phase == "Running" and ready and status.get("podIP"):
+                    primary, extra = pod_ips(obj)
                     self.live.pods[key] = Pod(
                         real_ns,
                         pod.name,
                         pod.labels,
                         pod.ports,
-                        ipaddress.ip_address(status["podIP"]),
+                        primary,
                         pod.host_network,
                         pod_node(obj),
+                        extra,
                     )
                     if pod_node(obj):
                         self.result.nodes[key] = str(pod_node(obj))
@@ -227,6 +229,11 @@ class ScenarioRun:
         externals = {
             name: ipaddress.ip_address(ip) for name, ip in self.options.externals.items()
         } or dict(offline.external_ips)
+        extra = dict(offline.pod_extra_ips)
+        for k, p in self.live.pods.items():
+            # A single-stack cluster gives no address of the other family: placeholders keep
+            # the offline one (it matches nothing there; those cells are reported unsupported).
+            extra[k] = p.extra_ips or offline.pod_extra_ips.get(k, ())
         return Binding(
             dict(self.live.names.forward),
             ips,
@@ -236,6 +243,8 @@ class ScenarioRun:
             # names are placement wishes; see docs/scenarios.md).
             {k: p.node for k, p in self.live.pods.items() if p.node is not None},
             self.runner.nodes,
+            extra,
+            offline.external_extra_ips,
         )
 
     def _bind(self, index: int) -> BoundStep:
@@ -247,23 +256,30 @@ class ScenarioRun:
     # -- warm-up ------------------------------------------------------------------------------
     def _warm_up(self) -> None:
         """With no policies every served cell must connect; otherwise stop before any policy."""
-        pps = {pp for s in self.offline_steps for pp in s.port_protocols}
+        grids = {g for s in self.offline_steps for g in s.grids}
         cells = [
-            (src, dst, port, proto)
+            (src, dst, g)
             for src in self.live.pods.values()
             for dst in self.live.pods.values()
-            for port, proto in pps
-            if src.key != dst.key and dst.serves(port, proto)
+            for g in grids
+            # Families a pod has no address of are reported per cell, not warmed up.
+            if src.key != dst.key
+            and dst.serves(g.port, g.protocol)
+            and self._host(dst, g.family) is not None
+            and src.address(g.family) is not None
         ]
         if not cells:
             return
         self.runner.progress(f"{self.scenario.name}: warm-up ({len(cells)} probes)")
-        pending = {RealCell(s.key, d.key, port, proto): (s, d) for s, d, port, proto in cells}
+        pending = {RealCell(s.key, d.key, *g): (s, d) for s, d, g in cells}
         deadline = time.monotonic() + self.options.warmup_deadline_s
         problem = ""
         while pending:
             results = self.runner.probe(
-                [(cell, probe_container(s), self._host(d)) for cell, (s, d) in pending.items()]
+                [
+                    (cell, probe_container(s), str(self._host(d, cell.family)))
+                    for cell, (s, d) in pending.items()
+                ]
             )
             for cell, res in results.items():
                 if res.outcome is Outcome.UNSUPPORTED:
@@ -281,12 +297,16 @@ class ScenarioRun:
             if pending:
                 time.sleep(0.5)
 
-    def _host(self, pod: Pod) -> str:
+    def _host(self, pod: Pod, family: AddressFamily) -> str | None:
+        """The address to probe ``pod`` at over ``family``; None when it has none of that
+        family (a single-stack cluster, or a single-stack Service)."""
         if self.options.via == Via.SERVICE:
             scen = f"{self.live.names.scenario(pod.namespace)}/{pod.name}"
             if scen in self.live.service_ips:
-                return self.live.service_ips[scen]
-        return str(pod.ip)
+                svc = self.live.service_ips[scen]
+                return svc if ipaddress.ip_address(svc).version == family.version else None
+        ip = pod.address(family)
+        return None if ip is None else str(ip)
 
     # -- steps --------------------------------------------------------------------------------
     def _step(self, index: int) -> StepResult:
@@ -426,11 +446,15 @@ class ScenarioRun:
                     ipaddress.ip_address(ip) if ip else pod.ip,
                     bool((obj.get("spec") or {}).get("hostNetwork")),
                     pod_node(obj),
+                    pod_ips(obj)[1],
                 )
             )
         externals = tuple(
             ExternalHost(
-                e.name, ipaddress.ip_address(self.options.externals.get(e.name, str(e.ip))), e.ports
+                e.name,
+                ipaddress.ip_address(self.options.externals.get(e.name, str(e.ip))),
+                e.ports,
+                () if e.name in self.options.externals else e.extra_ips,
             )
             for e in self.initial.externals
         )
@@ -455,7 +479,7 @@ class ScenarioRun:
         for cell in table:
             rc = real[cell.key]
             d = declared.get(cell.key)
-            target_host = self._target_host(rc.target, real_pods)
+            target_host = self._target_host(rc.target, real_pods, cell.family)
             res = CellResult(
                 cell.source,
                 cell.target,
@@ -466,6 +490,7 @@ class ScenarioRun:
                 cell.decision.reason if cell.decision else "",
                 declared=d[0] if d else None,
                 path=cell.path,
+                family=cell.family,
             )
             cells[rc] = res
             if cell.verdict is Verdict.IMPLEMENTATION_DEFINED:
@@ -479,13 +504,20 @@ class ScenarioRun:
                 )
                 continue
             src_pod = real_pods[rc.source]
+            if src_pod.address(cell.family) is None:
+                res.status = CellStatus.NOT_SUPPORTED
+                res.detail = f"{cell.source} has no {cell.family} address on this cluster"
+                continue
             if cell.protocol in self.runner.unsupported:
                 res.status = CellStatus.NOT_SUPPORTED
                 res.detail = f"{cell.protocol} is not supported by this cluster: {self.runner.unsupported[cell.protocol]}"
                 continue
             if target_host is None:
                 res.status = CellStatus.NOT_SUPPORTED
-                res.detail = f"external endpoint {cell.target} has no address on this cluster (use --external NAME=IP)"
+                if is_external_key(rc.target) and rc.target[1:] not in self.options.externals:
+                    res.detail = f"external endpoint {cell.target} has no address on this cluster (use --external NAME=IP)"
+                else:
+                    res.detail = f"{cell.target} has no {cell.family} address on this cluster"
                 continue
             res.command = kubectl_command(
                 src_pod.namespace,
@@ -516,26 +548,28 @@ class ScenarioRun:
         evaluator = Evaluator(state, self._live_policies(), include_self=self.options.include_self)
         cells: dict[CellKey, Cell] = {}
         real: dict[CellKey, RealCell] = {}
-        for port, proto in bound.port_protocols:
+        for port, proto, family in bound.grids:
             for s in bound.sources:
                 for t in bound.targets:
-                    rc = RealCell(real_key(s), real_key(t), port, proto)
+                    rc = RealCell(real_key(s), real_key(t), port, proto, family)
                     decision = evaluator.decide(*rc).renamed(self.live.scenario_name)
                     served = is_served(bound.state, t, port, proto)
                     path = traffic_path(state.endpoint(rc.source), state.endpoint(rc.target))
-                    cells[(s, t, port, proto)] = Cell(
-                        s, t, port, proto, decision.verdict, served, decision, path
+                    key = (s, t, port, proto, family)
+                    cells[key] = Cell(
+                        s, t, port, proto, decision.verdict, served, decision, path, family
                     )
-                    real[(s, t, port, proto)] = rc
-        return TruthTable(bound.sources, bound.targets, bound.port_protocols, cells), real
+                    real[key] = rc
+        return TruthTable(bound.sources, bound.targets, bound.grids, cells), real
 
-    def _target_host(self, key: str, pods: Mapping[str, Pod]) -> str | None:
+    def _target_host(self, key: str, pods: Mapping[str, Pod], family: AddressFamily) -> str | None:
         if key.startswith("@"):
             name = key[1:]
             if name in self.options.externals:
-                return self.options.externals[name]
+                given = self.options.externals[name]
+                return given if ipaddress.ip_address(given).version == family.version else None
             return None  # real clusters have no simulated hosts: map them with --external
-        return self._host(pods[key])
+        return self._host(pods[key], family)
 
     def _observe(
         self, cells: dict[RealCell, CellResult], to_probe: list[tuple[RealCell, str, str]]

@@ -85,7 +85,7 @@ from conformance.api.netpol import (
     NetworkPolicyPort,
     NetworkPolicyRule,
 )
-from conformance.api.types import Direction, L4Protocol, PodKey, TargetKey
+from conformance.api.types import AddressFamily, Direction, L4Protocol, PodKey, TargetKey
 
 AnyPolicy = NetworkPolicy | AdminPolicy
 """Every policy kind the evaluator accepts."""
@@ -255,6 +255,8 @@ class _Conn:
     dst: Endpoint
     port: int
     protocol: L4Protocol
+    family: AddressFamily | None = None
+    """Both ends' addresses of this family are matched against CIDRs (None: the primary ones)."""
 
 
 @dataclass(frozen=True)
@@ -339,12 +341,19 @@ class Evaluator:
         return tuple(out)
 
     def decide(
-        self, source: TargetKey, target: TargetKey, port: int, protocol: L4Protocol
+        self,
+        source: TargetKey,
+        target: TargetKey,
+        port: int,
+        protocol: L4Protocol,
+        family: AddressFamily | None = None,
     ) -> Decision:
+        """The verdict of ``source`` connecting to ``target`` at ``port/protocol`` over
+        ``family`` (both ends' addresses of that family; None: each end's primary address)."""
         src = self.state.endpoint(source)
         dst = self.state.endpoint(target)
-        egress = self._endpoint_side(Direction.EGRESS, src, dst, dst, port, protocol)
-        ingress = self._endpoint_side(Direction.INGRESS, dst, src, dst, port, protocol)
+        egress = self._endpoint_side(Direction.EGRESS, src, dst, dst, port, protocol, family)
+        ingress = self._endpoint_side(Direction.INGRESS, dst, src, dst, port, protocol, family)
         verdict = combine(egress.verdict, ingress.verdict)  # Rule 3.
         allows = verdict is Verdict.ALLOW
         self_traffic = source == target
@@ -360,6 +369,7 @@ class Evaluator:
         dst: Endpoint,
         port: int,
         protocol: L4Protocol,
+        family: AddressFamily | None,
     ) -> SideDecision:
         """The side of ``end``: decided by policy for a pod-network pod, else not applicable."""
         if isinstance(end, ExternalHost):
@@ -367,7 +377,7 @@ class Evaluator:
         if end.host_network:
             note = "a host-network pod (its node's network namespace): no policy selects it"
             return SideDecision(direction, end.key, True, applicable=False, note=note)
-        return self._side(_Conn(direction, end, other, dst, port, protocol))
+        return self._side(_Conn(direction, end, other, dst, port, protocol, family))
 
     # -- rule 8: the tiers, in order ---------------------------------------------------------
 
@@ -529,10 +539,12 @@ class Evaluator:
             if peer.ip_block is not None:
                 if c.direction is Direction.INGRESS:
                     return None  # the source address of node traffic is the plugin's choice
-                return other.ip is not None and peer.ip_block.contains(other.ip)
+                ip = other.address(c.family)
+                return ip is not None and peer.ip_block.contains(ip)
             return None if self._selects_as_pod(policy, peer, other) else False
         if peer.ip_block is not None:
-            return other.ip is not None and peer.ip_block.contains(other.ip)  # Rule 5, ipBlock.
+            ip = other.address(c.family)
+            return ip is not None and peer.ip_block.contains(ip)  # Rule 5, ipBlock.
         if not isinstance(other, Pod):
             return False
         return self._selects_as_pod(policy, peer, other)
@@ -555,16 +567,18 @@ class Evaluator:
             ports = _any3(_admin_port_matches(p, c.dst, c.port, c.protocol) for p in rule.ports)
             if ports is False:
                 return False
-        peers = _any3(self._admin_peer_matches(peer, c.other) for peer in rule.peers)
+        peers = _any3(self._admin_peer_matches(peer, c) for peer in rule.peers)
         if peers is False:
             return False
         return True if ports and peers else None
 
-    def _admin_peer_matches(self, peer: AdminPeer, other: Endpoint) -> bool | None:
+    def _admin_peer_matches(self, peer: AdminPeer, c: _Conn) -> bool | None:
+        other = c.other
         if peer.networks:
             # Egress peer networks: "cluster-internal traffic will be checked against the rule
             # as well", so pod IPs match too.
-            return other.ip is not None and peer.contains_ip(other.ip)
+            ip = other.address(c.family)
+            return ip is not None and peer.contains_ip(ip)
         if peer.domain_names:
             return None if isinstance(other, ExternalHost) else False
         if peer.nodes is not None:

@@ -14,7 +14,7 @@ import fnmatch
 from dataclasses import dataclass, field
 
 from conformance.api.model import ClusterState, traffic_path
-from conformance.api.types import L4Protocol, TargetKey
+from conformance.api.types import Grid, L4Protocol, TargetKey
 from conformance.errors import Location, ScenarioError
 from conformance.reference.evaluator import Evaluator, Verdict
 from conformance.reference.truthtable import (
@@ -41,15 +41,15 @@ def expected_table(step: BoundStep, *, include_self: bool = False) -> TruthTable
         for t in step.targets
     }
     cells: dict[CellKey, Cell] = {}
-    for port, proto in step.port_protocols:
+    for port, proto, family in step.grids:
         for s in step.sources:
             for t in step.targets:
-                decision = evaluator.decide(s, t, port, proto)
+                decision = evaluator.decide(s, t, port, proto, family)
                 served = is_served(state, t, port, proto)
-                cells[(s, t, port, proto)] = Cell(
-                    s, t, port, proto, decision.verdict, served, decision, paths[(s, t)]
+                cells[(s, t, port, proto, family)] = Cell(
+                    s, t, port, proto, decision.verdict, served, decision, paths[(s, t)], family
                 )
-    return TruthTable(step.sources, step.targets, step.port_protocols, cells)
+    return TruthTable(step.sources, step.targets, step.grids, cells)
 
 
 def is_served(state: ClusterState, target: TargetKey, port: int, protocol: L4Protocol) -> bool:
@@ -65,7 +65,7 @@ class Disagreement:
 
     def __str__(self) -> str:
         c = self.cell
-        where = f"{c.source} -> {c.target} {c.port}/{c.protocol}"
+        where = f"{c.source} -> {c.target} {c.grid}"
         if self.declared != c.verdict:
             reason = c.decision.reason if c.decision else ""
             return f"{where}: declared {self.declared}, evaluator says {c.verdict} ({reason})"
@@ -93,6 +93,7 @@ def declared_verdicts(
                 and fnmatch.fnmatchcase(cell.target, rule.to)
                 and (rule.ports is None or cell.port in rule.ports)
                 and (rule.protocols is None or cell.protocol in rule.protocols)
+                and (rule.families is None or cell.family in rule.families)
             ):
                 verdict = Verdict(rule.verdict)
                 used.add(i)
@@ -124,17 +125,18 @@ def _from_table(
     table_loc = Location(loc.file, loc.line, f"{loc.path}.table")
     missing = sorted(wanted - marks.keys(), key=str)
     if missing:
-        s, t, port, proto = missing[0]
+        s, t, port, proto, family = missing[0]
         raise ScenarioError(
-            f"the table has no cell {s} -> {t} {port}/{proto}, which the step probes "
+            f"the table has no cell {s} -> {t} {Grid(port, proto, family)}, which the step probes "
             f"({len(missing)} cells missing); paste the grid `evaluate` prints",
             table_loc,
         )
     extra = sorted(marks.keys() - wanted, key=str)
     if extra:
-        s, t, port, proto = extra[0]
+        s, t, port, proto, family = extra[0]
         raise ScenarioError(
-            f"the table has cell {s} -> {t} {port}/{proto}, which the step does not probe",
+            f"the table has cell {s} -> {t} {Grid(port, proto, family)}, which the step does not "
+            "probe",
             table_loc,
         )
     return {

@@ -23,11 +23,12 @@ import yaml
 from conformance.api.adminpol import AdminPolicy, parse_admin_policy
 from conformance.api.fields import Locator
 from conformance.api.kinds import POLICY_KINDS
-from conformance.api.model import ClusterState, ContainerPort, Namespace, Pod, frozen_labels
+from conformance.api.model import ClusterState, ContainerPort, Namespace, Node, Pod, frozen_labels
 from conformance.api.netpol import NetworkPolicy, parse_network_policy
+from conformance.api.objects import node_from_object, pod_ips, pod_node
 from conformance.api.types import Direction, PodKey, TargetKey
 from conformance.api.types import L4Protocol as L4
-from conformance.errors import Location, ScenarioError
+from conformance.errors import ClusterError, Location, ScenarioError
 from conformance.reference.evaluator import AnyPolicy, Verdict
 from conformance.reference.matrix import PortProto, ReachabilityMatrix
 
@@ -122,12 +123,20 @@ def load_manifest_dir(path: str | Path) -> list[SourcedObject]:
 
 
 def list_cluster(cluster: Lister) -> list[SourcedObject]:
-    """Namespaces, pods and every policy kind the cluster serves (read-only list calls)."""
+    """Namespaces, pods, nodes and every policy kind the cluster serves (read-only list calls).
+
+    Nodes decide admin ``nodes`` peers and the own-node rule; without permission to list them
+    (or on a cluster without Node objects) those cells stay implementation-defined."""
     served = cluster.served_kinds()
     out: list[SourcedObject] = []
     for kind in ("Namespace", "Pod", *(k for k in POLICY_KINDS if k in served)):
         for item in cluster.list_items(kind):
             out.append(SourcedObject({"kind": kind, **item}, "cluster"))
+    try:
+        nodes = cluster.list_items("Node")
+    except ClusterError:
+        nodes = []
+    out.extend(SourcedObject({"kind": "Node", **item}, "cluster") for item in nodes)
     return out
 
 
@@ -144,7 +153,8 @@ def build_inventory(
     hold no address. Raises ScenarioError for invalid policies (named by file and field).
     """
     namespaces: dict[str, Mapping[str, str]] = {}
-    pods: list[tuple[str, str, Mapping[str, Any], Any]] = []  # ns, name, pod spec, ip
+    pods: list[tuple[str, str, Mapping[str, Any], Any]] = []  # ns, name, pod spec, pod object
+    nodes: list[Node] = []
     pod_labels: dict[tuple[str, str], Mapping[str, str]] = {}
     policies: list[AnyPolicy] = []
     policy_objects: list[Mapping[str, Any]] = []
@@ -158,13 +168,15 @@ def build_inventory(
         ns = str(meta.get("namespace") or "default")
         if kind == "Namespace":
             namespaces[name] = dict(meta.get("labels") or {})
+        elif kind == "Node":
+            nodes.append(node_from_object(obj))
         elif kind == "Pod":
             phase = (obj.get("status") or {}).get("phase")
             if phase in ("Succeeded", "Failed"):
                 finished += 1
                 continue
             namespaces.setdefault(ns, {})
-            pods.append((ns, name, obj.get("spec") or {}, (obj.get("status") or {}).get("podIP")))
+            pods.append((ns, name, obj.get("spec") or {}, obj))
             pod_labels[(ns, name)] = dict(meta.get("labels") or {})
         elif kind in WORKLOAD_KINDS:
             template, count = _template(obj, kind)
@@ -176,7 +188,7 @@ def build_inventory(
             tmeta = template.get("metadata") or {}
             for i in range(min(count, replicas)):
                 pod_name = f"{name}-{i}"
-                pods.append((ns, pod_name, template.get("spec") or {}, None))
+                pods.append((ns, pod_name, template.get("spec") or {}, {}))
                 pod_labels[(ns, pod_name)] = dict(tmeta.get("labels") or {})
         elif kind in POLICY_KINDS:
             locate = _locator(so.origin, kind, ns if kind == "NetworkPolicy" else None, name)
@@ -191,22 +203,30 @@ def build_inventory(
     for p in policies:
         if isinstance(p, NetworkPolicy):
             namespaces.setdefault(p.namespace, {})
-    ips = _IPAllocator(pod_cidr, [ip for *_, ip in pods if ip])
+    ips = _IPAllocator(pod_cidr, [str(ip) for *_, o in pods if (ip := pod_ips(o)[0])])
     built: list[Pod] = []
     synthetic = 0
     seen: set[PodKey] = set()
-    for ns, name, spec, ip in pods:
+    for ns, name, spec, pod_obj in pods:
         if f"{ns}/{name}" in seen:
             continue
         seen.add(f"{ns}/{name}")
         host = bool(spec.get("hostNetwork"))
-        if not ip:
+        address, extra = pod_ips(pod_obj)
+        if address is None:
             synthetic += 1
             address = ips.next()
-        else:
-            address = ipaddress.ip_address(ip)
         built.append(
-            Pod(ns, name, frozen_labels(pod_labels[(ns, name)]), _ports(spec), address, host)
+            Pod(
+                ns,
+                name,
+                frozen_labels(pod_labels[(ns, name)]),
+                _ports(spec),
+                address,
+                host,
+                pod_node(pod_obj) or (str(spec["nodeName"]) if spec.get("nodeName") else None),
+                extra,
+            )
         )
     notes = []
     if synthetic:
@@ -221,6 +241,7 @@ def build_inventory(
     state = ClusterState(
         tuple(Namespace(n, frozen_labels(labels)) for n, labels in sorted(namespaces.items())),
         tuple(built),
+        nodes=tuple(nodes),
     )
     return Inventory(state, tuple(policies), tuple(policy_objects), tuple(notes))
 
@@ -485,6 +506,8 @@ def scenario_document(
         }
         if p.ip is not None:
             entry["ip"] = str(p.ip)
+        if p.node is not None and inventory.state.node(p.node) is not None:
+            entry["node"] = p.node  # where it ran, so cells keep their same/cross-node path
         topo_pods.append(entry)
     requires = _features(inventory, pods)
     doc: dict[str, Any] = {
@@ -502,6 +525,11 @@ def scenario_document(
     if requires:
         doc["requires"] = requires
     doc["topology"] = {"namespaces": topo_ns, "pods": topo_pods}
+    if inventory.state.nodes:
+        doc["topology"] = {
+            "nodes": {n.name: {"labels": dict(n.labels)} for n in inventory.state.nodes},
+            **doc["topology"],
+        }
     step: dict[str, Any] = {"name": "the cluster's policies"}
     if inventory.policy_objects:
         step["apply"] = [dict(o) for o in inventory.policy_objects]

@@ -53,7 +53,7 @@ from conformance.api.netpol import (
     NetworkPolicyRule,
 )
 from conformance.api.selectors import LabelSelector, Operator
-from conformance.api.types import Direction, L4Protocol, PodKey, TargetKey
+from conformance.api.types import AddressFamily, Direction, L4Protocol, PodKey, TargetKey
 from conformance.reference.evaluator import AnyPolicy, Decision, Evaluator, Verdict
 
 PortProto = tuple[int, L4Protocol]
@@ -102,6 +102,8 @@ class ReachabilityMatrix:
     _allow: Mapping[tuple[TargetKey, PortProto], int] = field(repr=False)
     _undefined: Mapping[tuple[TargetKey, PortProto], int] = field(repr=False)
     _source_bit: Mapping[PodKey, int] = field(repr=False)
+    family: AddressFamily | None = None
+    """The family whose addresses were matched against CIDRs (None: the primary ones)."""
 
     def verdict(
         self, source: PodKey, target: TargetKey, port: int, protocol: L4Protocol
@@ -180,7 +182,7 @@ class ReachabilityMatrix:
         self, source: PodKey, target: TargetKey, port: int, protocol: L4Protocol
     ) -> Decision:
         """The reference decision for one cell, with its reasons."""
-        return self.evaluator.decide(source, target, port, protocol)
+        return self.evaluator.decide(source, target, port, protocol, self.family)
 
     def reason(self, source: PodKey, target: TargetKey, port: int, protocol: L4Protocol) -> str:
         return self.decision(source, target, port, protocol).reason
@@ -193,13 +195,16 @@ def compute_matrix(
     include_self: bool = False,
     port_protocols: Sequence[PortProto] | None = None,
     progress: Progress | None = None,
+    family: AddressFamily | None = None,
 ) -> ReachabilityMatrix:
     """Verdicts of every source pod to every pod and external at each of the target's ports.
 
     ``port_protocols`` None evaluates each target at its declared container ports; otherwise
-    every target at every listed port/protocol (as a scenario step's probes do).
+    every target at every listed port/protocol (as a scenario step's probes do). ``family``
+    chooses the addresses CIDRs are matched against (None: every endpoint's primary one), as the
+    evaluator's ``decide`` does.
     """
-    return _Compiler(state, tuple(policies), include_self, port_protocols, progress).run()
+    return _Compiler(state, tuple(policies), include_self, port_protocols, progress, family).run()
 
 
 class _Compiler:
@@ -212,13 +217,15 @@ class _Compiler:
         include_self: bool,
         port_protocols: Sequence[PortProto] | None,
         progress: Progress | None,
+        family: AddressFamily | None = None,
     ) -> None:
         self.state = state
         self.policies = policies
         self.include_self = include_self
         self.progress = progress
         # Rule 1: pods in IP order (no IP last), so an ipBlock is a range of bits.
-        self.pods: list[Pod] = sorted(state.pods, key=_ip_order)
+        self.family = family
+        self.pods: list[Pod] = sorted(state.pods, key=lambda p: _ip_order(p, family))
         self.n = len(self.pods)
         self.externals = state.externals
         self.all_pods = (1 << self.n) - 1
@@ -241,10 +248,11 @@ class _Compiler:
                 self.by_key[k] = self.by_key.get(k, 0) | b
         self.ips: dict[int, tuple[list[int], int]] = {}  # version -> (sorted ints, first bit)
         for i, p in enumerate(self.pods):
-            if p.ip is not None and p.ip.version not in self.ips:
-                self.ips[p.ip.version] = ([], i)
-            if p.ip is not None:
-                self.ips[p.ip.version][0].append(int(p.ip))
+            ip = p.address(family)
+            if ip is not None and ip.version not in self.ips:
+                self.ips[ip.version] = ([], i)
+            if ip is not None:
+                self.ips[ip.version][0].append(int(ip))
         self.ns_labels = {
             name: state.namespace(name).effective_labels()
             for name in {n.name for n in state.namespaces} | set(self.ns_pods)
@@ -318,7 +326,8 @@ class _Compiler:
         for ex in block.except_:
             bits &= self.all_targets ^ self._cidr(ex)
         for j, e in enumerate(self.externals):
-            if block.contains(e.ip):
+            ip = e.address(self.family)
+            if ip is not None and block.contains(ip):
                 bits |= 1 << (self.n + j)
         self._ipb_cache[block] = bits
         return bits
@@ -454,6 +463,7 @@ class _Compiler:
             _allow=allow,
             _undefined=undefined,
             _source_bit=dict(self.bit),
+            family=self.family,
         )
 
     def _egress(
@@ -589,7 +599,8 @@ class _Compiler:
                 for net in peer.networks:
                     certain |= self._cidr(net)
                     for j, e in enumerate(self.externals):
-                        if e.ip.version == net.version and e.ip in net:
+                        ip = e.address(self.family)
+                        if ip is not None and ip.version == net.version and ip in net:
                             certain |= 1 << (self.n + j)
             elif peer.domain_names:
                 unsure |= self.all_targets ^ self.all_pods  # externals only
@@ -854,10 +865,11 @@ def _declared(ports: Iterable[ContainerPort]) -> tuple[PortProto, ...]:
     return tuple(dict.fromkeys((p.port, p.protocol) for p in ports))
 
 
-def _ip_order(pod: Pod) -> tuple[int, int, str]:
-    if pod.ip is None:
+def _ip_order(pod: Pod, family: AddressFamily | None) -> tuple[int, int, str]:
+    ip = pod.address(family)
+    if ip is None:
         return (1, 0, pod.key)
-    return (0, pod.ip.version * (1 << 130) + int(pod.ip), pod.key)
+    return (0, ip.version * (1 << 130) + int(ip), pod.key)
 
 
 def _or(values: Iterable[int]) -> int:

@@ -1,8 +1,10 @@
-"""Truth tables: one grid per (port, protocol), rows = sources, columns = destinations.
+"""Truth tables: one grid per (port, protocol, address family), rows = sources, columns =
+destinations.
 
 The printed layout is also the input layout of a scenario's ``expect.table``: a grid printed by
 ``netpol-conformance evaluate`` can be pasted back into a scenario unchanged. The top-left corner
-of each grid names its port and protocol (``80/TCP``).
+of each grid names its port and protocol (``80/TCP``), and the family when it is IPv6
+(``80/TCP/IPv6``).
 """
 
 from __future__ import annotations
@@ -11,10 +13,17 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from conformance.api.types import L4Protocol, PodKey, PortProtocol, TargetKey, TrafficPath
+from conformance.api.types import (
+    AddressFamily,
+    Grid,
+    L4Protocol,
+    PodKey,
+    TargetKey,
+    TrafficPath,
+)
 from conformance.reference.evaluator import Decision, Verdict
 
-CellKey = tuple[PodKey, TargetKey, int, L4Protocol]
+CellKey = tuple[PodKey, TargetKey, int, L4Protocol, AddressFamily]
 
 
 class Mark:
@@ -58,10 +67,15 @@ class Cell:
     served: bool
     decision: Decision | None = None
     path: TrafficPath | None = None
+    family: AddressFamily = AddressFamily.IPV4
 
     @property
     def key(self) -> CellKey:
-        return (self.source, self.target, self.port, self.protocol)
+        return (self.source, self.target, self.port, self.protocol, self.family)
+
+    @property
+    def grid(self) -> Grid:
+        return Grid(self.port, self.protocol, self.family)
 
     @property
     def mark(self) -> str:
@@ -72,28 +86,35 @@ class Cell:
 class TruthTable:
     sources: tuple[PodKey, ...]
     targets: tuple[TargetKey, ...]
-    port_protocols: tuple[PortProtocol, ...]
+    grids: tuple[Grid, ...]
     cells: Mapping[CellKey, Cell] = field(default_factory=dict)
 
-    def cell(self, source: PodKey, target: TargetKey, port: int, protocol: L4Protocol) -> Cell:
-        return self.cells[(source, target, port, protocol)]
+    def cell(
+        self,
+        source: PodKey,
+        target: TargetKey,
+        port: int,
+        protocol: L4Protocol,
+        family: AddressFamily = AddressFamily.IPV4,
+    ) -> Cell:
+        return self.cells[(source, target, port, protocol, family)]
 
     def __iter__(self) -> Iterator[Cell]:
-        for port, proto in self.port_protocols:
+        for port, proto, family in self.grids:
             for s in self.sources:
                 for t in self.targets:
-                    yield self.cells[(s, t, port, proto)]
+                    yield self.cells[(s, t, port, proto, family)]
 
     def render(self, marks: Mapping[CellKey, str] | None = None) -> str:
-        """The grids, one per port/protocol; ``marks`` overrides cell marks (e.g. for diffs)."""
+        """The grids, one per port/protocol/family; ``marks`` overrides cell marks (diffs)."""
         blocks = []
-        for port, proto in self.port_protocols:
+        for g in self.grids:
             grid: dict[tuple[PodKey, TargetKey], str] = {}
             for s in self.sources:
                 for t in self.targets:
-                    key = (s, t, port, proto)
+                    key = (s, t, *g)
                     grid[(s, t)] = marks[key] if marks and key in marks else self.cells[key].mark
-            blocks.append(render_grid(f"{port}/{proto}", self.sources, self.targets, grid))
+            blocks.append(render_grid(str(g), self.sources, self.targets, grid))
         return "\n\n".join(blocks)
 
 
@@ -115,7 +136,7 @@ def render_grid(
     return "\n".join(line.rstrip() for line in lines)
 
 
-_CORNER = re.compile(r"^(\d+)/(TCP|UDP|SCTP)$")
+_CORNER = re.compile(r"^(\d+)/(TCP|UDP|SCTP)(?:/(IPv4|IPv6))?$")
 
 
 class TableSyntaxError(ValueError):
@@ -129,7 +150,7 @@ class TableSyntaxError(ValueError):
 def parse_tables(text: str) -> dict[CellKey, str]:
     """Parse grids in the printed layout into cell marks. Legend and ``#`` lines are ignored."""
     out: dict[CellKey, str] = {}
-    header: tuple[int, L4Protocol, list[str]] | None = None
+    header: tuple[Grid, list[str]] | None = None
     seen_rows: set[str] = set()
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -138,31 +159,36 @@ def parse_tables(text: str) -> dict[CellKey, str]:
         tokens = line.split()
         corner = _CORNER.match(tokens[0])
         if corner:
-            port, proto = int(corner.group(1)), L4Protocol(corner.group(2))
+            g = Grid(
+                int(corner.group(1)),
+                L4Protocol(corner.group(2)),
+                AddressFamily(corner.group(3) or AddressFamily.IPV4),
+            )
             if len(set(tokens[1:])) != len(tokens) - 1:
                 raise TableSyntaxError(f"grid {tokens[0]} names a column twice", lineno)
-            header = (port, proto, tokens[1:])
+            header = (g, tokens[1:])
             seen_rows = set()
             continue
         if header is None:
             raise TableSyntaxError(
-                f"expected a grid header starting with PORT/PROTOCOL (e.g. 80/TCP), got {tokens[0]!r}",
+                "expected a grid header starting with PORT/PROTOCOL (e.g. 80/TCP, or "
+                f"80/TCP/IPv6), got {tokens[0]!r}",
                 lineno,
             )
-        port, proto, columns = header
+        g, columns = header
         source, marks = tokens[0], tokens[1:]
         if len(marks) != len(columns):
             raise TableSyntaxError(
-                f"row {source} has {len(marks)} cells but the {port}/{proto} header has {len(columns)} columns",
+                f"row {source} has {len(marks)} cells but the {g} header has {len(columns)} columns",
                 lineno,
             )
         if source in seen_rows:
-            raise TableSyntaxError(f"row {source} appears twice in grid {port}/{proto}", lineno)
+            raise TableSyntaxError(f"row {source} appears twice in grid {g}", lineno)
         seen_rows.add(source)
         for column, mark in zip(columns, marks, strict=True):
             if mark not in Mark.ALL:
                 raise TableSyntaxError(
                     f"cell {source} -> {column} is {mark!r}; accepted marks: . X ? - x", lineno
                 )
-            out[(source, column, port, proto)] = mark
+            out[(source, column, *g)] = mark
     return out

@@ -21,6 +21,7 @@ import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from conformance.api.types import AddressFamily
 from conformance.live.results import CellResult, CellStatus, ScenarioResult, StepResult
 from conformance.reference.truthtable import mark_for
 from conformance.reports.judgement import (
@@ -160,6 +161,8 @@ def _cell_data(sc: ScenarioResult, st: StepResult, c: CellResult, j: Judgement) 
         "expected": str(c.expected),
         "declared": str(c.declared) if c.declared else None,
         "served": c.served,
+        "path": str(c.path) if c.path else None,
+        "family": str(c.family),
         "observed": str(c.observed) if c.observed else None,
         "observedMark": OBSERVED_MARKS.get(c.observed, "") if c.observed else "",
         "observedVerdict": str(c.observed_verdict) if c.observed_verdict else None,
@@ -175,14 +178,15 @@ def _cell_data(sc: ScenarioResult, st: StepResult, c: CellResult, j: Judgement) 
 
 
 def _grids(cells: list[tuple[int, CellResult]], j_known: set[int]) -> list[Grid]:
-    pps = sorted({(c.port, str(c.protocol)) for _, c in cells})
+    # One grid per port/protocol/family; an IPv6 grid's protocol reads "TCP/IPv6".
+    pps = sorted({(str(c.family), c.port, str(c.protocol)) for _, c in cells})
     sources = list(dict.fromkeys(c.source for _, c in cells))
     targets = list(dict.fromkeys(c.target for _, c in cells))
     grids = []
-    for port, proto in pps:
+    for family, port, proto in pps:
         at: dict[tuple[str, str], GridCell] = {}
         for i, c in cells:
-            if (c.port, str(c.protocol)) != (port, proto):
+            if (str(c.family), c.port, str(c.protocol)) != (family, port, proto):
                 continue
             css, mark = _display(c, i in j_known)
             what = c.mismatch_kind or str(c.status)
@@ -190,7 +194,8 @@ def _grids(cells: list[tuple[int, CellResult]], j_known: set[int]) -> list[Grid]
                 i, css, mark, f"{cell_label(c)}: {what} (click for details)\nwhy: {c.reason}"
             )
         rows = [[at.get((s, t)) for t in targets] for s in sources]
-        grids.append(Grid(port, proto, sources, targets, rows))
+        label = proto if family == AddressFamily.IPV4 else f"{proto}/{family}"
+        grids.append(Grid(port, label, sources, targets, rows))
     return grids
 
 

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from conformance.api.types import AddressFamily, Grid, L4Protocol
 from conformance.errors import ExitCode
 from conformance.live.results import (
     CellResult,
@@ -33,21 +34,30 @@ class CellKey:
     target: str
     port: int
     protocol: str
+    family: str = "IPv4"
 
     @property
     def label(self) -> str:
-        return f"{self.source} -> {self.target} {self.port}/{self.protocol}"
+        grid = Grid(self.port, L4Protocol(self.protocol), AddressFamily(self.family))
+        return f"{self.source} -> {self.target} {grid}"
 
 
 def cell_key(scenario: ScenarioResult, step: StepResult, cell: CellResult) -> CellKey:
     return CellKey(
-        scenario.name, step.index, cell.source, cell.target, cell.port, str(cell.protocol)
+        scenario.name,
+        step.index,
+        cell.source,
+        cell.target,
+        cell.port,
+        str(cell.protocol),
+        str(cell.family),
     )
 
 
 def cell_label(cell: CellResult) -> str:
-    """``x/a -> x/b 80/TCP``: the form known-deviation ``cell`` patterns match."""
-    return f"{cell.source} -> {cell.target} {cell.port}/{cell.protocol}"
+    """``x/a -> x/b 80/TCP`` (``80/TCP/IPv6`` for IPv6): the form known-deviation ``cell``
+    patterns match."""
+    return f"{cell.source} -> {cell.target} {Grid(cell.port, cell.protocol, cell.family)}"
 
 
 def step_title(step: StepResult) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from conformance.api.types import Grid
 from conformance.live.probing import Outcome
 from conformance.live.results import CellResult, CellStatus, StepResult
 from conformance.reference.evaluator import Verdict
@@ -31,16 +32,19 @@ DIFF_LEGEND = (
 
 def _grids(cells: Iterable[CellResult], mark: str) -> str:
     cells = list(cells)
-    pps = sorted({(c.port, c.protocol) for c in cells}, key=lambda pp: (pp[0], str(pp[1])))
+    grids = sorted(
+        {Grid(c.port, c.protocol, c.family) for c in cells},
+        key=lambda g: (str(g.family), g.port, str(g.protocol)),
+    )
     sources = list(dict.fromkeys(c.source for c in cells))
     targets = list(dict.fromkeys(c.target for c in cells))
     blocks = []
-    for port, proto in pps:
+    for g in grids:
         marks = {(s, t): " " for s in sources for t in targets}
         for c in cells:
-            if (c.port, c.protocol) == (port, proto):
+            if Grid(c.port, c.protocol, c.family) == g:
                 marks[(c.source, c.target)] = _mark(c, mark)
-        blocks.append(render_grid(f"{port}/{proto}", sources, targets, marks))
+        blocks.append(render_grid(str(g), sources, targets, marks))
     return "\n\n".join(blocks)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import ipaddress
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -47,11 +47,12 @@ from conformance.api.model import (
 )
 from conformance.api.netpol import IPNetwork, NetworkPolicy, parse_network_policy
 from conformance.api.selectors import parse_label_map
-from conformance.api.types import L4Protocol, PodKey, PortProtocol, TargetKey
+from conformance.api.types import AddressFamily, Grid, L4Protocol, PodKey, TargetKey
 from conformance.errors import ScenarioError, ScenarioErrors
 from conformance.scenario.limits import MAX_PLACEHOLDER_NESTING, MAX_PLACEHOLDER_OUTPUT
 from conformance.scenario.schema import (
     Expectation,
+    ExternalSpec,
     NamespaceSpec,
     PodSpec,
     PortSpec,
@@ -77,6 +78,13 @@ class Binding:
     """Node each pod runs on (scenario names offline; the real node on a live cluster)."""
     nodes: tuple[Node, ...] = ()
     """The nodes of the cluster state: the topology's offline, the real ones live."""
+    pod_extra_ips: Mapping[PodKey, tuple[IPAddress, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Each pod's addresses of the other families (dual-stack), after ``pod_ips``."""
+    external_extra_ips: Mapping[str, tuple[IPAddress, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     def namespace(self, name: str) -> str:
         return self.namespaces.get(name, name)
@@ -98,7 +106,8 @@ class PlaceholderError(ValueError):
 _parser = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
 
 ACCEPTED_PLACEHOLDERS = (
-    "ip('ns/pod'), ip('@external'), ns('name') and pod_cidr, alone, joined with '~' or in "
+    "ip('ns/pod'), ip('@external'), ip('ns/pod', 'IPv6'), ns('name') and pod_cidr, alone, joined "
+    "with '~' or in "
     "`A if X in Y else B` (e.g. {{ '128' if ':' in ip('x/a') else '32' }})"
 )
 
@@ -238,21 +247,33 @@ class _Placeholders:
                 f"{_snippet(self.text)}: only ip() and ns() can be called; accepted: "
                 f"{ACCEPTED_PLACEHOLDERS}"
             )
-        if len(node.args) != 1 or node.kwargs or node.dyn_args or node.dyn_kwargs:
+        most = 2 if fn == "ip" else 1
+        if not 1 <= len(node.args) <= most or node.kwargs or node.dyn_args or node.dyn_kwargs:
             raise PlaceholderError(
-                f"{_snippet(self.text)}: {fn}() takes exactly one quoted string, e.g. "
-                + ("ip('x/a') or ip('@external')" if fn == "ip" else "ns('x')")
+                f"{_snippet(self.text)}: {fn}() takes "
+                + (
+                    "a quoted key and optionally a family, e.g. ip('x/a'), ip('@external') or "
+                    "ip('x/a', 'IPv6')"
+                    if fn == "ip"
+                    else "exactly one quoted string, e.g. ns('x')"
+                )
             )
-        arg_node = node.args[0]
-        arg = arg_node.value if isinstance(arg_node, jinja2.nodes.Const) else self.value(arg_node)
-        if not isinstance(arg, str):
-            raise PlaceholderError(
-                f"{_snippet(self.text)}: {fn}() takes a quoted string, e.g. "
-                + ("ip('x/a')" if fn == "ip" else "ns('x')")
+        args = []
+        for arg_node in node.args:
+            arg = (
+                arg_node.value if isinstance(arg_node, jinja2.nodes.Const) else self.value(arg_node)
             )
-        return self.ip(arg) if fn == "ip" else self.binding.namespace(arg)
+            if not isinstance(arg, str):
+                raise PlaceholderError(
+                    f"{_snippet(self.text)}: {fn}() takes quoted strings, e.g. "
+                    + ("ip('x/a')" if fn == "ip" else "ns('x')")
+                )
+            args.append(arg)
+        if fn == "ns":
+            return self.binding.namespace(args[0])
+        return self.ip(args[0], args[1] if len(args) > 1 else None)
 
-    def ip(self, key: str) -> str:
+    def ip(self, key: str, family: str | None = None) -> str:
         binding = self.binding
         if key.startswith("@"):
             if key[1:] not in binding.external_ips:
@@ -260,11 +281,20 @@ class _Placeholders:
                 raise PlaceholderError(
                     f"ip({key!r}): no external endpoint named {key[1:]!r}; endpoints: {known}"
                 )
-            return str(binding.external_ips[key[1:]])
-        if key not in binding.pod_ips:
-            known = ", ".join(sorted(binding.pod_ips)) or "none"
-            raise PlaceholderError(f"ip({key!r}): no such pod at this step; pods: {known}")
-        return str(binding.pod_ips[key])
+            addrs = (binding.external_ips[key[1:]], *binding.external_extra_ips.get(key[1:], ()))
+        else:
+            if key not in binding.pod_ips:
+                known = ", ".join(sorted(binding.pod_ips)) or "none"
+                raise PlaceholderError(f"ip({key!r}): no such pod at this step; pods: {known}")
+            addrs = (binding.pod_ips[key], *binding.pod_extra_ips.get(key, ()))
+        if family is None:
+            return str(addrs[0])
+        if family not in ("IPv4", "IPv6"):
+            raise PlaceholderError(f"ip({key!r}, {family!r}): the family is 'IPv4' or 'IPv6'")
+        found = next((a for a in addrs if a.version == (4 if family == "IPv4" else 6)), None)
+        if found is None:
+            raise PlaceholderError(f"ip({key!r}, {family!r}): it has no {family} address")
+        return str(found)
 
 
 def offline_ip(pod_cidr: IPNetwork, index: int) -> IPAddress:
@@ -290,7 +320,8 @@ class BoundStep:
     objects: tuple[dict[str, Any], ...]
     sources: tuple[PodKey, ...]
     targets: tuple[TargetKey, ...]
-    port_protocols: tuple[PortProtocol, ...]
+    grids: tuple[Grid, ...]
+    """Every probed (port, protocol, family), families first."""
     expect: Expectation | None
     locate: Locator
     """Location of a key path relative to this step (``("expect", "rules", 0)``)."""
@@ -332,15 +363,40 @@ def placement(spec: ScenarioFile) -> dict[PodKey, str]:
     return out
 
 
-def offline_nodes(spec: ScenarioFile, node_cidr: IPNetwork) -> tuple[Node, ...]:
-    """The topology's nodes with addresses .2, .3, ... of ``node_cidr``."""
+def offline_nodes(
+    spec: ScenarioFile,
+    node_cidrs: Mapping[AddressFamily, IPNetwork],
+    families: Sequence[AddressFamily] = (AddressFamily.IPV4,),
+) -> tuple[Node, ...]:
+    """The topology's nodes with addresses .2, .3, ... of each family's node CIDR (the first
+    family's primary)."""
     out = []
     for i, (name, node) in enumerate(spec.topology.nodes.items()):
-        addr = node_cidr.network_address + 2 + i
-        if addr not in node_cidr:
-            raise PlaceholderError(f"node CIDR {node_cidr} is too small for {i + 1} nodes")
-        out.append(Node(name, frozen_labels(node.labels), ipaddress.ip_address(addr)))
+        addrs = []
+        for family in families:
+            cidr = node_cidrs[family]
+            addr = cidr.network_address + 2 + i
+            if addr not in cidr:
+                raise PlaceholderError(f"node CIDR {cidr} is too small for {i + 1} nodes")
+            addrs.append(ipaddress.ip_address(addr))
+        out.append(Node(name, frozen_labels(node.labels), addrs[0], tuple(addrs[1:])))
     return tuple(out)
+
+
+DOCUMENTATION_V6 = ipaddress.IPv6Network("2001:db8::/96")
+"""Where an external endpoint given only an IPv4 address gets its IPv6 one (RFC 3849 prefix)."""
+
+
+def external_address(spec: ExternalSpec, family: AddressFamily) -> IPAddress | None:
+    """An external endpoint's address of ``family``: its ``ip`` or ``ipv6``, or for IPv6 its
+    IPv4 address in the low 32 bits of 2001:db8::/96; None when it has none of that family."""
+    if spec.ip.version == family.version:
+        return spec.ip
+    if family is AddressFamily.IPV6:
+        if spec.ipv6 is not None:
+            return spec.ipv6
+        return DOCUMENTATION_V6.network_address + int(spec.ip)
+    return None
 
 
 def initial_pods(spec: ScenarioFile) -> list[PodSpec]:
@@ -367,10 +423,15 @@ class Binder:
         self.pods: dict[PodKey, Pod] = {}
         self.policies: dict[tuple[str, str, str], PolicySource] = {}
         self.externals = tuple(
-            ExternalHost(e.name, binding.external_ips.get(e.name, e.ip), _ports(e.ports))
+            ExternalHost(
+                e.name,
+                binding.external_ips.get(e.name, e.ip),
+                _ports(e.ports),
+                binding.external_extra_ips.get(e.name, ()),
+            )
             for e in scenario.spec.external
         )
-        self.node_names = set(scenario.spec.topology.nodes)
+        self.node_names = list(scenario.spec.topology.nodes)
         self._topology()
         self._next = 0
 
@@ -435,6 +496,13 @@ class Binder:
             if e.name in seen_ext:
                 self.fail(f"external endpoint {e.name!r} is defined twice", ("external", i, "name"))
             seen_ext.add(e.name)
+            for family in topo.ip_families:
+                if external_address(e, family) is None:
+                    self.fail(
+                        f"external endpoint {e.name!r} has no {family} address, but the "
+                        f"topology's ip_families include {family}: give `ip` in {family}",
+                        ("external", i, "ip"),
+                    )
 
     def _add_namespace(self, name: str, spec: NamespaceSpec, path: KeyPath) -> None:
         problem = dns1123_label_problem(name)
@@ -509,6 +577,7 @@ class Binder:
             ip,
             spec.host_network,
             self.binding.pod_nodes.get(key),
+            self.binding.pod_extra_ips.get(key, ()),
         )
 
     def _step(self, index: int, step: Step) -> BoundStep:
@@ -642,7 +711,7 @@ class Binder:
 
     def _probe(
         self, state: ClusterState, step: Step, base: KeyPath
-    ) -> tuple[tuple[PodKey, ...], tuple[TargetKey, ...], tuple[PortProtocol, ...]]:
+    ) -> tuple[tuple[PodKey, ...], tuple[TargetKey, ...], tuple[Grid, ...]]:
         probe = _merge_probe(self.sc.spec.probe, step.probe)
         sources = tuple(p.key for p in state.pods if _any_glob(p.key, probe.from_))
         # External clients are sources only when a `from` glob names them (`@...`): the default
@@ -653,6 +722,20 @@ class Binder:
             [p.key for p in state.pods if _any_glob(p.key, probe.to)]
             + [e.key for e in state.externals if _any_glob(e.key, probe.to)]
         )
+        for field_name, globs in (("from", probe.from_), ("to", probe.to)):
+            for g in globs or ():
+                # A literal `@name` that names no endpoint is a typo, not an empty selection.
+                if (
+                    g.startswith("@")
+                    and not any(c in g for c in "*?[")
+                    and g not in {e.key for e in state.externals}
+                ):
+                    known = ", ".join(e.key for e in state.externals) or "none"
+                    self.fail(
+                        f"probe.{field_name} names {g}, but there is no external endpoint "
+                        f"{g[1:]!r}; external endpoints: {known}",
+                        (*base, "probe"),
+                    )
         served = {(p.port, p.protocol) for pod in state.pods for p in pod.ports}
         served |= {(p.port, p.protocol) for e in state.externals for p in e.ports}
         protocols = probe.protocols or sorted({proto for _, proto in served}, key=_proto_order)
@@ -660,6 +743,15 @@ class Binder:
             pps = {(port, proto) for port in probe.ports for proto in protocols}
         else:
             pps = {pp for pp in served if pp[1] in protocols}
+        topo_families = self.sc.spec.topology.ip_families
+        families = probe.families or topo_families
+        for family in families:
+            if family not in topo_families:
+                self.fail(
+                    f"probe.families names {family}, which is not in the topology's "
+                    f"ip_families ({', '.join(topo_families)})",
+                    (*base, "probe"),
+                )
         if not sources:
             self.fail(
                 f"probe.from {probe.from_} matches no pod or external endpoint", (*base, "probe")
@@ -668,7 +760,14 @@ class Binder:
             self.fail(f"probe.to {probe.to} matches no pod or external endpoint", (*base, "probe"))
         if not pps:
             self.fail("the probe selects no port and protocol", (*base, "probe"))
-        return sources, targets, tuple(sorted(pps, key=lambda pp: (pp[0], _proto_order(pp[1]))))
+        ordered = sorted(pps, key=lambda pp: (pp[0], _proto_order(pp[1])))
+        grids = tuple(
+            Grid(port, proto, family)
+            for family in topo_families
+            if family in families
+            for port, proto in ordered
+        )
+        return sources, targets, grids
 
 
 def _merge_probe(default: ProbeSpec, own: ProbeSpec) -> ProbeSpec:

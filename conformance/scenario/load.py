@@ -8,7 +8,7 @@ declared expectation). Every problem is a ``ScenarioError`` naming file, line an
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -19,7 +19,7 @@ import pydantic
 from conformance.api.fields import KeyPath, format_path
 from conformance.api.model import ClusterState, IPAddress
 from conformance.api.netpol import IPNetwork
-from conformance.api.types import PodKey
+from conformance.api.types import AddressFamily, PodKey
 from conformance.errors import Location, ScenarioError, ScenarioErrors
 from conformance.scenario.bind import (
     Binder,
@@ -27,6 +27,7 @@ from conformance.scenario.bind import (
     BoundStep,
     PlaceholderError,
     all_pod_specs,
+    external_address,
     initial_pods,
     offline_ip,
     offline_nodes,
@@ -68,17 +69,69 @@ class Scenario:
         return any(spec.host_network for _, spec in all_pod_specs(self.spec))
 
     def offline_binding(self) -> Binding:
-        """Namespaces named as written, pod IPs from the pod CIDR in order of first appearance,
-        pods placed by ``placement``, host-network pods at their node's address."""
-        cidr = ipaddress.ip_network(self.spec.topology.pod_cidr, strict=False)
+        """Namespaces named as written, pod IPs from the pod CIDRs in order of first appearance
+        (one address per family of ``ip_families``, the first primary), pods placed by
+        ``placement``, host-network pods at their node's addresses."""
+        topo = self.spec.topology
+        families = topo.ip_families
         nodes = offline_nodes(
-            self.spec, ipaddress.ip_network(self.spec.topology.node_cidr, strict=False)
+            self.spec,
+            {
+                AddressFamily.IPV4: ipaddress.ip_network(topo.node_cidr, strict=False),
+                AddressFamily.IPV6: ipaddress.ip_network(topo.node_cidr_v6, strict=False),
+            },
+            families,
         )
-        node_ips = {n.name: n.ip for n in nodes}
         pod_nodes = placement(self.spec)
-        ips: dict[PodKey, Any] = {}
-        fixed = {k: p.ip for k, p in all_pod_specs(self.spec) if p.ip is not None}
+        by_family = {
+            family: self._pod_addresses(family, {n.name: n.address(family) for n in nodes})
+            for family in families
+        }
+        ips: dict[PodKey, Any] = dict(by_family[families[0]])
+        extra = {
+            key: tuple(by_family[f][key] for f in families[1:] if key in by_family[f])
+            for key in ips
+        }
+        names = set(topo.namespaces)
+        for step in self.spec.steps:
+            names.update(step.add_namespaces)
+        external_ips: dict[str, Any] = {}
+        external_extra: dict[str, tuple[Any, ...]] = {}
+        for e in self.spec.external:
+            addrs = [a for f in families if (a := external_address(e, f)) is not None]
+            if addrs:
+                external_ips[e.name] = addrs[0]
+                external_extra[e.name] = tuple(addrs[1:])
+        return Binding(
+            namespaces={n: n for n in names},
+            pod_ips=ips,
+            external_ips=external_ips,
+            pod_cidr=self._pod_cidr(families[0]),
+            pod_nodes=pod_nodes,
+            nodes=nodes,
+            pod_extra_ips=extra,
+            external_extra_ips=external_extra,
+        )
+
+    def _pod_cidr(self, family: AddressFamily) -> IPNetwork:
+        topo = self.spec.topology
+        text = topo.pod_cidr if family is AddressFamily.IPV4 else topo.pod_cidr_v6
+        return ipaddress.ip_network(text, strict=False)
+
+    def _pod_addresses(
+        self, family: AddressFamily, node_ips: Mapping[str, IPAddress | None]
+    ) -> dict[PodKey, IPAddress]:
+        """Every pod's address of ``family``: fixed ``ip`` of that family, its node's for a
+        host-network pod, else the next free one of the pod CIDR."""
+        cidr = self._pod_cidr(family)
+        pod_nodes = placement(self.spec)
+        fixed = {
+            k: p.ip
+            for k, p in all_pod_specs(self.spec)
+            if p.ip is not None and p.ip.version == family.version
+        }
         taken = set(fixed.values())
+        ips: dict[PodKey, IPAddress] = {}
         index = 0
         for key, spec in all_pod_specs(self.spec):
             if key in ips:
@@ -88,9 +141,9 @@ class Scenario:
                 continue
             if spec.host_network:
                 # A host-network pod shares its node's network namespace, hence its address.
-                ips[key] = node_ips.get(pod_nodes.get(key, ""))
-                if ips[key] is None:
-                    del ips[key]  # an unknown node: the binder reports it
+                node_ip = node_ips.get(pod_nodes.get(key, ""))
+                if node_ip is not None:  # an unknown node: the binder reports it
+                    ips[key] = node_ip
                 continue
             ip = _offline_ip(cidr, index, self.doc)
             while ip in taken:
@@ -98,17 +151,7 @@ class Scenario:
                 ip = _offline_ip(cidr, index, self.doc)
             ips[key] = ip
             index += 1
-        names = set(self.spec.topology.namespaces)
-        for step in self.spec.steps:
-            names.update(step.add_namespaces)
-        return Binding(
-            namespaces={n: n for n in names},
-            pod_ips=ips,
-            external_ips={e.name: e.ip for e in self.spec.external},
-            pod_cidr=cidr,
-            pod_nodes=pod_nodes,
-            nodes=nodes,
-        )
+        return ips
 
     def bind(self, binding: Binding | None = None) -> list[BoundStep]:
         """Resolve every step's state against ``binding`` (offline when None)."""
@@ -175,11 +218,11 @@ def load_scenario(path: str | Path) -> Scenario:
     _check_work(spec, step_policies, doc)
     scenario = Scenario(name, file, spec, doc, step_policies)
     cells = sum(
-        len(s.sources) * len(s.targets) * len(s.port_protocols) for s in scenario.offline_steps
+        len(s.sources) * len(s.targets) * len(s.grids) for s in scenario.offline_steps
     )  # binding surfaces every semantic error at load time
     if cells > MAX_CELLS:
         raise ScenarioError(
-            f"the steps probe {cells} cells (source x target x port/protocol, summed over "
+            f"the steps probe {cells} cells (source x target x port/protocol/family, summed over "
             f"steps); at most {MAX_CELLS} are allowed (limit MAX_CELLS): narrow `probe`",
             doc.locate(("steps",)),
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from enum import StrEnum
+from ipaddress import IPv6Address
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from conformance.api.types import L4Protocol
+from conformance.api.types import AddressFamily, L4Protocol
 
 
 class _Model(BaseModel):
@@ -135,17 +136,38 @@ class Topology(_Model):
         default="172.18.0.0/24",
         description="Node addresses for offline evaluation: .2, .3, ... in `nodes` order.",
     )
+    ip_families: list[AddressFamily] = Field(
+        default_factory=lambda: [AddressFamily.IPV4],
+        description="Address families of every pod, node and external endpoint; the first is "
+        "each one's primary address. [IPv4, IPv6] is dual-stack: every cell is probed in both.",
+    )
+    pod_cidr_v6: str = Field(
+        default="fd00:10:244::/64", description="IPv6 pod CIDR used for offline evaluation."
+    )
+    node_cidr_v6: str = Field(
+        default="fd00:172:18::/64", description="IPv6 node addresses for offline evaluation."
+    )
 
     @model_validator(mode="after")
-    def _node_cidr_fits(self) -> Topology:
-        try:
-            net = ipaddress.ip_network(self.node_cidr, strict=False)
-        except ValueError:
-            raise ValueError(
-                f"node_cidr {self.node_cidr!r} is not a CIDR such as 172.18.0.0/24"
-            ) from None
-        if net.num_addresses < len(self.nodes) + 2:
-            raise ValueError(f"node_cidr {self.node_cidr} is too small for {len(self.nodes)} nodes")
+    def _cidrs_fit(self) -> Topology:
+        if not self.ip_families or len(set(self.ip_families)) != len(self.ip_families):
+            raise ValueError("ip_families must list IPv4, IPv6 or both, each once")
+        for name, version in (
+            ("node_cidr", 4),
+            ("node_cidr_v6", 6),
+            ("pod_cidr", 4),
+            ("pod_cidr_v6", 6),
+        ):
+            text = getattr(self, name)
+            example = "172.18.0.0/24" if version == 4 else "fd00:172:18::/64"
+            try:
+                net = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                raise ValueError(f"{name} {text!r} is not a CIDR such as {example}") from None
+            if net.version != version:
+                raise ValueError(f"{name} {text} must be an IPv{version} CIDR such as {example}")
+            if name.startswith("node") and net.num_addresses < len(self.nodes) + 2:
+                raise ValueError(f"{name} {text} is too small for {len(self.nodes)} nodes")
         return self
 
     @field_validator("pod_cidr")
@@ -168,6 +190,11 @@ class ExternalSpec(_Model):
 
     name: str
     ip: Address
+    ipv6: Annotated[IPv6Address, AfterValidator(_no_zone)] | None = Field(
+        default=None,
+        description="Its IPv6 address when `ip` is IPv4 and the topology has IPv6. Default: "
+        "2001:db8:: with the IPv4 address in the low 32 bits (documentation prefix).",
+    )
     ports: list[PortSpec] = Field(default_factory=lambda: [PortSpec(port=80)])
 
 
@@ -187,6 +214,9 @@ class ProbeSpec(_Model):
         "Default: every pod.",
     )
     to: list[str] | None = Field(default=None, description="Destination globs (ns/pod, @external).")
+    families: list[AddressFamily] | None = Field(
+        default=None, description="Default: every family of the topology's `ip_families`."
+    )
 
 
 VerdictName = Literal["allow", "deny"]
@@ -199,6 +229,7 @@ class ExpectRule(_Model):
     to: str = Field(default="*", description="Glob over destination ns/pod or @external.")
     ports: list[PortNumber] | None = None
     protocols: list[L4Protocol] | None = None
+    families: list[AddressFamily] | None = None
     verdict: VerdictName
 
 

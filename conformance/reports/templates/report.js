@@ -47,6 +47,7 @@
       ["why the reference says " + c.expected, c.reason, "reason"],
       ["expected (reference evaluator)", c.expected + (c.served ? "" : " (port not served)")],
       ["declared by the scenario", c.declared || "nothing declared"],
+      ["path", (c.path || "unknown (the nodes of the pods are not known)") + ", " + c.family],
       ["observed outcome", describeObserved(c), "observed"],
       ["attempts", String(c.attempts) + (c.history.length ? ": " + c.history.join(", ") : "")],
       ["converged after", c.convergedAfter !== null ? c.convergedAfter + " s after the step's changes" :

@@ -1,7 +1,5 @@
-"""Nodes as the live cluster reports them, in the model's terms (labels and an address).
-
-Kept apart from the runner so that the conversion from API objects is a pure function.
-"""
+"""Reading core/v1 objects as a cluster reports them into the model's terms: a Node's labels and
+address, a Pod's node and addresses. Pure functions, shared by the runner and ``analyze``."""
 
 from __future__ import annotations
 
@@ -36,3 +34,22 @@ def pod_node(obj: Mapping[str, Any]) -> str | None:
     """The node a pod object was scheduled to (spec.nodeName), if any."""
     name = (obj.get("spec") or {}).get("nodeName")
     return str(name) if name else None
+
+
+def pod_ips(obj: Mapping[str, Any]) -> tuple[IPAddress | None, tuple[IPAddress, ...]]:
+    """A pod's primary address (status.podIP) and its others (status.podIPs, dual-stack)."""
+    status = obj.get("status") or {}
+    primary = _ip(status.get("podIP"))
+    extra = []
+    for entry in status.get("podIPs") or []:
+        ip = _ip((entry or {}).get("ip"))
+        if ip is not None and ip != primary:
+            extra.append(ip)
+    return primary, tuple(extra)
+
+
+def _ip(text: Any) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(str(text)) if text else None
+    except ValueError:
+        return None
