@@ -87,12 +87,7 @@ CASES = [
     ("template attribute", with_cidr("{{ ip.__class__ }}"), 9, "getattr expressions"),
     ("template filter", with_cidr("{{ pod_cidr | upper }}"), 9, "filter expressions"),
     ("unknown name", with_cidr("{{ cycler }}"), 9, "'cycler' is not a placeholder"),
-    (
-        "ip without key",
-        with_cidr("{{ ip() }}"),
-        9,
-        "ip() takes a quoted pod or @external and optionally a family",
-    ),
+    ("ip without key", with_cidr("{{ ip() }}"), 9, "ip() takes a quoted key"),
     ("ip of a number", with_cidr("{{ ip(1) }}"), 9, "ip() takes quoted strings"),
     ("unknown function", with_cidr("{{ lipsum(9) }}"), 9, "only ip() and ns() can be called"),
     ("template syntax", with_cidr("{{ ip('x/a' }}"), 9, "is not valid"),
@@ -334,17 +329,3 @@ def test_documented_placeholders_still_render(tmp_path: Path) -> None:
     ip = next(p.ip for p in step.state.pods if p.key == "x/b")
     assert obj["metadata"]["name"] == "x-p"
     assert obj["spec"]["ingress"][0]["from"][0]["ipBlock"]["cidr"] == f"{ip}/32"
-
-
-def test_ip_placeholder_with_a_family(tmp_path: Path) -> None:
-    """ip('ns/pod', 'IPv6') is the one two-argument form; a bad family is one clear line."""
-    good = tmp_path / "good.yaml"
-    good.write_text(
-        with_cidr("{{ ip('x/a', 'IPv6') }}/128").replace(
-            "steps:", "topology: {ip_families: [IPv4, IPv6]}\nsteps:", 1
-        )
-    )
-    assert main(["evaluate", str(good)]) == 0
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(with_cidr("{{ ip('x/a', 'IPv5') }}/128"))
-    assert main(["evaluate", str(bad)]) == 2

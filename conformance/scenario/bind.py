@@ -247,12 +247,12 @@ class _Placeholders:
                 f"{_snippet(self.text)}: only ip() and ns() can be called; accepted: "
                 f"{ACCEPTED_PLACEHOLDERS}"
             )
-        most = 2 if fn == "ip" else 1  # ip('x/a') or ip('x/a', 'IPv6'); ns('x')
+        most = 2 if fn == "ip" else 1
         if not 1 <= len(node.args) <= most or node.kwargs or node.dyn_args or node.dyn_kwargs:
             raise PlaceholderError(
                 f"{_snippet(self.text)}: {fn}() takes "
                 + (
-                    "a quoted pod or @external and optionally a family, e.g. ip('x/a') or "
+                    "a quoted key and optionally a family, e.g. ip('x/a'), ip('@external') or "
                     "ip('x/a', 'IPv6')"
                     if fn == "ip"
                     else "exactly one quoted string, e.g. ns('x')"
@@ -269,7 +269,9 @@ class _Placeholders:
                     + ("ip('x/a')" if fn == "ip" else "ns('x')")
                 )
             args.append(arg)
-        return self.ip(*args) if fn == "ip" else self.binding.namespace(args[0])
+        if fn == "ns":
+            return self.binding.namespace(args[0])
+        return self.ip(args[0], args[1] if len(args) > 1 else None)
 
     def ip(self, key: str, family: str | None = None) -> str:
         binding = self.binding

@@ -36,4 +36,4 @@ MAX_BOUND_POLICIES = 20_000
 """Policy objects validated over all steps: each step validates every policy applied so far."""
 
 MAX_CELLS = 100_000
-"""Probe cells (source x target x port/protocol) summed over every step of a scenario."""
+"""Probe cells (source x target x port/protocol/family) summed over every step of a scenario."""
