@@ -126,7 +126,7 @@ def test_analyze_reads_the_embedded_cluster(tmp_path: Path) -> None:
 
         summary = cli(*base)
         assert summary.returncode == 0, summary.stderr
-        assert "1 NetworkPolicies" in summary.stdout and "to shop (2 pods" in summary.stdout
+        assert "1 NetworkPolicy," in summary.stdout and "to shop (2 pods" in summary.stdout
         assert f"{int(admin)} admin policies" in summary.stdout
         assert "had no IP" not in summary.stdout  # real pod IPs were read
 

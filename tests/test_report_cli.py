@@ -109,3 +109,21 @@ def test_run_rejects_a_bad_known_deviations_file_before_any_cluster(
     assert rc == 2
     assert "deviations[0].kind" in capsys.readouterr().err
     assert not list(tmp_path.glob("results*.json"))
+
+
+def test_merge_adds_up_the_shards_retry_counts() -> None:
+    from conformance.reports.merge import merge
+
+    a = RunResult.load(DATA / "results-pass.json")
+    b = RunResult.load(DATA / "results-broken.json")
+    b.context, b.server, b.server_version, b.tool_version, b.options, b.cni = (
+        a.context,
+        a.server,
+        a.server_version,
+        a.tool_version,
+        a.options,
+        a.cni,
+    )
+    b.scenarios = [sc for sc in b.scenarios if sc.name not in {s.name for s in a.scenarios}]
+    a.retries, b.retries = {"api": 2, "exec": 1}, {"api": 3}
+    assert merge([a, b]).retries == {"api": 5, "exec": 1}

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from conformance import __version__
+from conformance.commands.options import help_text
 from conformance.commands.run import RBAC
 from conformance.commands.suites import add_suite_option, sources
 from conformance.errors import ExitCode, ScenarioError
@@ -36,7 +37,7 @@ def add_command(sub: Any) -> None:
     p = sub.add_parser(
         "job",
         help="print (or --apply) a Job that runs the harness inside the cluster",
-        description=__doc__,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
@@ -54,16 +55,16 @@ def add_command(sub: Any) -> None:
         type=int,
         default=600,
         metavar="SECONDS",
-        help="how long the pod waits after the run so `kubectl cp` can fetch the reports",
+        help="how long the pod waits after the run so kubectl cp can fetch the reports",
     )
     p.add_argument(
         "--run-arg",
         action="append",
         default=[],
         metavar="ARG",
-        help="extra argument of `run` in the pod (repeatable), e.g. --run-arg=--via=service",
+        help="extra argument of run in the pod (repeatable), e.g. --run-arg=--via=service",
     )
-    p.add_argument("--apply", action="store_true", help="pipe the manifest to `kubectl apply -f -`")
+    p.add_argument("--apply", action="store_true", help="pipe the manifest to kubectl apply -f -")
     p.add_argument("--kubeconfig", help="for --apply")
     p.add_argument("--context", help="for --apply")
     p.set_defaults(func=cmd_job)

@@ -113,7 +113,7 @@ def add_cluster_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--in-cluster",
         action="store_true",
-        help="inside a pod: use its ServiceAccount (context 'in-cluster'; see `job`)",
+        help="inside a pod: use its ServiceAccount (context 'in-cluster'; see the job command)",
     )
     g.add_argument(
         "--allow-context",

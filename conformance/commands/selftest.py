@@ -17,7 +17,12 @@ from rich.console import Console
 from rich.table import Table
 
 from conformance.cluster.knobs import Deviation, Knobs
-from conformance.commands.options import add_run_options, positive_int, run_option_values
+from conformance.commands.options import (
+    add_run_options,
+    help_text,
+    positive_int,
+    run_option_values,
+)
 from conformance.commands.run import load_all
 from conformance.errors import ClusterError, ConformanceError, ExitCode
 from conformance.live.options import RunOptions
@@ -36,7 +41,7 @@ def add_command(sub: Any) -> None:
     p = sub.add_parser(
         "selftest",
         help="measure which embedded-cluster deviations the scenarios catch (detection matrix)",
-        description=__doc__,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(

@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from conformance.cluster.knobs import Deviation, Knobs
+from conformance.commands.options import help_text
 from conformance.commands.run import _pairs, add_cluster_options, options_from_args
 from conformance.errors import ClusterError, ConformanceError, ExitCode, ScenarioError
 from conformance.live.deploy import new_run_id
@@ -36,7 +37,7 @@ def add_command(sub: Any) -> None:
     p = sub.add_parser(
         "shrink",
         help="shrink a scenario that mismatches to a minimal one plus a bug report draft",
-        description=__doc__,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("results", metavar="RESULTS.json", help="results of the run that failed")

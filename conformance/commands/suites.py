@@ -22,7 +22,7 @@ def add_suite_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--suite",
         choices=CHOICES,
-        help="a shipped suite (default when no PATH is given: all); `netpol-conformance suites` "
+        help="a shipped suite (default when no PATH is given: all); netpol-conformance suites "
         "lists them",
     )
 
@@ -41,7 +41,7 @@ def add_shard_option(p: argparse.ArgumentParser, flag: str) -> None:
         type=shard_type,
         metavar="K/N",
         help="run only shard K of N (deterministic, balanced by step count); join the shards' "
-        "results with `report --merge`",
+        "results with report --merge",
     )
 
 
@@ -49,8 +49,9 @@ def sources(args: argparse.Namespace) -> list[str]:
     """The scenario paths a command loads: its PATHs, plus ``--suite``; every suite if neither.
 
     Suite folders under the working directory are given relative to it, so a run in a checkout
-    names files ``scenarios/...`` as before."""
-    return [_shorter(p) for p in scenario_sources(list(args.paths), args.suite)]
+    names files ``scenarios/...`` as before; PATHs stay as the user wrote them."""
+    given = list(args.paths)
+    return [p if p in given else _shorter(p) for p in scenario_sources(given, args.suite)]
 
 
 def _shorter(path: str) -> str:
@@ -65,7 +66,7 @@ def add_command(sub: Any) -> None:
         "suites",
         help="list the shipped scenario suites with their scenario, step and tag counts",
         description="List the scenario suites shipped with netpol-conformance: "
-        "use them with `run --suite NAME`, `evaluate --suite NAME` or `pytest --netpol-suite NAME`.",
+        "use them with run --suite NAME, evaluate --suite NAME or pytest --netpol-suite NAME.",
     )
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_suites)

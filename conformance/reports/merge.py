@@ -7,7 +7,7 @@ that never happened, so a difference is an error naming the field and the two fi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from conformance.live.results import RunResult
@@ -60,4 +60,14 @@ def merge(runs: Sequence[RunResult], files: Sequence[str | Path] = ()) -> RunRes
             (sc for r in runs for sc in r.scenarios), key=lambda sc: (sc.file, sc.name)
         ),
         cni=first.cni,
+        retries=_summed(r.retries for r in runs),
     )
+
+
+def _summed(counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    """Retry counters of every shard added up (each shard counted its own)."""
+    total: dict[str, int] = {}
+    for c in counts:
+        for k, v in c.items():
+            total[k] = total.get(k, 0) + v
+    return total
