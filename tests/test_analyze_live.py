@@ -127,7 +127,8 @@ def test_analyze_reads_the_embedded_cluster(tmp_path: Path) -> None:
         summary = cli(*base)
         assert summary.returncode == 0, summary.stderr
         assert "1 NetworkPolicy," in summary.stdout and "to shop (2 pods" in summary.stdout
-        assert f"{int(admin)} admin policies" in summary.stdout
+        admin_count = f"{int(admin)} admin polic{'y' if int(admin) == 1 else 'ies'}"
+        assert admin_count in summary.stdout
         assert "had no IP" not in summary.stdout  # real pod IPs were read
 
         explain = cli(*base, "--explain", "ops/tool", "shop/db", "5432/TCP")

@@ -131,9 +131,8 @@ class ApiServer:
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         try:
-            if self.token and not hmac.compare_digest(
-                request.headers.get("Authorization", "").encode(),
-                f"Bearer {self.token}".encode(),
+            if self.token and not _bearer_matches(
+                request.headers.get("Authorization", ""), self.token
             ):
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             return await self._route(request)
@@ -1005,3 +1004,12 @@ class ApiServer:
         finally:
             read_task.cancel()
         return ws
+
+
+def _bearer_matches(header: str, token: str) -> bool:
+    """Whether an Authorization header carries ``token``. The scheme is case-insensitive
+    (RFC 6750; kube-apiserver too), and the Python client's in-cluster loader sends "bearer"."""
+    scheme, _, given = header.strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )

@@ -71,6 +71,12 @@ def test_without_the_token_every_path_is_401(
 def test_with_the_token_discovery_answers(cluster: EmbeddedCluster) -> None:
     status, body = call(cluster, "GET", "/api")
     assert status == 200 and body["versions"] == ["v1"]
+    # The scheme is case-insensitive, as in kube-apiserver: the Python client's in-cluster
+    # loader sends "bearer <token>".
+    lower = {"Authorization": f"bearer {cluster.info.token}"}
+    assert call(cluster, "GET", "/api", headers=lower)[0] == 200
+    prefix = {"Authorization": f"Bearer {cluster.info.token[:-1]}"}
+    assert call(cluster, "GET", "/api", headers=prefix)[0] == 401
 
 
 def test_plain_http_is_not_served(cluster: EmbeddedCluster) -> None:
