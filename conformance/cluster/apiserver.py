@@ -250,12 +250,7 @@ class ApiServer:
         if sub == "exec" and res is PODS:
             return await self._exec(request, namespace, name)
         if sub == "log" and res is PODS:
-            raise ApiError(
-                404,
-                "NotFound",
-                "the embedded cluster keeps no container logs: its pods' servers run inside the "
-                "cluster daemon (see docs/cluster.md); use kubectl exec to look inside a pod",
-            )
+            return self._log(request, namespace, name)
         if sub not in ("", "status"):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if sub == "status" and request.method != "GET":
@@ -875,6 +870,34 @@ class ApiServer:
         )
 
     # --- exec ----------------------------------------------------------------------------------
+
+    def _log(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
+        """``kubectl logs``: what the container's emulated agnhost printed (text/plain)."""
+        if request.method != "GET":
+            raise ApiError(405, "MethodNotAllowed", "logs are read with GET")
+        pod = self.store.get(PODS, namespace, name)
+        if pod is None:
+            raise _not_found(PODS, name)
+        containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+        container = request.query.get("container")
+        if container is None:
+            if len(containers) != 1:
+                # kube-apiserver's wording for a multi-container pod without -c.
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f"a container name must be specified for pod {name}, choose one of: "
+                    f"[{' '.join(map(str, containers))}]",
+                )
+            container = containers[0]
+        if container not in containers:
+            raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {name}")
+        rt = self.controller.runtime(namespace, name)
+        lines = rt.logs.get(str(container), []) if rt is not None else []
+        if request.query.get("timestamps") not in ("true", "1"):
+            lines = [line.partition(" ")[2] for line in lines]
+        text = "".join(line + "\n" for line in lines)
+        return web.Response(text=text, content_type="text/plain")
 
     async def _exec(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
         if request.method not in ("GET", "POST"):

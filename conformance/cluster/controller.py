@@ -51,6 +51,27 @@ class PodRuntime:
     deleted: bool = False
     task: asyncio.Task[None] | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    logs: dict[str, list[str]] = field(default_factory=dict)
+    """Per container, what its emulated agnhost printed (served by ``kubectl logs``)."""
+
+
+def _container_logs(
+    spec: dict[str, Any], hostname: str, started: str, unsupported: list[str]
+) -> dict[str, list[str]]:
+    """What each container's emulated agnhost would print at start: one line per port it serves
+    (or cannot serve on this kernel), timestamped like ``kubectl logs --timestamps``."""
+    out: dict[str, list[str]] = {}
+    for container in spec.get("containers") or []:
+        lines = []
+        for listener in agnhost.listeners_for(container, hostname):
+            where = f"{listener.port}/{listener.protocol}"
+            if where in unsupported or f"{listener.protocol}/{listener.port}" in unsupported:
+                lines.append(f"{started} not serving {where}: this kernel has no SCTP support")
+            else:
+                kind = "HTTP" if listener.style == "http" else listener.protocol
+                lines.append(f"{started} serving {kind} on port {listener.port} (emulated agnhost)")
+        out[str(container.get("name", ""))] = lines
+    return out
 
 
 def _ports(spec: dict[str, Any]) -> tuple[ContainerPort, ...]:
@@ -267,6 +288,7 @@ class Controller:
                 for c in spec.get("containers") or []
             ],
         }
+        rt.logs = _container_logs(spec, rt.name, started, rt.servers.unsupported)
         annotations = None
         if rt.servers.unsupported:
             ports = ",".join(rt.servers.unsupported)

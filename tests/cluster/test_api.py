@@ -435,8 +435,8 @@ def test_watch_streams_events(kube: Kube) -> None:
 
 def test_kubectl_everyday_commands_work_or_say_why_not(kubectl: Any, kube: Kube) -> None:
     """get svc/events print the real API's columns, get all lists pods and services, auth can-i
-    answers; what the embedded cluster cannot do (server-side apply, deployments, logs) fails
-    with a message that says so."""
+    answers, logs prints what the emulated agnhost serves; what the embedded cluster cannot do
+    (server-side apply, deployments) fails with a message that says so."""
     manifest = f"""
 apiVersion: v1
 kind: Namespace
@@ -499,7 +499,12 @@ type: Normal
     dep = kubectl("create", "deployment", "d", "--image=x", "-n", "kday")
     assert dep.returncode != 0 and "does not serve deployments (apps/v1)" in dep.stderr
     logs = kubectl("logs", "a", "-n", "kday")
-    assert logs.returncode != 0 and "keeps no container logs" in logs.stderr
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout == "serving TCP on port 80 (emulated agnhost)\n"
+    stamped = kubectl("logs", "a", "-c", "c80", "--timestamps", "-n", "kday")
+    assert stamped.stdout.split(" ", 1)[1] == logs.stdout and stamped.stdout[:2] == "20"
+    wrong = kubectl("logs", "a", "-c", "nope", "-n", "kday")
+    assert wrong.returncode != 0 and "container nope is not valid for pod a" in wrong.stderr
     explain = kubectl("explain", "networkpolicy.spec.ingress.from.ipBlock")
     assert explain.returncode == 0, explain.stderr
     assert "cidr" in explain.stdout and "except" in explain.stdout
