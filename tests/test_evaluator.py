@@ -620,7 +620,9 @@ def test_reason_names_isolating_policies_and_allowing_rule() -> None:
     d = ev.decide("y/a", "x/b", 80, TCP)
     assert d.verdict is ALLOW
     assert d.ingress.isolated_by == ("x/deny", "x/allow-y")
-    assert [str(r) for r in d.ingress.allowed_by] == ["NetworkPolicy x/allow-y ingress rule 1"]
+    assert [str(r) for r in d.ingress.allowed_by] == [
+        "NetworkPolicy x/allow-y ingress rule 1 [from namespaceSelector {} (all), any port]"
+    ]
     assert "not isolated" in d.egress.describe()
     denied = Evaluator(upstream_state(), policies[:1]).decide("y/a", "x/b", 80, TCP)
     assert "no rule allows it" in denied.reason

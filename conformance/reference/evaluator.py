@@ -64,10 +64,11 @@ ClusterNetworkPolicy v1alpha2; see docs/admin-policies.md):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 from conformance.api.adminpol import (
     AdminPeer,
@@ -86,9 +87,13 @@ from conformance.api.netpol import (
     NetworkPolicyRule,
 )
 from conformance.api.types import AddressFamily, Direction, L4Protocol, PodKey, TargetKey
+from conformance.reference import nearmiss
 
 AnyPolicy = NetworkPolicy | AdminPolicy
 """Every policy kind the evaluator accepts."""
+
+_KEY = re.compile(r"[a-z0-9][-a-z0-9.]*/[-a-zA-Z0-9_.]+")
+"""A pod key or namespaced policy name inside a reason's free text."""
 
 
 class Verdict(StrEnum):
@@ -121,6 +126,8 @@ class RuleRef:
     name: str = ""
     action: str = ""
     detail: str = ""
+    matched: str = ""
+    """Which peer and port of the rule matched (``from ipBlock 10.0.0.0/8, port 80/TCP``)."""
 
     def __str__(self) -> str:
         text = f"{self.kind} {self.policy}"
@@ -131,6 +138,8 @@ class RuleRef:
             text += f" {self.name!r}"
         if self.action:
             text += f" ({self.action})"
+        if self.matched:
+            text += f" [{self.matched}]"
         return text
 
 
@@ -193,7 +202,8 @@ class SideDecision:
             return f"{side}: {passed}isolated by {iso}; {self.note}"
         if self.allowed:
             return f"{side}: {passed}isolated by {iso}; allowed by {', '.join(map(str, self.allowed_by))}"
-        return f"{side}: {passed}isolated by {iso}; no rule allows it"
+        closest = f" (closest: {self.note})" if self.note else ""
+        return f"{side}: {passed}isolated by {iso}; no rule allows it{closest}"
 
 
 @dataclass(frozen=True)
@@ -219,12 +229,17 @@ class Decision:
         cells in the scenario's names; reasons must use the same names as their cells.
         """
 
+        def text(t: str) -> str:
+            # Free text names pods and policies as ns/name: rename those too.
+            return _KEY.sub(lambda m: name(m.group(0)), t)
+
         def ref(r: RuleRef) -> RuleRef:
-            return replace(r, policy=name(r.policy))
+            return replace(r, policy=name(r.policy), matched=text(r.matched))
 
         def side(s: SideDecision) -> SideDecision:
             return replace(
                 s,
+                note=text(s.note),
                 endpoint=name(s.endpoint),
                 isolated_by=tuple(map(name, s.isolated_by)),
                 allowed_by=tuple(map(ref, s.allowed_by)),
@@ -412,7 +427,10 @@ class Evaluator:
                 if m is None:
                     undecided.append(RuleRef("NetworkPolicy", policy.key, c.direction, i))
                 elif m:
-                    allowed_by.append(RuleRef("NetworkPolicy", policy.key, c.direction, i))
+                    matched = nearmiss.rule_match(policy, rule, c.direction, **self._explain(c))
+                    allowed_by.append(
+                        RuleRef("NetworkPolicy", policy.key, c.direction, i, matched=matched)
+                    )
         if not allowed_by and undecided:
             names = ", ".join(map(str, undecided))
             note = (
@@ -429,6 +447,9 @@ class Evaluator:
                 passed_by=passed,
                 note=note,
             )
+        note = ""
+        if not allowed_by:
+            note = nearmiss.closest_miss(policies, c.direction, **self._explain(c))
         return SideDecision(
             c.direction,
             c.pod.key,
@@ -436,7 +457,19 @@ class Evaluator:
             isolated_by,
             tuple(allowed_by),
             passed_by=passed,
+            note=note,
         )
+
+    def _explain(self, c: _Conn) -> dict[str, Any]:
+        """The connection as ``nearmiss`` describes it."""
+        return {
+            "other": c.other,
+            "dst": c.dst,
+            "port": c.port,
+            "protocol": c.protocol,
+            "family": c.family,
+            "labels_of": self._labels_of,
+        }
 
     def _baseline_tier(self, c: _Conn, passed: tuple[RuleRef, ...]) -> SideDecision:
         key = (c.pod.key, c.direction)
