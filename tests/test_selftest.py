@@ -106,6 +106,8 @@ def test_selftest_catches_a_deviation_and_reports_a_miss(tmp_path: Path) -> None
     assert all(s["unexpectedlyAllowed"] == 0 for s in dev["steps"])
     assert Path(dev["results"]).exists() and Path(doc["clean"]["results"]).exists()
     assert "1/1 deviations caught" in caught.stdout
+    page = (tmp_path / "a" / "selftest.html").read_text()
+    assert '<span class="badge pass">PASS</span>' in page and "endport-range-ingress" in page
 
     missed = cli(
         "selftest",
@@ -119,4 +121,6 @@ def test_selftest_catches_a_deviation_and_reports_a_miss(tmp_path: Path) -> None
     doc = json.loads((tmp_path / "b" / "selftest.json").read_text())
     assert doc["missed"] == ["ignore-endport"] and not doc["ok"]
     assert "missed: ignore-endport" in missed.stdout
+    page = (tmp_path / "b" / "selftest.html").read_text()
+    assert '<tr class="fail" data-deviation="ignore-endport">' in page
     assert left_behind(doc) == set()

@@ -8,6 +8,7 @@ matches, 1 mismatches, as ``run``); ``diff`` 0 nothing regressed,
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,9 @@ def add_commands(sub: Any) -> None:
     r = sub.add_parser(
         "report",
         help="render a results JSON as HTML, JUnit XML, Markdown or a network-policy-api "
-        "ConformanceReport preview",
-        description="Render a results file (reports/results-<run id>.json) as a report; "
-        "see docs/reports.md.",
+        "ConformanceReport preview (a selftest.json as its HTML detection matrix)",
+        description="Render a results file (reports/results-<run id>.json) as a report, or a "
+        "selftest.json as its detection matrix page; see docs/reports.md.",
     )
     r.add_argument("results", metavar="RESULTS.json", nargs="?")
     r.add_argument(
@@ -120,6 +121,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             text = _render_compare(args)
         elif args.results is None:
             raise ValueError("give a RESULTS.json, or --compare RESULTS.json RESULTS.json ...")
+        elif _is_selftest(args.results):
+            text = _render_selftest(args)
         else:
             run = RunResult.load(args.results)
             if args.format == "npa-conformance":
@@ -141,6 +144,26 @@ def cmd_report(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     print(f"{args.format} report: {args.output}", file=sys.stderr)
     return ExitCode.OK
+
+
+def _is_selftest(path: str) -> bool:
+    """Whether ``path`` holds selftest.json (unreadable files are left to RunResult.load)."""
+    from conformance.live.selftest import Selftest
+
+    try:
+        return Selftest.is_selftest(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return False
+
+
+def _render_selftest(args: argparse.Namespace) -> str:
+    """A selftest.json: the detection matrix page (HTML only)."""
+    from conformance.live.selftest import Selftest
+    from conformance.reports.selftest import render_selftest_html
+
+    if args.format != "html":
+        raise ValueError(f"{args.results} is a selftest detection matrix: only --format html")
+    return render_selftest_html(Selftest.load(args.results))
 
 
 def _merge(args: argparse.Namespace) -> int:

@@ -2,7 +2,8 @@
 
 Runs the scenarios on an embedded cluster without deviations, then once per ``--deviation`` knob
 (default: every knob, docs/cluster.md), and prints the detection matrix: per deviation, caught or
-not, by which scenarios and steps, how many cells mismatch. Writes it as JSON (docs/selftest.md).
+not, by which scenarios and steps, how many cells mismatch. Writes it as JSON and as an HTML page
+(docs/selftest.md).
 
 Exit codes: 0 every deviation caught and the clean run matches, 1 a deviation went uncaught or the
 clean run mismatches or errs, 2 scenario or usage error, 3 infrastructure error, 130 interrupted.
@@ -28,6 +29,7 @@ from conformance.errors import ClusterError, ConformanceError, ExitCode
 from conformance.live.options import RunOptions
 from conformance.live.selftest import Selftest, SelftestRunner
 from conformance.live.session import terminate_as_interrupt
+from conformance.reports.selftest import render_selftest_html
 
 # The embedded cluster installs rules before it answers a write, so re-probing only absorbs
 # transient failures (a probe that could not run, a UDP probe that met a stale conntrack entry
@@ -127,9 +129,11 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     print_matrix(test, out)
     try:
         path = test.save(f"{args.output_dir}/selftest.json")
-        out.print(f"detection matrix: {path}")
+        page = path.with_name("selftest.html")
+        page.write_text(render_selftest_html(test), encoding="utf-8")
+        out.print(f"detection matrix: {path}, {page}")
     except OSError as exc:
-        err.print(f"error: cannot write {args.output_dir}/selftest.json: {exc.strerror}")
+        err.print(f"error: cannot write to {args.output_dir}: {exc.strerror}")
     return ExitCode.OK if test.ok else ExitCode.FAILED
 
 

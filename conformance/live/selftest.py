@@ -53,6 +53,17 @@ class Catch:
             "unexpectedlyAllowed": self.unexpectedly_allowed,
         }
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Catch:
+        return cls(
+            str(doc["scenario"]),
+            str(doc.get("file", "")),
+            int(doc["step"]),
+            str(doc.get("stepName", "")),
+            int(doc["cells"]),
+            int(doc.get("unexpectedlyAllowed", 0)),
+        )
+
 
 @dataclass
 class KnobRun:
@@ -88,6 +99,19 @@ class KnobRun:
             "instance": self.instance,
         }
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> KnobRun:
+        """The inverse of ``to_json`` (``caught`` and the counts follow from ``steps``)."""
+        return cls(
+            str(doc["deviation"]),
+            catches=[Catch.from_json(c) for c in doc.get("steps") or []],
+            cells=int(doc.get("probedCells", 0)),
+            errors=[str(e) for e in doc.get("errors") or []],
+            seconds=float(doc.get("seconds", 0.0)),
+            results=str(doc.get("results", "")),
+            instance=str(doc.get("instance", "")),
+        )
+
 
 @dataclass
 class Selftest:
@@ -122,6 +146,43 @@ class Selftest:
             "clean": None if self.clean is None else self.clean.to_json(),
             "deviations": [r.to_json() for r in self.runs],
         }
+
+    @staticmethod
+    def is_selftest(doc: object) -> bool:
+        """Whether a parsed JSON document is a detection matrix (not a run's results)."""
+        return isinstance(doc, dict) and "deviations" in doc and "clean" in doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Selftest:
+        """The inverse of ``to_json``, so the HTML page can be made again from selftest.json."""
+        version = doc.get("schemaVersion", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"selftest schemaVersion {version} is not supported (this tool reads "
+                f"{SCHEMA_VERSION})"
+            )
+        clean = doc.get("clean")
+        return cls(
+            [str(n) for n in doc.get("scenarios") or []],
+            clean=None if clean is None else KnobRun.from_json(clean),
+            runs=[KnobRun.from_json(r) for r in doc["deviations"]],
+            started=str(doc.get("started", "")),
+            finished=str(doc.get("finished", "")),
+            options=dict(doc.get("options") or {}),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Selftest:
+        """Read selftest.json; ValueError names the file when it is not one."""
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+            if not cls.is_selftest(doc):
+                raise ValueError("not a selftest document: no 'deviations' and 'clean' keys")
+            return cls.from_json(doc)
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read selftest: {exc.strerror}") from exc
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: cannot read selftest: {exc}") from exc
 
     def save(self, path: str | Path) -> Path:
         """Write the matrix as JSON (creating the folder); raises OSError."""
