@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import Counter
 from pathlib import Path
@@ -187,3 +188,35 @@ def test_the_flip_check_sees_what_the_evaluator_sees(admin: str) -> None:
             scenario.offline_steps, evaluate_scenario(scenario).steps, strict=True
         ):
             assert verdicts(bound) == {c.key: c.verdict for c in evaluated.table}
+
+
+def _inverted(doc: dict[str, Any]) -> dict[str, Any]:
+    """The scenario with every Admin-tier priority order reversed (as the knob
+    ``admin-priority-inverted`` evaluates them: the highest number first)."""
+    out = copy.deepcopy(doc)
+    for step in out["steps"]:
+        for obj in step.get("apply", []):
+            if obj["kind"] == "AdminNetworkPolicy" or obj["spec"].get("tier") == "Admin":
+                obj["spec"]["priority"] = 1000 - obj["spec"]["priority"]
+    return out
+
+
+def _tables(doc: dict[str, Any]) -> list[dict[Any, Any]]:
+    return [{c.key: c.verdict for c in s.table} for s in evaluate_scenario(load_data(doc)).steps]
+
+
+@pytest.mark.parametrize("admin", ["v1alpha1", "v1alpha2"])
+def test_some_admin_scenarios_depend_on_the_priority_order(admin: str) -> None:
+    """Two admin policies of different priorities with opposite actions on the same connections:
+    a corpus must contain scenarios whose verdicts change when the order is inverted, or it
+    cannot catch an implementation that orders priorities wrongly."""
+    docs = generate(GenerateOptions(seed=70, count=20, steps=3, admin=admin))
+    sensitive = [d["name"] for d in docs if _tables(d) != _tables(_inverted(d))]
+    assert sensitive, admin
+    # The opposing pair is what makes them so: without it no scenario here would be.
+    paired = {
+        d["name"]
+        for d in docs
+        if any("pair" in o["metadata"]["name"] for s in d["steps"] for o in s.get("apply", []))
+    }
+    assert set(sensitive) <= paired

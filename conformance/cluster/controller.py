@@ -103,6 +103,8 @@ class Controller:
         # Deviation state: namespace labels as first seen, deleted NetworkPolicies still enforced.
         self._first_ns_labels: dict[str, dict[str, str]] = {}
         self._ghosts: dict[tuple[str, str], dict[str, Any]] = {}
+        # Deviation stale-address-rules: a deleted pod's address -> its view, never refreshed.
+        self._stale: dict[str, PodView] = {}
         store.listeners.append(self._on_event)
 
     def runtime(self, namespace: str, name: str) -> PodRuntime | None:
@@ -139,6 +141,7 @@ class Controller:
             self.store.peek(SERVICES),
             [*self.store.peek(ADMIN_NETWORK_POLICIES), *cnps["Admin"]],
             [*self.store.peek(BASELINE_ADMIN_NETWORK_POLICIES), *cnps["Baseline"]],
+            self._stale,
         )
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
@@ -161,6 +164,14 @@ class Controller:
                 rt_del = self.pods.get(uid)
                 if rt_del is not None:
                     rt_del.deleted = True
+                    if (
+                        self.knobs.has(Deviation.STALE_ADDRESS_RULES)
+                        and rt_del.view is not None
+                        and rt_del.endpoint is not None
+                    ):
+                        # Rules stay keyed by the address; the first owner's are never replaced.
+                        self._stale.setdefault(rt_del.view.ip, rt_del.view)
+                        self.dataplane.retire(rt_del.endpoint)
                     self._spawn(self._stop(rt_del))
             else:
                 rt_mod = self.pods.get(uid)

@@ -30,6 +30,7 @@ from conformance.cluster.controller import Controller
 from conformance.cluster.dataplane import Dataplane
 from conformance.cluster.execution import Executor
 from conformance.cluster.faults import FaultPlan
+from conformance.cluster.knobs import Deviation
 from conformance.cluster.store import NAMESPACES, Store
 from conformance.errors import ClusterError
 
@@ -78,7 +79,10 @@ async def serve(
             stop.set()
 
         loop.add_reader(lifeline, owner_gone)
-    dataplane = Dataplane(options.instance)
+    dataplane = Dataplane(
+        options.instance,
+        reuse_addresses=options.knobs.has(Deviation.STALE_ADDRESS_RULES),
+    )
     executor = Executor(state_dir)
     controller: Controller | None = None
     runner: web.AppRunner | None = None

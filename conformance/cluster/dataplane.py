@@ -8,6 +8,7 @@ Every namespace is named ``npc-<instance>-...`` so cleanup finds exactly this in
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import os
@@ -73,8 +74,13 @@ class Endpoint:
 class Dataplane:
     """Creates and removes this instance's namespaces and installs the node's nftables ruleset."""
 
-    def __init__(self, instance: str) -> None:
+    def __init__(self, instance: str, reuse_addresses: bool = False) -> None:
         self.instance = instance
+        # Deviation stale-address-rules: a removed pod's address goes to the next new pod, once
+        # the old namespace (holding its route) is gone. Insertion order: oldest freed first.
+        self.reuse_addresses = reuse_addresses
+        self._freed: list[str] = []
+        self._released: dict[str, asyncio.Event] = {}
         self.prefix = prefix_for(instance)
         self.node = self.prefix + "node"
         self._next_ip = int(POD_CIDR.network_address) + 2
@@ -116,9 +122,21 @@ class Dataplane:
         """Open descriptor of an endpoint's namespace (for sockets made inside it)."""
         return self._fds[key]
 
+    def retire(self, ep: Endpoint) -> None:
+        """Note that a pod's endpoint is being removed (its address is reused only if asked to)."""
+        if self.reuse_addresses and ep.ip not in self._released:
+            self._released[ep.ip] = asyncio.Event()
+            self._freed.append(ep.ip)
+
     async def add_pod(self, key: str) -> Endpoint:
         """Create a pod namespace with a routed veth and a fresh address from the pod CIDR."""
-        ip = self._allocate_ip()
+        if self._freed:
+            ip = self._freed.pop(0)
+            # Wait until the old holder's route is gone (remove() sets the event).
+            await self._released[ip].wait()
+            del self._released[ip]
+        else:
+            ip = self._allocate_ip()
         pod_cmds = (
             "link set lo up\n"
             "link set eth0 up\n"
@@ -196,6 +214,9 @@ class Dataplane:
         if fd >= 0:
             os.close(fd)
         await self._drop(ep.netns, self._ifnames.pop(ep.key, "none"))
+        released = self._released.get(ep.ip)
+        if released is not None:
+            released.set()
 
     async def apply_ruleset(self, text: str) -> None:
         """Install an nftables script in the node namespace as one transaction."""

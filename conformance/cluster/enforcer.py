@@ -10,8 +10,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.cluster.compiler import NamespaceView, PodView, compile_policies
@@ -31,6 +31,20 @@ class Inputs:
     services: Sequence[dict[str, Any]] = ()
     admin: Sequence[dict[str, Any]] = ()
     baseline: Sequence[dict[str, Any]] = ()
+    stale: Mapping[str, PodView] = field(default_factory=dict)
+    """Deviation stale-address-rules: address -> the deleted pod whose rules it keeps."""
+
+    def policy_pods(self) -> list[PodView]:
+        """The pods as policy enforcement sees them: a reused address keeps its old pod's rules."""
+        out = []
+        for pod in self.pods:
+            old = self.stale.get(pod.ip)
+            out.append(
+                pod
+                if old is None
+                else PodView(old.namespace, old.name, pod.ip, old.labels, old.ports, old.order)
+            )
+        return out
 
 
 Snapshot = Callable[[], Inputs]
@@ -108,7 +122,7 @@ class Enforcer:
         start = time.perf_counter()
         inp = self._snapshot()
         compiled = compile_policies(
-            inp.pods,
+            inp.policy_pods(),
             inp.namespaces,
             inp.policies,
             self.knobs,

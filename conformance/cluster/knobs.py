@@ -48,6 +48,8 @@ class Deviation(StrEnum):
     """Admin-tier policies are evaluated by descending priority: the highest number wins."""
     IGNORE_BASELINE = "ignore-baseline"
     """BaselineAdminNetworkPolicy and Baseline-tier ClusterNetworkPolicy rules are ignored."""
+    STALE_ADDRESS_RULES = "stale-address-rules"
+    """A new pod given a deleted pod's address (handed out first) keeps that pod's rules."""
 
 
 @dataclass(frozen=True)

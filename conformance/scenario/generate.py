@@ -9,7 +9,8 @@ Only the API's own fields are drawn (``pod_selector``, ``namespace_selector``, `
 ``except``, numbered, named and ranged ports, both policy types), and only values the API server
 accepts, so a real cluster never rejects a generated policy. Pods differ in what their port names
 mean (some swap ``serve-80-*`` and ``serve-81-*``), so a named port resolved on the wrong pod
-shows; with an ``accept`` check every step changes at least one verdict.
+shows; admin steps sometimes add two policies whose priority order decides verdicts; with an
+``accept`` check every step changes at least one verdict.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ NS_LABEL = "kubernetes.io/metadata.name"
 TEAM = "team"  # a namespace label that relabelling steps add, so selectors can start matching
 MAX_DRAWS = 40  # attempts at a step that flips a verdict before the last attempt is kept
 SWAP_CHANCE = 0.4  # a pod names its port 80 `serve-81-*` and 81 `serve-80-*`
+PAIR_CHANCE = 0.3  # a policy step adds two admin policies of different priorities that disagree
+PAIR_PRIORITIES = (3, 4)  # never drawn otherwise: no tie with the other admin policies
 
 Accept = Callable[[dict[str, Any]], bool]
 """Judges a scenario document whose last step was just drawn (True: keep it)."""
@@ -196,7 +199,44 @@ class _Draw:
                     "spec": spec,
                 }
             )
+        if self.rng.random() < PAIR_CHANCE:
+            out += self._opposing_pair()
         return out
+
+    def _opposing_pair(self) -> list[dict[str, Any]]:
+        """Two Admin-tier policies with one subject, one peer and one direction, of different
+        priorities with opposite actions: the lower number must win on every connection both
+        match, so an implementation that orders priorities wrongly flips those verdicts."""
+        v2 = self.o.admin == "v1alpha2"
+        ns = self.rng.choice(NAMESPACES)
+        subject = {"namespaces": {"matchLabels": {NS_LABEL: ns}}}
+        direction, peer_key = self.rng.choice([("ingress", "from"), ("egress", "to")])
+        if direction == "egress":
+            self.features.add("Egress")
+        peer = {"namespaces": {"matchLabels": {NS_LABEL: self.rng.choice(NAMESPACES)}}}
+        actions = ["Accept" if v2 else "Allow", "Deny"]
+        self.rng.shuffle(actions)
+        if v2:
+            self.features.add("ClusterNetworkPolicy")
+            kind, version, extra = "ClusterNetworkPolicy", "v1alpha2", {"tier": "Admin"}
+        else:
+            self.features.add("AdminNetworkPolicy")
+            kind, version, extra = "AdminNetworkPolicy", "v1alpha1", {}
+        prefix = "cnp" if v2 else "anp"
+        return [
+            {
+                "apiVersion": f"policy.networking.k8s.io/{version}",
+                "kind": kind,
+                "metadata": {"name": f"{prefix}-pair{priority}"},
+                "spec": {
+                    **extra,
+                    "priority": priority,
+                    "subject": subject,
+                    direction: [{"name": "r0", "action": action, peer_key: [peer]}],
+                },
+            }
+            for priority, action in zip(PAIR_PRIORITIES, actions, strict=True)
+        ]
 
     def _admin_subject(self) -> dict[str, Any]:
         if self.rng.random() < 0.5:

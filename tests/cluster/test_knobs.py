@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import kubernetes
@@ -16,6 +18,8 @@ from conformance.cluster.embedded import EmbeddedCluster
 from conformance.cluster.faults import Faults
 from conformance.cluster.knobs import Deviation, Knobs
 from tests.cluster.conftest import Kube, agnhost_pod, unique_instance
+from tests.test_run_e2e import ROOT, cli
+from tests.test_selftest import left_behind
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 NO_KNOBS = Knobs()
@@ -173,6 +177,51 @@ def test_deleted_policy_enforced() -> None:
             "default", "deny", {"podSelector": {"matchLabels": {"pod": "srv"}}, "ingress": [{}]}
         )
         assert kube.connect("default", "c", f"{ips['srv']}:80") == (0, "")
+
+
+def test_stale_address_rules() -> None:
+    with deviating(Deviation.STALE_ADDRESS_RULES) as kube:
+        ips = kube.pods("default", [agnhost_pod("srv"), agnhost_pod("c"), agnhost_pod("o")])
+        kube.policy(
+            "default",
+            "from-c",
+            {
+                "podSelector": {"matchLabels": {"pod": "srv"}},
+                "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "c"}}}]}],
+            },
+        )
+        assert kube.connect("default", "o", f"{ips['srv']}:80") == (1, "TIMEOUT\n")
+        kube.core.delete_namespaced_pod("c", "default")
+        new = kube.pods("default", [agnhost_pod("n")])
+        assert new["n"] == ips["c"]  # the freed address is handed out first
+        assert kube.connect("default", "n", f"{ips['srv']}:80") == (0, "")  # correct: TIMEOUT
+        # Only addresses are stale: a pod with a fresh address gets its own (lack of) rules.
+        fresh = kube.pods("default", [agnhost_pod("f")])
+        assert fresh["f"] not in ips.values()
+        assert kube.connect("default", "f", f"{ips['srv']}:80") == (1, "TIMEOUT\n")
+
+
+def test_stale_address_rules_caught_by_its_scenario_and_clean_run_matches(
+    tmp_path: Path,
+) -> None:
+    res = cli(
+        "selftest",
+        str(ROOT / "scenarios" / "detection" / "pod-address-reused.yaml"),
+        "--deviation",
+        "stale-address-rules",
+        "--output-dir",
+        str(tmp_path),
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads((tmp_path / "selftest.json").read_text())
+    assert doc["clean"]["mismatchingCells"] == 0 and doc["ok"]
+    (dev,) = doc["deviations"]
+    assert dev["deviation"] == "stale-address-rules" and dev["caught"]
+    # Step 2: x/newcomer, on x/client's address, is let into x/server (1 cell). Step 3: still
+    # so, and x/open, on x/locked's address, is isolated: x/server, x/other, x/newcomer -> x/open.
+    assert [(s["step"], s["cells"]) for s in dev["steps"]] == [(2, 1), (3, 4)]
+    assert [s["unexpectedlyAllowed"] for s in dev["steps"]] == [1, 1]
+    assert left_behind(doc) == set()
 
 
 def test_stateless_drops_replies_at_the_servers_egress() -> None:
