@@ -165,3 +165,16 @@ def test_renamed_reasons_rename_the_keys_in_the_explanations() -> None:
     decision = Evaluator(_state(), [policy]).decide("x/a", "x/b", 9090, TCP)
     renamed = decision.renamed(lambda key: key.replace("x/", "scen-x/"))
     assert "scen-x/a's address" in renamed.reason and " x/a's" not in renamed.reason
+
+
+def test_renaming_reaches_namespace_names_inside_selector_text() -> None:
+    """Live runs select namespaces by kubernetes.io/metadata.name with the real names; the
+    reason must speak of the scenario's namespaces, as its cells do."""
+    policy = _ingress_b(
+        {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "x"}}}]}
+    )
+    decision = Evaluator(_state(), [policy]).decide("y/c", "x/b", 9090, TCP)
+    assert "kubernetes.io/metadata.name=y, not kubernetes.io/metadata.name=x" in decision.reason
+    renamed = decision.renamed(lambda key: "scen-" + key if key.startswith("y/") else key)
+    assert "kubernetes.io/metadata.name=scen-y, not kubernetes.io/metadata.name=x" in renamed.reason
+    assert "the namespace of scen-y/c" in renamed.reason

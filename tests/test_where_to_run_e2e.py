@@ -70,6 +70,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 # Run-specific values: timing, retries, and the names and addresses each run generates.
 _RUN_FIELDS = ("run_id", "started", "finished")
+_ADDRESS = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b|\b[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){2,7}\b")
 _CELL_FIELDS: dict[str, Any] = {
     "converged_after_s": None,
     "attempts": 1,
@@ -98,6 +99,8 @@ def normalized(path: Path) -> dict[str, Any]:
             ]
             for cell in st["cells"]:
                 cell.update(_CELL_FIELDS)
+                # Reasons quote pod addresses (near misses, bound ipBlocks): each run has its own.
+                cell["reason"] = _ADDRESS.sub("<ip>", cell["reason"])
     doc["summary"]["flaky"] = 0
     return doc
 

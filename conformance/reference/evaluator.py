@@ -92,8 +92,8 @@ from conformance.reference import nearmiss
 AnyPolicy = NetworkPolicy | AdminPolicy
 """Every policy kind the evaluator accepts."""
 
-_KEY = re.compile(r"[a-z0-9][-a-z0-9.]*/[-a-zA-Z0-9_.]+")
-"""A pod key or namespaced policy name inside a reason's free text."""
+_WORD = re.compile(r"(?<![\w.-])[a-z0-9][-a-z0-9]*(?![\w-])")
+"""A word of a reason's free text that may be a namespace name (DNS label)."""
 
 
 class Verdict(StrEnum):
@@ -230,8 +230,14 @@ class Decision:
         """
 
         def text(t: str) -> str:
-            # Free text names pods and policies as ns/name: rename those too.
-            return _KEY.sub(lambda m: name(m.group(0)), t)
+            # Free text names namespaces alone (a selector's kubernetes.io/metadata.name value)
+            # and in ns/name keys: a word is renamed if the mapping renames it as a namespace.
+            def word(m: re.Match[str]) -> str:
+                probe = f"{m.group(0)}/\0"
+                renamed = name(probe)
+                return renamed[:-2] if renamed != probe else m.group(0)
+
+            return _WORD.sub(word, t)
 
         def ref(r: RuleRef) -> RuleRef:
             return replace(r, policy=name(r.policy), matched=text(r.matched))
