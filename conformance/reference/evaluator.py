@@ -68,7 +68,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, TypeGuard
+from typing import TypeGuard
 
 from conformance.api.adminpol import (
     AdminPeer,
@@ -433,7 +433,7 @@ class Evaluator:
                 if m is None:
                     undecided.append(RuleRef("NetworkPolicy", policy.key, c.direction, i))
                 elif m:
-                    matched = nearmiss.rule_match(policy, rule, c.direction, **self._explain(c))
+                    matched = nearmiss.rule_match(policy, rule, c.direction, self._seen(c))
                     allowed_by.append(
                         RuleRef("NetworkPolicy", policy.key, c.direction, i, matched=matched)
                     )
@@ -455,7 +455,7 @@ class Evaluator:
             )
         note = ""
         if not allowed_by:
-            note = nearmiss.closest_miss(policies, c.direction, **self._explain(c))
+            note = nearmiss.closest_miss(policies, c.direction, self._seen(c))
         return SideDecision(
             c.direction,
             c.pod.key,
@@ -466,16 +466,9 @@ class Evaluator:
             note=note,
         )
 
-    def _explain(self, c: _Conn) -> dict[str, Any]:
+    def _seen(self, c: _Conn) -> nearmiss.Seen:
         """The connection as ``nearmiss`` describes it."""
-        return {
-            "other": c.other,
-            "dst": c.dst,
-            "port": c.port,
-            "protocol": c.protocol,
-            "family": c.family,
-            "labels_of": self._labels_of,
-        }
+        return nearmiss.Seen(c.other, c.dst, c.port, c.protocol, c.family, self._labels_of)
 
     def _baseline_tier(self, c: _Conn, passed: tuple[RuleRef, ...]) -> SideDecision:
         key = (c.pod.key, c.direction)

@@ -10,6 +10,7 @@ evaluator calls them only when it writes a reason.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from conformance.api.model import Endpoint, ExternalHost, Pod
 from conformance.api.netpol import (
@@ -105,59 +106,48 @@ def _joined(parts: list[str]) -> str:
     return text + ("; ..." if len(parts) > _MAX_PARTS else "")
 
 
+@dataclass(frozen=True)
+class Seen:
+    """A connection as one side's rules see it: the other end, the destination, port, protocol
+    and address family, and how to read a namespace's labels."""
+
+    other: Endpoint
+    dst: Endpoint
+    port: int
+    protocol: L4Protocol
+    family: AddressFamily | None
+    labels_of: LabelsOf
+
+    def peer_miss(self, policy: NetworkPolicy, peer: NetworkPolicyPeer) -> str:
+        return peer_miss(policy, peer, self.other, self.family, self.labels_of)
+
+    def port_miss(self, rule_port: NetworkPolicyPort) -> str:
+        return port_miss(rule_port, self.dst, self.port, self.protocol)
+
+
 def rule_miss(
-    policy: NetworkPolicy,
-    rule: NetworkPolicyRule,
-    index: int,
-    direction: Direction,
-    *,
-    other: Endpoint,
-    dst: Endpoint,
-    port: int,
-    protocol: L4Protocol,
-    family: AddressFamily | None,
-    labels_of: LabelsOf,
+    policy: NetworkPolicy, rule: NetworkPolicyRule, index: int, direction: Direction, seen: Seen
 ) -> tuple[int, str]:
     """How far rule ``index`` of ``policy`` is from matching (0 = one side matched, 1 = none)
     and why it does not."""
-    ports_ok = not rule.ports or any(not port_miss(p, dst, port, protocol) for p in rule.ports)
-    peer_reasons = [peer_miss(policy, p, other, family, labels_of) for p in rule.peers]
-    peers_ok = not rule.peers or any(not r for r in peer_reasons)
+    port_reasons = [seen.port_miss(p) for p in rule.ports]
+    peer_reasons = [seen.peer_miss(policy, p) for p in rule.peers]
+    ports_ok = not rule.ports or not all(port_reasons)
+    peers_ok = not rule.peers or not all(peer_reasons)
     parts = []
     if not peers_ok:
         parts.append(_joined(peer_reasons))
     if not ports_ok:
-        parts.append(_joined([port_miss(p, dst, port, protocol) for p in rule.ports]))
+        parts.append(_joined(port_reasons))
     where = f"NetworkPolicy {policy.key} {direction.lower()} rule {index}"
     return (0 if peers_ok or ports_ok else 1), f"{where}: {'; '.join(parts)}"
 
 
-def closest_miss(
-    policies: tuple[NetworkPolicy, ...],
-    direction: Direction,
-    *,
-    other: Endpoint,
-    dst: Endpoint,
-    port: int,
-    protocol: L4Protocol,
-    family: AddressFamily | None,
-    labels_of: LabelsOf,
-) -> str:
+def closest_miss(policies: tuple[NetworkPolicy, ...], direction: Direction, seen: Seen) -> str:
     """The rule that came closest to allowing a denied connection, and what it lacked ("" when
     the policies have no rules for the direction)."""
     misses = [
-        rule_miss(
-            policy,
-            rule,
-            i,
-            direction,
-            other=other,
-            dst=dst,
-            port=port,
-            protocol=protocol,
-            family=family,
-            labels_of=labels_of,
-        )
+        rule_miss(policy, rule, i, direction, seen)
         for policy in policies
         for i, rule in enumerate(policy.rules(direction))
     ]
@@ -167,24 +157,15 @@ def closest_miss(
 
 
 def rule_match(
-    policy: NetworkPolicy,
-    rule: NetworkPolicyRule,
-    direction: Direction,
-    *,
-    other: Endpoint,
-    dst: Endpoint,
-    port: int,
-    protocol: L4Protocol,
-    family: AddressFamily | None,
-    labels_of: LabelsOf,
+    policy: NetworkPolicy, rule: NetworkPolicyRule, direction: Direction, seen: Seen
 ) -> str:
     """Which peer and port of a matching rule matched: ``from ipBlock 10.0.0.0/8, port 80/TCP``."""
     side = "from" if direction is Direction.INGRESS else "to"
-    peer = next((p for p in rule.peers if not peer_miss(policy, p, other, family, labels_of)), None)
+    peer = next((p for p in rule.peers if not seen.peer_miss(policy, p)), None)
     who = f"{side} {peer}" if rule.peers and peer is not None else f"{side} anywhere (no peers)"
-    match = next((p for p in rule.ports if not port_miss(p, dst, port, protocol)), None)
+    match = next((p for p in rule.ports if not seen.port_miss(p)), None)
     if match is None:
         return f"{who}, any port"
     if isinstance(match.port, str):
-        return f"{who}, named port {match.port} ({port}/{protocol} on {dst.key})"
+        return f"{who}, named port {match.port} ({seen.port}/{seen.protocol} on {seen.dst.key})"
     return f"{who}, port {match}"
