@@ -47,6 +47,11 @@ def netns(instance: str) -> set[str]:
     return {n for n in names if n.startswith(prefix_for(instance))}
 
 
+def target(ec: EmbeddedCluster) -> tuple[str, ...]:
+    """The CLI options that point a command at embedded cluster ``ec``."""
+    return ("--kubeconfig", ec.kubeconfig, "--context", ec.context)
+
+
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "conformance", *args],
@@ -133,10 +138,7 @@ def test_broken_knob_produces_the_expected_mismatches(tmp_path: Path) -> None:
         proc = cli(
             "run",
             str(EXCEPT),
-            "--kubeconfig",
-            ec.kubeconfig,
-            "--context",
-            ec.context,
+            *target(ec),
             "--output-dir",
             str(tmp_path),
             "--deadline",
@@ -166,10 +168,7 @@ def test_converged_after_counts_from_the_change_to_the_attempt_that_saw_the_verd
         proc = cli(
             "run",
             str(DENY_INGRESS),
-            "--kubeconfig",
-            ec.kubeconfig,
-            "--context",
-            ec.context,
+            *target(ec),
             "--output-dir",
             str(tmp_path),
         )
@@ -192,10 +191,7 @@ def test_delay_longer_than_the_deadline_is_reported_as_slow_propagation(tmp_path
         proc = cli(
             "run",
             str(scenario),
-            "--kubeconfig",
-            ec.kubeconfig,
-            "--context",
-            ec.context,
+            *target(ec),
             "--output-dir",
             str(tmp_path),
             "--deadline",
@@ -265,10 +261,7 @@ def test_interrupt_mid_run_removes_everything(tmp_path: Path, jobs: int) -> None
                 str(UPDATED_POD),
                 "--jobs",
                 str(jobs),
-                "--kubeconfig",
-                ec.kubeconfig,
-                "--context",
-                ec.context,
+                *target(ec),
                 "--output-dir",
                 str(tmp_path),
             ],
@@ -306,10 +299,7 @@ def test_api_faults_at_ten_percent_still_give_correct_verdicts(tmp_path: Path) -
             str(DENY_INGRESS),
             str(UPDATED_POD),
             str(EXCEPT),
-            "--kubeconfig",
-            ec.kubeconfig,
-            "--context",
-            ec.context,
+            *target(ec),
             "--output-dir",
             str(tmp_path),
         )
@@ -360,8 +350,7 @@ def test_keep_then_clean_removes_namespaces_and_cluster_scoped_policies(tmp_path
     scenario = ROOT / "scenarios" / "admin" / "v1alpha2" / "cnp-admin-ingress-egress-isolation.yaml"
     instance = f"keep{os.getpid() % 100000}"
     with EmbeddedCluster(ClusterOptions(instance=instance)) as ec:
-        target = ("--kubeconfig", ec.kubeconfig, "--context", ec.context)
-        proc = cli("run", str(scenario), *target, "--keep", "--output-dir", str(tmp_path))
+        proc = cli("run", str(scenario), *target(ec), "--keep", "--output-dir", str(tmp_path))
         assert proc.returncode == 0, proc.stdout + proc.stderr
         run_id = json.loads((tmp_path / "results.json").read_text())["run_id"]
         kube = KubeCluster(ec.kubeconfig, ec.context)
@@ -370,7 +359,7 @@ def test_keep_then_clean_removes_namespaces_and_cluster_scoped_policies(tmp_path
             kept = kube.list_items("Namespace", label_selector=selector)
             cnps = kube.list_items("ClusterNetworkPolicy", label_selector=selector)
             assert kept and cnps, "--keep leaves the namespaces and the cluster-scoped policies"
-            cleaned = cli("clean", "--run-id", run_id, *target)
+            cleaned = cli("clean", "--run-id", run_id, *target(ec))
             assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
             lines = set(cleaned.stdout.split("\n")) - {""}
             expected = {f"deleted Namespace {n['metadata']['name']}" for n in kept} | {
@@ -378,7 +367,7 @@ def test_keep_then_clean_removes_namespaces_and_cluster_scoped_policies(tmp_path
             }
             assert lines == expected
             assert kube.list_items("ClusterNetworkPolicy", label_selector=selector) == []
-            again = cli("clean", "--run-id", run_id, *target)
+            again = cli("clean", "--run-id", run_id, *target(ec))
             assert again.returncode == 0 and again.stdout.strip() == "nothing to remove"
         finally:
             kube.close()
