@@ -46,6 +46,10 @@ class RunOptions:
     keep: bool = False
     deploy: DeployOptions = field(default_factory=DeployOptions)
     externals: Mapping[str, str] = field(default_factory=dict)
+    outside_exec: str = ""
+    """Command template that runs a probe on a host outside the cluster (see
+    conformance/live/outside.py); empty: the embedded cluster's own, else outside clients are
+    not probed."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -132,4 +136,13 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         metavar="S",
     ),
     RunOption("include-self", "include_self", bool, "also judge pod-to-itself cells"),
+    RunOption(
+        "outside-exec",
+        "outside_exec",
+        str,
+        "command template that runs a probe on an outside client, {name} being the scenario's "
+        "external endpoint, e.g. 'docker exec -i netpol-outside-{name}' (default on the "
+        "embedded cluster: its simulated hosts; elsewhere outside-client cells are skipped)",
+        metavar="TEMPLATE",
+    ),
 )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import shlex
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -57,7 +58,7 @@ from conformance.live.deploy import (
     service_name,
 )
 from conformance.live.options import Via
-from conformance.live.probing import Outcome, ProbeTarget, kubectl_command
+from conformance.live.probing import Outcome, ProbeTarget, connect_command, kubectl_command
 from conformance.live.results import (
     CellResult,
     CellStatus,
@@ -533,15 +534,21 @@ class ScenarioRun:
             if cell.verdict is Verdict.IMPLEMENTATION_DEFINED:
                 res.status = CellStatus.IGNORED
                 continue
-            if is_external_key(rc.source):
-                res.status = CellStatus.NOT_SUPPORTED
-                res.detail = (
-                    f"{cell.source} is an outside client: the runner cannot probe from outside the "
-                    "cluster yet, so this cell is checked by `evaluate` only"
-                )
-                continue
-            src_pod = real_pods[rc.source]
-            if src_pod.address(cell.family) is None:
+            src_pod = real_pods.get(rc.source)
+            if src_pod is None:
+                # An outside client: probed through --outside-exec (the embedded cluster's own).
+                if self.runner.outside is None:
+                    res.status = CellStatus.NOT_SUPPORTED
+                    res.detail = (
+                        f"{cell.source} is an outside client and no --outside-exec says how to "
+                        "probe from outside this cluster; `evaluate` checks this cell offline"
+                    )
+                    continue
+                if self._target_host(rc.source, real_pods, cell.family) is None:
+                    res.status = CellStatus.NOT_SUPPORTED
+                    res.detail = f"{cell.source} has no {cell.family} address on this cluster"
+                    continue
+            elif src_pod.address(cell.family) is None:
                 res.status = CellStatus.NOT_SUPPORTED
                 res.detail = f"{cell.source} has no {cell.family} address on this cluster"
                 continue
@@ -556,11 +563,21 @@ class ScenarioRun:
                 else:
                     res.detail = f"{cell.target} has no {cell.family} address on this cluster"
                 continue
+            target = ProbeTarget("", target_host, cell.port, cell.protocol)
+            if src_pod is None:
+                assert self.runner.outside is not None
+                res.command = shlex.join(
+                    self.runner.outside.argv(
+                        rc.source[1:], connect_command(target, self.options.probe_timeout_s)
+                    )
+                )
+                to_probe.append((rc, "", target_host))
+                continue
             res.command = kubectl_command(
                 src_pod.namespace,
                 src_pod.name,
                 probe_container(src_pod),
-                ProbeTarget("", target_host, cell.port, cell.protocol),
+                target,
                 self.options.probe_timeout_s,
                 context=self.cluster.context,
                 kubeconfig=self.cluster.kubeconfig,
