@@ -27,6 +27,7 @@ from conformance.api.kinds import is_admin_kind
 from conformance.api.model import (
     ClusterState,
     ExternalHost,
+    IPAddress,
     Namespace,
     Pod,
     frozen_labels,
@@ -57,7 +58,7 @@ from conformance.live.deploy import (
     service_manifest,
     service_name,
 )
-from conformance.live.options import Via
+from conformance.live.options import Via, external_addresses
 from conformance.live.probing import Outcome, ProbeTarget, connect_command, kubectl_command
 from conformance.live.results import (
     CellResult,
@@ -241,9 +242,10 @@ class ScenarioRun:
         cidr = offline.pod_cidr
         if first is not None:
             cidr = ipaddress.ip_network(f"{first}/{16 if first.version == 4 else 64}", strict=False)
-        externals = {
-            name: ipaddress.ip_address(ip) for name, ip in self.options.externals.items()
-        } or dict(offline.external_ips)
+        given = {n: external_addresses(n, t) for n, t in self.options.externals.items()}
+        externals = {name: addrs[0] for name, addrs in given.items()} or dict(offline.external_ips)
+        external_extra = {**offline.external_extra_ips}
+        external_extra.update({n: a[1:] for n, a in given.items() if len(a) > 1})
         extra = dict(offline.pod_extra_ips)
         for k, p in self.live.pods.items():
             # A single-stack cluster gives no address of the other family: placeholders keep
@@ -259,7 +261,7 @@ class ScenarioRun:
             {k: p.node for k, p in self.live.pods.items() if p.node is not None},
             self.runner.nodes,
             extra,
-            offline.external_extra_ips,
+            external_extra,
         )
 
     def _bind(self, index: int) -> BoundStep:
@@ -469,13 +471,13 @@ class ScenarioRun:
                     pod_ips(obj)[1],
                 )
             )
+
+        def addresses(e: ExternalHost) -> tuple[IPAddress, ...]:
+            text = self.options.externals.get(e.name)
+            return (e.ip, *e.extra_ips) if text is None else external_addresses(e.name, text)
+
         externals = tuple(
-            ExternalHost(
-                e.name,
-                ipaddress.ip_address(self.options.externals.get(e.name, str(e.ip))),
-                e.ports,
-                () if e.name in self.options.externals else e.extra_ips,
-            )
+            ExternalHost(e.name, addresses(e)[0], e.ports, addresses(e)[1:])
             for e in self.initial.externals
         )
         return ClusterState(tuple(namespaces), tuple(pods), externals, self.runner.nodes)
@@ -620,8 +622,8 @@ class ScenarioRun:
         if key.startswith("@"):
             name = key[1:]
             if name in self.options.externals:
-                given = self.options.externals[name]
-                return given if ipaddress.ip_address(given).version == family.version else None
+                given = external_addresses(name, self.options.externals[name])
+                return next((str(a) for a in given if a.version == family.version), None)
             return None  # real clusters have no simulated hosts: map them with --external
         return self._host(pods[key], family)
 
