@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from conformance.cluster import agnhost
@@ -181,14 +181,7 @@ class Controller:
                     if rt_mod.view is not None and not self.knobs.has(
                         Deviation.IGNORE_LABEL_CHANGES
                     ):
-                        rt_mod.view = PodView(
-                            rt_mod.view.namespace,
-                            rt_mod.view.name,
-                            rt_mod.view.ip,
-                            labels,
-                            rt_mod.view.ports,
-                            rt_mod.view.order,
-                        )
+                        rt_mod.view = replace(rt_mod.view, labels=labels)
                         self.enforcer.changed()
         elif res is NAMESPACES:
             if event == "ADDED":

@@ -42,7 +42,9 @@ class Inputs:
             out.append(
                 pod
                 if old is None
-                else PodView(old.namespace, old.name, pod.ip, old.labels, old.ports, old.order)
+                else PodView(
+                    old.namespace, old.name, pod.ip, old.labels, old.ports, old.order, pod.ips
+                )
             )
         return out
 

@@ -50,6 +50,8 @@ class Deviation(StrEnum):
     """BaselineAdminNetworkPolicy and Baseline-tier ClusterNetworkPolicy rules are ignored."""
     STALE_ADDRESS_RULES = "stale-address-rules"
     """A new pod given a deleted pod's address (handed out first) keeps that pod's rules."""
+    IPV6_IPBLOCK_IGNORED = "ipv6-ipblock-ignored"
+    """NetworkPolicy ``ipBlock`` peers with an IPv6 ``cidr`` match nothing (IPv4 ones still work)."""
 
 
 @dataclass(frozen=True)
