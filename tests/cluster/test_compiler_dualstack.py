@@ -289,6 +289,33 @@ def test_dual_stack_scripts_are_valid_nftables() -> None:
             assert res.returncode == 0, res.stderr + compiled.script
 
 
+@pytest.mark.cluster  # network namespaces and nft need root
+def test_services_dnat_to_the_ipv4_address_of_ipv6_primary_pods() -> None:
+    from conformance.cluster.services import nat_chains
+
+    web = (ContainerPort("web", "TCP", 8080),)
+    world = [
+        PodView("d", "v4first", "10.244.0.2", {"app": "s"}, web, 0, ("10.244.0.2", "fd00::2")),
+        PodView("d", "v6first", "fd00::3", {"app": "s"}, web, 1, ("fd00::3", "10.244.0.3")),
+        PodView("d", "v6only", "fd00::4", {"app": "s"}, web, 2),
+    ]
+    svc = {
+        "metadata": {"namespace": "d", "name": "web"},
+        "spec": {
+            "clusterIP": "10.96.0.10",
+            "selector": {"app": "s"},
+            "ports": [{"port": 80, "protocol": "TCP", "targetPort": "web"}],
+        },
+    }
+    c = compile_policies(world, NAMESPACES, [], extra_chains=nat_chains([svc], world))
+    assert "numgen random mod 2" in c.script
+    assert "dnat ip to 10.244.0.2:8080" in c.script and "dnat ip to 10.244.0.3:8080" in c.script
+    assert "fd00::4" not in c.script.split("chain services_dnat")[1]
+    with scratch_namespaces("check") as (_, fds):
+        res = nft(fds["check"], c.script, check=True)
+        assert res.returncode == 0, res.stderr + c.script
+
+
 GATEWAY_MAC = "ee:ee:ee:ee:ee:ee"
 
 
