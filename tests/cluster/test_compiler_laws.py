@@ -9,6 +9,7 @@ that the script says the same is what the nft tests of test_compiler_dualstack c
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Any
 
 from hypothesis import assume, given, settings
@@ -23,9 +24,11 @@ from conformance.cluster.compiler import Allow, Compiled, NamespaceView, PodView
 from conformance.cluster.knobs import Deviation, Knobs
 from conformance.cluster.validation import default_network_policy
 from conformance.reference.evaluator import Evaluator, Verdict
+from conformance.scenario.load import load_scenario
 from tests.strategies import NAMESPACES, anp_specs, cnp_specs, specs
 from tests.test_matrix import states
 
+ROOT = Path(__file__).resolve().parents[2]
 PORTS = [(p, proto) for p in (80, 81, 82) for proto in (L4Protocol.TCP, L4Protocol.UDP)]
 
 
@@ -221,3 +224,18 @@ def test_the_check_sees_an_ipv6_only_difference() -> None:
         ("x/b", "x/a", AddressFamily.IPV6),
     }
     assert len(wrong) == 2 * len(PORTS)
+
+
+def test_dual_stack_ip_block_scenario_compiles_to_its_verdicts_and_catches_the_knob() -> None:
+    """Offline, each step of the shipped scenario compiles to the evaluator's verdicts; with
+    ipv6-ipblock-ignored, step 2 (y's pods let in by an IPv6 range) differs, over IPv6 only."""
+    scenario = load_scenario(ROOT / "scenarios" / "examples" / "dual-stack-ip-block.yaml")
+    ignored = Knobs(deviations=frozenset({Deviation.IPV6_IPBLOCK_IGNORED}))
+    caught = {}
+    for step in scenario.bind():
+        objects = [dict(o) for o in step.objects]
+        assert disagreements(step.state, objects, []) == [], step.name
+        wrong = disagreements(step.state, objects, [], ignored)
+        assert {f for *_, f, _ in wrong} <= {AddressFamily.IPV6}
+        caught[step.index] = {(s, t) for s, t, *_ in wrong}
+    assert caught[1] == {("y/a", "x/a")}
