@@ -371,3 +371,43 @@ def test_keep_then_clean_removes_namespaces_and_cluster_scoped_policies(tmp_path
             assert again.returncode == 0 and again.stdout.strip() == "nothing to remove"
         finally:
             kube.close()
+
+
+def test_outside_clients_nodes_and_ipv6_are_probed_through_the_outside_exec_template(
+    tmp_path: Path,
+) -> None:
+    """Every path of a two-node cluster on real packets: outside clients through the documented
+    --outside-exec template (here the embedded cluster's CLI), host-network pods on their node,
+    and IPv6 cells on the dual-stack cluster a scenario with IPv6 gets."""
+    instance = f"outs{os.getpid() % 100000}"
+    template = f"{sys.executable} -m conformance cluster outside-exec --name {instance} {{name}} --"
+    proc = cli(
+        "run",
+        str(ROOT / "scenarios" / "examples" / "nodes-and-outside-clients.yaml"),
+        str(ROOT / "scenarios" / "examples" / "dual-stack-ip-block.yaml"),
+        "--output-dir",
+        str(tmp_path),
+        "--embedded-name",
+        instance,
+        "--outside-exec",
+        template,
+    )
+    doc = json.loads((tmp_path / "results.json").read_text())
+    problems = disagreeing_cells(doc)
+    assert not problems, "\n".join(problems[:30])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cells = [c for s in doc["scenarios"] for st in s["steps"] for c in st["cells"]]
+    judged = [c for c in cells if c["status"] == "match"]
+    assert not [c for c in cells if c["status"] == "not-supported"], "every path runs here"
+    paths = {c["path"] for c in judged}
+    assert paths >= {"from-node", "to-node", "from-external"} and paths & {
+        "same-node",
+        "cross-node",
+    }
+    outside = [c for c in judged if c["path"] == "from-external"]
+    assert {"connected", "timeout"} <= {c["observed"] for c in outside}
+    assert all(c["command"].startswith(template.replace("{name}", c["from"][1:])) for c in outside)
+    assert {c["family"] for c in judged} == {"IPv4", "IPv6"}
+    nodes = doc["scenarios"][0]["nodes"]
+    assert set(nodes.values()) == {"embedded-worker", "embedded-worker2"}
+    assert netns(instance) == set()

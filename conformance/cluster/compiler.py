@@ -7,6 +7,10 @@ Model: a pod selected by a policy with type Ingress (Egress) is isolated in that
 connection is allowed when the source's egress allows it (or the source is not egress-isolated)
 and the destination's ingress allows it (or it is not ingress-isolated). Allowed = union of rules.
 Replies are accepted by conntrack. Traffic from a pod to itself never reaches the node.
+
+Dual-stack: a pod may have an address in each family (``PodView.ips``). Selector peers match all
+of a pod's addresses, an ipBlock only addresses of its own family, and both families' packets
+reach the same per-pod chains (``ip`` and ``ip6`` verdict maps in the ``inet`` table).
 """
 
 from __future__ import annotations
@@ -31,7 +35,13 @@ from conformance.cluster.knobs import Deviation, Knobs
 from conformance.cluster.selectors import matches
 
 Span = tuple[int, int]
-"""An inclusive range of IPv4 addresses as integers: integer arithmetic keeps compiles fast."""
+"""An inclusive range of addresses as integers: integer arithmetic keeps compiles fast.
+
+IPv4 addresses are their own value, IPv6 addresses their value plus ``V6``: one integer line
+holds both families, a span never straddles them, and spans of different families never touch.
+"""
+V6 = 1 << 128
+"""Offset of IPv6 addresses in ``Span`` integers."""
 PROTOS = ("TCP", "UDP", "SCTP")
 DEFAULT_KNOBS = Knobs()
 
@@ -47,7 +57,11 @@ class ContainerPort:
 
 @dataclass(frozen=True)
 class PodView:
-    """What enforcement knows of a pod: identity, address, labels, ports and creation order."""
+    """What enforcement knows of a pod: identity, addresses, labels, ports and creation order.
+
+    ``ip`` is the primary address (``status.podIP``; rules and chains are keyed by it); ``ips``
+    every address, one per family, primary first (``status.podIPs``). Left empty it is ``(ip,)``.
+    """
 
     namespace: str
     name: str
@@ -55,12 +69,20 @@ class PodView:
     labels: Mapping[str, str]
     ports: tuple[ContainerPort, ...] = ()
     order: int = 0
+    ips: tuple[str, ...] = ()
     node: str = ""
+    """The node the pod runs on (its rules are enforced there); "" in node-less compiles."""
+
+    def __post_init__(self) -> None:
+        if not self.ips:
+            object.__setattr__(self, "ips", (self.ip,) if self.ip else ())
+        elif self.ips[0] != self.ip:
+            raise ValueError(f"pod {self.namespace}/{self.name}: ips must start with ip {self.ip}")
 
     @property
     def addresses(self) -> tuple[str, ...]:
         """Every address of the pod (the primary first)."""
-        return (self.ip,)
+        return self.ips
 
     def named(self, name: str, protocol: str) -> int | None:
         for port in self.ports:
@@ -96,8 +118,8 @@ class PortMatch:
 class Allow:
     """One allow rule of an isolated pod's chain.
 
-    ``peers`` None = any address, else sorted disjoint address spans; ``ports`` None = any
-    protocol/port; ``tuples`` are
+    ``peers`` None = any address, else sorted disjoint address spans (IPv4 first, then IPv6);
+    ``ports`` None = any protocol/port; ``tuples`` are
     (peer address, protocol, port) triples for named ports resolved on each peer pod (egress:
     the destinations; ingress only under the ``named-port-wrong-pod`` deviation: the sources).
     """
@@ -135,7 +157,7 @@ Tiered = tuple[tuple[Allow, str], ...]
 class Compiled:
     """The compiled policy state: per-pod allow lists, admin tiers, and the nftables script.
 
-    ``ingress``/``egress``: NetworkPolicy allow lists of isolated pods (by pod IP).
+    ``ingress``/``egress``: NetworkPolicy allow lists of isolated pods (by primary pod IP).
     ``admin_*``: AdminNetworkPolicy rules that apply to a pod, by priority then rule order.
     ``baseline_*``: BaselineAdminNetworkPolicy rules that apply to a pod, in order.
     """
@@ -152,25 +174,29 @@ class Compiled:
     empty)."""
 
 
-def _span(text: str) -> Span | None:
-    """A CIDR as a span (host bits ignored, as the API server accepts them); None unless IPv4."""
+def address_key(text: str) -> int:
+    """An address as a ``Span`` integer (IPv6 offset by ``V6``)."""
+    if ":" in text:
+        return V6 + int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
+    return int(struct.unpack("!I", socket.inet_aton(text))[0])
+
+
+def cidr_span(text: str) -> Span:
+    """A CIDR of either family as a span (host bits ignored, as the API server accepts them)."""
     net = ipaddress.ip_network(text, strict=False)
-    if not isinstance(net, ipaddress.IPv4Network):
-        return None
-    return int(net.network_address), int(net.broadcast_address)
+    base = V6 if net.version == 6 else 0
+    return base + int(net.network_address), base + int(net.broadcast_address)
 
 
 def _ipblock(block: Mapping[str, Any], knobs: Knobs) -> list[Span]:
-    """``cidr`` minus every ``except`` entry (ipBlock field doc: except = CIDRs not to match)."""
-    whole = _span(str(block.get("cidr", "")))
-    if whole is None:
-        return []
-    spans = [whole]
+    """``cidr`` minus every ``except`` entry (ipBlock field doc: except = CIDRs not to match).
+
+    An ``except`` of the other family (the API rejects it) overlaps nothing and removes nothing.
+    """
+    spans = [cidr_span(str(block.get("cidr", "")))]
     if not knobs.has(Deviation.IGNORE_EXCEPT):
         for text in block.get("except") or []:
-            hole = _span(str(text))
-            if hole is None:
-                continue
+            hole = cidr_span(str(text))
             nxt: list[Span] = []
             for lo, hi in spans:
                 if hole[1] < lo or hole[0] > hi:
@@ -194,7 +220,12 @@ class _World:
         self.knobs = knobs
         self.pods = sorted((p for p in pods if p.ip), key=lambda p: (p.namespace, p.name))
         self.ns_labels = {n.name: n.labels for n in namespaces}
-        self.nets = {p.ip: (_addr(p.ip), _addr(p.ip)) for p in self.pods}
+        self.keys = {a: address_key(a) for p in self.pods for a in p.ips}
+        # Per primary address, a span for each of the pod's addresses.
+        self.nets = {p.ip: tuple((self.keys[a], self.keys[a]) for a in p.ips) for p in self.pods}
+        # Families no pod has carry no pod connection: their ipBlock spans are left out, so a
+        # single-stack cluster compiles exactly as before dual-stack existed.
+        self.families = frozenset(k >= V6 for k in self.keys.values())
         self.keepalive: list[Any] = []
         self.memo: dict[tuple[int, tuple[ContainerPort, ...] | None], Allow | None] = {}
 
@@ -205,11 +236,15 @@ class _World:
         self._collapsed: dict[frozenset[int], tuple[Span, ...]] = {}
 
     def ipblock(self, block: Mapping[str, Any], knobs: Knobs) -> list[Span]:
-        """``_ipblock`` cached per distinct block (returns the same objects each time)."""
+        """``_ipblock`` cached per distinct block (returns the same objects each time), without
+        spans of a family no pod has."""
         key = json.dumps(block, sort_keys=True)
         found = self._blocks.get(key)
         if found is None:
-            found = self._blocks[key] = _ipblock(block, knobs)
+            found = _ipblock(block, knobs)
+            if len(self.families) < 2:
+                found = [s for s in found if (s[0] >= V6) in self.families]
+            self._blocks[key] = found
         return found
 
     def collapse(self, nets: Sequence[Span]) -> tuple[Span, ...]:
@@ -282,10 +317,6 @@ class _World:
         return out
 
 
-def _addr(text: str) -> int:
-    return int(struct.unpack("!I", socket.inet_aton(text))[0])
-
-
 def _collapse(nets: Sequence[Span]) -> tuple[Span, ...]:
     """The same addresses as sorted, disjoint, non-adjacent spans."""
     spans: list[list[int]] = []
@@ -347,11 +378,15 @@ def _compile_rule_uncached(
     nets: list[Span] = []
     for peer in peers_spec:
         if peer.get("ipBlock") is not None:
-            nets.extend(world.ipblock(peer["ipBlock"], knobs))
+            spans = world.ipblock(peer["ipBlock"], knobs)
+            if policy_ns and knobs.has(Deviation.IPV6_IPBLOCK_IGNORED):
+                spans = [s for s in spans if s[0] < V6]
+            nets.extend(spans)
         else:
             found = world.peer_pods(policy_ns, peer)
             peer_pods.extend(found)
-            nets.extend(world.nets[p.ip] for p in found)
+            for p in found:
+                nets.extend(world.nets[p.ip])
     peers: tuple[Span, ...] | None = None
     if peers_spec:
         peers = world.collapse(nets)
@@ -379,20 +414,20 @@ def _compile_rule_uncached(
             if hit is not None:
                 ranges.setdefault(hit[0], []).append((hit[1], hit[1]))
         else:
-            candidates = peer_pods if peers_spec else world.pods
-            in_peers = {p.ip for p in candidates}
-            if peers_spec:
-                # ipBlock peers can cover pods too: a named port resolves on any pod in range.
-                in_peers |= {
-                    p.ip
-                    for p in world.pods
-                    if any(lo <= world.nets[p.ip][0] <= hi for lo, hi in nets)
-                }
+            # Each peer address of a pod that has the port: selected pods with all their
+            # addresses; ipBlock peers cover pod addresses too (only those of their family).
+            selected = {id(p) for p in peer_pods}
             for pod in world.pods:
-                if pod.ip in in_peers:
-                    hit = pod.named_any(str(port), proto)
-                    if hit is not None:
-                        tuples.add((pod.ip, hit[0], hit[1]))
+                hit = pod.named_any(str(port), proto)
+                if hit is None:
+                    continue
+                for address in pod.ips:
+                    if (
+                        peers is None
+                        or id(pod) in selected
+                        or any(lo <= world.keys[address] <= hi for lo, hi in peers)
+                    ):
+                        tuples.add((address, hit[0], hit[1]))
     if policy_ns and knobs.has(Deviation.IGNORE_PROTOCOL):
         # The port numbers of every entry count for every protocol.
         if any_port:
@@ -472,13 +507,14 @@ def compile_policies(
     if not knobs.has(Deviation.IGNORE_BASELINE):
         base_in, base_eg = _tiers(world, sorted(baseline, key=_priority), knobs, nodes)
     tiers = ((admin_in, admin_eg), (base_in, base_eg))
+    addresses = {p.ip: p.ips for p in world.pods if len(p.ips) > 1}
     if scopes:
         scripts = {
-            scope.name: render(ing, egr, knobs, extra_chains, *tiers, scope=scope)
+            scope.name: render(ing, egr, knobs, extra_chains, *tiers, addresses, scope)
             for scope in scopes
         }
         return Compiled(ing, egr, "", admin_in, admin_eg, base_in, base_eg, scripts)
-    script = render(ing, egr, knobs, extra_chains, *tiers)
+    script = render(ing, egr, knobs, extra_chains, *tiers, addresses)
     return Compiled(ing, egr, script, admin_in, admin_eg, base_in, base_eg)
 
 
@@ -528,6 +564,9 @@ def _set(items: Sequence[str]) -> str:
 
 
 def _ntoa(value: int) -> str:
+    """A ``Span`` integer as address text."""
+    if value >= V6:
+        return socket.inet_ntop(socket.AF_INET6, (value - V6).to_bytes(16, "big"))
     return socket.inet_ntoa(struct.pack("!I", value))
 
 
@@ -537,15 +576,33 @@ def _span_text(lo: int, hi: int) -> str:
         return _ntoa(lo)
     size = hi - lo + 1
     if size & (size - 1) == 0 and lo % size == 0:
-        return f"{_ntoa(lo)}/{33 - size.bit_length()}"
+        bits = 129 if lo >= V6 else 33
+        return f"{_ntoa(lo)}/{bits - size.bit_length()}"
     return f"{_ntoa(lo)}-{_ntoa(hi)}"
+
+
+def _family(address: str) -> str:
+    """The nft payload protocol of an address: ``ip`` or ``ip6``."""
+    return "ip6" if ":" in address else "ip"
+
+
+def _by_family(peers: tuple[Span, ...]) -> list[tuple[str, tuple[Span, ...]]]:
+    """Sorted spans split into their IPv4 part and their IPv6 part (each only when present)."""
+    cut = len(peers)
+    while cut and peers[cut - 1][0] >= V6:
+        cut -= 1
+    if cut == len(peers):
+        return [("ip", peers)]
+    if cut == 0:
+        return [("ip6", peers)]
+    return [("ip", peers[:cut]), ("ip6", peers[cut:])]
 
 
 class _AddressSets:
     """Named nft sets for address lists used by rules: each distinct list is defined once.
 
     Why: the same peers recur across policies and pods; one kernel set per distinct list instead
-    of an anonymous set per rule keeps ``nft -f`` fast on every change.
+    of an anonymous set per rule keeps ``nft -f`` fast on every change. A list holds one family.
     """
 
     def __init__(self) -> None:
@@ -561,7 +618,8 @@ class _AddressSets:
 
     def definitions(self) -> list[str]:
         return [
-            f"  set {name} {{ type ipv4_addr; flags interval; elements = "
+            f"  set {name} {{ type {'ipv6_addr' if peers[0][0] >= V6 else 'ipv4_addr'}; "
+            f"flags interval; elements = "
             f"{{ {', '.join(_span_text(lo, hi) for lo, hi in peers)} }} }}"
             for peers, name in self.names.items()
         ]
@@ -604,25 +662,33 @@ def _merged_in_order(rules: Sequence[tuple[Allow, str]]) -> list[tuple[Allow, st
 
 
 def _rule_lines(allow: Allow, addr_field: str, verdict: str, sets: _AddressSets) -> list[str]:
-    peer = ""
+    """nft rules for one Allow: the peer match is split by family (``ip`` / ``ip6``)."""
+    peer = {"": ""}
     if allow.peers is not None:
-        peer = f"ip {addr_field} {sets.ref(allow.peers)} "
+        peer = {
+            fam: f"{fam} {addr_field} {sets.ref(spans)} " for fam, spans in _by_family(allow.peers)
+        }
     if allow.ports is None:
-        return [f"{peer}{verdict}"]
+        return [f"{p}{verdict}" for p in peer.values()]
     lines = []
-    for match in allow.ports:
-        proto = match.protocol.lower()
-        if match.ranges:
-            ports = [str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in match.ranges]
-            lines.append(f"meta l4proto {proto} th dport {_set(ports)} {peer}{verdict}")
-        else:
-            lines.append(f"meta l4proto {proto} {peer}{verdict}")
-    by_proto: dict[str, list[str]] = {}
+    for p in peer.values():
+        for match in allow.ports:
+            proto = match.protocol.lower()
+            if match.ranges:
+                ports = [str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in match.ranges]
+                lines.append(f"meta l4proto {proto} th dport {_set(ports)} {p}{verdict}")
+            else:
+                lines.append(f"meta l4proto {proto} {p}{verdict}")
+    by_proto: dict[tuple[str, str], list[str]] = {}
     for ip, proto, port in allow.tuples:
-        by_proto.setdefault(proto.lower(), []).append(f"{ip} . {port}")
-    for proto, items in sorted(by_proto.items()):
+        by_proto.setdefault((_family(ip), proto.lower()), []).append(f"{ip} . {port}")
+    for (fam, proto), items in sorted(by_proto.items()):
+        match_peer = peer.get(fam, "") if allow.peers is None else peer.get(fam)
+        if match_peer is None:
+            continue  # no peer address of this family: nothing of it can match
         lines.append(
-            f"meta l4proto {proto} {peer}ip {addr_field} . th dport {{ {', '.join(items)} }} {verdict}"
+            f"meta l4proto {proto} {match_peer}{fam} {addr_field} . th dport "
+            f"{{ {', '.join(items)} }} {verdict}"
         )
     return lines
 
@@ -634,6 +700,7 @@ def render(
     extra_chains: Sequence[str] = (),
     admin: tuple[Mapping[str, Tiered], Mapping[str, Tiered]] = ({}, {}),
     baseline: tuple[Mapping[str, Tiered], Mapping[str, Tiered]] = ({}, {}),
+    addresses: Mapping[str, Sequence[str]] | None = None,
     scope: NodeScope | None = None,
 ) -> str:
     """The complete nftables script: replaces the table atomically when run with ``nft -f``.
@@ -646,7 +713,8 @@ def render(
     Per pod and direction one chain (shared by pods whose rules are equal): admin rules first
     (a Pass jumps to the second tier), then NetworkPolicy allows and a drop when the pod is
     isolated, else baseline rules and allow. "Allow" is ``return`` on egress (the destination's
-    ingress is checked next) and ``accept`` on ingress.
+    ingress is checked next) and ``accept`` on ingress. ``addresses`` gives every address of a
+    pod by its primary one (default: the primary only); each is a key of its family's verdict map.
     """
     out = [
         f"table inet {NFT_TABLE} {{}}",
@@ -656,12 +724,14 @@ def render(
     sets = _AddressSets()
     own_node: list[str] = []
     if scope is not None and not knobs.has(Deviation.NODE_TRAFFIC_FILTERED):
-        own_node = [a for a in scope.addresses if ":" not in a]
+        own_node = list(scope.addresses)
     egress_map: list[str] = []
     ingress_map: list[str] = []
-    for prefix, side, addr, verdict, vmap, adm, base in (
-        ("eg", egress, "daddr", "return", egress_map, admin[1], baseline[1]),
-        ("in", ingress, "saddr", "accept", ingress_map, admin[0], baseline[0]),
+    egress_map6: list[str] = []
+    ingress_map6: list[str] = []
+    for prefix, side, addr, verdict, vmap, vmap6, adm, base in (
+        ("eg", egress, "daddr", "return", egress_map, egress_map6, admin[1], baseline[1]),
+        ("in", ingress, "saddr", "accept", ingress_map, ingress_map6, admin[0], baseline[0]),
     ):
         chains: dict[tuple[Any, ...], str] = {}
         for ip in sorted(set(side) | set(adm) | set(base)):
@@ -686,8 +756,12 @@ def render(
                     out += [f"    goto {second}", "  }"]
                 out.append(f"  chain {second} {{")
                 if np_allows is not None:
-                    if own_node:
-                        out.append(f"    ip {addr} {_set(own_node)} {verdict}")
+                    for fam, mine in (
+                        ("ip", [a for a in own_node if ":" not in a]),
+                        ("ip6", [a for a in own_node if ":" in a]),
+                    ):
+                        if mine:
+                            out.append(f"    {fam} {addr} {_set(mine)} {verdict}")
                     out += [
                         f"    {line}"
                         for a in _merged(np_allows)
@@ -700,17 +774,20 @@ def render(
                         out += [f"    {line}" for line in _rule_lines(allow, addr, v, sets)]
                     out.append(f"    {verdict}")
                 out.append("  }")
-            vmap.append(f"{ip} : jump {chain}")
+            for address in (addresses or {}).get(ip, (ip,)):
+                (vmap6 if ":" in address else vmap).append(f"{address} : jump {chain}")
     out += [
         "  chain forward {",
         "    type filter hook forward priority filter; policy accept;",
     ]
-    if knobs.has(Deviation.STATELESS) and egress_map:
+    if knobs.has(Deviation.STATELESS):
         # Replies meet the replying pod's egress rules as if they were new connections.
-        out.append(
-            f"    ct state established,related ct direction reply ip saddr vmap "
-            f"{{ {', '.join(egress_map)} }}"
-        )
+        for fam, entries in (("ip", egress_map), ("ip6", egress_map6)):
+            if entries:
+                out.append(
+                    f"    ct state established,related ct direction reply {fam} saddr vmap "
+                    f"{{ {', '.join(entries)} }}"
+                )
     out += [
         "    ct state established,related accept",
     ]
@@ -719,36 +796,52 @@ def render(
     if scope is not None and knobs.has(Deviation.CROSS_NODE_INGRESS_UNENFORCED):
         # What arrives over the uplink (from another node or outside) skips ingress rules.
         out.append(f'    iifname "{UPLINK}" accept')
+    # Deviation same-node-egress-skipped: only traffic leaving the node meets egress rules.
+    only_out = (
+        f'oifname "{UPLINK}" '
+        if scope is not None and knobs.has(Deviation.SAME_NODE_EGRESS_SKIPPED)
+        else ""
+    )
     if egress_map:
-        # Deviation same-node-egress-skipped: only traffic leaving the node meets egress rules.
-        only_out = (
-            f'oifname "{UPLINK}" '
-            if scope is not None and knobs.has(Deviation.SAME_NODE_EGRESS_SKIPPED)
-            else ""
-        )
         out.append(f"    {only_out}ip saddr vmap {{ {', '.join(egress_map)} }}")
+    if egress_map6:
+        out.append(f"    {only_out}ip6 saddr vmap {{ {', '.join(egress_map6)} }}")
     if ingress_map:
         out.append(f"    ip daddr vmap {{ {', '.join(ingress_map)} }}")
+    if ingress_map6:
+        out.append(f"    ip6 daddr vmap {{ {', '.join(ingress_map6)} }}")
     out.append("  }")
-    if scope is not None and egress_map:
+    if scope is not None and (egress_map or egress_map6):
         # A pod connecting to its own node's address: the input hook, egress rules only.
         out += [
             "  chain input {",
             "    type filter hook input priority filter; policy accept;",
             "    ct state established,related accept",
-            f"    ip saddr vmap {{ {', '.join(egress_map)} }}",
-            "  }",
         ]
-    if scope is not None and ingress_map and knobs.has(Deviation.NODE_TRAFFIC_FILTERED):
+        out += [
+            f"    {fam} saddr vmap {{ {', '.join(m)} }}"
+            for fam, m in (("ip", egress_map), ("ip6", egress_map6))
+            if m
+        ]
+        out.append("  }")
+    if (
+        scope is not None
+        and (ingress_map or ingress_map6)
+        and knobs.has(Deviation.NODE_TRAFFIC_FILTERED)
+    ):
         # The node's own connections to its pods (kubelet probes, host-network pods) filtered as
         # if they came from anywhere else.
         out += [
             "  chain output {",
             "    type filter hook output priority filter; policy accept;",
             "    ct state established,related accept",
-            f"    ip daddr vmap {{ {', '.join(ingress_map)} }}",
-            "  }",
         ]
+        out += [
+            f"    {fam} daddr vmap {{ {', '.join(m)} }}"
+            for fam, m in (("ip", ingress_map), ("ip6", ingress_map6))
+            if m
+        ]
+        out.append("  }")
     out += [*extra_chains, "}"]
     out[3:3] = sets.definitions()  # sets must exist before the rules that name them
     return "\n".join(out) + "\n"

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from conformance.cluster import agnhost
@@ -196,7 +195,7 @@ class Controller:
                     if rt_mod.view is not None and not self.knobs.has(
                         Deviation.IGNORE_LABEL_CHANGES
                     ):
-                        rt_mod.view = dataclasses.replace(rt_mod.view, labels=labels)
+                        rt_mod.view = replace(rt_mod.view, labels=labels)
                         self.enforcer.changed()
         elif res is NODES:
             self.enforcer.changed()  # node labels decide admin `nodes` peers
@@ -293,7 +292,8 @@ class Controller:
                 dict(rt.labels),
                 _ports(spec),
                 self._order,
-                node,
+                ips=rt.endpoint.ips,
+                node=node,
             )
             gen = self.enforcer.changed()
             if self.knobs.enforcement_delay <= 0:

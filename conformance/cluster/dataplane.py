@@ -194,6 +194,11 @@ class Dataplane:
         cleanup_namespaces(self.instance)
         names = [self.wire, *(n.netns for n in self.nodes)]
         await netns.arun(["ip", "-batch", "-"], "".join(f"netns add {n}\n" for n in names))
+        for name in names:
+            fd = os.open(netns.netns_path(name), os.O_RDONLY)
+            self._node_fds[name] = fd
+            # Before any link exists: links made afterwards take these defaults.
+            netns.call_in(fd, _enable_forwarding)
         v6 = self.dual_stack
         wire = ["link set lo up", "link add br0 type bridge", "link set br0 up"]
         wire.append(f"addr add {NODE_CIDR[1]}/{NODE_CIDR.prefixlen} dev br0")
@@ -223,13 +228,9 @@ class Dataplane:
             lines += [f"route add {o.pod_cidr} via {o.ip}" for o in self.nodes if o is not n]
             if v6:
                 lines.append(f"addr add {n.ip6}/{NODE_CIDR_V6.prefixlen} dev {UPLINK} nodad")
-                lines.append(f"route add default via {NODE_CIDR_V6[1]}")
+                lines.append(f"route add ::/0 via {NODE_CIDR_V6[1]}")
                 lines += [f"route add {o.pod_cidr6} via {o.ip6}" for o in self.nodes if o is not n]
             await netns.arun(["ip", "-n", n.netns, "-batch", "-"], "\n".join(lines) + "\n")
-        for name in [self.wire, *(n.netns for n in self.nodes)]:
-            fd = os.open(netns.netns_path(name), os.O_RDONLY)
-            self._node_fds[name] = fd
-            netns.call_in(fd, _enable_forwarding)
 
     def node_fd(self, node: str) -> int:
         """Open descriptor of a node's namespace."""
@@ -289,7 +290,7 @@ class Dataplane:
             pod_cmds += (
                 f"addr add {ip6}/128 dev eth0 nodad\n"
                 f"neigh add {GATEWAY_V6} lladdr {GATEWAY_MAC} dev eth0 nud permanent\n"
-                f"route add default via {GATEWAY_V6} dev eth0\n"
+                f"route add ::/0 via {GATEWAY_V6} dev eth0\n"
             )
 
         def node_cmds(ifname: str, ns: str) -> str:
@@ -321,7 +322,7 @@ class Dataplane:
         if ip6 and self.dual_stack:
             host_cmds += (
                 f"addr add {ip6}/{EXTERNAL_NET_V6.prefixlen} dev eth0 nodad\n"
-                f"route add default via {EXTERNAL_NET_V6[1]} dev eth0\n"
+                f"route add ::/0 via {EXTERNAL_NET_V6[1]} dev eth0\n"
             )
         else:
             ip6 = ""
@@ -419,7 +420,14 @@ class Dataplane:
 
 
 def _enable_forwarding() -> None:
+    """IP forwarding on; IPv6 duplicate address detection off (a new link's addresses would
+    otherwise stay unusable for about a second)."""
     with open("/proc/sys/net/ipv4/ip_forward", "w") as fh:
         fh.write("1")
-    with contextlib.suppress(OSError), open("/proc/sys/net/ipv6/conf/all/forwarding", "w") as fh:
-        fh.write("1")
+    for path, value in (
+        ("/proc/sys/net/ipv6/conf/all/forwarding", "1"),
+        ("/proc/sys/net/ipv6/conf/all/accept_dad", "0"),
+        ("/proc/sys/net/ipv6/conf/default/accept_dad", "0"),
+    ):
+        with contextlib.suppress(OSError), open(path, "w") as fh:
+            fh.write(value)

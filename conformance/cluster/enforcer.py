@@ -53,7 +53,14 @@ class Inputs:
                 pod
                 if old is None
                 else PodView(
-                    old.namespace, old.name, pod.ip, old.labels, old.ports, old.order, pod.node
+                    old.namespace,
+                    old.name,
+                    pod.ip,
+                    old.labels,
+                    old.ports,
+                    old.order,
+                    ips=pod.ips,
+                    node=pod.node,
                 )
             )
         return out

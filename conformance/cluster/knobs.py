@@ -56,6 +56,8 @@ class Deviation(StrEnum):
     """Egress rules are skipped for traffic between pods on one node (it never leaves the node)."""
     NODE_TRAFFIC_FILTERED = "node-traffic-filtered"
     """Traffic between a pod and its own node is filtered by NetworkPolicy like any other."""
+    IPV6_IPBLOCK_IGNORED = "ipv6-ipblock-ignored"
+    """NetworkPolicy ``ipBlock`` peers with an IPv6 ``cidr`` match nothing (IPv4 ones still work)."""
 
 
 @dataclass(frozen=True)

@@ -134,13 +134,15 @@ def nat_chains(services: Sequence[Mapping[str, Any]], pods: Sequence[PodView]) -
             match = f"ip daddr {vip} meta l4proto {proto} th dport {port['port']}"
             targets = []
             for pod in sorted(endpoints, key=lambda p: p.ip):
+                # The endpoint address of the ClusterIP's family (IPv4): a pod may be IPv6-primary.
+                address = next((a for a in pod.ips if ":" not in a), None)
                 target = port.get("targetPort", port["port"])
                 number = (
                     target if isinstance(target, int) else pod.named(str(target), proto.upper())
                 )
-                if number is not None:
-                    targets.append(f"{pod.ip}:{number}")
-                    hairpin.add(pod.ip)
+                if number is not None and address is not None:
+                    targets.append(f"{address}:{number}")
+                    hairpin.add(address)
             if not targets:
                 reject.append(f"    {match} reject")
             elif len(targets) == 1:

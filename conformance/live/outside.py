@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from conformance.cluster.config import DEFAULT_INSTANCE, context_name
 from conformance.errors import ClusterError, ConformanceError
@@ -36,6 +37,38 @@ def embedded_template(instance: str) -> str:
     return (
         f"{python} -m conformance cluster outside-exec --name {shlex.quote(instance)} {{name}} --"
     )
+
+
+class Outside(Protocol):
+    """How the runner runs a probe batch on an outside client."""
+
+    def argv(self, name: str, command: Sequence[str]) -> list[str]:
+        """The command line a user can run to do the same (for reproduce commands)."""
+        ...
+
+    def run(self, name: str, command: Sequence[str], timeout_s: float) -> ExecResult: ...
+
+
+@dataclass(frozen=True)
+class EmbeddedOutside:
+    """The embedded cluster's simulated hosts, reached through its API in this process (a CLI
+    process per probe batch costs seconds of interpreter start on a loaded machine)."""
+
+    instance: str
+
+    def argv(self, name: str, command: Sequence[str]) -> list[str]:
+        return OutsideExec(embedded_template(self.instance)).argv(name, command)
+
+    def run(self, name: str, command: Sequence[str], timeout_s: float) -> ExecResult:
+        from conformance.cluster import embedded
+
+        info = embedded.find(self.instance)
+        if info is None:
+            raise ClusterError(f"embedded cluster {self.instance!r} is not running")
+        res = embedded.outside_exec(info, name, list(command), timeout_s)
+        return ExecResult(
+            int(res.get("exitCode", 1)), str(res.get("stdout", "")), str(res.get("stderr", ""))
+        )
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from conformance.live.cni import detect_cni
 from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, carries_labels
 from conformance.live.ops import ClusterOps
 from conformance.live.options import RunOptions
-from conformance.live.outside import OutsideExec, embedded_instance, embedded_template
+from conformance.live.outside import EmbeddedOutside, Outside, OutsideExec, embedded_instance
 from conformance.live.probing import (
     Outcome,
     ProbeResult,
@@ -114,13 +114,13 @@ class Runner:
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
-    def _outside_exec(self) -> OutsideExec | None:
+    def _outside_exec(self) -> Outside | None:
         """How to probe from outside clients: ``--outside-exec``, else the embedded cluster's
         simulated hosts, else not at all (those cells are reported not supported)."""
         if self.options.outside_exec:
             return OutsideExec(self.options.outside_exec)
         instance = embedded_instance(self.cluster.context or "")
-        return OutsideExec(embedded_template(instance)) if instance is not None else None
+        return EmbeddedOutside(instance) if instance is not None else None
 
     def new_result(self) -> RunResult:
         return RunResult(

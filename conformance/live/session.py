@@ -54,7 +54,7 @@ class ClusterChoice:
         return self.embedded_instance or f"run{os.getpid()}"
 
 
-DUAL_STACK_READY = False
+DUAL_STACK_READY = True
 """Whether embedded clusters enforce IPv6 yet (they are then started dual-stack when a
 scenario's topology has IPv6)."""
 
