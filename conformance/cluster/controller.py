@@ -48,6 +48,8 @@ class PodRuntime:
     endpoint: Endpoint | None = None
     servers: agnhost.PodServers | None = None
     view: PodView | None = None
+    host_view: PodView | None = None
+    """A host-network pod's view (Service endpoints only: no policy selects it)."""
     deleted: bool = False
     task: asyncio.Task[None] | None = None
     labels: dict[str, str] = field(default_factory=dict)
@@ -155,7 +157,12 @@ class Controller:
             [*self.store.peek(ADMIN_NETWORK_POLICIES), *cnps["Admin"]],
             [*self.store.peek(BASELINE_ADMIN_NETWORK_POLICIES), *cnps["Baseline"]],
             self._stale,
-            nodes,
+            host_pods=[
+                rt.host_view
+                for rt in self.pods.values()
+                if rt.host_view is not None and not rt.deleted
+            ],
+            nodes=nodes,
         )
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
@@ -192,6 +199,9 @@ class Controller:
                 labels = dict(meta.get("labels") or {})
                 if rt_mod is not None and labels != rt_mod.labels:
                     rt_mod.labels = labels
+                    if rt_mod.host_view is not None:
+                        rt_mod.host_view = replace(rt_mod.host_view, labels=labels)
+                        self.enforcer.changed()
                     if rt_mod.view is not None and not self.knobs.has(
                         Deviation.IGNORE_LABEL_CHANGES
                     ):
@@ -283,8 +293,18 @@ class Controller:
             self._fail(rt, spec, f"the embedded cluster could not start the pod: {exc}")
             return
         self._order += 1
-        if not host:
-            # Host-network pods are outside policy (no view): they are their node.
+        if host:
+            rt.host_view = PodView(
+                rt.namespace,
+                rt.name,
+                rt.endpoint.ip,
+                dict(rt.labels),
+                _ports(spec),
+                self._order,
+                ips=rt.endpoint.ips,
+                node=node,
+            )  # Services may send to it; no policy selects it (it is its node)
+        else:
             rt.view = PodView(
                 rt.namespace,
                 rt.name,
@@ -295,9 +315,9 @@ class Controller:
                 ips=rt.endpoint.ips,
                 node=node,
             )
-            gen = self.enforcer.changed()
-            if self.knobs.enforcement_delay <= 0:
-                await self.enforcer.wait(gen)
+        gen = self.enforcer.changed()
+        if self.knobs.enforcement_delay <= 0:
+            await self.enforcer.wait(gen)
         ip = rt.endpoint.ip
         node_net = self.dataplane.node(node)
         host_ips = [node_net.ip, node_net.ip6] if self.dataplane.dual_stack else [node_net.ip]
@@ -422,7 +442,7 @@ class Controller:
         if rt.servers is not None:
             rt.servers.close()
         self.pods.pop(rt.uid, None)
-        if rt.view is not None:
+        if rt.view is not None or rt.host_view is not None:
             self.enforcer.changed()
         if rt.endpoint is not None:
             await self.dataplane.remove(rt.endpoint)

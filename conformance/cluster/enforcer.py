@@ -34,6 +34,9 @@ class Inputs:
     baseline: Sequence[dict[str, Any]] = ()
     stale: Mapping[str, PodView] = field(default_factory=dict)
     """Deviation stale-address-rules: address -> the deleted pod whose rules it keeps."""
+    host_pods: Sequence[PodView] = ()
+    """Host-network pods: no policy selects them, but Services send to them (at their node's
+    address)."""
     nodes: Sequence[NodeScope] = ()
     """Each node (name, addresses, labels); none: one ruleset for everything (compiler tests)."""
 
@@ -147,7 +150,7 @@ class Enforcer:
             inp.namespaces,
             inp.policies,
             self.knobs,
-            nat_chains(inp.services, inp.pods),
+            nat_chains(inp.services, [*inp.pods, *inp.host_pods]),
             inp.admin,
             inp.baseline,
             inp.scopes(),

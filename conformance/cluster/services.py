@@ -161,18 +161,21 @@ def nat_chains(services: Sequence[Mapping[str, Any]], pods: Sequence[PodView]) -
                 )
     if not pre and not reject:
         return []
-    out = [
-        "  chain services_dnat {",
-        "    type nat hook prerouting priority dstnat; policy accept;",
-        *pre,
-        "  }",
-    ]
-    out += [
-        "  chain services_reject {",
-        "    type filter hook prerouting priority filter; policy accept;",
-        *reject,
-        "  }",
-    ]
+    # prerouting: what pods send through the node; output: what the node itself (and its
+    # host-network pods) sends, as kube-proxy does for both.
+    out = []
+    for hook in ("prerouting", "output"):
+        out += [
+            f"  chain services_dnat_{hook} {{",
+            # -100 is "dstnat", a keyword nft accepts for prerouting only.
+            f"    type nat hook {hook} priority -100; policy accept;",
+            *pre,
+            "  }",
+            f"  chain services_reject_{hook} {{",
+            f"    type filter hook {hook} priority filter; policy accept;",
+            *reject,
+            "  }",
+        ]
     out += [
         "  chain services_hairpin {",
         "    type nat hook postrouting priority srcnat; policy accept;",

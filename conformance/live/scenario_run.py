@@ -539,6 +539,13 @@ class ScenarioRun:
             src_pod = real_pods.get(rc.source)
             if src_pod is None:
                 # An outside client: probed through --outside-exec (the embedded cluster's own).
+                if self.options.via == Via.SERVICE and not is_external_key(rc.target):
+                    res.status = CellStatus.NOT_SUPPORTED
+                    res.detail = (
+                        f"{cell.source} is an outside client: a ClusterIP Service is reachable "
+                        "from inside the cluster only, so --via service cannot probe this cell"
+                    )
+                    continue
                 if self.runner.outside is None:
                     res.status = CellStatus.NOT_SUPPORTED
                     res.detail = (
