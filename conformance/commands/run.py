@@ -39,7 +39,7 @@ from conformance.live.session import (
     terminate_as_interrupt,
 )
 from conformance.reports import DeviationsError, KnownDeviations, judge, write_reports
-from conformance.reports.text import run_lines, summary_lines
+from conformance.reports.text import note_lines, run_lines, summary_lines
 from conformance.scenario.load import Scenario, load_scenarios
 from conformance.scenario.shard import select
 
@@ -382,7 +382,7 @@ def print_summary(
         out.print(table)
     else:
         out.print(title, markup=False, highlight=False, soft_wrap=True)
-    for line in [*run_lines(j), *summary_lines(j)]:
+    for line in [*run_lines(j), *note_lines(j), *summary_lines(j)]:
         out.print(line, markup=False, highlight=False, soft_wrap=True)
     if written:
         out.print(

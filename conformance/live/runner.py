@@ -27,6 +27,7 @@ from conformance.live.cni import detect_cni
 from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, carries_labels
 from conformance.live.ops import ClusterOps
 from conformance.live.options import RunOptions
+from conformance.live.placement import ClusterNode, Placement, PlacementError, cluster_nodes, place
 from conformance.live.probing import (
     Outcome,
     ProbeResult,
@@ -35,6 +36,7 @@ from conformance.live.probing import (
     parse_batch_output,
 )
 from conformance.live.results import RunResult, ScenarioResult, Status, now_utc
+from conformance.scenario.bind import all_pod_specs
 from conformance.scenario.load import Scenario
 
 Progress = Callable[[str], None]
@@ -99,6 +101,7 @@ class Runner:
         self._cni: str | None = None
         self._version: str | None = None
         self._nodes: tuple[Node, ...] | None = None
+        self._placeable: tuple[ClusterNode, ...] | None = None
         # One probe pool for every scenario running at once: it bounds the execs in flight.
         self.pool = ThreadPoolExecutor(
             max_workers=max(1, self.options.parallel), thread_name_prefix="probe"
@@ -158,13 +161,33 @@ class Runner:
     @property
     def nodes(self) -> tuple[Node, ...]:
         """The cluster's nodes (labels, InternalIP), listed once; none when they cannot be read
-        (no RBAC for nodes, or the embedded cluster): then ``nodes`` peers stay undecided."""
-        if self._nodes is None:
+        (no RBAC for nodes, or a cluster that serves none): then ``nodes`` peers stay undecided."""
+        self._read_nodes()
+        return self._nodes or ()
+
+    def _read_nodes(self) -> None:
+        with self._lock:
+            if self._nodes is not None:
+                return
             try:
-                self._nodes = nodes_from_objects(self.cluster.list_items("Node"))
+                items = self.cluster.list_items("Node")
             except ClusterError:
-                self._nodes = ()
-        return self._nodes
+                self._nodes, self._placeable = (), None
+                return
+            self._nodes = nodes_from_objects(items)
+            self._placeable = cluster_nodes(items)
+
+    def placement(self, scenario: Scenario) -> Placement:
+        """Where the scenario's pods go on this cluster (``live.placement``); PlacementError when
+        the cluster has too few schedulable nodes for it or ``--node-map`` names an unknown one."""
+        self._read_nodes()
+        return place(
+            list(scenario.spec.topology.nodes),
+            self._placeable,
+            self.options.node_mapping,
+            self.options.deploy.node_selector,
+            pins=any(spec.node is not None for _, spec in all_pod_specs(scenario.spec)),
+        )
 
     @property
     def served_kinds(self) -> set[str]:
@@ -237,9 +260,18 @@ class Runner:
             result.status = Status.SKIPPED
             result.message = foreign
             return result
+        try:
+            placement = self.placement(scenario)
+        except PlacementError as exc:
+            result.status = Status.ERROR
+            result.message = f"cannot place the scenario's pods: {exc}"
+            return result
+        if placement.note:
+            result.notes.append(placement.note)
+        result.node_map = dict(placement.nodes)
         from conformance.live.scenario_run import ScenarioRun  # it needs this module's types
 
-        run = ScenarioRun(self, scenario, f"{self.run_id}-{count}", result)
+        run = ScenarioRun(self, scenario, f"{self.run_id}-{count}", result, placement)
         try:
             run.execute()
         except (ClusterError, InfrastructureError) as exc:

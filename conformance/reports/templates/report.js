@@ -17,6 +17,10 @@
     var known = row[F.known] >= 0 ? packed.knowns[row[F.known]] : null;
     var cmd = row[F.command];
     var reason = row[F.reason] >= 0 ? packed.reasons[row[F.reason]].map(str).join("; ") : "";
+    // Where the scenario's pods ran: flat [pod, node, pod, node, ...] string indices.
+    var nodes = {};
+    var flat = where[2] >= 0 ? packed.nodeMaps[where[2]] : [];
+    for (var k = 0; k + 1 < flat.length; k += 2) { nodes[str(flat[k])] = str(flat[k + 1]); }
     return {
       scenario: str(where[0]),
       step: str(where[1]),
@@ -27,6 +31,7 @@
       declared: str(row[F.declared]),
       served: row[F.served] === 1,
       path: str(row[F.path]),
+      nodes: [nodes[str(row[F.source])] || null, nodes[str(row[F.target])] || null],
       family: str(row[F.family]),
       observed: str(row[F.observed]),
       observedVerdict: str(row[F.observedVerdict]),
@@ -85,7 +90,8 @@
       ["why the reference says " + c.expected, c.reason, "reason"],
       ["expected (reference evaluator)", c.expected + (c.served ? "" : " (port not served)")],
       ["declared by the scenario", c.declared || "nothing declared"],
-      ["path", (c.path || "unknown (the nodes of the pods are not known)") + ", " + c.family],
+      ["path", (c.path || "unknown (the nodes of the pods are not known)") + ", " + c.family +
+        (c.nodes[0] || c.nodes[1] ? " (from " + (c.nodes[0] || "outside the cluster") + " to " + (c.nodes[1] || "outside the cluster") + ")" : ""), "path"],
       ["observed outcome", describeObserved(c), "observed"],
       ["attempts", String(c.attempts) + (c.history.length ? ": " + c.history.join(", ") : "")],
       ["converged after", c.convergedAfter !== null ? c.convergedAfter + " s after the API accepted the step's last change (start of the agreeing probe)" :
