@@ -411,3 +411,15 @@ def test_unreadable_nodes_leave_placement_to_the_scheduler(tmp_path: Path) -> No
     assert result.notes[0].startswith("pods not placed on nodes")
     assert all("nodeSelector" not in p["spec"] for p in cluster.created_pods)
     assert paths_agree_with_nodes(result) == {TrafficPath.SAME_NODE}
+
+
+def test_node_map_names_no_scenario_has_are_reported(tmp_path: Path) -> None:
+    from conformance.live.placement import unmapped_names
+
+    path = tmp_path / "s.yaml"
+    path.write_text("topology: {nodes: {left: {}, right: {}}}\nsteps: [{name: s}]\n")
+    scenarios = [load_scenario(path)]
+    assert unmapped_names({"left": "w", "node1": "w2", "node-1": "w3"}, scenarios) == [
+        "node-1",
+        "node1",
+    ]

@@ -30,6 +30,7 @@ from conformance.live.deploy import (
     new_run_id,
 )
 from conformance.live.options import RunOptions
+from conformance.live.placement import parse_node_map, unmapped_names
 from conformance.live.results import RunResult, ScenarioResult, exit_code, now_utc
 from conformance.live.runner import Runner, delete_labelled
 from conformance.live.session import (
@@ -213,6 +214,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not scenarios:
             err.print(f"shard {args.shard} has no scenarios: nothing to run")
             return ExitCode.OK
+    unknown = unmapped_names(parse_node_map(args.node_map), scenarios)
+    if unknown:
+        err.print(
+            f"warning: --node-map names {', '.join(unknown)}, which no scenario of this run has "
+            "among its topology.nodes (default node-1, node-2); those entries are not used",
+            markup=False,
+            soft_wrap=True,
+        )
     try:
         deviations = load_deviations(args.known_deviations)
     except DeviationsError as exc:

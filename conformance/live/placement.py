@@ -24,6 +24,7 @@ from typing import Any
 
 from conformance.api.model import HOSTNAME_LABEL
 from conformance.errors import ConformanceError
+from conformance.scenario.load import Scenario
 
 NO_SCHEDULE_EFFECTS = frozenset({"NoSchedule", "NoExecute"})
 """Taint effects that keep pods without a toleration off a node (``PreferNoSchedule`` does not)."""
@@ -48,6 +49,12 @@ def parse_node_map(text: str) -> dict[str, str]:
             raise ValueError(f"scenario node {scenario!r} is mapped twice")
         out[scenario] = real
     return out
+
+
+def unmapped_names(node_map: Mapping[str, str], scenarios: Sequence[Scenario]) -> list[str]:
+    """``--node-map`` keys that no scenario has as a node (a typo, or another shard's nodes)."""
+    known = {name for sc in scenarios for name in sc.spec.topology.nodes}
+    return sorted(set(node_map) - known)
 
 
 def natural_key(name: str) -> tuple[Any, ...]:

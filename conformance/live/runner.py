@@ -171,7 +171,9 @@ class Runner:
                 return
             try:
                 items = self.cluster.list_items("Node")
-            except ClusterError:
+            except NotFound:  # the cluster serves no Node objects at all
+                items = []
+            except ClusterError:  # e.g. no RBAC to list nodes: placement is skipped, with a note
                 self._nodes, self._placeable = (), None
                 return
             self._nodes = nodes_from_objects(items)
