@@ -437,4 +437,23 @@ def test_cross_node_cells_are_marked_and_the_panel_names_the_nodes(
     assert page.js("document.querySelector('#path-totals td.path.bad').dataset.path") == (
         "cross-node"
     )
+
+    def opacity(selector: str) -> str:
+        return str(
+            page.js(f"getComputedStyle(document.querySelector({json.dumps(selector)})).opacity")
+        )
+
+    same = "td.c.match-allow:not(.xn):not(.nd):not(.ex)"
+    assert opacity(same) == opacity("td.c.xn") == "1"
+    page.js(  # the path column's link in the tag table sets the path filter
+        "new Promise(r => { addEventListener('hashchange', () => setTimeout(r, 0), {once: true});"
+        " document.querySelector('#tag-table th.path a[href=\"#path=cross-node\"]').click(); })"
+    )
+    assert page.js("document.getElementById('path-filter').value") == "cross-node"
+    assert opacity(same) == "0.15" and opacity("td.c.xn") == "1"
+    page.js(
+        "(() => { const s = document.getElementById('path-filter'); s.value = 'same-node';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
+    assert opacity(same) == "1" and opacity("td.c.xn") == "0.15"
     assert page.errors() == []

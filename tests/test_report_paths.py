@@ -83,7 +83,7 @@ def test_html_tag_table_shows_failures_only_cross_node() -> None:
     html = render(cross_node_failures(), "html")
     head = re.search(r'<table class="tags" id="tag-table">.*?</thead>', html, re.S)
     assert head and all(
-        f'<th class="path">{g}</th>' in head.group(0)
+        f'<th class="path"><a href="#path={g}">{g}</a></th>' in head.group(0)
         for g in ("same-node", "cross-node", "node", "external")
     )
     row = _tag_row(html, "udp")
@@ -153,3 +153,8 @@ def test_console_summary_has_per_path_counts_and_notes() -> None:
 def test_results_without_paths_read_unknown() -> None:
     j = judge(RunResult.load(DATA / "results-pass.json"))
     assert list(path_counts(j)) == ["unknown"]
+
+
+def test_path_filter_only_when_the_run_has_several_paths() -> None:
+    assert '<select id="path-filter">' in render(cross_node_failures(), "html")
+    assert 'id="path-filter"' not in render(RunResult.load(DATA / "results-pass.json"), "html")

@@ -50,6 +50,8 @@
   var onlyFailures = document.getElementById("only-failures");
   var tagFilter = document.getElementById("tag-filter");
   var protocolFilter = document.getElementById("protocol-filter");
+  // Present only when the run has cells on more than one path; cells of other paths are dimmed.
+  var pathFilter = document.getElementById("path-filter");
   var selected = null;
 
   function text(tag, value, cls) {
@@ -120,6 +122,7 @@
     var failures = onlyFailures.checked;
     var tag = tagFilter.value;
     var proto = protocolFilter.value;
+    if (pathFilter) { document.body.setAttribute("data-path", pathFilter.value); }
     var shown = 0;
     var sections = document.querySelectorAll("section.scenario");
     sections.forEach(function (sec) {
@@ -167,6 +170,7 @@
     if (params.has("all")) { onlyFailures.checked = false; }
     if (params.has("tag")) { tagFilter.value = params.get("tag"); }
     if (params.has("protocol")) { protocolFilter.value = params.get("protocol"); }
+    if (params.has("path") && pathFilter) { pathFilter.value = params.get("path"); }
     apply();
     var cell = params.get("cell");
     var i = null;
@@ -212,7 +216,8 @@
     }
   });
   document.getElementById("panel-close").addEventListener("click", hidePanel);
-  [onlyFailures, tagFilter, protocolFilter].forEach(function (el) {
+  [onlyFailures, tagFilter, protocolFilter, pathFilter].forEach(function (el) {
+    if (!el) { return; }
     el.addEventListener("change", function () { unfocus(); apply(); });
   });
   window.addEventListener("hashchange", function () { fromHash(false); });
