@@ -7,7 +7,8 @@ attempts, convergence time, the ``kubectl exec`` that reproduces the probe).
 
 The page honours a URL fragment so a screenshot or a test can open it in a given state without
 clicking: ``#cell=first-mismatch`` (or ``#cell=<n>``), ``failures``, ``tag=udp``, ``protocol=UDP``,
-joined with ``&``.
+``path=cross-node``, joined with ``&``. Each grid cell carries a corner mark for its path
+(``PATH_MARKS``) and the tag table a column per path, so failures on one path stand out.
 """
 
 from __future__ import annotations
