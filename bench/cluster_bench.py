@@ -1,7 +1,10 @@
-"""Embedded cluster speed figures against the targets of issue 4; prints figures and ratios.
+"""Embedded cluster speed figures against the targets of issues 4 and 14; prints figures and ratios.
 
 Run as root: ``python bench/cluster_bench.py``. Each line: measured value, target, ratio
 (measured / target; below 1.0 meets the target). Nothing is asserted: this is a measurement.
+First, per node count (``--node-counts 1,2,4``): start time, and the time for 9 pods spread over
+the nodes to be Running, side by side with the 1-node figures; then the scale figures on a
+default (2-node) cluster unless ``--nodes-only``.
 """
 
 from __future__ import annotations
@@ -75,12 +78,61 @@ def wait_ready(core: Any, namespaces: list[str], count: int) -> None:
         time.sleep(0.02)
 
 
+def node_sweep(counts: list[int], rounds: int) -> None:
+    """Start, 9-pods-Running and stop times per node count (best of ``rounds``), with ratios to
+    the first count: what extra nodes cost."""
+    rows: dict[int, tuple[float, float, float]] = {}
+    for count in counts:
+        best = (float("inf"), float("inf"), float("inf"))
+        for r in range(rounds):
+            cluster = EmbeddedCluster(
+                ClusterOptions(instance=f"benchn{os.getpid() % 10000}x{count}x{r}", nodes=count)
+            )
+            up = timed(cluster.start)
+            try:
+                api = kubernetes.config.new_client_from_config(cluster.kubeconfig, cluster.context)
+                core: Any = kubernetes.client.CoreV1Api(api)
+                for ns in "xyz":
+                    core.create_namespace({"metadata": {"name": ns}})
+
+                def nine(c: Any = core) -> None:
+                    for ns in "xyz":
+                        for name in "abc":
+                            c.create_namespaced_pod(ns, pod(name, {"pod": name}))
+                    wait_ready(c, list("xyz"), 9)
+
+                ready = timed(nine)
+                placed = {p.spec.node_name for p in core.list_pod_for_all_namespaces().items}
+                assert len(placed) == count, f"pods ran on {len(placed)} of {count} nodes"
+            finally:
+                down = timed(cluster.stop)
+            best = (min(best[0], up), min(best[1], ready), min(best[2], down))
+        rows[count] = best
+    base = rows[counts[0]]
+    print(
+        f"{'nodes':>5} {'up s':>7} {'9 pods Running s':>17} {'down s':>7}   ratios to {counts[0]} node(s)"
+    )
+    for count, (up, ready, down) in rows.items():
+        print(
+            f"{count:>5} {up:7.3f} {ready:17.3f} {down:7.3f}   "
+            f"up {up / base[0]:4.2f}  pods {ready / base[1]:4.2f}  down {down / base[2]:4.2f}"
+        )
+    if 2 in rows:
+        report("up with 2 nodes (start to API serving)", rows[2][0], 2.0)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pods", type=int, default=100)
     parser.add_argument("--policies", type=int, default=100)
     parser.add_argument("--execs", type=int, default=500)
+    parser.add_argument("--node-counts", default="1,2,4", help="node counts to compare")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per node count (best kept)")
+    parser.add_argument("--nodes-only", action="store_true", help="only the node-count sweep")
     args = parser.parse_args()
+    node_sweep([int(c) for c in args.node_counts.split(",")], args.rounds)
+    if args.nodes_only:
+        return 0
     options = ClusterOptions(
         instance=f"bench{os.getpid() % 10000}", externals=(ExternalHost("web", "203.0.113.10"),)
     )

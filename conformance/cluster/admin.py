@@ -13,8 +13,10 @@ the NetworkPolicy forms the compiler understands; the tiering lives in the compi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from conformance.cluster.selectors import matches
 
 ANY_PROTOCOL = "*"
 """Protocol of a translated ``namedPort``: it matches the named container port's own protocol."""
@@ -35,15 +37,27 @@ def subject_peer(subject: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return None
 
 
-def _peer(peer: Mapping[str, Any]) -> list[dict[str, Any]]:
+NodeLabels = Sequence[tuple[Mapping[str, str], Sequence[str]]]
+"""Each node's labels and addresses (for ``nodes`` peers)."""
+
+
+def _peer(peer: Mapping[str, Any], nodes: NodeLabels = ()) -> list[dict[str, Any]]:
     if peer.get("namespaces") is not None:
         return [{"namespaceSelector": peer["namespaces"]}]
     if peer.get("pods") is not None:
         return [subject_peer({"pods": peer["pods"]}) or {}]
     if peer.get("networks") is not None:
         return [{"ipBlock": {"cidr": str(cidr)}} for cidr in peer["networks"]]
-    # nodes (the embedded cluster's node has no address pods can reach) and domain names match
-    # nothing here.
+    if peer.get("nodes") is not None:
+        # Egress to nodes: "selects a set of nodes in the cluster (based on the node's labels)";
+        # packets to a node carry one of its addresses.
+        return [
+            {"ipBlock": {"cidr": f"{a}/{128 if ':' in a else 32}"}}
+            for labels, addresses in nodes
+            if matches(peer["nodes"], labels)
+            for a in addresses
+        ]
+    # Domain names match nothing here.
     return []
 
 
@@ -86,12 +100,14 @@ ACTIONS = {"Allow": "Allow", "Accept": "Allow", "Deny": "Deny", "Pass": "Pass"}
 """Rule actions of both API versions, normalised (v1alpha2's Accept is v1alpha1's Allow)."""
 
 
-def translate_rule(rule: Mapping[str, Any], peer_key: str) -> dict[str, Any] | None:
+def translate_rule(
+    rule: Mapping[str, Any], peer_key: str, nodes: NodeLabels = ()
+) -> dict[str, Any] | None:
     """An ingress (``peer_key`` ``from``) or egress (``to``) rule as a NetworkPolicy rule.
 
-    None when the rule can match nothing here (only node or domain peers).
+    None when the rule can match nothing here (only domain peers, or node peers no node meets).
     """
-    peers = [p for peer in rule.get(peer_key) or [] for p in _peer(peer)]
+    peers = [p for peer in rule.get(peer_key) or [] for p in _peer(peer, nodes)]
     if not peers:
         return None
     out: dict[str, Any] = {peer_key: peers}

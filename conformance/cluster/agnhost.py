@@ -136,10 +136,6 @@ def listeners_for(container: Mapping[str, Any], hostname: str) -> list[Listener]
 
 def plan_pod(spec: Mapping[str, Any], hostname: str) -> list[Listener]:
     """Every listener of a pod; duplicate protocol/port pairs fail like a real bind would."""
-    if spec.get("hostNetwork"):
-        raise CannotEmulate(
-            "hostNetwork pods cannot be emulated (each pod gets its own network namespace)"
-        )
     out: list[Listener] = []
     seen: set[tuple[str, int]] = set()
     for container in spec.get("containers") or []:
@@ -217,6 +213,18 @@ class PodServers:
         self.transports.clear()
 
 
+def _dual_socket(ns_fd: int, kind: int, proto: int) -> socket.socket:
+    """A socket in ``ns_fd`` that serves IPv4 and IPv6 alike (IPv4 only if IPv6 is off)."""
+    try:
+        sock = netns.socket_in(ns_fd, socket.AF_INET6, kind, proto)
+    except OSError as exc:
+        if exc.errno != errno.EAFNOSUPPORT:
+            raise
+        return netns.socket_in(ns_fd, socket.AF_INET, kind, proto)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    return sock
+
+
 async def serve(ns_fd: int, listeners: Sequence[Listener]) -> PodServers:
     """Open every listener inside namespace ``ns_fd``; SCTP without kernel support is recorded."""
     loop = asyncio.get_running_loop()
@@ -225,8 +233,10 @@ async def serve(ns_fd: int, listeners: Sequence[Listener]) -> PodServers:
         for lst in listeners:
             reply = lst.reply.encode()
             if lst.protocol == "UDP":
-                sock = netns.socket_in(ns_fd, socket.AF_INET, socket.SOCK_DGRAM)
-                sock.bind(("0.0.0.0", lst.port))
+                sock = _dual_socket(ns_fd, socket.SOCK_DGRAM, 0)
+                sock.bind(
+                    ("::", lst.port) if sock.family == socket.AF_INET6 else ("0.0.0.0", lst.port)
+                )
                 transport, _ = await loop.create_datagram_endpoint(
                     lambda r=reply: _UDPReply(r),  # type: ignore[misc]
                     sock=sock,
@@ -235,14 +245,14 @@ async def serve(ns_fd: int, listeners: Sequence[Listener]) -> PodServers:
                 continue
             proto = IPPROTO_SCTP if lst.protocol == "SCTP" else 0
             try:
-                sock = netns.socket_in(ns_fd, socket.AF_INET, socket.SOCK_STREAM, proto)
+                sock = _dual_socket(ns_fd, socket.SOCK_STREAM, proto)
             except OSError as exc:
                 if proto and exc.errno in (errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT):
                     out.unsupported.append(f"{lst.port}/SCTP")
                     continue
                 raise
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("0.0.0.0", lst.port))
+            sock.bind(("::", lst.port) if sock.family == socket.AF_INET6 else ("0.0.0.0", lst.port))
             sock.listen(512)
             handler = _http_reply if lst.style == "http" else _raw_reply
 

@@ -14,13 +14,23 @@ import hmac
 import ipaddress
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from conformance.cluster import discovery, openapi, patch, protobuf, services, tables, validation
-from conformance.cluster.controller import NODE_NAME, Controller
+from conformance.cluster import (
+    discovery,
+    openapi,
+    patch,
+    protobuf,
+    scheduler,
+    services,
+    tables,
+    validation,
+)
+from conformance.cluster.controller import Controller
+from conformance.cluster.dataplane import Endpoint
 from conformance.cluster.execution import Executor
 from conformance.cluster.faults import FaultPlan
 from conformance.cluster.selectors import SelectorSyntaxError, parse_field_query, parse_query
@@ -30,6 +40,7 @@ from conformance.cluster.store import (
     CLUSTER_NETWORK_POLICIES,
     NAMESPACES,
     NETWORK_POLICIES,
+    NODES,
     PODS,
     RESOURCES,
     SERVICES,
@@ -103,7 +114,9 @@ class ApiServer:
         faults: FaultPlan,
         token: str,
         status_extra: Callable[[], dict[str, Any]] | None = None,
+        outside: Mapping[str, Endpoint] | None = None,
     ) -> None:
+        self.outside: Mapping[str, Endpoint] = outside if outside is not None else {}
         self.store = store
         self.controller = controller
         self.executor = executor
@@ -155,6 +168,8 @@ class ApiServer:
             return _json(discovery.SERVER_VERSION)
         if path == "/embedded/v1/status":
             return _json(self._status())
+        if parts[:3] == ["embedded", "v1", "outside"] and len(parts) == 5 and parts[4] == "exec":
+            return await self._outside_exec(request, parts[3])
         if path == "/api":
             return _json(discovery.api_versions(self.address))
         if path == "/openapi/v3":
@@ -255,6 +270,12 @@ class ApiServer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if sub == "status" and request.method != "GET":
             raise ApiError(405, "MethodNotAllowed", "the embedded cluster sets status itself")
+        if res is NODES and request.method in ("POST", "DELETE"):
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the embedded cluster's nodes are fixed when it starts (cluster up --nodes N)",
+            )
         await self._maybe_fault()
         method = request.method
         for value in request.query.getall("dryRun", []):
@@ -626,8 +647,23 @@ class ApiServer:
             obj["spec"] = {"finalizers": ["kubernetes"]}
             obj["status"] = {"phase": "Active"}
         elif res is PODS:
-            obj["spec"]["nodeName"] = NODE_NAME
+            node, why = scheduler.schedule(
+                obj["spec"], self.store.peek(NODES), self.store.peek(PODS)
+            )
             obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+            if node is not None:
+                obj["spec"]["nodeName"] = node
+            else:
+                obj["status"]["conditions"] = [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": why,
+                        "lastProbeTime": None,
+                        "lastTransitionTime": now_rfc3339(),
+                    }
+                ]
         elif res is SERVICES:
             self._assign_cluster_ip(obj, dry_run=request.query.get("dryRun") == "All")
         if request.query.get("dryRun") == "All":
@@ -642,6 +678,8 @@ class ApiServer:
                 f'{res.qualified} "{name}" already exists',
                 {"name": name, "group": res.group, "kind": res.plural},
             ) from None
+        if res is PODS and not created["spec"].get("nodeName"):
+            self.controller.unschedulable(created)
         await self._settle()
         return _json(created, 201, self._warn_headers(warnings))
 
@@ -685,6 +723,8 @@ class ApiServer:
                 if key in (current.get("spec") or {}):
                     obj["spec"][key] = current["spec"][key]
             obj["status"] = current.get("status", {})
+        if res is NODES:
+            obj["spec"], obj["status"] = current.get("spec"), current.get("status")
         if res is NAMESPACES:
             obj.setdefault("metadata", {}).setdefault("labels", {})[
                 "kubernetes.io/metadata.name"
@@ -870,6 +910,51 @@ class ApiServer:
         )
 
     # --- exec ----------------------------------------------------------------------------------
+
+    async def _outside_exec(self, request: web.Request, name: str) -> web.StreamResponse:
+        """Run a command on a simulated host outside the cluster (the runner's outside-client
+        probes): JSON ``{"command": [...], "stdin": "..."}`` in, exit code and output out."""
+        if request.method != "POST":
+            raise ApiError(405, "MethodNotAllowed", "outside exec accepts POST")
+        ep = self.outside.get(name)
+        if ep is None:
+            known = ", ".join(sorted(self.outside)) or "none"
+            raise ApiError(404, "NotFound", f"no outside host {name!r} (this cluster has: {known})")
+        body = await self._body(request)
+        argv = body.get("command") if isinstance(body, dict) else None
+        if (
+            not isinstance(argv, list)
+            or not argv
+            or not all(isinstance(a, str) and "\x00" not in a for a in argv)
+        ):
+            raise ApiError(400, "BadRequest", "command must be a non-empty list of strings")
+        text = body.get("stdin")
+        stdin: asyncio.Queue[bytes | None] | None = None
+        if isinstance(text, str):
+            stdin = asyncio.Queue()
+            stdin.put_nowait(text.encode())
+            stdin.put_nowait(None)
+        out: list[bytes] = []
+        err: list[bytes] = []
+
+        async def keep(buf: list[bytes], data: bytes) -> None:
+            buf.append(data)
+
+        code = await self.executor.run(
+            ep.path,
+            argv,
+            {"HOSTNAME": name},
+            lambda d: keep(out, d),
+            lambda d: keep(err, d),
+            stdin,
+        )
+        return _json(
+            {
+                "exitCode": code,
+                "stdout": b"".join(out).decode(errors="replace"),
+                "stderr": b"".join(err).decode(errors="replace"),
+            }
+        )
 
     def _log(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
         """``kubectl logs``: what the container's emulated agnhost printed (text/plain)."""

@@ -19,8 +19,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.cluster.admin import ACTIONS, ANY_PROTOCOL, subject_peer, translate_rule
-from conformance.cluster.dataplane import NFT_TABLE
+from conformance.cluster.admin import (
+    ACTIONS,
+    ANY_PROTOCOL,
+    NodeLabels,
+    subject_peer,
+    translate_rule,
+)
+from conformance.cluster.dataplane import NFT_TABLE, UPLINK
 from conformance.cluster.knobs import Deviation, Knobs
 from conformance.cluster.selectors import matches
 
@@ -49,6 +55,12 @@ class PodView:
     labels: Mapping[str, str]
     ports: tuple[ContainerPort, ...] = ()
     order: int = 0
+    node: str = ""
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every address of the pod (the primary first)."""
+        return (self.ip,)
 
     def named(self, name: str, protocol: str) -> int | None:
         for port in self.ports:
@@ -101,6 +113,20 @@ class _Side:
     allows: list[Allow] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class NodeScope:
+    """One node's share of enforcement: its own addresses and the pod addresses local to it.
+
+    Real CNIs enforce a pod's egress on the sender's node and its ingress on the receiver's;
+    each node's ruleset therefore only maps its own pods to their chains.
+    """
+
+    name: str
+    addresses: tuple[str, ...]
+    local: frozenset[str]
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
 Tiered = tuple[tuple[Allow, str], ...]
 """Admin-tier rules of one pod and direction, in evaluation order: (match, Allow|Deny|Pass)."""
 
@@ -121,6 +147,9 @@ class Compiled:
     admin_egress: Mapping[str, Tiered] = field(default_factory=dict)
     baseline_ingress: Mapping[str, Tiered] = field(default_factory=dict)
     baseline_egress: Mapping[str, Tiered] = field(default_factory=dict)
+    scripts: Mapping[str, str] = field(default_factory=dict)
+    """Per node name, that node's script (when compiled with node scopes; ``script`` is then
+    empty)."""
 
 
 def _span(text: str) -> Span | None:
@@ -387,6 +416,7 @@ def compile_policies(
     extra_chains: Sequence[str] = (),
     admin_policies: Sequence[Mapping[str, Any]] = (),
     baseline: Sequence[Mapping[str, Any]] = (),
+    scopes: Sequence[NodeScope] = (),
 ) -> Compiled:
     """Compile policies (as stored: validated and defaulted) to an nftables script.
 
@@ -433,14 +463,22 @@ def compile_policies(
     ing = {k: tuple(v.allows) for k, v in ingress.items()}
     egr = {k: tuple(v.allows) for k, v in egress.items()}
     inverted = knobs.has(Deviation.ADMIN_PRIORITY_INVERTED)
+    nodes = [(s.labels, s.addresses) for s in scopes]
     admin_in, admin_eg = _tiers(
-        world, sorted(admin_policies, key=_priority, reverse=inverted), knobs
+        world, sorted(admin_policies, key=_priority, reverse=inverted), knobs, nodes
     )
     base_in: dict[str, Tiered] = {}
     base_eg: dict[str, Tiered] = {}
     if not knobs.has(Deviation.IGNORE_BASELINE):
-        base_in, base_eg = _tiers(world, sorted(baseline, key=_priority), knobs)
-    script = render(ing, egr, knobs, extra_chains, (admin_in, admin_eg), (base_in, base_eg))
+        base_in, base_eg = _tiers(world, sorted(baseline, key=_priority), knobs, nodes)
+    tiers = ((admin_in, admin_eg), (base_in, base_eg))
+    if scopes:
+        scripts = {
+            scope.name: render(ing, egr, knobs, extra_chains, *tiers, scope=scope)
+            for scope in scopes
+        }
+        return Compiled(ing, egr, "", admin_in, admin_eg, base_in, base_eg, scripts)
+    script = render(ing, egr, knobs, extra_chains, *tiers)
     return Compiled(ing, egr, script, admin_in, admin_eg, base_in, base_eg)
 
 
@@ -455,7 +493,7 @@ def _priority(policy: Mapping[str, Any]) -> tuple[int, str, str]:
 
 
 def _tiers(
-    world: _World, policies: Sequence[Mapping[str, Any]], knobs: Knobs
+    world: _World, policies: Sequence[Mapping[str, Any]], knobs: Knobs, nodes: NodeLabels = ()
 ) -> tuple[dict[str, Tiered], dict[str, Tiered]]:
     """Per pod IP, the (match, action) rules of these admin policies, in order."""
     out: tuple[dict[str, list[tuple[Allow, str]]], dict[str, list[tuple[Allow, str]]]] = ({}, {})
@@ -470,7 +508,7 @@ def _tiers(
             (1, "egress", "to", False),
         ):
             for rule in spec.get(direction) or []:
-                translated = translate_rule(rule, peer_key)
+                translated = translate_rule(rule, peer_key, nodes)
                 if translated is None:
                     continue
                 world.keepalive.append(translated)  # memo keys are ids: keep them unique
@@ -596,8 +634,14 @@ def render(
     extra_chains: Sequence[str] = (),
     admin: tuple[Mapping[str, Tiered], Mapping[str, Tiered]] = ({}, {}),
     baseline: tuple[Mapping[str, Tiered], Mapping[str, Tiered]] = ({}, {}),
+    scope: NodeScope | None = None,
 ) -> str:
     """The complete nftables script: replaces the table atomically when run with ``nft -f``.
+
+    With a node ``scope``: that node's script. Only its own pods are mapped to chains, traffic
+    from its pods to the node itself is checked in the input hook, and the NetworkPolicy tier
+    lets the node's own addresses through (concepts/services-networking/network-policies:
+    "traffic to and from the node where a Pod is running is always allowed").
 
     Per pod and direction one chain (shared by pods whose rules are equal): admin rules first
     (a Pass jumps to the second tier), then NetworkPolicy allows and a drop when the pod is
@@ -610,6 +654,9 @@ def render(
         f"table inet {NFT_TABLE} {{",
     ]
     sets = _AddressSets()
+    own_node: list[str] = []
+    if scope is not None and not knobs.has(Deviation.NODE_TRAFFIC_FILTERED):
+        own_node = [a for a in scope.addresses if ":" not in a]
     egress_map: list[str] = []
     ingress_map: list[str] = []
     for prefix, side, addr, verdict, vmap, adm, base in (
@@ -618,6 +665,8 @@ def render(
     ):
         chains: dict[tuple[Any, ...], str] = {}
         for ip in sorted(set(side) | set(adm) | set(base)):
+            if scope is not None and ip not in scope.local:
+                continue  # another node enforces this pod's rules
             np_allows = side.get(ip)
             key = (
                 tuple((id(a), act) for a, act in adm.get(ip, ())),
@@ -637,6 +686,8 @@ def render(
                     out += [f"    goto {second}", "  }"]
                 out.append(f"  chain {second} {{")
                 if np_allows is not None:
+                    if own_node:
+                        out.append(f"    ip {addr} {_set(own_node)} {verdict}")
                     out += [
                         f"    {line}"
                         for a in _merged(np_allows)
@@ -665,10 +716,39 @@ def render(
     ]
     if knobs.has(Deviation.UDP_UNFILTERED):
         out.append("    meta l4proto udp accept")
+    if scope is not None and knobs.has(Deviation.CROSS_NODE_INGRESS_UNENFORCED):
+        # What arrives over the uplink (from another node or outside) skips ingress rules.
+        out.append(f'    iifname "{UPLINK}" accept')
     if egress_map:
-        out.append(f"    ip saddr vmap {{ {', '.join(egress_map)} }}")
+        # Deviation same-node-egress-skipped: only traffic leaving the node meets egress rules.
+        only_out = (
+            f'oifname "{UPLINK}" '
+            if scope is not None and knobs.has(Deviation.SAME_NODE_EGRESS_SKIPPED)
+            else ""
+        )
+        out.append(f"    {only_out}ip saddr vmap {{ {', '.join(egress_map)} }}")
     if ingress_map:
         out.append(f"    ip daddr vmap {{ {', '.join(ingress_map)} }}")
-    out += ["  }", *extra_chains, "}"]
+    out.append("  }")
+    if scope is not None and egress_map:
+        # A pod connecting to its own node's address: the input hook, egress rules only.
+        out += [
+            "  chain input {",
+            "    type filter hook input priority filter; policy accept;",
+            "    ct state established,related accept",
+            f"    ip saddr vmap {{ {', '.join(egress_map)} }}",
+            "  }",
+        ]
+    if scope is not None and ingress_map and knobs.has(Deviation.NODE_TRAFFIC_FILTERED):
+        # The node's own connections to its pods (kubelet probes, host-network pods) filtered as
+        # if they came from anywhere else.
+        out += [
+            "  chain output {",
+            "    type filter hook output priority filter; policy accept;",
+            "    ct state established,related accept",
+            f"    ip daddr vmap {{ {', '.join(ingress_map)} }}",
+            "  }",
+        ]
+    out += [*extra_chains, "}"]
     out[3:3] = sets.definitions()  # sets must exist before the rules that name them
     return "\n".join(out) + "\n"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.cluster import EMBEDDED_MARK
-from conformance.cluster.dataplane import external_ip_problem
+from conformance.cluster.dataplane import MAX_NODES, external_ip6_problem, external_ip_problem
 from conformance.cluster.faults import Faults
 from conformance.cluster.knobs import Deviation, Knobs
 from conformance.errors import ConformanceError
@@ -34,14 +34,24 @@ class ExternalHost:
     name: str
     ip: str
     ports: tuple[tuple[str, int], ...] = (("TCP", 80), ("TCP", 81), ("UDP", 80), ("UDP", 81))
+    ip6: str = ""
+    """Its IPv6 address on a dual-stack cluster (in 2001:db8::/96), or none."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "ip": self.ip, "ports": [list(p) for p in self.ports]}
+        return {
+            "name": self.name,
+            "ip": self.ip,
+            "ip6": self.ip6,
+            "ports": [list(p) for p in self.ports],
+        }
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> ExternalHost:
         return ExternalHost(
-            data["name"], data["ip"], tuple((str(p), int(n)) for p, n in data["ports"])
+            data["name"],
+            data["ip"],
+            tuple((str(p), int(n)) for p, n in data["ports"]),
+            str(data.get("ip6") or ""),
         )
 
     @staticmethod
@@ -80,6 +90,8 @@ class ClusterOptions:
     externals: tuple[ExternalHost, ...] = ()
     port: int = 0
     state_root: str | None = None
+    nodes: int = 2
+    dual_stack: bool = False
 
     def __post_init__(self) -> None:
         if not INSTANCE_RE.match(self.instance):
@@ -95,6 +107,12 @@ class ClusterOptions:
                 raise ConformanceError(problem)
         if len({e.ip for e in self.externals}) != len(self.externals):
             raise ConformanceError("external host addresses must be unique")
+        for ext in self.externals:
+            problem = external_ip6_problem(ext.ip6) if ext.ip6 else ""
+            if problem:
+                raise ConformanceError(problem)
+        if not 1 <= self.nodes <= MAX_NODES:
+            raise ConformanceError(f"--nodes must be between 1 and {MAX_NODES}, got {self.nodes}")
 
     @property
     def context(self) -> str:
@@ -116,6 +134,8 @@ class ClusterOptions:
             "externals": [e.to_json() for e in self.externals],
             "port": self.port,
             "stateRoot": self.state_root,
+            "nodes": self.nodes,
+            "dualStack": self.dual_stack,
         }
 
     @staticmethod
@@ -138,6 +158,8 @@ class ClusterOptions:
             externals=tuple(ExternalHost.from_json(e) for e in data.get("externals", [])),
             port=int(data.get("port", 0)),
             state_root=data.get("stateRoot"),
+            nodes=int(data.get("nodes", 2)),
+            dual_stack=bool(data.get("dualStack", False)),
         )
 
     def dumps(self) -> str:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.cluster import agnhost
-from conformance.cluster.compiler import ContainerPort, NamespaceView, PodView
-from conformance.cluster.dataplane import GATEWAY, Dataplane, Endpoint
+from conformance.cluster.compiler import ContainerPort, NamespaceView, NodeScope, PodView
+from conformance.cluster.dataplane import Dataplane, Endpoint
 from conformance.cluster.enforcer import Enforcer, Inputs
 from conformance.cluster.knobs import Deviation, Knobs
 from conformance.cluster.services import Allocator
@@ -25,6 +26,7 @@ from conformance.cluster.store import (
     EVENTS,
     NAMESPACES,
     NETWORK_POLICIES,
+    NODES,
     PODS,
     SERVICES,
     NotFound,
@@ -34,7 +36,6 @@ from conformance.cluster.store import (
 )
 
 log = logging.getLogger(__name__)
-NODE_NAME = "netpol-embedded-node"
 UNSUPPORTED_ANNOTATION = "embedded.netpol-conformance.io/unsupported-ports"
 
 
@@ -97,7 +98,7 @@ class Controller:
         self.knobs = knobs
         self.pods: dict[str, PodRuntime] = {}
         self._order = 0
-        self.enforcer = Enforcer(self._snapshot, dataplane.apply_ruleset, knobs)
+        self.enforcer = Enforcer(self._snapshot, dataplane.apply_rulesets, knobs)
         self._tasks: set[asyncio.Task[None]] = set()
         self.services = Allocator()
         # Deviation state: namespace labels as first seen, deleted NetworkPolicies still enforced.
@@ -134,6 +135,19 @@ class Controller:
         if self._ghosts:
             live = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in policies}
             policies = [*policies, *(g for k, g in self._ghosts.items() if k not in live)]
+        labels = {
+            o["metadata"]["name"]: dict(o["metadata"].get("labels") or {})
+            for o in self.store.peek(NODES)
+        }
+        nodes = [
+            NodeScope(
+                n.name,
+                (n.ip, n.ip6) if self.dataplane.dual_stack else (n.ip,),
+                frozenset(),
+                labels.get(n.name, {}),
+            )
+            for n in self.dataplane.nodes
+        ]
         return Inputs(
             views,
             namespaces,
@@ -142,6 +156,7 @@ class Controller:
             [*self.store.peek(ADMIN_NETWORK_POLICIES), *cnps["Admin"]],
             [*self.store.peek(BASELINE_ADMIN_NETWORK_POLICIES), *cnps["Baseline"]],
             self._stale,
+            nodes,
         )
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
@@ -181,15 +196,10 @@ class Controller:
                     if rt_mod.view is not None and not self.knobs.has(
                         Deviation.IGNORE_LABEL_CHANGES
                     ):
-                        rt_mod.view = PodView(
-                            rt_mod.view.namespace,
-                            rt_mod.view.name,
-                            rt_mod.view.ip,
-                            labels,
-                            rt_mod.view.ports,
-                            rt_mod.view.order,
-                        )
+                        rt_mod.view = dataclasses.replace(rt_mod.view, labels=labels)
                         self.enforcer.changed()
+        elif res is NODES:
+            self.enforcer.changed()  # node labels decide admin `nodes` peers
         elif res is NAMESPACES:
             if event == "ADDED":
                 self._first_ns_labels[meta["name"]] = dict(meta.get("labels") or {})
@@ -234,8 +244,18 @@ class Controller:
         with contextlib.suppress(NotFound):
             self.store.update(PODS, cur, check_version=False)
 
+    def unschedulable(self, obj: dict[str, Any]) -> None:
+        """Record why a pod found no node (it stays Pending, as on a real cluster)."""
+        meta = obj["metadata"]
+        conds = (obj.get("status") or {}).get("conditions") or [{}]
+        rt = PodRuntime(meta["uid"], meta["namespace"], meta["name"])
+        self._event(rt, "Warning", "FailedScheduling", str(conds[0].get("message", "")))
+
     async def _start(self, rt: PodRuntime, obj: dict[str, Any]) -> None:
         spec = obj.get("spec") or {}
+        node = spec.get("nodeName")
+        if not node:
+            return  # unschedulable: stays Pending
         try:
             listeners = agnhost.plan_pod(spec, rt.name)
         except agnhost.CannotEmulate as exc:
@@ -250,8 +270,12 @@ class Controller:
             },
         )
         started = now_rfc3339()
+        host = bool(spec.get("hostNetwork"))
         try:
-            rt.endpoint = await self.dataplane.add_pod(f"{rt.uid}")
+            if host:
+                rt.endpoint = self.dataplane.add_host_pod(rt.uid, node)
+            else:
+                rt.endpoint = await self.dataplane.add_pod(rt.uid, node)
             if rt.deleted:
                 return
             rt.servers = await agnhost.serve(self.dataplane.fd(rt.uid), listeners)
@@ -260,13 +284,23 @@ class Controller:
             self._fail(rt, spec, f"the embedded cluster could not start the pod: {exc}")
             return
         self._order += 1
-        rt.view = PodView(
-            rt.namespace, rt.name, rt.endpoint.ip, dict(rt.labels), _ports(spec), self._order
-        )
-        gen = self.enforcer.changed()
-        if self.knobs.enforcement_delay <= 0:
-            await self.enforcer.wait(gen)
+        if not host:
+            # Host-network pods are outside policy (no view): they are their node.
+            rt.view = PodView(
+                rt.namespace,
+                rt.name,
+                rt.endpoint.ip,
+                dict(rt.labels),
+                _ports(spec),
+                self._order,
+                node,
+            )
+            gen = self.enforcer.changed()
+            if self.knobs.enforcement_delay <= 0:
+                await self.enforcer.wait(gen)
         ip = rt.endpoint.ip
+        node_net = self.dataplane.node(node)
+        host_ips = [node_net.ip, node_net.ip6] if self.dataplane.dual_stack else [node_net.ip]
         status: dict[str, Any] = {
             "phase": "Running",
             "conditions": [
@@ -279,10 +313,10 @@ class Controller:
                     "PodScheduled",
                 )
             ],
-            "hostIP": GATEWAY,
-            "hostIPs": [{"ip": GATEWAY}],
+            "hostIP": host_ips[0],
+            "hostIPs": [{"ip": a} for a in host_ips],
             "podIP": ip,
-            "podIPs": [{"ip": ip}],
+            "podIPs": [{"ip": a} for a in rt.endpoint.ips],
             "startTime": started,
             "qosClass": "BestEffort",
             "containerStatuses": [

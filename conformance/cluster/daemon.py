@@ -27,11 +27,12 @@ from conformance.cluster import agnhost
 from conformance.cluster.apiserver import ApiServer
 from conformance.cluster.config import ClusterOptions
 from conformance.cluster.controller import Controller
-from conformance.cluster.dataplane import Dataplane
+from conformance.cluster.dataplane import Dataplane, Endpoint
 from conformance.cluster.execution import Executor
 from conformance.cluster.faults import FaultPlan
 from conformance.cluster.knobs import Deviation
-from conformance.cluster.store import NAMESPACES, Store
+from conformance.cluster.scheduler import node_object
+from conformance.cluster.store import NAMESPACES, NODES, Store
 from conformance.errors import ClusterError
 
 log = logging.getLogger("conformance.cluster.daemon")
@@ -82,12 +83,15 @@ async def serve(
     dataplane = Dataplane(
         options.instance,
         reuse_addresses=options.knobs.has(Deviation.STALE_ADDRESS_RULES),
+        nodes=options.nodes,
+        dual_stack=options.dual_stack,
     )
     executor = Executor(state_dir)
     controller: Controller | None = None
     runner: web.AppRunner | None = None
     api: ApiServer | None = None
     externals: list[agnhost.PodServers] = []
+    outside: dict[str, Endpoint] = {}
 
     async def bring_up() -> None:
         nonlocal controller, runner, api
@@ -103,6 +107,8 @@ async def serve(
                     "status": {"phase": "Active"},
                 },
             )
+        for node in dataplane.nodes:
+            store.create(NODES, node_object(node, dataplane.dual_stack))
         controller = Controller(store, dataplane, options.knobs)
         try:
             await controller.enforcer.install_now()
@@ -110,7 +116,8 @@ async def serve(
             raise ClusterError(f"nftables rules could not be installed: {exc}") from None
         controller.enforcer.start()
         for ext in options.externals:
-            ep = await dataplane.add_external(f"ext:{ext.name}", ext.ip)
+            ep = await dataplane.add_external(f"ext:{ext.name}", ext.ip, ext.ip6)
+            outside[ext.name] = ep
             listeners = [agnhost.Listener(proto, port, ext.name) for proto, port in ext.ports]
             externals.append(await agnhost.serve(dataplane.fd(ep.key), listeners))
         api = ApiServer(
@@ -123,7 +130,10 @@ async def serve(
                 "instance": options.instance,
                 "sctp": agnhost.sctp_available(),
                 "agnhost": "native" if executor.native else "python",
+                "nodes": [n.name for n in dataplane.nodes],
+                "dualStack": dataplane.dual_stack,
             },
+            outside,
         )
         host, port = sock.getsockname()[:2]
         api.address = f"{host}:{port}"

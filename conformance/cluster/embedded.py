@@ -20,6 +20,8 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from types import TracebackType
@@ -407,6 +409,30 @@ def daemon_status(info: ClusterInfo, timeout: float = 5.0) -> dict[str, Any]:
     with urllib.request.urlopen(req, timeout=timeout, context=info.ssl_context()) as resp:
         data: dict[str, Any] = json.load(resp)
         return data
+
+
+def outside_exec(
+    info: ClusterInfo, name: str, argv: list[str], timeout: float = 120.0
+) -> dict[str, Any]:
+    """Run ``argv`` on the simulated outside host ``name``: ``{exitCode, stdout, stderr}``."""
+    req = urllib.request.Request(
+        f"{info.server}/embedded/v1/outside/{urllib.parse.quote(name, safe='')}/exec",
+        data=json.dumps({"command": argv}).encode(),
+        headers={**info.headers(), "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=info.ssl_context()) as resp:
+            out: dict[str, Any] = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("message", str(exc))
+        except ValueError:
+            message = str(exc)
+        raise ClusterError(f"outside host {name}: {message}") from None
+    except OSError as exc:
+        raise ClusterError(f"outside host {name}: {exc}") from None
+    return out
 
 
 class EmbeddedCluster:

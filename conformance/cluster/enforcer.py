@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.cluster.compiler import NamespaceView, PodView, compile_policies
+from conformance.cluster.compiler import NamespaceView, NodeScope, PodView, compile_policies
 from conformance.cluster.knobs import Knobs
 from conformance.cluster.services import nat_chains
 
@@ -33,6 +34,15 @@ class Inputs:
     baseline: Sequence[dict[str, Any]] = ()
     stale: Mapping[str, PodView] = field(default_factory=dict)
     """Deviation stale-address-rules: address -> the deleted pod whose rules it keeps."""
+    nodes: Sequence[NodeScope] = ()
+    """Each node (name, addresses, labels); none: one ruleset for everything (compiler tests)."""
+
+    def scopes(self) -> list[NodeScope]:
+        """Each node with the addresses of the pods it runs (their rules are enforced there)."""
+        local: dict[str, set[str]] = {}
+        for pod in self.pods:
+            local.setdefault(pod.node, set()).update(pod.addresses)
+        return [dataclasses.replace(n, local=frozenset(local.get(n.name, ()))) for n in self.nodes]
 
     def policy_pods(self) -> list[PodView]:
         """The pods as policy enforcement sees them: a reused address keeps its old pod's rules."""
@@ -42,13 +52,17 @@ class Inputs:
             out.append(
                 pod
                 if old is None
-                else PodView(old.namespace, old.name, pod.ip, old.labels, old.ports, old.order)
+                else PodView(
+                    old.namespace, old.name, pod.ip, old.labels, old.ports, old.order, pod.node
+                )
             )
         return out
 
 
 Snapshot = Callable[[], Inputs]
-Apply = Callable[[str], Any]
+Ruleset = str | Mapping[str, str]
+"""One script, or one per node name."""
+Apply = Callable[[Any], Any]
 
 
 @dataclass
@@ -79,7 +93,7 @@ class Enforcer:
         # One install at a time, newest wins: with a delay, installs of successive generations can
         # overlap, and whichever `nft -f` committed last would otherwise decide what is live.
         self._installing = asyncio.Lock()
-        self.last_script = ""
+        self.last_script: Ruleset = ""
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._worker())
@@ -118,7 +132,7 @@ class Enforcer:
         self._waiters.append((gen, fut))
         await fut
 
-    def _compile(self) -> tuple[str, int]:
+    def _compile(self) -> tuple[Ruleset, int]:
         start = time.perf_counter()
         inp = self._snapshot()
         compiled = compile_policies(
@@ -129,19 +143,21 @@ class Enforcer:
             nat_chains(inp.services, inp.pods),
             inp.admin,
             inp.baseline,
+            inp.scopes(),
         )
         self.stats.last_compile_seconds = time.perf_counter() - start
-        return compiled.script, sum(len(v) for v in compiled.ingress.values()) + sum(
+        script: Ruleset = compiled.scripts or compiled.script
+        return script, sum(len(v) for v in compiled.ingress.values()) + sum(
             len(v) for v in compiled.egress.values()
         )
 
-    async def _install(self, gen: int, script: str, count: int) -> None:
+    async def _install(self, gen: int, script: Ruleset, count: int) -> None:
         async with self._installing:
             if gen < self.stats.applied_generation:
                 return  # a newer generation is live: a late snapshot must never overwrite it
             await self._install_locked(gen, script, count)
 
-    async def _install_locked(self, gen: int, script: str, count: int) -> None:
+    async def _install_locked(self, gen: int, script: Ruleset, count: int) -> None:
         start = time.perf_counter()
         try:
             await self._apply(script)
@@ -160,7 +176,7 @@ class Enforcer:
             if not fut.done():
                 fut.set_result(None)
 
-    async def _later(self, gen: int, script: str, count: int) -> None:
+    async def _later(self, gen: int, script: Ruleset, count: int) -> None:
         await asyncio.sleep(self.knobs.enforcement_delay)
         with contextlib.suppress(Exception):
             await self._install(gen, script, count)

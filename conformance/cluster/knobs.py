@@ -50,6 +50,12 @@ class Deviation(StrEnum):
     """BaselineAdminNetworkPolicy and Baseline-tier ClusterNetworkPolicy rules are ignored."""
     STALE_ADDRESS_RULES = "stale-address-rules"
     """A new pod given a deleted pod's address (handed out first) keeps that pod's rules."""
+    CROSS_NODE_INGRESS_UNENFORCED = "cross-node-ingress-unenforced"
+    """Ingress rules are skipped for traffic that arrives from another node or from outside."""
+    SAME_NODE_EGRESS_SKIPPED = "same-node-egress-skipped"
+    """Egress rules are skipped for traffic between pods on one node (it never leaves the node)."""
+    NODE_TRAFFIC_FILTERED = "node-traffic-filtered"
+    """Traffic between a pod and its own node is filtered by NetworkPolicy like any other."""
 
 
 @dataclass(frozen=True)

@@ -76,8 +76,10 @@ CLUSTER_NETWORK_POLICIES = Resource(
 )
 SERVICES = Resource("", "v1", "services", "Service", True, ("svc",))
 EVENTS = Resource("", "v1", "events", "Event", True, ("ev",))
+NODES = Resource("", "v1", "nodes", "Node", False, ("no",))
 RESOURCES = (
     NAMESPACES,
+    NODES,
     PODS,
     SERVICES,
     EVENTS,

@@ -63,6 +63,15 @@ def _columns(res: Resource) -> list[tuple[str, str, int]]:
         ]
     if res.plural == "namespaces":
         return [("Name", "string", 0), ("Status", "string", 0), ("Age", "string", 0)]
+    if res.plural == "nodes":  # as kube-apiserver's table for nodes
+        return [
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Roles", "string", 0),
+            ("Age", "string", 0),
+            ("Version", "string", 0),
+            ("Internal-IP", "string", 1),
+        ]
     if res.plural == "networkpolicies":
         return [("Name", "string", 0), ("Pod-Selector", "string", 0), ("Age", "string", 0)]
     if res.plural in ("adminnetworkpolicies", "clusternetworkpolicies"):
@@ -107,6 +116,27 @@ def _cells(res: Resource, obj: dict[str, Any]) -> list[Any]:
         ]
     if res.plural == "namespaces":
         return [meta["name"], st.get("phase", "Active"), age]
+    if res.plural == "nodes":
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in st.get("conditions") or []
+        )
+        roles = sorted(
+            k.rpartition("/")[2]
+            for k in meta.get("labels") or {}
+            if k.startswith("node-role.kubernetes.io/")
+        )
+        internal = [
+            a.get("address") for a in st.get("addresses") or [] if a.get("type") == "InternalIP"
+        ]
+        return [
+            meta["name"],
+            "Ready" if ready else "NotReady",
+            ",".join(roles) or "<none>",
+            age,
+            (st.get("nodeInfo") or {}).get("kubeletVersion", ""),
+            ",".join(map(str, internal)) or "<none>",
+        ]
     if res.plural == "networkpolicies":
         return [meta["name"], _selector_text(spec.get("podSelector")), age]
     if res.plural in ("adminnetworkpolicies", "clusternetworkpolicies"):

@@ -44,6 +44,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             ),
             externals=tuple(ExternalHost.parse(e) for e in args.external or []),
             port=args.port,
+            nodes=args.nodes,
+            dual_stack=args.ip_family == "dual",
         )
         info, _ = embedded.start(options, args.timeout)
     except ConformanceError as exc:
@@ -100,6 +102,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_outside_exec(args: argparse.Namespace) -> int:
+    """Run a command on one of the cluster's simulated outside hosts; exit with its code."""
+    info = embedded.find(args.name)
+    if info is None:
+        return _fail(f"embedded cluster {args.name!r} is not running")
+    argv = list(args.command)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        return _fail("outside-exec needs a command after the host name, e.g. -- /agnhost --help")
+    try:
+        res = embedded.outside_exec(info, args.host, argv)
+    except ConformanceError as exc:
+        return _fail(str(exc))
+    sys.stdout.write(str(res.get("stdout", "")))
+    sys.stderr.write(str(res.get("stderr", "")))
+    return int(res.get("exitCode", 1))
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``cluster up|down|prune|status`` on the main parser's subcommands."""
     cluster = sub.add_parser(
@@ -113,6 +134,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "--port", type=int, default=0, help="API port on 127.0.0.1 (default: any free port)"
     )
     up.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for readiness")
+    up.add_argument(
+        "--nodes",
+        type=int,
+        default=2,
+        help="number of nodes, each with its own network namespace and pod CIDR (default: %(default)s)",
+    )
+    up.add_argument(
+        "--ip-family",
+        choices=("ipv4", "dual"),
+        default="ipv4",
+        help="addresses pods and nodes get: IPv4 only, or IPv4 and IPv6 (default: %(default)s)",
+    )
     up.add_argument(
         "--enforcement-delay",
         type=float,
@@ -166,6 +199,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         help="remove embedded clusters whose daemon is gone (state, namespaces, processes)",
     )
     prune.set_defaults(func=cmd_prune)
+
+    outside = csub.add_parser(
+        "outside-exec",
+        help="run a command on a simulated host outside the cluster (probes from outside clients)",
+    )
+    outside.add_argument("--name", default=DEFAULT_INSTANCE, help="instance name")
+    outside.add_argument("host", help="the outside host (a scenario's external endpoint name)")
+    outside.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    outside.set_defaults(func=cmd_outside_exec)
 
     status = csub.add_parser("status", help="show whether an embedded cluster runs and where")
     status.add_argument("--name", default=DEFAULT_INSTANCE)

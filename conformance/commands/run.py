@@ -29,7 +29,7 @@ from conformance.live.deploy import (
     PullPolicy,
     new_run_id,
 )
-from conformance.live.options import RunOptions
+from conformance.live.options import RunOptions, external_addresses
 from conformance.live.placement import parse_node_map, unmapped_names
 from conformance.live.results import RunResult, ScenarioResult, exit_code, now_utc
 from conformance.live.runner import Runner, delete_labelled
@@ -132,8 +132,8 @@ def add_cluster_options(p: argparse.ArgumentParser) -> None:
         "--external",
         action="append",
         default=[],
-        metavar="NAME=IP",
-        help="address of a scenario's external endpoint on this cluster",
+        metavar="NAME=IP[,IP]",
+        help="address of a scenario's external endpoint on this cluster (one per family)",
     )
     add_run_options(p.add_argument_group("probing"))
     d = p.add_argument_group("pods")
@@ -170,6 +170,8 @@ def _pairs(items: Sequence[str], flag: str) -> dict[str, str]:
 
 
 def options_from_args(args: argparse.Namespace, externals: dict[str, str]) -> RunOptions:
+    for name, text in externals.items():
+        external_addresses(name, text)  # a bad address is a one-line error here, not later
     return RunOptions(
         **run_option_values(args),
         keep=getattr(args, "keep", False),

@@ -9,15 +9,34 @@ written down once, here, in the dataclass.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from conformance.api.model import IPAddress
+from conformance.errors import ConformanceError
 from conformance.live.deploy import DeployOptions
 from conformance.live.placement import parse_node_map
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+
+
+def external_addresses(name: str, text: str) -> tuple[IPAddress, ...]:
+    """The addresses of ``--external NAME=IP[,IP]``: one per family, the first primary."""
+    out: list[IPAddress] = []
+    for part in (p.strip() for p in text.split(",")):
+        try:
+            addr = ipaddress.ip_address(part)
+        except ValueError:
+            raise ConformanceError(
+                f"--external {name}={text}: {part!r} is not an IP address"
+            ) from None
+        if any(a.version == addr.version for a in out):
+            raise ConformanceError(f"--external {name}={text}: give at most one address per family")
+        out.append(addr)
+    return tuple(out)
 
 
 def switch_value(value: object) -> bool:
@@ -58,6 +77,11 @@ class RunOptions:
     keep: bool = False
     deploy: DeployOptions = field(default_factory=DeployOptions)
     externals: Mapping[str, str] = field(default_factory=dict)
+    """Scenario external endpoint -> its address(es) on this cluster (``IP`` or ``IPv4,IPv6``)."""
+    outside_exec: str = ""
+    """Command template that runs a probe on a host outside the cluster (see
+    conformance/live/outside.py); empty: the embedded cluster's own, else outside clients are
+    not probed."""
     node_map: str = ""
     """``node-1=kind-worker,...``: scenario node names onto real nodes ("": automatic)."""
 
@@ -155,6 +179,15 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         metavar="S",
     ),
     RunOption("include-self", "include_self", bool, "also judge pod-to-itself cells"),
+    RunOption(
+        "outside-exec",
+        "outside_exec",
+        str,
+        "command template that runs a probe on an outside client, {name} being the scenario's "
+        "external endpoint, e.g. 'docker exec -i netpol-outside-{name}' (default on the "
+        "embedded cluster: its simulated hosts; elsewhere outside-client cells are skipped)",
+        metavar="TEMPLATE",
+    ),
     RunOption(
         "node-map",
         "node_map",

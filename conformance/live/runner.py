@@ -20,13 +20,14 @@ from conformance import __version__
 from conformance.api.kinds import POLICY_KINDS
 from conformance.api.model import Node
 from conformance.api.objects import nodes_from_objects
-from conformance.api.types import AddressFamily, L4Protocol, PodKey, TargetKey
+from conformance.api.types import AddressFamily, L4Protocol, PodKey, TargetKey, is_external_key
 from conformance.cluster import is_embedded_version
 from conformance.errors import ClusterError, ConformanceError, NotFound
 from conformance.live.cni import detect_cni
 from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, carries_labels
 from conformance.live.ops import ClusterOps
 from conformance.live.options import RunOptions
+from conformance.live.outside import OutsideExec, embedded_instance, embedded_template
 from conformance.live.placement import ClusterNode, Placement, PlacementError, cluster_nodes, place
 from conformance.live.probing import (
     Outcome,
@@ -102,6 +103,7 @@ class Runner:
         self._version: str | None = None
         self._nodes: tuple[Node, ...] | None = None
         self._placeable: tuple[ClusterNode, ...] | None = None
+        self.outside = self._outside_exec()
         # One probe pool for every scenario running at once: it bounds the execs in flight.
         self.pool = ThreadPoolExecutor(
             max_workers=max(1, self.options.parallel), thread_name_prefix="probe"
@@ -114,6 +116,14 @@ class Runner:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _outside_exec(self) -> OutsideExec | None:
+        """How to probe from outside clients: ``--outside-exec``, else the embedded cluster's
+        simulated hosts, else not at all (those cells are reported not supported)."""
+        if self.options.outside_exec:
+            return OutsideExec(self.options.outside_exec)
+        instance = embedded_instance(self.cluster.context or "")
+        return OutsideExec(embedded_template(instance)) if instance is not None else None
 
     def new_result(self) -> RunResult:
         return RunResult(
@@ -250,13 +260,6 @@ class Runner:
             served = ", ".join(f"{k} ({POLICY_KINDS[k].api_version})" for k in sorted(missing))
             result.message = f"not supported: the cluster does not serve {served}"
             return result
-        if scenario.uses_host_network and is_embedded_version(self.server_version):
-            result.status = Status.SKIPPED
-            result.message = (
-                "not supported: the embedded cluster cannot run host-network pods yet (each pod "
-                "gets its own network namespace); `evaluate` checks this scenario offline"
-            )
-            return result
         foreign = self._foreign_singleton(scenario)
         if foreign:
             result.status = Status.SKIPPED
@@ -343,11 +346,16 @@ class Runner:
         self.check()
         waves = math.ceil(len(targets) / self.options.in_pod_parallel)
         timeout = self.options.probe_timeout_s * waves + 15
-        ns, pod = source.split("/", 1)
         argv = batch_command(targets, self.options.probe_timeout_s, self.options.in_pod_parallel)
         started = time.monotonic()
         try:
-            res = self.cluster.exec(ns, pod, container, argv, timeout)
+            if is_external_key(source):
+                if self.outside is None:
+                    raise ClusterError("no --outside-exec is configured")
+                res = self.outside.run(source[1:], argv, timeout)
+            else:
+                ns, pod = source.split("/", 1)
+                res = self.cluster.exec(ns, pod, container, argv, timeout)
         except ClusterError as exc:
             return {cell: ProbeResult(Outcome.CHECK_FAILED, str(exc), started) for cell, _ in items}
         if res.exit_code != 0 and not res.stdout:

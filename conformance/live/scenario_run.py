@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import shlex
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,7 @@ from conformance.api.kinds import is_admin_kind
 from conformance.api.model import (
     ClusterState,
     ExternalHost,
+    IPAddress,
     Namespace,
     Pod,
     frozen_labels,
@@ -56,9 +58,9 @@ from conformance.live.deploy import (
     service_manifest,
     service_name,
 )
-from conformance.live.options import Via
+from conformance.live.options import Via, external_addresses
 from conformance.live.placement import Placement
-from conformance.live.probing import Outcome, ProbeTarget, kubectl_command
+from conformance.live.probing import Outcome, ProbeTarget, connect_command, kubectl_command
 from conformance.live.results import (
     CellResult,
     CellStatus,
@@ -263,9 +265,10 @@ class ScenarioRun:
         cidr = offline.pod_cidr
         if first is not None:
             cidr = ipaddress.ip_network(f"{first}/{16 if first.version == 4 else 64}", strict=False)
-        externals = {
-            name: ipaddress.ip_address(ip) for name, ip in self.options.externals.items()
-        } or dict(offline.external_ips)
+        given = {n: external_addresses(n, t) for n, t in self.options.externals.items()}
+        externals = {name: addrs[0] for name, addrs in given.items()} or dict(offline.external_ips)
+        external_extra = {**offline.external_extra_ips}
+        external_extra.update({n: a[1:] for n, a in given.items() if len(a) > 1})
         extra = dict(offline.pod_extra_ips)
         for k, p in self.live.pods.items():
             # A single-stack cluster gives no address of the other family: placeholders keep
@@ -281,7 +284,7 @@ class ScenarioRun:
             {k: p.node for k, p in self.live.pods.items() if p.node is not None},
             self.runner.nodes,
             extra,
-            offline.external_extra_ips,
+            external_extra,
         )
 
     def _bind(self, index: int) -> BoundStep:
@@ -491,13 +494,13 @@ class ScenarioRun:
                     pod_ips(obj)[1],
                 )
             )
+
+        def addresses(e: ExternalHost) -> tuple[IPAddress, ...]:
+            text = self.options.externals.get(e.name)
+            return (e.ip, *e.extra_ips) if text is None else external_addresses(e.name, text)
+
         externals = tuple(
-            ExternalHost(
-                e.name,
-                ipaddress.ip_address(self.options.externals.get(e.name, str(e.ip))),
-                e.ports,
-                () if e.name in self.options.externals else e.extra_ips,
-            )
+            ExternalHost(e.name, addresses(e)[0], e.ports, addresses(e)[1:])
             for e in self.initial.externals
         )
         return ClusterState(tuple(namespaces), tuple(pods), externals, self.runner.nodes)
@@ -556,15 +559,21 @@ class ScenarioRun:
             if cell.verdict is Verdict.IMPLEMENTATION_DEFINED:
                 res.status = CellStatus.IGNORED
                 continue
-            if is_external_key(rc.source):
-                res.status = CellStatus.NOT_SUPPORTED
-                res.detail = (
-                    f"{cell.source} is an outside client: the runner cannot probe from outside the "
-                    "cluster yet, so this cell is checked by `evaluate` only"
-                )
-                continue
-            src_pod = real_pods[rc.source]
-            if src_pod.address(cell.family) is None:
+            src_pod = real_pods.get(rc.source)
+            if src_pod is None:
+                # An outside client: probed through --outside-exec (the embedded cluster's own).
+                if self.runner.outside is None:
+                    res.status = CellStatus.NOT_SUPPORTED
+                    res.detail = (
+                        f"{cell.source} is an outside client and no --outside-exec says how to "
+                        "probe from outside this cluster; `evaluate` checks this cell offline"
+                    )
+                    continue
+                if self._target_host(rc.source, real_pods, cell.family) is None:
+                    res.status = CellStatus.NOT_SUPPORTED
+                    res.detail = f"{cell.source} has no {cell.family} address on this cluster"
+                    continue
+            elif src_pod.address(cell.family) is None:
                 res.status = CellStatus.NOT_SUPPORTED
                 res.detail = f"{cell.source} has no {cell.family} address on this cluster"
                 continue
@@ -579,11 +588,21 @@ class ScenarioRun:
                 else:
                     res.detail = f"{cell.target} has no {cell.family} address on this cluster"
                 continue
+            target = ProbeTarget("", target_host, cell.port, cell.protocol)
+            if src_pod is None:
+                assert self.runner.outside is not None
+                res.command = shlex.join(
+                    self.runner.outside.argv(
+                        rc.source[1:], connect_command(target, self.options.probe_timeout_s)
+                    )
+                )
+                to_probe.append((rc, "", target_host))
+                continue
             res.command = kubectl_command(
                 src_pod.namespace,
                 src_pod.name,
                 probe_container(src_pod),
-                ProbeTarget("", target_host, cell.port, cell.protocol),
+                target,
                 self.options.probe_timeout_s,
                 context=self.cluster.context,
                 kubeconfig=self.cluster.kubeconfig,
@@ -626,8 +645,8 @@ class ScenarioRun:
         if key.startswith("@"):
             name = key[1:]
             if name in self.options.externals:
-                given = self.options.externals[name]
-                return given if ipaddress.ip_address(given).version == family.version else None
+                given = external_addresses(name, self.options.externals[name])
+                return next((str(a) for a in given if a.version == family.version), None)
             return None  # real clusters have no simulated hosts: map them with --external
         return self._host(pods[key], family)
 

@@ -13,10 +13,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
+from conformance.api.types import AddressFamily
 from conformance.cluster import EMBEDDED_MARK
+from conformance.cluster.config import ExternalHost
 from conformance.cluster.knobs import Knobs
 from conformance.errors import ConformanceError
 from conformance.live.kube import KubeCluster
+from conformance.scenario.bind import external_address
 from conformance.scenario.load import Scenario
 
 EMBEDDED_CONTEXT_PREFIX = EMBEDDED_MARK
@@ -51,6 +54,16 @@ class ClusterChoice:
         return self.embedded_instance or f"run{os.getpid()}"
 
 
+DUAL_STACK_READY = False
+"""Whether embedded clusters enforce IPv6 yet (they are then started dual-stack when a
+scenario's topology has IPv6)."""
+
+
+def _addresses(host: ExternalHost) -> str:
+    """``--external`` form of a simulated host's addresses (IPv4 first)."""
+    return f"{host.ip},{host.ip6}" if host.ip6 and DUAL_STACK_READY else host.ip
+
+
 def check_context(context: str, allowed: Sequence[str]) -> None:
     if context.startswith(SAFE_CONTEXT_PREFIXES) or context in allowed:
         return
@@ -62,13 +75,27 @@ def check_context(context: str, allowed: Sequence[str]) -> None:
 
 def scenario_externals(
     scenarios: Sequence[Scenario],
-) -> dict[str, tuple[str, tuple[tuple[str, int], ...]]]:
-    """External endpoints the scenarios use (name -> IP and served ports), first definition wins."""
-    out: dict[str, tuple[str, tuple[tuple[str, int], ...]]] = {}
+) -> dict[str, tuple[str, tuple[tuple[str, int], ...], str]]:
+    """External endpoints the scenarios use (name -> IPv4 address, served ports, IPv6 address or
+    ""), first definition wins."""
+    out: dict[str, tuple[str, tuple[tuple[str, int], ...], str]] = {}
     for sc in scenarios:
         for e in sc.spec.external:
-            out.setdefault(e.name, (str(e.ip), tuple((str(p.protocol), p.port) for p in e.ports)))
+            v6 = external_address(e, AddressFamily.IPV6)
+            out.setdefault(
+                e.name,
+                (
+                    str(e.ip),
+                    tuple((str(p.protocol), p.port) for p in e.ports),
+                    str(v6) if v6 is not None and wants_ipv6([sc]) else "",
+                ),
+            )
     return out
+
+
+def wants_ipv6(scenarios: Sequence[Scenario]) -> bool:
+    """Whether any scenario's topology has IPv6 (an embedded cluster is then dual-stack)."""
+    return any(AddressFamily.IPV6 in sc.spec.topology.ip_families for sc in scenarios)
 
 
 @contextlib.contextmanager
@@ -111,16 +138,21 @@ def open_cluster(
         finally:
             cluster.close()
         return
-    from conformance.cluster.config import ClusterOptions, ExternalHost
+    from conformance.cluster.config import ClusterOptions
     from conformance.cluster.embedded import EmbeddedCluster
 
     wanted = scenario_externals(scenarios)
     hosts = tuple(
-        ExternalHost(name, ip, ports)
-        for name, (ip, ports) in wanted.items()
+        ExternalHost(name, ip, ports, ip6)
+        for name, (ip, ports, ip6) in wanted.items()
         if name not in externals
     )
-    options = ClusterOptions(instance=choice.instance, externals=hosts, knobs=choice.knobs)
+    options = ClusterOptions(
+        instance=choice.instance,
+        externals=hosts,
+        knobs=choice.knobs,
+        dual_stack=DUAL_STACK_READY and wants_ipv6(scenarios),
+    )
     if choice.keep_embedded:
         # Detached, so it outlives this process; stopped here only when the run did not finish.
         from conformance.cluster import embedded as daemon
@@ -128,7 +160,7 @@ def open_cluster(
         info, _ = daemon.start(options, detach=True)
         kept = False
         try:
-            externals.update({h.name: h.ip for h in hosts})
+            externals.update({h.name: _addresses(h) for h in hosts})
             cluster = KubeCluster(info.kubeconfig, info.context)
             try:
                 yield cluster, externals
@@ -142,7 +174,7 @@ def open_cluster(
     embedded = EmbeddedCluster(options)
     embedded.start()
     try:
-        externals.update({h.name: h.ip for h in hosts})
+        externals.update({h.name: _addresses(h) for h in hosts})
         cluster = KubeCluster(embedded.kubeconfig, embedded.context)
         try:
             yield cluster, externals

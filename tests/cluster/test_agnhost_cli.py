@@ -183,8 +183,11 @@ def test_pod_plans() -> None:
         agnhost.plan_pod({"containers": [tcp, {**tcp, "name": "d"}]}, "a")
 
 
-def test_host_network_pods_are_refused() -> None:
+def test_host_network_pods_are_planned_like_any_other() -> None:
+    """They serve the same ports; only where (the node's namespace) differs."""
     img = "registry.k8s.io/e2e-test-images/agnhost:2.53"
-    spec = {"hostNetwork": True, "containers": [{"name": "c", "image": img, "args": ["pause"]}]}
-    with pytest.raises(agnhost.CannotEmulate, match="hostNetwork"):
-        agnhost.plan_pod(spec, "a")
+    args = ["serve-hostname", "--tcp", "--http=false", "--port", "8080"]
+    container = {"name": "c", "image": img, "args": args}
+    host = agnhost.plan_pod({"hostNetwork": True, "containers": [container]}, "a")
+    assert host == agnhost.plan_pod({"containers": [container]}, "a")
+    assert [(lst.protocol, lst.port) for lst in host] == [("TCP", 8080)]

@@ -22,6 +22,10 @@ from tests.cluster.conftest import Kube, agnhost_pod, unique_instance
 pytestmark = pytest.mark.cluster
 
 
+BASE = 3
+"""Namespaces of an idle default cluster: the underlay ("wire") and two nodes."""
+
+
 def ours(instance: str) -> list[str]:
     return [n for n in list_netns() if n.startswith(f"npc-{instance}-")]
 
@@ -78,7 +82,7 @@ def test_cli_up_status_down_leaves_nothing() -> None:
     up = run_cli("up", "--name", name, "--external", "web=203.0.113.10:80/TCP")
     assert up.returncode == 0, up.stderr
     assert "kubeconfig: " in up.stdout
-    assert len(ours(name)) == 2  # node + external host
+    assert len(ours(name)) == BASE + 1  # wire, nodes + external host
     status = run_cli("status", "--name", name)
     assert status.returncode == 0 and f"netpol-embedded-{name}" in status.stdout
     info = embedded.find(name)
@@ -129,7 +133,7 @@ def test_signal_to_daemon_removes_pods_and_exec_processes(sig: signal.Signals) -
         while len(processes_of(name)) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
         pids = processes_of(name)
-        assert len(ours(name)) == 2 and len(pids) >= 3
+        assert len(ours(name)) == BASE + 1 and len(pids) >= 3
         os.kill(info.pid, sig)
         for pid in pids:
             wait_gone(pid)
@@ -146,12 +150,12 @@ def test_crashed_daemon_is_cleaned_by_next_down_and_up() -> None:
     kube.pods("default", [agnhost_pod("a")])
     os.kill(info.pid, signal.SIGKILL)
     wait_gone(info.pid)
-    assert len(ours(name)) == 2  # a crash leaves namespaces behind ...
+    assert len(ours(name)) == BASE + 1  # a crash leaves namespaces behind ...
     assert embedded.find(name) is None
     cluster2 = embedded.EmbeddedCluster(ClusterOptions(instance=name))
     cluster2.start()  # ... which the next up removes before starting afresh
     try:
-        assert len(ours(name)) == 1
+        assert len(ours(name)) == BASE
     finally:
         cluster2.stop()
     assert ours(name) == [] and processes_of(name) == []
@@ -182,7 +186,7 @@ def test_interrupted_run_with_context_manager_cleans_up(tmp_path: object) -> Non
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
-    assert len(ours(name)) == 3
+    assert len(ours(name)) == BASE + 2
     pids = processes_of(name)
     proc.send_signal(signal.SIGINT)
     proc.wait(30)
@@ -213,7 +217,7 @@ def test_owner_killed_without_cleanup_takes_its_cluster_along() -> None:
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
     pids = processes_of(name)
-    assert len(ours(name)) == 2 and pids
+    assert len(ours(name)) == BASE + 1 and pids
     proc.kill()
     proc.wait(10)
     for pid in pids:
