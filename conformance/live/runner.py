@@ -8,6 +8,7 @@ changes, bind the step once, evaluate once against the live state, probe -> per-
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import threading
@@ -113,6 +114,9 @@ class Runner:
         # The v1alpha1 BaselineAdminNetworkPolicy is a cluster singleton named `default`: two
         # scenarios using it cannot run at the same time on one cluster.
         self._banp = threading.Lock()
+        # Host-network pods bind their ports on their node, and placement pins them there: two
+        # scenarios with such pods at once would wait for each other's ports (unschedulable).
+        self._host_network = threading.Lock()
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -243,10 +247,12 @@ class Runner:
 
     # -- one scenario -----------------------------------------------------------------------
     def run_scenario(self, scenario: Scenario) -> ScenarioResult:
-        if "BaselineAdminNetworkPolicy" in scenario.policy_kinds:
-            with self._banp:
-                return self._run_scenario(scenario)
-        return self._run_scenario(scenario)
+        with contextlib.ExitStack() as held:  # always in this order: no deadlock
+            if "BaselineAdminNetworkPolicy" in scenario.policy_kinds:
+                held.enter_context(self._banp)
+            if scenario.uses_host_network:
+                held.enter_context(self._host_network)
+            return self._run_scenario(scenario)
 
     def _run_scenario(self, scenario: Scenario) -> ScenarioResult:
         self.check()
