@@ -367,7 +367,7 @@ def test_runner_honours_node_map_and_pins(tmp_path: Path) -> None:
     )
     cluster = SchedulingCluster(kind(3))
     result = run(tmp_path, cluster, text, node_map="node-2=kind-worker3")
-    assert result.node_map == {"node-1": "kind-worker", "node-2": "kind-worker3"}
+    assert result.node_map == {"node-2": "kind-worker3"}  # node-1 has no pods
     assert result.nodes == {"x/a": "kind-worker3", "x/b": "kind-worker3"}
     assert paths_agree_with_nodes(result) == {TrafficPath.SAME_NODE}
 
@@ -423,3 +423,11 @@ def test_node_map_names_no_scenario_has_are_reported(tmp_path: Path) -> None:
         "node-1",
         "node1",
     ]
+
+
+def test_scenario_nodes_without_pods_need_no_real_node(tmp_path: Path) -> None:
+    text = "topology:\n  pods: [{name: x/a, node: node-1}, {name: x/b, node: node-1}]\nsteps: [{name: s}]\n"
+    result = run(tmp_path, SchedulingCluster([node("kind-control-plane")]), text)
+    assert result.status is Status.PASS, result.message
+    assert result.node_map == {"node-1": "kind-control-plane"}
+    assert result.notes == []

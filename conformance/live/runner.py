@@ -39,6 +39,7 @@ from conformance.live.probing import (
 )
 from conformance.live.results import RunResult, ScenarioResult, Status, now_utc
 from conformance.scenario.bind import all_pod_specs
+from conformance.scenario.bind import placement as pod_placement
 from conformance.scenario.load import Scenario
 
 Progress = Callable[[str], None]
@@ -197,8 +198,9 @@ class Runner:
         """Where the scenario's pods go on this cluster (``live.placement``); PlacementError when
         the cluster has too few schedulable nodes for it or ``--node-map`` names an unknown one."""
         self._read_nodes()
+        used = set(pod_placement(scenario.spec).values())  # a node without pods needs none
         return place(
-            list(scenario.spec.topology.nodes),
+            [name for name in scenario.spec.topology.nodes if name in used],
             self._placeable,
             self.options.node_mapping,
             self.options.deploy.node_selector,
