@@ -62,21 +62,23 @@ server_script() {
     printf '%swhile :; do sleep 3600; done' "${script}"
 }
 
-# route_pods CONTAINER: every node's pod CIDR via the node's InternalIP, and the whole pod subnet
-# via the first node for CNIs whose IPAM hands out blocks of their own (longest prefix wins).
+# route_pods CONTAINER: the whole pod subnet via the first node, and every node's pod CIDR via
+# that node (the longer prefix wins), so traffic to a pod enters the cluster at the pod's node.
+# Calico's IPAM hands out blocks of its own, unrelated to node pod CIDRs: there only the subnet
+# route is set, and the first node forwards to the pod's node.
 route_pods() {
     local container="$1" cidr ip first="" subnet
     while read -r cidr ip; do
         [[ -n "${ip}" ]] || continue
         first="${first:-${ip}}"
-        [[ -n "${cidr}" ]] || continue
+        [[ -n "${cidr}" && "${cni}" != calico ]] || continue
         docker exec "${container}" ip route replace "${cidr}" via "${ip}" ||
             warn "${container}: no route to ${cidr} via ${ip}"
     done < <(kctl get nodes -o jsonpath='{range .items[*]}{.spec.podCIDR}{" "}{.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}')
     [[ -n "${first}" ]] || die "cluster ${name} lists no node with an InternalIP"
     subnet="${POD_SUBNET:-$(sed -n 's/^ *podSubnet: *"\{0,1\}\([^" ]*\)"\{0,1\}.*/\1/p' "${HACK_KIND_DIR}/kind-${cni}.yaml")}"
     subnet="${subnet:-10.244.0.0/16}"
-    docker exec "${container}" ip route replace "${subnet}" via "${first}" metric 100 ||
+    docker exec "${container}" ip route replace "${subnet}" via "${first}" ||
         warn "${container}: no route to ${subnet} via ${first}"
 }
 
