@@ -666,6 +666,33 @@ def test_outside_clients_start_route_and_print_run_options(
     assert down.returncode == 0, down.stderr
 
 
+def test_outside_clients_on_calico_route_only_the_pod_subnet(
+    stubs: tuple[dict[str, str], Path],
+) -> None:
+    """Calico's IPAM blocks are not node pod CIDRs: one route for its pod subnet, none per node."""
+    env, log = stubs
+    (Path(env["PATH"].split(":")[0]) / "kubectl").write_text(
+        STUB.replace(
+            "exit 0",
+            'if [[ "$*" == *"get nodes"* ]]; then printf "192.168.1.0/24 172.18.0.3\\n"; fi\nexit 0',
+        )
+    )
+    scenario = ROOT / "scenarios/examples/dual-stack-ip-block.yaml"
+    proc = subprocess.run(
+        [str(KIND / "outside-clients.sh"), "up", "calico", str(scenario)],
+        env={**env, "PYTHON": sys.executable, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    routes = [line for line in log.read_text().splitlines() if " ip route " in line]
+    assert routes == [
+        "docker exec netpol-calico-outside-web ip route replace 192.168.0.0/16 via 172.18.0.3"
+    ]
+
+
 def test_run_sh_passes_outside_clients_to_run_when_the_tool_has_outside_exec(
     stubs: tuple[dict[str, str], Path], tmp_path: Path
 ) -> None:
