@@ -123,6 +123,8 @@ def suite_run(root: Path) -> RunResult:
                 )
             st.settle()
             sc.steps.append(st)
+            # Where each pod ran: the scenario's nodes (offline, the runner's node names).
+            sc.nodes.update({p.key: p.node for p in state.pods if p.node is not None})
         sc.settle()
         run.scenarios.append(sc)
     return run

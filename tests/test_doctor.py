@@ -402,3 +402,14 @@ def test_doctor_on_the_embedded_cluster(tmp_path: Path) -> None:
         assert left == [], "every doctor namespace was deleted"
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert prefix_for(instance) not in out
+
+
+def test_nodes_check_says_where_scenario_nodes_go_and_warns_on_one_worker() -> None:
+    checks = {c.name: c for c in run_doctor(FakeCluster(nodes=[node("w2"), node("w1")]))}
+    assert checks["nodes"].status is CheckStatus.OK
+    assert checks["nodes"].detail.endswith("node-1, node-2 of a scenario go on w1, w2")
+    one = [node("cp", taint="node-role.kubernetes.io/control-plane"), node("w1")]
+    checks = {c.name: c for c in run_doctor(FakeCluster(nodes=one))}
+    assert checks["nodes"].status is CheckStatus.WARN
+    assert "only 1 schedulable for the runner's pods" in checks["nodes"].detail
+    assert "--node-map" in checks["nodes"].fix

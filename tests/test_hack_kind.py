@@ -599,6 +599,158 @@ def test_openvswitch_module_failure_stops_antrea(stubs: tuple[dict[str, str], Pa
     assert "kubectl" not in log.read_text(), "nothing is installed without Open vSwitch"
 
 
+def test_outside_clients_start_route_and_print_run_options(
+    stubs: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    """One agnhost container per external endpoint on kind's network, serving its ports and
+    routing each node's pod CIDR via the node; the run options name each container's address."""
+    env, log = stubs
+    bin_dir = Path(env["PATH"].split(":")[0])
+    (bin_dir / "docker").write_text(
+        STUB.replace(
+            "exit 0",
+            'case "$*" in\n'
+            '  "ps --filter"*) printf "netpol-kindnet-outside-blocked\\nnetpol-kindnet-outside-client\\n" ;;\n'
+            "  inspect*blocked) echo 172.18.0.8 ;;\n"
+            "  inspect*client) echo 172.18.0.9 ;;\n"
+            "esac\nexit 0",
+        )
+    )
+    (bin_dir / "kubectl").write_text(
+        STUB.replace(
+            "exit 0",
+            'if [[ "$*" == *"get nodes"* ]]; then\n'
+            '  printf "10.244.0.0/24 172.18.0.2\\n10.244.1.0/24 172.18.0.3\\n"\nfi\nexit 0',
+        )
+    )
+    scenario = ROOT / "scenarios/examples/nodes-and-outside-clients.yaml"
+    proc = subprocess.run(
+        [str(KIND / "outside-clients.sh"), "up", "kindnet", str(scenario)],
+        env={**env, "PYTHON": sys.executable, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == [
+        "--outside-exec",
+        "docker exec -i netpol-kindnet-outside-{name}",
+        "--external",
+        "blocked=172.18.0.8",
+        "--external",
+        "client=172.18.0.9",
+    ]
+    calls = log.read_text()
+    image = versions()["AGNHOST_IMAGE"]
+    for endpoint in ("client", "blocked"):
+        assert (
+            f"docker run -d --name netpol-kindnet-outside-{endpoint} --network kind --cap-add "
+            f"NET_ADMIN --label netpol-conformance.io/outside-of=netpol-kindnet --entrypoint "
+            f"/bin/sh {image} -c /agnhost serve-hostname --tcp --http=false --port 80 & " in calls
+        )
+        container = f"netpol-kindnet-outside-{endpoint}"
+        assert f"docker exec {container} ip route replace 10.244.1.0/24 via 172.18.0.3" in calls
+        assert f"docker exec {container} ip route replace 10.244.0.0/16 via 172.18.0.2" in calls
+    # Earlier clients of this cluster are removed first; `down` removes them too.
+    assert calls.index(
+        "docker ps -aq --filter label=netpol-conformance.io/outside-of=netpol-kindnet"
+    ) < calls.index("docker run")
+    down = subprocess.run(
+        [str(KIND / "outside-clients.sh"), "down", "kindnet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert down.returncode == 0, down.stderr
+
+
+def test_outside_clients_on_calico_route_only_the_pod_subnet(
+    stubs: tuple[dict[str, str], Path],
+) -> None:
+    """Calico's IPAM blocks are not node pod CIDRs: one route for its pod subnet, none per node."""
+    env, log = stubs
+    (Path(env["PATH"].split(":")[0]) / "kubectl").write_text(
+        STUB.replace(
+            "exit 0",
+            'if [[ "$*" == *"get nodes"* ]]; then printf "192.168.1.0/24 172.18.0.3\\n"; fi\nexit 0',
+        )
+    )
+    scenario = ROOT / "scenarios/examples/dual-stack-ip-block.yaml"
+    proc = subprocess.run(
+        [str(KIND / "outside-clients.sh"), "up", "calico", str(scenario)],
+        env={**env, "PYTHON": sys.executable, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    routes = [line for line in log.read_text().splitlines() if " ip route " in line]
+    assert routes == [
+        "docker exec netpol-calico-outside-web ip route replace 192.168.0.0/16 via 172.18.0.3"
+    ]
+
+
+def test_run_sh_passes_outside_clients_to_run_when_the_tool_has_outside_exec(
+    stubs: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    env, log = stubs
+    bin_dir = Path(env["PATH"].split(":")[0])
+    netpol = bin_dir / "netpol-conformance"
+    netpol.write_text(
+        STUB.replace(
+            "exit 0",
+            'if [[ "$*" == "run --help" ]]; then echo "--known-deviations --outside-exec"; fi\nexit 0',
+        )
+    )
+    netpol.chmod(0o755)
+    outside = tmp_path / "hack"
+    shutil.copytree(KIND, outside)
+    (outside / "outside-clients.sh").write_text(
+        "#!/usr/bin/env bash\nprintf '%s\\n' --outside-exec 'docker exec -i c-{name}' --external client=172.18.0.9\n"
+    )
+    proc = subprocess.run(
+        [str(outside / "run.sh"), "kindnet", str(ROOT / "scenarios/examples")],
+        env={
+            **env,
+            "SKIP_CREATE": "1",
+            "PYTEST": "0",
+            "NETPOL_SCTP": "0",
+            "REPORT_DIR": str(tmp_path / "r"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = next(
+        line for line in log.read_text().splitlines() if line.startswith("netpol-conformance run /")
+    )
+    assert run.endswith("--outside-exec docker exec -i c-{name} --external client=172.18.0.9"), run
+    off = subprocess.run(
+        [str(outside / "run.sh"), "kindnet", str(ROOT / "scenarios/examples")],
+        env={
+            **env,
+            "SKIP_CREATE": "1",
+            "PYTEST": "0",
+            "NETPOL_SCTP": "0",
+            "NETPOL_OUTSIDE": "0",
+            "REPORT_DIR": str(tmp_path / "r"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    runs = [
+        line for line in log.read_text().splitlines() if line.startswith("netpol-conformance run /")
+    ]
+    assert off.returncode == 0 and len(runs) == 2 and "--outside-exec" not in runs[1]
+
+
 def test_unknown_cni_and_old_kind_are_refused(stubs: tuple[dict[str, str], Path]) -> None:
     env, _ = stubs
     proc = subprocess.run(

@@ -399,3 +399,61 @@ def test_a_tag_whose_scenarios_were_all_skipped_does_not_look_failed(
     failed, skipped, passed = look("udp"), look("sctp"), look("pod-selector")
     assert skipped != failed and int(skipped[1]) < 600, (skipped, failed)
     assert skipped != passed, "skipped is told apart from passed too"
+
+
+def test_cross_node_cells_are_marked_and_the_panel_names_the_nodes(
+    page: Page, tmp_path: Path
+) -> None:
+    """A cross-node cell has a visible corner mark a same-node one lacks; its panel says which
+    nodes the two pods ran on."""
+    from conformance.reports import judge
+    from conformance.reports.html import build, unpack_cells
+    from tests.test_report_paths import cross_node_failures
+
+    run = cross_node_failures()
+    html = tmp_path / "paths.html"
+    html.write_text(render(run, "html"), encoding="utf-8")
+    page.open(html.as_uri() + "#all")
+
+    def corner(selector: str) -> list[str]:
+        return list(
+            page.js(
+                f"(() => {{ const s = getComputedStyle(document.querySelector({json.dumps(selector)}),"
+                " '::after'); return [s.content, s.borderTopColor]; })()"
+            )
+        )
+
+    content, colour = corner("td.c.xn")
+    assert content == '""' and colour not in ("rgba(0, 0, 0, 0)", "transparent")
+    assert corner("td.c.match-allow:not(.xn):not(.nd):not(.ex)")[0] == "none"
+    assert corner("td.c.nd") != corner("td.c.xn")
+    index = int(page.js("document.querySelector('td.c.unexpectedly-allowed.xn').dataset.i"))
+    cell = unpack_cells(build(judge(run))[1])[index]
+    page.click(f'td.c[data-i="{index}"]')
+    panel = page.js("document.getElementById('panel').innerText")
+    src, dst = cell["nodes"]
+    assert f"cross-node, IPv4 (from {src} to {dst})" in panel
+    assert src != dst
+    assert page.js("document.querySelector('#path-totals td.path.bad').dataset.path") == (
+        "cross-node"
+    )
+
+    def opacity(selector: str) -> str:
+        return str(
+            page.js(f"getComputedStyle(document.querySelector({json.dumps(selector)})).opacity")
+        )
+
+    same = "td.c.match-allow:not(.xn):not(.nd):not(.ex)"
+    assert opacity(same) == opacity("td.c.xn") == "1"
+    page.js(  # the path column's link in the tag table sets the path filter
+        "new Promise(r => { addEventListener('hashchange', () => setTimeout(r, 0), {once: true});"
+        " document.querySelector('#tag-table th.path a[href=\"#path=cross-node\"]').click(); })"
+    )
+    assert page.js("document.getElementById('path-filter').value") == "cross-node"
+    assert opacity(same) == "0.15" and opacity("td.c.xn") == "1"
+    page.js(
+        "(() => { const s = document.getElementById('path-filter'); s.value = 'same-node';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
+    assert opacity(same) == "1" and opacity("td.c.xn") == "0.15"
+    assert page.errors() == []

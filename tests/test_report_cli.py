@@ -26,6 +26,8 @@ def test_results_round_trip(name: str) -> None:
     doc.setdefault("retries", {})
     for sc in doc["scenarios"]:
         sc.setdefault("nodes", {})
+        sc.setdefault("node_map", {})
+        sc.setdefault("notes", [])
         for st in sc["steps"]:
             for cell in st["cells"]:
                 cell.setdefault("path", None)

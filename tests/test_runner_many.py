@@ -84,6 +84,37 @@ def test_baseline_admin_policy_scenarios_never_share_the_cluster(
     assert recorder.overlapping_banp == 0 and recorder.max_active >= 2
 
 
+def test_host_network_scenarios_never_share_the_cluster(
+    runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Host-network pods bind ports on the node placement pins them to: such scenarios run one at a
+    time (one of them also uses the BANP singleton: both locks, in a fixed order)."""
+    host = [p for p in sorted(ROOT.glob("scenarios/**/*node*.yaml")) if "node" in p.name]
+    scenarios = [load_scenario(p) for p in [*host, *BANP[:2], *UPSTREAM[:2]]]
+    assert sum(s.uses_host_network for s in scenarios) >= 4
+    lock = threading.Lock()
+    active: set[str] = set()
+    overlaps = []
+    recorder = Recorder(runner, 0.1)
+
+    def run(scenario: Scenario) -> ScenarioResult:
+        with lock:
+            if scenario.uses_host_network and active:
+                overlaps.append((scenario.name, set(active)))
+            if scenario.uses_host_network:
+                active.add(scenario.name)
+        try:
+            return recorder(scenario)
+        finally:
+            with lock:
+                active.discard(scenario.name)
+
+    monkeypatch.setattr(runner, "_run_scenario", run)
+    runner.run_many(scenarios, jobs=4)
+    assert len(recorder.finished) == len(scenarios)
+    assert overlaps == [] and recorder.max_active >= 2 and recorder.overlapping_banp == 0
+
+
 def test_interrupt_stops_running_scenarios_before_propagating(
     runner: Runner, monkeypatch: pytest.MonkeyPatch
 ) -> None:

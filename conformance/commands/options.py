@@ -11,7 +11,7 @@ import argparse
 import re
 from typing import Any
 
-from conformance.live.options import RUN_OPTIONS
+from conformance.live.options import RUN_OPTIONS, RunOption
 
 
 def positive_int(text: str) -> int:
@@ -50,11 +50,23 @@ def add_run_options(group: Any) -> None:
         else:
             group.add_argument(
                 f"--{o.name}",
-                type=o.kind,
+                type=o.kind if o.kind in (int, float) else _checked(o),
                 default=o.default,
                 metavar=o.metavar,
-                help=f"{o.help} (default: %(default)s)",
+                help=f"{o.help} (default: %(default)s)" if o.default != "" else o.help,
             )
+
+
+def _checked(o: RunOption) -> Any:
+    """argparse type of an option with its own converter: its message, not "invalid value"."""
+
+    def convert(text: str) -> Any:
+        try:
+            return o.convert(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
 
 
 def run_option_values(args: argparse.Namespace) -> dict[str, Any]:

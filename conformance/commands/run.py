@@ -30,6 +30,7 @@ from conformance.live.deploy import (
     new_run_id,
 )
 from conformance.live.options import RunOptions, external_addresses
+from conformance.live.placement import parse_node_map, unmapped_names
 from conformance.live.results import RunResult, ScenarioResult, exit_code, now_utc
 from conformance.live.runner import Runner, delete_labelled
 from conformance.live.session import (
@@ -39,7 +40,7 @@ from conformance.live.session import (
     terminate_as_interrupt,
 )
 from conformance.reports import DeviationsError, KnownDeviations, judge, write_reports
-from conformance.reports.text import run_lines, summary_lines
+from conformance.reports.text import note_lines, run_lines, summary_lines
 from conformance.scenario.load import Scenario, load_scenarios
 from conformance.scenario.shard import select
 
@@ -215,6 +216,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not scenarios:
             err.print(f"shard {args.shard} has no scenarios: nothing to run")
             return ExitCode.OK
+    unknown = unmapped_names(parse_node_map(args.node_map), scenarios)
+    if unknown:
+        err.print(
+            f"warning: --node-map names {', '.join(unknown)}, which no scenario of this run has "
+            "among its topology.nodes (default node-1, node-2); those entries are not used",
+            markup=False,
+            soft_wrap=True,
+        )
     try:
         deviations = load_deviations(args.known_deviations)
     except DeviationsError as exc:
@@ -384,7 +393,7 @@ def print_summary(
         out.print(table)
     else:
         out.print(title, markup=False, highlight=False, soft_wrap=True)
-    for line in [*run_lines(j), *summary_lines(j)]:
+    for line in [*run_lines(j), *note_lines(j), *summary_lines(j)]:
         out.print(line, markup=False, highlight=False, soft_wrap=True)
     if written:
         out.print(

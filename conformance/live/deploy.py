@@ -155,9 +155,16 @@ def _container(port: ContainerPort, opts: DeployOptions) -> dict[str, Any]:
 
 
 def pod_manifest(
-    pod: Pod, real_ns: str, run: Mapping[str, str], opts: DeployOptions
+    pod: Pod,
+    real_ns: str,
+    run: Mapping[str, str],
+    opts: DeployOptions,
+    node_selector: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The upstream model's pod: one agnhost container per served port and protocol."""
+    """The upstream model's pod: one agnhost container per served port and protocol.
+
+    ``node_selector`` is where the run places the pod (``live.placement``: the global
+    ``--node-selector`` with the chosen node's hostname merged in); without it, the global one."""
     ports = pod.ports or (ContainerPort(80, L4Protocol.TCP),)
     spec: dict[str, Any] = {
         "terminationGracePeriodSeconds": 0,
@@ -165,8 +172,9 @@ def pod_manifest(
     }
     if pod.host_network:
         spec["hostNetwork"] = True
-    if opts.node_selector:
-        spec["nodeSelector"] = dict(opts.node_selector)
+    selector = node_selector if node_selector is not None else opts.node_selector
+    if selector:
+        spec["nodeSelector"] = dict(selector)
     return {
         "apiVersion": "v1",
         "kind": "Pod",

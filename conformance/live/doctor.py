@@ -21,6 +21,7 @@ from conformance.errors import ClusterError, ExitCode, NotFound
 from conformance.live.cni import detect_cni, workload_ident
 from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, PullPolicy, new_run_id
 from conformance.live.ops import ClusterOps
+from conformance.live.placement import cluster_nodes
 from conformance.live.probing import PROBE_IMAGE
 
 MAX_PROBE_NODES = 10
@@ -235,7 +236,22 @@ class Doctor:
                 fix,
             )
         names = ", ".join(sorted(str(n["metadata"]["name"]) for n in self.nodes))
-        return Check("nodes", CheckStatus.OK, f"{len(self.nodes)} Ready: {names}")
+        workers = [n.name for n in cluster_nodes(self.nodes) if n.schedulable]
+        if len(workers) < 2:
+            return Check(
+                "nodes",
+                CheckStatus.WARN,
+                f"{len(self.nodes)} Ready: {names}; only {len(workers)} schedulable for the "
+                "runner's pods: scenarios that pin pods to nodes cannot run, the others test "
+                "same-node paths only",
+                "add a worker node (or untaint one), or choose nodes with `run --node-map`",
+            )
+        return Check(
+            "nodes",
+            CheckStatus.OK,
+            f"{len(self.nodes)} Ready: {names}; node-1, node-2 of a scenario go on "
+            f"{workers[0]}, {workers[1]}",
+        )
 
     # 3 ---------------------------------------------------------------------------------------
     def check_cni(self) -> Check:

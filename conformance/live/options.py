@@ -18,6 +18,7 @@ from typing import Any
 from conformance.api.model import IPAddress
 from conformance.errors import ConformanceError
 from conformance.live.deploy import DeployOptions
+from conformance.live.placement import parse_node_map
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
@@ -52,6 +53,17 @@ class Via(StrEnum):
     SERVICE = "service"  # a ClusterIP Service per target pod
 
 
+class NodeMapText(str):
+    """A ``--node-map`` value, checked when made (ValueError saying what is accepted)."""
+
+    __slots__ = ()
+
+    def __new__(cls, value: object = "") -> NodeMapText:
+        text = str(value).strip()
+        parse_node_map(text)
+        return super().__new__(cls, text)
+
+
 @dataclass(frozen=True)
 class RunOptions:
     probe_timeout_s: int = 3
@@ -70,9 +82,15 @@ class RunOptions:
     """Command template that runs a probe on a host outside the cluster (see
     conformance/live/outside.py); empty: the embedded cluster's own, else outside clients are
     not probed."""
+    node_map: str = ""
+    """``node-1=kind-worker,...``: scenario node names onto real nodes ("": automatic)."""
+
+    @property
+    def node_mapping(self) -> dict[str, str]:
+        return parse_node_map(self.node_map)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "probe_timeout_s": self.probe_timeout_s,
             "parallel": self.parallel,
             "via": str(self.via),
@@ -80,6 +98,9 @@ class RunOptions:
             "include_self": self.include_self,
             "image": self.deploy.image,
         }
+        if self.node_map:
+            out["node_map"] = str(self.node_map)
+        return out
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(RunOptions)}
@@ -136,7 +157,9 @@ class RunOption:
             return self.kind(str(value))
         try:
             return self.kind(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError) as exc:
+            if self.kind not in (int, float):
+                raise ValueError(str(exc)) from None
             what = "a whole number" if self.kind is int else "a number"
             raise ValueError(f"expected {what}") from None
 
@@ -164,5 +187,13 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         "external endpoint, e.g. 'docker exec -i netpol-outside-{name}' (default on the "
         "embedded cluster: its simulated hosts; elsewhere outside-client cells are skipped)",
         metavar="TEMPLATE",
+    ),
+    RunOption(
+        "node-map",
+        "node_map",
+        NodeMapText,
+        "scenario nodes onto real nodes, e.g. node-1=kind-worker,node-2=kind-worker2 (default: "
+        "each scenario's nodes in order onto distinct schedulable workers, sorted by name)",
+        metavar="MAP",
     ),
 )

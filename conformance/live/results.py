@@ -209,6 +209,11 @@ class ScenarioResult:
     namespaces: dict[str, str] = field(default_factory=dict)
     nodes: dict[str, str] = field(default_factory=dict)
     """Node each scenario pod ran on (``ns/pod`` in scenario names -> node name)."""
+    node_map: dict[str, str] = field(default_factory=dict)
+    """Real node each scenario node was mapped to (empty: the runner did not choose)."""
+    notes: list[str] = field(default_factory=list)
+    """What a reader must know about how the scenario ran: placement on fewer nodes than it
+    has, pods that ran on another node than asked."""
 
     def settle(self) -> None:
         """A scenario that ran (still PASS) takes the worst status of its steps; it is skipped
@@ -378,6 +383,8 @@ def _scenario_from_json(sc: Mapping[str, Any]) -> ScenarioResult:
         message=str(sc.get("message", "")),
         namespaces=dict(sc.get("namespaces") or {}),
         nodes={str(k): str(v) for k, v in (sc.get("nodes") or {}).items()},
+        node_map={str(k): str(v) for k, v in (sc.get("node_map") or {}).items()},
+        notes=[str(n) for n in sc.get("notes") or []],
         steps=[
             StepResult(
                 index=int(st["index"]),

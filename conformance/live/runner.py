@@ -8,6 +8,7 @@ changes, bind the step once, evaluate once against the live state, probe -> per-
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import threading
@@ -28,6 +29,7 @@ from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, carries_la
 from conformance.live.ops import ClusterOps
 from conformance.live.options import RunOptions
 from conformance.live.outside import EmbeddedOutside, Outside, OutsideExec, embedded_instance
+from conformance.live.placement import ClusterNode, Placement, PlacementError, cluster_nodes, place
 from conformance.live.probing import (
     Outcome,
     ProbeResult,
@@ -36,6 +38,8 @@ from conformance.live.probing import (
     parse_batch_output,
 )
 from conformance.live.results import RunResult, ScenarioResult, Status, now_utc
+from conformance.scenario.bind import all_pod_specs
+from conformance.scenario.bind import placement as pod_placement
 from conformance.scenario.load import Scenario
 
 Progress = Callable[[str], None]
@@ -100,6 +104,7 @@ class Runner:
         self._cni: str | None = None
         self._version: str | None = None
         self._nodes: tuple[Node, ...] | None = None
+        self._placeable: tuple[ClusterNode, ...] | None = None
         self.outside = self._outside_exec()
         # One probe pool for every scenario running at once: it bounds the execs in flight.
         self.pool = ThreadPoolExecutor(
@@ -110,6 +115,9 @@ class Runner:
         # The v1alpha1 BaselineAdminNetworkPolicy is a cluster singleton named `default`: two
         # scenarios using it cannot run at the same time on one cluster.
         self._banp = threading.Lock()
+        # Host-network pods bind their ports on their node, and placement pins them there: two
+        # scenarios with such pods at once would wait for each other's ports (unschedulable).
+        self._host_network = threading.Lock()
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -168,13 +176,36 @@ class Runner:
     @property
     def nodes(self) -> tuple[Node, ...]:
         """The cluster's nodes (labels, InternalIP), listed once; none when they cannot be read
-        (no RBAC for nodes, or the embedded cluster): then ``nodes`` peers stay undecided."""
-        if self._nodes is None:
+        (no RBAC for nodes, or a cluster that serves none): then ``nodes`` peers stay undecided."""
+        self._read_nodes()
+        return self._nodes or ()
+
+    def _read_nodes(self) -> None:
+        with self._lock:
+            if self._nodes is not None:
+                return
             try:
-                self._nodes = nodes_from_objects(self.cluster.list_items("Node"))
-            except ClusterError:
-                self._nodes = ()
-        return self._nodes
+                items = self.cluster.list_items("Node")
+            except NotFound:  # the cluster serves no Node objects at all
+                items = []
+            except ClusterError:  # e.g. no RBAC to list nodes: placement is skipped, with a note
+                self._nodes, self._placeable = (), None
+                return
+            self._nodes = nodes_from_objects(items)
+            self._placeable = cluster_nodes(items)
+
+    def placement(self, scenario: Scenario) -> Placement:
+        """Where the scenario's pods go on this cluster (``live.placement``); PlacementError when
+        the cluster has too few schedulable nodes for it or ``--node-map`` names an unknown one."""
+        self._read_nodes()
+        used = set(pod_placement(scenario.spec).values())  # a node without pods needs none
+        return place(
+            [name for name in scenario.spec.topology.nodes if name in used],
+            self._placeable,
+            self.options.node_mapping,
+            self.options.deploy.node_selector,
+            pins=any(spec.node is not None for _, spec in all_pod_specs(scenario.spec)),
+        )
 
     @property
     def served_kinds(self) -> set[str]:
@@ -218,10 +249,12 @@ class Runner:
 
     # -- one scenario -----------------------------------------------------------------------
     def run_scenario(self, scenario: Scenario) -> ScenarioResult:
-        if "BaselineAdminNetworkPolicy" in scenario.policy_kinds:
-            with self._banp:
-                return self._run_scenario(scenario)
-        return self._run_scenario(scenario)
+        with contextlib.ExitStack() as held:  # always in this order: no deadlock
+            if "BaselineAdminNetworkPolicy" in scenario.policy_kinds:
+                held.enter_context(self._banp)
+            if scenario.uses_host_network:
+                held.enter_context(self._host_network)
+            return self._run_scenario(scenario)
 
     def _run_scenario(self, scenario: Scenario) -> ScenarioResult:
         self.check()
@@ -240,9 +273,18 @@ class Runner:
             result.status = Status.SKIPPED
             result.message = foreign
             return result
+        try:
+            placement = self.placement(scenario)
+        except PlacementError as exc:
+            result.status = Status.ERROR
+            result.message = f"cannot place the scenario's pods: {exc}"
+            return result
+        if placement.note:
+            result.notes.append(placement.note)
+        result.node_map = dict(placement.nodes)
         from conformance.live.scenario_run import ScenarioRun  # it needs this module's types
 
-        run = ScenarioRun(self, scenario, f"{self.run_id}-{count}", result)
+        run = ScenarioRun(self, scenario, f"{self.run_id}-{count}", result, placement)
         try:
             run.execute()
         except (ClusterError, InfrastructureError) as exc:

@@ -59,6 +59,7 @@ from conformance.live.deploy import (
     service_name,
 )
 from conformance.live.options import Via, external_addresses
+from conformance.live.placement import Placement
 from conformance.live.probing import Outcome, ProbeTarget, connect_command, kubectl_command
 from conformance.live.results import (
     CellResult,
@@ -100,9 +101,17 @@ class ScenarioRun:
     """Carries out one scenario for a ``Runner``; ``teardown()`` removes its namespaces."""
 
     def __init__(
-        self, runner: Runner, scenario: Scenario, suffix: str, result: ScenarioResult
+        self,
+        runner: Runner,
+        scenario: Scenario,
+        suffix: str,
+        result: ScenarioResult,
+        placement: Placement | None = None,
     ) -> None:
         self.runner = runner
+        self.placement = placement or Placement(
+            default_selector=runner.options.deploy.node_selector or {}
+        )
         self.cluster = runner.cluster
         self.options = runner.options
         self.scenario = scenario
@@ -159,7 +168,10 @@ class ScenarioRun:
         for pod in pods:
             self.runner.check()
             real_ns = self.live.names.real(pod.namespace)
-            self.cluster.create(pod_manifest(pod, real_ns, self.labels, self.options.deploy))
+            selector = self.placement.selector(pod.node)
+            self.cluster.create(
+                pod_manifest(pod, real_ns, self.labels, self.options.deploy, selector)
+            )
             if self.options.via == Via.SERVICE:
                 service = service_manifest(pod, real_ns, self.labels, self.probed)
                 if service is not None:
@@ -201,6 +213,7 @@ class ScenarioRun:
                     )
                     if pod_node(obj):
                         self.result.nodes[key] = str(pod_node(obj))
+                    self._check_node(pod, pod_node(obj))
                     del pending[key]
                 else:
                     last[key] = f"phase {phase or 'unknown'}; {_pod_problem(status) or 'not ready'}"
@@ -231,6 +244,16 @@ class ScenarioRun:
                     self.live.service_ips[pod.key] = str(
                         (svc.get("spec") or {}).get("clusterIP", "")
                     )
+
+    def _check_node(self, pod: Pod, ran_on: str | None) -> None:
+        """Note a pod that runs elsewhere than it was placed (its cells' paths are where it ran)."""
+        asked = self.placement.asked(pod.node)
+        if asked is not None and ran_on != asked:
+            self.result.notes.append(
+                f"warning: pod {pod.key} was placed on {asked} (scenario node {pod.node}) but "
+                f"runs on {ran_on or 'no node'}: the cluster did not honour its nodeSelector; "
+                "its cells' paths are where it ran"
+            )
 
     # -- binding ------------------------------------------------------------------------------
     def _binding(self) -> Binding:

@@ -7,7 +7,8 @@ attempts, convergence time, the ``kubectl exec`` that reproduces the probe).
 
 The page honours a URL fragment so a screenshot or a test can open it in a given state without
 clicking: ``#cell=first-mismatch`` (or ``#cell=<n>``), ``failures``, ``tag=udp``, ``protocol=UDP``,
-joined with ``&``.
+``path=cross-node``, joined with ``&``. Each grid cell carries a corner mark for its path
+(``PATH_MARKS``) and the tag table a column per path, so failures on one path stand out.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from conformance.reports.judgement import (
     TagScore,
     cell_class,
     one_sentence,
+    path_counts,
+    path_group,
+    run_notes,
     step_title,
     tag_scores,
     totals,
@@ -47,6 +51,15 @@ CLASSES: dict[str, tuple[str, str]] = {
     "check-failed": ("!", "the probe could not run: says nothing about the CNI"),
     "implementation-defined": ("?", "pod to itself: implementation-defined, not judged"),
 }
+
+
+PATH_MARKS: dict[str, tuple[str, str]] = {
+    "cross-node": ("xn", "cross-node: the pods run on different nodes (top-right corner)"),
+    "node": ("nd", "a node's own address (host network) at one end (bottom-left corner)"),
+    "external": ("ex", "a host outside the cluster at one end (bottom-right corner)"),
+}
+"""Path group -> (CSS class of the corner mark on a grid cell, legend text); same-node cells
+carry no mark."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,7 @@ class ScenarioView:
     message: str
     protocols: list[str]
     steps: list[StepView] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -140,6 +154,9 @@ def _display(cell: CellResult, known: bool) -> tuple[str, str]:
     else:
         mark = "?"
     css = ["c", base]
+    path = PATH_MARKS.get(path_group(cell))
+    if path:
+        css.append(path[0])
     if known:
         css.append("known")
     if cell.flaky:
@@ -205,6 +222,7 @@ class _Packer:
         self.reasons = _Table()
         self.steps = _Table()
         self.knowns = _Table()
+        self.node_maps = _Table()
         self.cells: list[list[Any]] = []
 
     def add(self, sc: ScenarioResult, st: StepResult, c: CellResult, j: Judgement) -> int:
@@ -212,9 +230,10 @@ class _Packer:
         dev = j.known_for(sc, st, c)
         head, sep, tail = c.command.partition(" connect ")
         command = [s(head + sep), s(tail)] if sep else ([s(head), -1] if head else -1)
+        pairs = [s(x) for pod, node in sorted(sc.nodes.items()) for x in (pod, node)]
         self.cells.append(
             [
-                self.steps([s(sc.name), s(step_title(st))]),
+                self.steps([s(sc.name), s(step_title(st)), self.node_maps(pairs or None)]),
                 s(c.source),
                 s(c.target),
                 c.port,
@@ -248,6 +267,7 @@ class _Packer:
             "reasons": self.reasons.items,
             "steps": self.steps.items,
             "knowns": self.knowns.items,
+            "nodeMaps": self.node_maps.items,
             "cells": self.cells,
         }
 
@@ -263,7 +283,10 @@ def unpack_cells(payload: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for row in payload["cells"]:
         f = dict(zip(payload["fields"], row, strict=True))
-        scenario, step = (strings[i] for i in payload["steps"][f["step"]])
+        scenario_i, step_i, nodes_i = payload["steps"][f["step"]]
+        scenario, step = strings[scenario_i], strings[step_i]
+        flat = [strings[i] for i in payload["nodeMaps"][nodes_i]] if nodes_i >= 0 else []
+        nodes = dict(zip(flat[::2], flat[1::2], strict=True))
         known = payload["knowns"][f["known"]] if f["known"] >= 0 else None
         cmd = f["command"]
         parts = payload["reasons"][f["reason"]] if f["reason"] >= 0 else []
@@ -278,6 +301,7 @@ def unpack_cells(payload: dict[str, Any]) -> list[dict[str, Any]]:
                 "declared": s(f["declared"]),
                 "served": bool(f["served"]),
                 "path": s(f["path"]),
+                "nodes": [nodes.get(s(f["source"])), nodes.get(s(f["target"]))],
                 "family": s(f["family"]),
                 "observed": s(f["observed"]),
                 "observedVerdict": s(f["observedVerdict"]),
@@ -364,6 +388,7 @@ def build(j: Judgement) -> tuple[list[ScenarioView], dict[str, Any]]:
                 message=sc.message,
                 protocols=sorted(protocols),
                 steps=steps,
+                notes=list(sc.notes),
             )
         )
     return views, packer.payload()
@@ -404,6 +429,9 @@ def render_html(j: Judgement) -> str:
         verdict="fail" if t.scenarios["fail"] else ("error" if t.scenarios["error"] else "pass"),
         totals=t,
         scores=scores,
+        paths=path_counts(j),
+        notes=run_notes(run),
+        path_marks=PATH_MARKS,
         bars=bars(scores),
         chart_width=CHART_WIDTH,
         classes=CLASSES,

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from conformance.api.types import AddressFamily, Grid, L4Protocol
+from conformance.api.types import AddressFamily, Grid, L4Protocol, TrafficPath
 from conformance.errors import ExitCode
 from conformance.live.results import (
     CellResult,
@@ -172,6 +172,88 @@ def totals(j: Judgement) -> Totals:
     return Totals(scenarios, steps, cells, kinds, len(j.known), flaky)
 
 
+PATH_GROUPS: dict[TrafficPath | None, str] = {
+    TrafficPath.SAME_NODE: "same-node",
+    TrafficPath.CROSS_NODE: "cross-node",
+    TrafficPath.FROM_NODE: "node",
+    TrafficPath.TO_NODE: "node",
+    TrafficPath.FROM_EXTERNAL: "external",
+    TrafficPath.TO_EXTERNAL: "external",
+    None: "unknown",
+}
+"""The path groups reports break counts down by (a node's or an outside host's two directions
+are one group each; ``unknown`` when a pod's node was not known)."""
+PATH_ORDER = ("same-node", "cross-node", "node", "external", "unknown")
+
+
+def path_group(cell: CellResult) -> str:
+    return PATH_GROUPS.get(cell.path, "unknown")
+
+
+@dataclass(frozen=True)
+class PathCount:
+    """Cells of one path group: passed (match), failed (unexpected mismatch), known deviations,
+    and skipped (not supported here, or the probe could not run). Pod-to-itself cells are not
+    counted."""
+
+    passed: int = 0
+    failed: int = 0
+    known: int = 0
+    skipped: int = 0
+
+    def __add__(self, other: PathCount) -> PathCount:
+        return PathCount(
+            self.passed + other.passed,
+            self.failed + other.failed,
+            self.known + other.known,
+            self.skipped + other.skipped,
+        )
+
+    @property
+    def phrase(self) -> str:
+        """``118 pass, 2 fail, 4 skip`` (the non-zero counts; ``none`` when all are zero)."""
+        parts = [
+            f"{n} {word}"
+            for n, word in (
+                (self.passed, "pass"),
+                (self.failed, "fail"),
+                (self.known, "known"),
+                (self.skipped, "skip"),
+            )
+            if n
+        ]
+        return ", ".join(parts) or "none"
+
+
+def _path_count(j: Judgement, sc: ScenarioResult, st: StepResult, c: CellResult) -> PathCount:
+    if c.status is CellStatus.MATCH:
+        return PathCount(passed=1)
+    if c.status is CellStatus.MISMATCH:
+        return PathCount(known=1) if cell_key(sc, st, c) in j.known else PathCount(failed=1)
+    if c.status in (CellStatus.NOT_SUPPORTED, CellStatus.CHECK_FAILED):
+        return PathCount(skipped=1)
+    return PathCount()
+
+
+def path_counts(j: Judgement) -> dict[str, PathCount]:
+    """The run's cells per path group, in ``PATH_ORDER``; groups without cells left out."""
+    acc: dict[str, PathCount] = {}
+    for sc, st, c in iter_cells(j.run):
+        if c.status is CellStatus.IGNORED:
+            continue
+        group = path_group(c)
+        acc[group] = acc.get(group, PathCount()) + _path_count(j, sc, st, c)
+    return {g: acc[g] for g in PATH_ORDER if g in acc}
+
+
+def path_line(j: Judgement) -> str:
+    """``by path: same-node 120 pass; cross-node 98 pass, 22 fail`` ("" when no cell counts)."""
+    counts = path_counts(j)
+    if not counts:
+        return ""
+    return "by path: " + "; ".join(f"{g} {c.phrase}" for g, c in counts.items())
+
+
 @dataclass(frozen=True)
 class TagScore:
     """How a CNI does on one feature tag: scenarios passed and cells matched."""
@@ -185,6 +267,12 @@ class TagScore:
     denied: int  # unexpectedly denied (outages), known deviations excluded
     known: int = 0  # mismatches accepted as known deviations
     skipped: int = 0  # scenarios skipped (not supported here): neither passed nor failed
+    paths: tuple[tuple[str, PathCount], ...] = ()
+    """Cells per path group (``PATH_ORDER``), so "fails only cross-node" shows."""
+
+    def path(self, group: str) -> PathCount | None:
+        """The tag's cells of one path group; None when it has none."""
+        return dict(self.paths).get(group)
 
     @property
     def ok(self) -> bool:
@@ -205,11 +293,16 @@ class TagScore:
 def tag_scores(j: Judgement) -> list[TagScore]:
     """One score per tag (scenarios without tags count under ``untagged``), sorted by name."""
     acc: dict[str, list[int]] = {}
+    paths: dict[str, dict[str, PathCount]] = {}
     for sc in j.run.scenarios:
         outcome = j.scenario_outcome(sc)
         row = [1, int(outcome in ("pass", "known")), 0, 0, 0, 0, 0, int(outcome == "skipped")]
+        by_path: dict[str, PathCount] = {}
         for st in sc.steps:
             for c in st.cells:
+                if c.status is not CellStatus.IGNORED:
+                    group = path_group(c)
+                    by_path[group] = by_path.get(group, PathCount()) + _path_count(j, sc, st, c)
                 if c.status not in (CellStatus.MATCH, CellStatus.MISMATCH):
                     continue
                 row[2] += 1
@@ -224,7 +317,35 @@ def tag_scores(j: Judgement) -> list[TagScore]:
         for tag in sc.tags or ["untagged"]:
             prev = acc.setdefault(tag, [0] * 8)
             acc[tag] = [a + b for a, b in zip(prev, row, strict=True)]
-    return [TagScore(tag, *acc[tag]) for tag in sorted(acc)]
+            mine = paths.setdefault(tag, {})
+            for group, count in by_path.items():
+                mine[group] = mine.get(group, PathCount()) + count
+    return [
+        TagScore(
+            tag,
+            scenarios=n,
+            scenarios_passed=passed,
+            cells_judged=judged,
+            cells_matched=matched,
+            allowed=allowed,
+            denied=denied,
+            known=known,
+            skipped=skipped,
+            paths=tuple((g, paths[tag][g]) for g in PATH_ORDER if g in paths[tag]),
+        )
+        for tag in sorted(acc)
+        for n, passed, judged, matched, allowed, denied, known, skipped in [acc[tag]]
+    ]
+
+
+def run_notes(run: RunResult) -> list[tuple[str, list[str]]]:
+    """Each distinct scenario note (how pods were placed, pods that ran elsewhere than asked)
+    with the scenarios it is about, warnings first."""
+    acc: dict[str, list[str]] = {}
+    for sc in run.scenarios:
+        for note in sc.notes:
+            acc.setdefault(note, []).append(sc.name)
+    return sorted(acc.items(), key=lambda item: not item[0].startswith("warning"))
 
 
 def one_sentence(j: Judgement) -> str:

@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from conformance.live.results import Status
 from conformance.reports.judgement import (
     Judgement,
+    PathCount,
     cell_label,
     one_sentence,
+    path_counts,
+    run_notes,
     step_title,
     tag_scores,
     totals,
@@ -46,8 +49,16 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
     return out
 
 
+def _path_cell(count: PathCount | None) -> str:
+    """A tag's cells on one path: ``98 pass, 22 fail`` (failures bold), ``-`` for none."""
+    if count is None:
+        return "-"
+    return f"**{count.phrase}**" if count.failed else count.phrase
+
+
 def render_markdown(j: Judgement, limit: int = LIMIT) -> str:
     run, t = j.run, totals(j)
+    paths = path_counts(j)
     verdict = "FAIL" if t.scenarios["fail"] else ("ERROR" if t.scenarios["error"] else "PASS")
     lines = [
         f"## netpol-conformance: {verdict}",
@@ -116,6 +127,7 @@ def render_markdown(j: Judgement, limit: int = LIMIT) -> str:
                 "unexpectedly allowed",
                 "unexpectedly denied",
                 "known deviations",
+                *paths,
             ],
             [
                 [
@@ -125,11 +137,34 @@ def render_markdown(j: Judgement, limit: int = LIMIT) -> str:
                     s.allowed,
                     s.denied,
                     s.known,
+                    *(_path_cell(s.path(g)) for g in paths),
                 ]
                 for s in tag_scores(j)
             ],
         ),
     ]
+    if paths:
+        lines += [
+            "",
+            "### By path",
+            "",
+            *table(
+                ["path", "pass", "fail", "known deviation", "skipped"],
+                [
+                    [g if not c.failed else f"**{g}**", c.passed, c.failed, c.known, c.skipped]
+                    for g, c in paths.items()
+                ],
+            ),
+        ]
+    notes = run_notes(run)
+    if notes:
+        lines += ["", "### Notes", ""]
+        lines += [
+            f"- {md_escape(note)} ({', '.join(md_escape(n) for n in names[:5])}"
+            + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            + ")"
+            for note, names in notes
+        ]
     lines += _failures(j, limit)
     lines += _skipped(j)
     lines += _known(j)

@@ -14,7 +14,14 @@ from conformance.live.probing import Outcome
 from conformance.live.results import CellResult, CellStatus, StepResult
 from conformance.reference.evaluator import Verdict
 from conformance.reference.truthtable import mark_for, render_grid
-from conformance.reports.judgement import Judgement, one_sentence, step_title, totals
+from conformance.reports.judgement import (
+    Judgement,
+    one_sentence,
+    path_line,
+    run_notes,
+    step_title,
+    totals,
+)
 
 OBSERVED_MARKS = {
     Outcome.CONNECTED: ".",
@@ -163,9 +170,25 @@ def summary_lines(j: Judgement) -> list[str]:
         f"{cells['mismatch']} mismatch, {cells['check-failed']} check-failed, "
         f"{cells['not-supported']} not supported, {t.flaky} flaky.",
     ]
+    by_path = path_line(j)
+    if by_path:
+        lines.append(f"{by_path}.")
     if j.run.retries:
         lines.append(f"retried after transient errors: {retries_phrase(j.run.retries)}.")
     return [*lines, one_sentence(j)]
+
+
+def note_lines(j: Judgement, names: int = 3) -> list[str]:
+    """One line per distinct scenario note (placement, pods that ran elsewhere than asked),
+    naming the first scenarios it is about."""
+    lines = []
+    for note, scenarios in run_notes(j.run):
+        prefix = "" if note.startswith("warning") else "note: "
+        who = ", ".join(scenarios[:names])
+        if len(scenarios) > names:
+            who += f" and {len(scenarios) - names} more"
+        lines.append(f"{prefix}{note} [{who}]")
+    return lines
 
 
 def retries_phrase(retries: Mapping[str, int]) -> str:

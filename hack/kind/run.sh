@@ -15,6 +15,9 @@
 #                   that has it installed, for the pytest form (default: python3)
 #   KNOWN_DEVIATIONS  deviations file (default: known-deviations/CNI.yaml, or
 #                   known-deviations/CNI-via-service.yaml with VIA=service when it exists)
+#   NETPOL_OUTSIDE=0  do not start outside clients (outside-clients.sh); cells from outside the
+#                   cluster are then skipped with a reason, and egress to external endpoints
+#                   has no address to go to
 #
 # Exit code: that of `netpol-conformance run`: 0 no mismatch beyond the known deviations,
 # 1 mismatches that are not known deviations (regressions), 2 usage, 3 infrastructure (the doctor
@@ -69,6 +72,17 @@ if "${netpol}" run --help 2>/dev/null | grep -q -- '--known-deviations'; then
     run_args+=(--known-deviations "${deviations}")
 else
     warn "this netpol-conformance has no --known-deviations: every mismatch fails the run"
+fi
+if [[ "${NETPOL_OUTSIDE:-1}" != 0 ]]; then
+    if ! "${netpol}" run --help 2>/dev/null | grep -q -- '--outside-exec'; then
+        warn "this netpol-conformance has no --outside-exec: cells from outside clients are skipped"
+    elif outside="$("${HACK_KIND_DIR}/outside-clients.sh" up "${cni}" "${scenarios[@]}")"; then
+        # One argument per line: --outside-exec TEMPLATE, then --external NAME=IP per client.
+        mapfile -t outside_args <<<"${outside}"
+        run_args+=("${outside_args[@]}")
+    else
+        warn "outside clients could not be started: cells from outside the cluster are skipped"
+    fi
 fi
 log "running the suite: ${netpol} run ${scenarios[*]} ${run_args[*]}"
 set +e

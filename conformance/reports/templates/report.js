@@ -17,6 +17,10 @@
     var known = row[F.known] >= 0 ? packed.knowns[row[F.known]] : null;
     var cmd = row[F.command];
     var reason = row[F.reason] >= 0 ? packed.reasons[row[F.reason]].map(str).join("; ") : "";
+    // Where the scenario's pods ran: flat [pod, node, pod, node, ...] string indices.
+    var nodes = {};
+    var flat = where[2] >= 0 ? packed.nodeMaps[where[2]] : [];
+    for (var k = 0; k + 1 < flat.length; k += 2) { nodes[str(flat[k])] = str(flat[k + 1]); }
     return {
       scenario: str(where[0]),
       step: str(where[1]),
@@ -27,6 +31,7 @@
       declared: str(row[F.declared]),
       served: row[F.served] === 1,
       path: str(row[F.path]),
+      nodes: [nodes[str(row[F.source])] || null, nodes[str(row[F.target])] || null],
       family: str(row[F.family]),
       observed: str(row[F.observed]),
       observedVerdict: str(row[F.observedVerdict]),
@@ -45,6 +50,8 @@
   var onlyFailures = document.getElementById("only-failures");
   var tagFilter = document.getElementById("tag-filter");
   var protocolFilter = document.getElementById("protocol-filter");
+  // Present only when the run has cells on more than one path; cells of other paths are dimmed.
+  var pathFilter = document.getElementById("path-filter");
   var selected = null;
 
   function text(tag, value, cls) {
@@ -85,7 +92,8 @@
       ["why the reference says " + c.expected, c.reason, "reason"],
       ["expected (reference evaluator)", c.expected + (c.served ? "" : " (port not served)")],
       ["declared by the scenario", c.declared || "nothing declared"],
-      ["path", (c.path || "unknown (the nodes of the pods are not known)") + ", " + c.family],
+      ["path", (c.path || "unknown (the nodes of the pods are not known)") + ", " + c.family +
+        (c.nodes[0] || c.nodes[1] ? " (from " + (c.nodes[0] || "outside the cluster") + " to " + (c.nodes[1] || "outside the cluster") + ")" : ""), "path"],
       ["observed outcome", describeObserved(c), "observed"],
       ["attempts", String(c.attempts) + (c.history.length ? ": " + c.history.join(", ") : "")],
       ["converged after", c.convergedAfter !== null ? c.convergedAfter + " s after the API accepted the step's last change (start of the agreeing probe)" :
@@ -114,6 +122,7 @@
     var failures = onlyFailures.checked;
     var tag = tagFilter.value;
     var proto = protocolFilter.value;
+    if (pathFilter) { document.body.setAttribute("data-path", pathFilter.value); }
     var shown = 0;
     var sections = document.querySelectorAll("section.scenario");
     sections.forEach(function (sec) {
@@ -161,6 +170,7 @@
     if (params.has("all")) { onlyFailures.checked = false; }
     if (params.has("tag")) { tagFilter.value = params.get("tag"); }
     if (params.has("protocol")) { protocolFilter.value = params.get("protocol"); }
+    if (params.has("path") && pathFilter) { pathFilter.value = params.get("path"); }
     apply();
     var cell = params.get("cell");
     var i = null;
@@ -206,7 +216,8 @@
     }
   });
   document.getElementById("panel-close").addEventListener("click", hidePanel);
-  [onlyFailures, tagFilter, protocolFilter].forEach(function (el) {
+  [onlyFailures, tagFilter, protocolFilter, pathFilter].forEach(function (el) {
+    if (!el) { return; }
     el.addEventListener("change", function () { unfocus(); apply(); });
   });
   window.addEventListener("hashchange", function () { fromHash(false); });
