@@ -5,6 +5,8 @@ first, then the admin tiers (AdminNetworkPolicy, BaselineAdminNetworkPolicy, Clu
 from __future__ import annotations
 
 import ipaddress
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,11 +14,13 @@ import pytest
 from conformance.api.model import ClusterState, ContainerPort, ExternalHost, Namespace, Pod
 from conformance.api.model import frozen_labels as fl
 from conformance.api.types import L4Protocol
+from conformance.cli import main
 from conformance.reference.evaluator import Evaluator, Verdict
 from tests.helpers import netpol
 from tests.strategies import anp, banp, cnp
 
 TCP, UDP = L4Protocol.TCP, L4Protocol.UDP
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _state() -> ClusterState:
@@ -472,3 +476,24 @@ def test_renamed_reasons_rename_the_admin_near_miss() -> None:
     )
     assert "closest admin rule: AdminNetworkPolicy scen-let-in (priority 5)" in renamed.reason
     assert "the namespace of scen-x/a has team=a" in renamed.reason
+
+
+def test_evaluate_explain_and_json_carry_the_admin_near_miss(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The shipped BANP scenario: a cell the BaselineAdminNetworkPolicy denies names, in the JSON
+    document and in --explain, the Allow rule of the same policy that came closest."""
+    scenario = ROOT / "scenarios" / "admin" / "v1alpha1" / "banp-core-gress-rules.yaml"
+    assert main(["evaluate", "--output", "json", str(scenario)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    near = [
+        c
+        for s in doc["scenarios"]
+        for st in s["steps"]
+        for c in st["cells"]
+        if "closest admin rule: BaselineAdminNetworkPolicy default" in c["reason"]
+    ]
+    assert near and all(c["verdict"] == "deny" for c in near)
+    assert any("(Allow): the namespace of" in c["reason"] for c in near), near[0]["reason"]
+    assert main(["evaluate", "--explain", str(scenario)]) == 0
+    assert "closest admin rule: BaselineAdminNetworkPolicy default" in capsys.readouterr().out
