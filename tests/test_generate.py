@@ -237,3 +237,26 @@ def test_some_admin_scenarios_depend_on_the_priority_order(admin: str) -> None:
         if any("pair" in o["metadata"]["name"] for s in d["steps"] for o in s.get("apply", []))
     }
     assert set(sensitive) <= paired
+
+
+def _pass_as_allow(doc: dict[str, Any]) -> dict[str, Any]:
+    """The scenario with every Pass rule read as allow (as the knob ``pass-as-allow`` does)."""
+    out = copy.deepcopy(doc)
+    for step in out["steps"]:
+        for obj in step.get("apply", []):
+            allow = "Accept" if obj["apiVersion"].endswith("v1alpha2") else "Allow"
+            for direction in ("ingress", "egress"):
+                for rule in obj["spec"].get(direction) or []:
+                    if rule.get("action") == "Pass":
+                        rule["action"] = allow
+    return out
+
+
+@pytest.mark.parametrize("admin", ["v1alpha1", "v1alpha2"])
+def test_some_admin_scenarios_depend_on_pass_handing_over(admin: str) -> None:
+    """An Admin-tier Pass and a Baseline Deny on the same traffic: a 10-scenario corpus must
+    contain scenarios whose verdicts change when Pass is read as allow (the seed-70 corpus of
+    v1alpha2 scenarios had none, and selftest missed pass-as-allow)."""
+    docs = generate(GenerateOptions(seed=70, count=10, steps=3, admin=admin))
+    sensitive = [d["name"] for d in docs if _tables(d) != _tables(_pass_as_allow(d))]
+    assert len(sensitive) >= 2, admin

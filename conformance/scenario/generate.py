@@ -9,7 +9,8 @@ Only the API's own fields are drawn (``pod_selector``, ``namespace_selector``, `
 ``except``, numbered, named and ranged ports, both policy types), and only values the API server
 accepts, so a real cluster never rejects a generated policy. Pods differ in what their port names
 mean (some swap ``serve-80-*`` and ``serve-81-*``), so a named port resolved on the wrong pod
-shows; admin steps sometimes add two policies whose priority order decides verdicts; with an
+shows; admin steps sometimes add two policies whose priority order decides verdicts, or a Pass
+whose traffic the Baseline tier denies (so Pass read as allow shows); with an
 ``accept`` check every step changes at least one verdict. A step's kind (policies, namespace
 label, pod label, pod churn) is drawn once and redrawn within that kind first, so a kind that
 rarely flips a verdict (a namespace label only matters to a selector on it) is not crowded out
@@ -34,6 +35,8 @@ KINDS = (("policy", 0.5), ("namespace-label", 0.15), ("pod-label", 0.15), ("chur
 SWAP_CHANCE = 0.4  # a pod names its port 80 `serve-81-*` and 81 `serve-80-*`
 PAIR_CHANCE = 0.3  # a policy step adds two admin policies of different priorities that disagree
 PAIR_PRIORITIES = (3, 4)  # never drawn otherwise: no tie with the other admin policies
+PASS_CHANCE = 0.3  # a policy step adds an Admin-tier Pass and a Baseline Deny on the same traffic
+PASS_PRIORITY = 6  # never drawn otherwise (nor by the opposing pair)
 
 Accept = Callable[[dict[str, Any]], bool]
 """Judges a scenario document whose last step was just drawn (True: keep it)."""
@@ -225,7 +228,56 @@ class _Draw:
             )
         if self.rng.random() < PAIR_CHANCE:
             out += self._opposing_pair()
+        if self.rng.random() < PASS_CHANCE and not banp:
+            out += self._pass_and_baseline_deny()
         return out
+
+    def _pass_and_baseline_deny(self) -> list[dict[str, Any]]:
+        """An Admin-tier Pass and a Baseline-tier Deny with one subject, one peer, one direction:
+        where no NetworkPolicy isolates the subject pod, the traffic is passed to the baseline
+        and denied, so an implementation that reads Pass as allow (or skips the baseline) lets
+        it through."""
+        v2 = self.o.admin == "v1alpha2"
+        subject = {"namespaces": {"matchLabels": {NS_LABEL: self.rng.choice(NAMESPACES)}}}
+        direction, peer_key = self.rng.choice([("ingress", "from"), ("egress", "to")])
+        if direction == "egress":
+            self.features.add("Egress")
+        peer = {"namespaces": {"matchLabels": {NS_LABEL: self.rng.choice(NAMESPACES)}}}
+
+        def policy(kind: str, version: str, name: str, spec: dict[str, Any], action: str) -> Any:
+            rules = [{"name": "r0", "action": action, peer_key: [peer]}]
+            return {
+                "apiVersion": f"policy.networking.k8s.io/{version}",
+                "kind": kind,
+                "metadata": {"name": name},
+                "spec": {**spec, "subject": subject, direction: rules},
+            }
+
+        if v2:
+            self.features.add("ClusterNetworkPolicy")
+            return [
+                policy(
+                    "ClusterNetworkPolicy",
+                    "v1alpha2",
+                    "cnp-pass",
+                    {"tier": "Admin", "priority": PASS_PRIORITY},
+                    "Pass",
+                ),
+                policy(
+                    "ClusterNetworkPolicy",
+                    "v1alpha2",
+                    "cnp-pass-deny",
+                    {"tier": "Baseline", "priority": PASS_PRIORITY},
+                    "Deny",
+                ),
+            ]
+        self.features |= {"AdminNetworkPolicy", "BaselineAdminNetworkPolicy"}
+        return [
+            policy(
+                "AdminNetworkPolicy", "v1alpha1", "anp-pass", {"priority": PASS_PRIORITY}, "Pass"
+            ),
+            policy("BaselineAdminNetworkPolicy", "v1alpha1", "default", {}, "Deny"),
+        ]
 
     def _opposing_pair(self) -> list[dict[str, Any]]:
         """Two Admin-tier policies with one subject, one peer and one direction, of different
