@@ -168,7 +168,7 @@ class SideDecision:
     tied: tuple[RuleRef, ...] = ()
     note: str = ""
     near: RuleRef | None = None
-    """The admin rule that came closest to deciding the other way (its ``missed`` says why not)."""
+    """On a denied side: the admin rule that came closest to allowing (``missed`` says why not)."""
 
     def __post_init__(self) -> None:
         if self.verdict is not Verdict.IMPLEMENTATION_DEFINED:
@@ -436,9 +436,6 @@ class Evaluator:
 
     # -- rule 8: the tiers, in order ---------------------------------------------------------
 
-    def _side(self, c: _Conn) -> SideDecision:
-        return self._tiers(c)
-
     def _with_near_miss(self, c: _Conn, side: SideDecision) -> SideDecision:
         """A denied ``side`` with the admin rule that came closest to allowing it: of the Admin
         tier when NetworkPolicy denied (its isolation is final, so no Baseline rule could have
@@ -458,7 +455,7 @@ class Evaluator:
         policy, rule, why = found
         return replace(side, near=replace(_ref(policy, rule, c.direction), missed=why))
 
-    def _tiers(self, c: _Conn) -> SideDecision:
+    def _side(self, c: _Conn) -> SideDecision:
         hits = _first_hits(self._admin.get((c.pod.key, c.direction), ()), self, c)
         if not hits:
             return self._network_policy_tier(c, ())
