@@ -880,7 +880,8 @@ def test_reason_names_tier_policy_rule_and_action() -> None:
     assert d.ingress.tier is DecidingTier.ADMIN
     assert (
         str(d.ingress.decided_by)
-        == "AdminNetworkPolicy guard (priority 10) ingress rule 0 'no-y' (Deny)"
+        == "AdminNetworkPolicy guard (priority 10) ingress rule 0 'no-y' (Deny) "
+        "[from namespaces {kubernetes.io/metadata.name=y}, any port]"
     )
     assert "denied by AdminNetworkPolicy guard" in d.reason
 
@@ -911,7 +912,8 @@ def test_reason_names_pass_and_the_deciding_networkpolicy() -> None:
     d = Evaluator(_state(), pols).decide("y/a", "x/a", 80, TCP)
     assert d.ingress.tier is DecidingTier.NETWORK_POLICY
     assert [str(r) for r in d.ingress.passed_by] == [
-        "AdminNetworkPolicy p (priority 1) ingress rule 0 'to-np' (Pass)"
+        "AdminNetworkPolicy p (priority 1) ingress rule 0 'to-np' (Pass) "
+        "[from namespaces {kubernetes.io/metadata.name=y}, any port]"
     ]
     assert "isolated by x/deny-all" in d.reason
 
@@ -921,7 +923,10 @@ def test_banp_reason_has_no_priority() -> None:
         _state(), [banp({"subject": SUBJECT_X, "ingress": [ing("Deny", FROM_Y)]})]
     ).decide("y/a", "x/a", 80, TCP)
     assert d.ingress.tier is DecidingTier.BASELINE
-    assert str(d.ingress.decided_by) == "BaselineAdminNetworkPolicy default ingress rule 0 (Deny)"
+    assert str(d.ingress.decided_by) == (
+        "BaselineAdminNetworkPolicy default ingress rule 0 (Deny) "
+        "[from namespaces {kubernetes.io/metadata.name=y}, any port]"
+    )
 
 
 def test_admin_policies_lists_subject_policies_by_direction() -> None:

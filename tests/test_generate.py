@@ -157,7 +157,24 @@ def test_every_generated_step_flips_a_verdict(tmp_path: Path) -> None:
             kinds.update(
                 k for k in ("apply", "label_pods", "label_namespaces", "add_pods") if k in step
             )
-    assert kinds["apply"] and kinds["label_pods"] + kinds["label_namespaces"] and kinds["add_pods"]
+    assert all(kinds[k] for k in ("apply", "label_pods", "label_namespaces", "add_pods")), kinds
+
+
+def test_label_steps_never_set_the_value_a_label_has() -> None:
+    """A relabel to the same value is a no-op that the flip check would only throw away, and
+    enough of them crowded namespace label steps out of a 40-scenario corpus entirely."""
+    for doc in generate(GenerateOptions(seed=9, count=60, steps=4)):
+        teams: dict[str, Any] = {}
+        labels = {p["name"]: p["labels"]["pod"] for p in doc["topology"]["pods"]}
+        for step in doc["steps"]:
+            for ns, new in step.get("label_namespaces", {}).items():
+                assert new["team"] != teams.get(ns), (doc["name"], step["name"])
+                teams[ns] = new["team"]
+            for key, new in step.get("label_pods", {}).items():
+                assert new["pod"] != labels[key], (doc["name"], step["name"])
+                labels[key] = new["pod"]
+            for pod in step.get("add_pods", []):
+                labels[pod["name"]] = pod["labels"]["pod"]
 
 
 def test_without_the_check_no_op_steps_happen() -> None:
@@ -220,3 +237,26 @@ def test_some_admin_scenarios_depend_on_the_priority_order(admin: str) -> None:
         if any("pair" in o["metadata"]["name"] for s in d["steps"] for o in s.get("apply", []))
     }
     assert set(sensitive) <= paired
+
+
+def _pass_as_allow(doc: dict[str, Any]) -> dict[str, Any]:
+    """The scenario with every Pass rule read as allow (as the knob ``pass-as-allow`` does)."""
+    out = copy.deepcopy(doc)
+    for step in out["steps"]:
+        for obj in step.get("apply", []):
+            allow = "Accept" if obj["apiVersion"].endswith("v1alpha2") else "Allow"
+            for direction in ("ingress", "egress"):
+                for rule in obj["spec"].get(direction) or []:
+                    if rule.get("action") == "Pass":
+                        rule["action"] = allow
+    return out
+
+
+@pytest.mark.parametrize("admin", ["v1alpha1", "v1alpha2"])
+def test_some_admin_scenarios_depend_on_pass_handing_over(admin: str) -> None:
+    """An Admin-tier Pass and a Baseline Deny on the same traffic: a 10-scenario corpus must
+    contain scenarios whose verdicts change when Pass is read as allow (the seed-70 corpus of
+    v1alpha2 scenarios had none, and selftest missed pass-as-allow)."""
+    docs = generate(GenerateOptions(seed=70, count=10, steps=3, admin=admin))
+    sensitive = [d["name"] for d in docs if _tables(d) != _tables(_pass_as_allow(d))]
+    assert len(sensitive) >= 2, admin

@@ -139,7 +139,7 @@ def _check_minimal(doc: dict[str, Any]) -> None:
 @pytest.mark.cluster
 @pytest.mark.slow
 def test_shrink_cli_reduces_a_generated_scenario_that_an_except_bug_fails(tmp_path: Path) -> None:
-    path = _generated(tmp_path / "gen", 3)
+    path = _generated(tmp_path / "gen", 0)
     st = cli(
         "selftest", str(path), "--deviation", "ignore-except", "--output-dir", str(tmp_path / "st")
     )
@@ -149,7 +149,7 @@ def test_shrink_cli_reduces_a_generated_scenario_that_an_except_bug_fails(tmp_pa
         "shrink",
         str(results),
         "--scenario",
-        "generated-7-3",
+        "generated-7-0",
         "--deviation",
         "ignore-except",
         "--out",
@@ -157,18 +157,18 @@ def test_shrink_cli_reduces_a_generated_scenario_that_an_except_bug_fails(tmp_pa
         timeout=900,
     )
     assert res.returncode == 0, res.stdout + res.stderr
-    doc = yaml.safe_load((tmp_path / "out" / "generated-7-3-shrunk.yaml").read_text())
+    doc = yaml.safe_load((tmp_path / "out" / "generated-7-0-shrunk.yaml").read_text())
     _check_minimal(doc)
-    assert load_scenario(tmp_path / "out" / "generated-7-3-shrunk.yaml").spec.steps[0].expect
-    report = (tmp_path / "out" / "generated-7-3-shrunk.md").read_text()
+    assert load_scenario(tmp_path / "out" / "generated-7-0-shrunk.yaml").spec.steps[0].expect
+    report = (tmp_path / "out" / "generated-7-0-shrunk.md").read_text()
     assert "| deny | allow (connected) |" in report and "kubectl" in report
-    assert "shrunk generated-7-3 from 3 steps" in res.stdout
+    assert "shrunk generated-7-0 from 3 steps" in res.stdout
 
     not_failing = cli(
         "shrink",
         str(results),
         "--scenario",
-        "generated-7-3",
+        "generated-7-0",
         "--out",
         str(tmp_path / "none"),
         timeout=300,

@@ -128,6 +128,8 @@ class RuleRef:
     detail: str = ""
     matched: str = ""
     """Which peer and port of the rule matched (``from ipBlock 10.0.0.0/8, port 80/TCP``)."""
+    missed: str = ""
+    """For a near miss: what kept the rule from matching (``port 81 is outside 80-80``)."""
 
     def __str__(self) -> str:
         text = f"{self.kind} {self.policy}"
@@ -165,12 +167,20 @@ class SideDecision:
     passed_by: tuple[RuleRef, ...] = ()
     tied: tuple[RuleRef, ...] = ()
     note: str = ""
+    near: RuleRef | None = None
+    """On a denied side: the admin rule that came closest to allowing (``missed`` says why not)."""
 
     def __post_init__(self) -> None:
         if self.verdict is not Verdict.IMPLEMENTATION_DEFINED:
             object.__setattr__(self, "verdict", Verdict.ALLOW if self.allowed else Verdict.DENY)
 
     def describe(self) -> str:
+        text = self._describe()
+        if self.near is not None:
+            text += f"; closest admin rule: {self.near}: {self.near.missed}"
+        return text
+
+    def _describe(self) -> str:
         side = f"{self.direction.lower()} of {self.endpoint}"
         if not self.applicable:
             return f"{side}: {self.note or 'not a pod, no policy applies'}"
@@ -240,7 +250,7 @@ class Decision:
             return _WORD.sub(word, t)
 
         def ref(r: RuleRef) -> RuleRef:
-            return replace(r, policy=name(r.policy), matched=text(r.matched))
+            return replace(r, policy=name(r.policy), matched=text(r.matched), missed=text(r.missed))
 
         def side(s: SideDecision) -> SideDecision:
             return replace(
@@ -252,6 +262,7 @@ class Decision:
                 decided_by=None if s.decided_by is None else ref(s.decided_by),
                 passed_by=tuple(map(ref, s.passed_by)),
                 tied=tuple(map(ref, s.tied)),
+                near=None if s.near is None else ref(s.near),
             )
 
         return replace(self, egress=side(self.egress), ingress=side(self.ingress))
@@ -333,6 +344,21 @@ class Evaluator:
                         baseline.setdefault(key, []).append(policy)
         self._admin = {k: _groups(v) for k, v in admin.items()}
         self._baseline = {k: _groups(v) for k, v in baseline.items()}
+        # Near misses (nearmiss.closest_admin_miss): every admin policy with rules for a
+        # direction, whatever its subject, in evaluation order (a BANP after its tier's CNPs).
+        ordered = sorted(
+            (p for p in self.policies if isinstance(p, AdminPolicy)),
+            key=lambda p: (p.kind == BANP, p.priority or 0, p.kind, p.name),
+        )
+        self._near_pool = {
+            d: (
+                tuple(p for p in ordered if p.rules(d) and p.tier is Tier.ADMIN and p.kind != BANP),
+                tuple(
+                    p for p in ordered if p.rules(d) and (p.tier is Tier.BASELINE or p.kind == BANP)
+                ),
+            )
+            for d in Direction
+        }
 
     def _add_network_policy(self, policy: NetworkPolicy) -> None:
         for pod in self.state.pods_in(policy.namespace):
@@ -380,6 +406,14 @@ class Evaluator:
         self_traffic = source == target
         if self_traffic and not self.include_self:
             verdict = Verdict.IMPLEMENTATION_DEFINED  # Rule 7.
+        if verdict is Verdict.DENY:
+            # A denied cell names, per denying side, the admin rule that came closest to allowing.
+            if isinstance(src, Pod) and not egress.allowed:
+                c = _Conn(Direction.EGRESS, src, dst, dst, port, protocol, family)
+                egress = self._with_near_miss(c, egress)
+            if isinstance(dst, Pod) and not ingress.allowed:
+                c = _Conn(Direction.INGRESS, dst, src, dst, port, protocol, family)
+                ingress = self._with_near_miss(c, ingress)
         return Decision(verdict, egress, ingress, allows, self_traffic)
 
     def _endpoint_side(
@@ -401,6 +435,25 @@ class Evaluator:
         return self._side(_Conn(direction, end, other, dst, port, protocol, family))
 
     # -- rule 8: the tiers, in order ---------------------------------------------------------
+
+    def _with_near_miss(self, c: _Conn, side: SideDecision) -> SideDecision:
+        """A denied ``side`` with the admin rule that came closest to allowing it: of the Admin
+        tier when NetworkPolicy denied (its isolation is final, so no Baseline rule could have
+        allowed), of both tiers when the Baseline tier denied. A side an admin Deny decided
+        names the rule and what matched instead."""
+        admin, baseline = self._near_pool[c.direction]
+        if side.tier is DecidingTier.NETWORK_POLICY:
+            pool = admin
+        elif side.tier is DecidingTier.BASELINE:
+            pool = admin + baseline
+        else:
+            return side
+        candidates = ((p, nearmiss.subject_miss(p.subject, c.pod, self._labels_of)) for p in pool)
+        found = nearmiss.closest_admin_miss(candidates, c.direction, self._seen(c))
+        if found is None:
+            return side
+        policy, rule, why = found
+        return replace(side, near=replace(_ref(policy, rule, c.direction), missed=why))
 
     def _side(self, c: _Conn) -> SideDecision:
         hits = _first_hits(self._admin.get((c.pod.key, c.direction), ()), self, c)
@@ -468,7 +521,13 @@ class Evaluator:
 
     def _seen(self, c: _Conn) -> nearmiss.Seen:
         """The connection as ``nearmiss`` describes it."""
-        return nearmiss.Seen(c.other, c.dst, c.port, c.protocol, c.family, self._labels_of)
+        return nearmiss.Seen(
+            c.other, c.dst, c.port, c.protocol, c.family, self._labels_of, self._node_labels_of
+        )
+
+    def _node_labels_of(self, name: str | None) -> Mapping[str, str] | None:
+        node = self.state.node(name)
+        return None if node is None else node.effective_labels()
 
     def _baseline_tier(self, c: _Conn, passed: tuple[RuleRef, ...]) -> SideDecision:
         key = (c.pod.key, c.direction)
@@ -508,8 +567,10 @@ class Evaluator:
     ) -> SideDecision:
         """Rules 9 and 11: the outcome of the matching rule(s) of one priority level."""
         outcomes: list[SideDecision] = []
+        seen = self._seen(c)
         for hit in hits:
-            ref = _ref(hit.policy, hit.rule, c.direction)
+            matched = nearmiss.admin_rule_match(hit.rule, c.direction, seen) if hit.certain else ""
+            ref = _ref(hit.policy, hit.rule, c.direction, matched)
             if not hit.certain:
                 return SideDecision(
                     c.direction,
@@ -666,7 +727,7 @@ def _first_hits(groups: Iterable[_Group], ev: Evaluator, c: _Conn) -> tuple[_Hit
     return ()
 
 
-def _ref(policy: AdminPolicy, rule: AdminRule, direction: Direction) -> RuleRef:
+def _ref(policy: AdminPolicy, rule: AdminRule, direction: Direction, matched: str = "") -> RuleRef:
     if policy.priority is None:
         detail = ""
     elif policy.kind == "ClusterNetworkPolicy":
@@ -674,7 +735,14 @@ def _ref(policy: AdminPolicy, rule: AdminRule, direction: Direction) -> RuleRef:
     else:
         detail = f"priority {policy.priority}"
     return RuleRef(
-        policy.kind, policy.name, direction, rule.index, rule.name, str(rule.action), detail
+        policy.kind,
+        policy.name,
+        direction,
+        rule.index,
+        rule.name,
+        str(rule.action),
+        detail,
+        matched,
     )
 
 

@@ -1,17 +1,27 @@
-"""Why a NetworkPolicy rule matched a connection, or why it did not: the words of a cell's reason.
+"""Why a rule matched a connection, or why it did not: the words of a cell's reason.
 
 A denied cell names the rule that came closest (one of its peers or its ports matched, only the
 other did not) and what kept it from matching: an address inside ``except``, a port outside
 ``port..endPort``, what a named port resolves to on the destination, the label a selector wanted.
-An allowed cell names the peer and port that matched. Pure functions over the model; the
-evaluator calls them only when it writes a reason.
+An allowed cell names the peer and port that matched. The same holds for the admin tiers
+(AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy), whose rules can also miss
+because the policy's subject does not select the pod, an address is outside every ``networks``
+CIDR, or the other end is not a node. Pure functions over the model; the evaluator calls them
+only when it writes a reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from conformance.api.adminpol import (
+    AdminPeer,
+    AdminPolicy,
+    AdminPort,
+    AdminRule,
+    Subject,
+)
 from conformance.api.model import Endpoint, ExternalHost, Pod
 from conformance.api.netpol import (
     NetworkPolicy,
@@ -24,6 +34,9 @@ from conformance.api.types import AddressFamily, Direction, L4Protocol
 
 LabelsOf = Callable[[str], Mapping[str, str]]
 """A namespace's labels (``kubernetes.io/metadata.name`` included)."""
+
+NodeLabelsOf = Callable[[str | None], Mapping[str, str] | None]
+"""A node's labels (the kubelet's included), None when the node is not known."""
 
 _MAX_PARTS = 3  # reasons name at most this many peers or ports, then "..."
 
@@ -86,19 +99,24 @@ def port_miss(rule_port: NetworkPolicyPort, dst: Endpoint, port: int, protocol: 
     if rule_port.port is None:
         return ""
     if isinstance(rule_port.port, str):
-        if not isinstance(dst, Pod):
-            return f"named port {rule_port.port} names no port of {dst.key} (outside the cluster)"
-        number = dst.named_port(rule_port.port, protocol)
-        if number is None:
-            return f"{dst.key} declares no {protocol} port named {rule_port.port}"
-        if number == port:
-            return ""
-        return f"named port {rule_port.port} is {number}/{protocol} on {dst.key}, not {port}"
+        return named_port_miss(rule_port.port, dst, port, protocol)
     if rule_port.end_port is not None:
         if rule_port.port <= port <= rule_port.end_port:
             return ""
         return f"port {port} is outside {rule_port.port}-{rule_port.end_port}"
     return "" if rule_port.port == port else f"port {port} is not {rule_port.port}"
+
+
+def named_port_miss(name: str, dst: Endpoint, port: int, protocol: L4Protocol) -> str:
+    """Why the named port ``name``, looked up on the destination, is not ``port/protocol``."""
+    if not isinstance(dst, Pod):
+        return f"named port {name} names no port of {dst.key} (outside the cluster)"
+    number = dst.named_port(name, protocol)
+    if number is None:
+        return f"{dst.key} declares no {protocol} port named {name}"
+    if number == port:
+        return ""
+    return f"named port {name} is {number}/{protocol} on {dst.key}, not {port}"
 
 
 def _joined(parts: list[str]) -> str:
@@ -117,12 +135,19 @@ class Seen:
     protocol: L4Protocol
     family: AddressFamily | None
     labels_of: LabelsOf
+    node_labels_of: NodeLabelsOf
 
     def peer_miss(self, policy: NetworkPolicy, peer: NetworkPolicyPeer) -> str:
         return peer_miss(policy, peer, self.other, self.family, self.labels_of)
 
     def port_miss(self, rule_port: NetworkPolicyPort) -> str:
         return port_miss(rule_port, self.dst, self.port, self.protocol)
+
+    def admin_peer_miss(self, peer: AdminPeer) -> str:
+        return admin_peer_miss(peer, self)
+
+    def admin_port_miss(self, port: AdminPort) -> str:
+        return admin_port_miss(port, self.dst, self.port, self.protocol)
 
 
 def rule_miss(
@@ -168,4 +193,135 @@ def rule_match(
         return f"{who}, any port"
     if isinstance(match.port, str):
         return f"{who}, named port {match.port} ({seen.port}/{seen.protocol} on {seen.dst.key})"
+    return f"{who}, port {match}"
+
+
+# -- admin tiers: AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy ----------
+
+
+def subject_miss(subject: Subject, pod: Pod, labels_of: LabelsOf) -> str:
+    """Why ``subject`` does not select ``pod`` ("" if it does). The words do not name the pod
+    (the side of the reason does), so that one text serves every pod it holds for."""
+    if pod.host_network:
+        return "its subject never selects a host-network pod"
+    ns_labels = labels_of(pod.namespace)
+    if subject.namespaces is not None:
+        miss = selector_miss(subject.namespaces, ns_labels)
+        return f"its subject misses the pod's namespace, which has {miss}" if miss else ""
+    assert subject.pods is not None
+    miss = selector_miss(subject.pods.namespace_selector, ns_labels)
+    if miss:
+        return f"its subject misses the pod's namespace, which has {miss}"
+    miss = selector_miss(subject.pods.pod_selector, pod.labels)
+    return f"its subject misses the pod, which has {miss}" if miss else ""
+
+
+def admin_peer_miss(peer: AdminPeer, seen: Seen) -> str:
+    """Why admin ``peer`` does not match the other end ("" if it does, or if that cannot be
+    decided offline: a domain name of an outside host, a node that is not known)."""
+    other = seen.other
+    if peer.networks:
+        nets = ", ".join(map(str, peer.networks))
+        ip = other.address(seen.family)
+        if ip is None:
+            return f"{other.key} has no {seen.family} address for networks {nets}"
+        return (
+            "" if peer.contains_ip(ip) else f"{other.key}'s address {ip} is outside networks {nets}"
+        )
+    if peer.domain_names:
+        if isinstance(other, ExternalHost):
+            return ""
+        return f"{other.key} is a pod, and domainNames match only destinations outside the cluster"
+    if peer.nodes is not None:
+        if not isinstance(other, Pod) or not other.host_network:
+            return f"{other.key} is not a node (a nodes peer matches nodes and host-network pods)"
+        labels = seen.node_labels_of(other.node)
+        miss = "" if labels is None else selector_miss(peer.nodes, labels)
+        return f"node {other.node} has {miss}" if miss else ""
+    if not isinstance(other, Pod):
+        return f"{other.key} is outside the cluster: {peer} selects pods only"
+    if other.host_network:
+        return f"{other.key} is a host-network pod, which {peer} never selects"
+    ns_labels = seen.labels_of(other.namespace)
+    if peer.namespaces is not None:
+        miss = selector_miss(peer.namespaces, ns_labels)
+        return f"the namespace of {other.key} has {miss}" if miss else ""
+    assert peer.pods is not None
+    miss = selector_miss(peer.pods.namespace_selector, ns_labels)
+    if miss:
+        return f"the namespace of {other.key} has {miss}"
+    miss = selector_miss(peer.pods.pod_selector, other.labels)
+    return f"pod {other.key} has {miss}" if miss else ""
+
+
+def admin_port_miss(p: AdminPort, dst: Endpoint, port: int, protocol: L4Protocol) -> str:
+    """Why admin port ``p`` does not cover ``port/protocol`` at ``dst`` ("" if it does, or if a
+    v1alpha1 range with start >= end leaves it undefined)."""
+    if p.named_port is not None:
+        return named_port_miss(p.named_port, dst, port, protocol)
+    if p.protocol != protocol:
+        return f"{p} is {p.protocol}, the connection {protocol}"
+    if p.number_matches(port, protocol) is not False:
+        return ""
+    if p.end_port is not None:
+        low, high = sorted((p.port or 0, p.end_port))
+        return f"port {port} is outside {low}-{high}"
+    return f"port {port} is not {p.port}"
+
+
+def admin_rule_miss(rule: AdminRule, seen: Seen, subject: str = "") -> tuple[int, str]:
+    """How many of subject, peers and ports keep ``rule`` from matching (0: it matches), and
+    why; ``subject`` is why the policy's subject misses the pod ("" when it selects it)."""
+    peer_reasons = [seen.admin_peer_miss(p) for p in rule.peers]
+    parts = [subject] if subject else []
+    if not peer_reasons or all(peer_reasons):
+        parts.append(_joined(peer_reasons) or "the rule lists no peers")
+    if rule.ports is not None:
+        port_reasons = [seen.admin_port_miss(p) for p in rule.ports]
+        if not port_reasons or all(port_reasons):
+            parts.append(_joined(port_reasons) or "the rule lists no ports")
+    return len(parts), "; ".join(parts)
+
+
+def closest_admin_miss(
+    candidates: Iterable[tuple[AdminPolicy, str]],
+    direction: Direction,
+    seen: Seen,
+) -> tuple[AdminPolicy, AdminRule, str] | None:
+    """The admin rule that came closest to allowing a denied connection, and what it lacked.
+
+    ``candidates`` are the policies in evaluation order, each with why its subject misses the
+    side's pod ("" when it selects it); only Allow/Accept rules count, and a policy whose subject misses the pod only if the rule
+    itself matches. A rule that matches in full was shadowed by an earlier one (the
+    reason's "passed by" names it), so it is no near miss. None when no rule qualifies.
+    """
+    best: tuple[int, AdminPolicy, AdminRule, str] | None = None
+    for policy, subject in candidates:
+        for rule in policy.rules(direction):
+            if not rule.action.allows:
+                continue
+            distance, why = admin_rule_miss(rule, seen, subject)
+            if subject and distance > 1:
+                continue  # a policy that does not apply to the pod is near only if all else matches
+            if distance and (best is None or distance < best[0]):
+                best = (distance, policy, rule, why)
+    return None if best is None else best[1:]
+
+
+def admin_rule_match(rule: AdminRule, direction: Direction, seen: Seen) -> str:
+    """Which peer and port of a matching admin rule matched: ``to namespaces {team=a}, port 80/TCP``."""
+    side = "from" if direction is Direction.INGRESS else "to"
+    peer = next((p for p in rule.peers if not seen.admin_peer_miss(p)), None)
+    who = (
+        f"{side} {peer}" if peer is not None else f"{side} {rule.peers[0]}" if rule.peers else side
+    )
+    if rule.ports is None:
+        return f"{who}, any port"
+    match = next((p for p in rule.ports if not seen.admin_port_miss(p)), None)
+    if match is None:
+        return who
+    if match.named_port is not None:
+        return (
+            f"{who}, named port {match.named_port} ({seen.port}/{seen.protocol} on {seen.dst.key})"
+        )
     return f"{who}, port {match}"

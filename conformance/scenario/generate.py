@@ -9,8 +9,12 @@ Only the API's own fields are drawn (``pod_selector``, ``namespace_selector``, `
 ``except``, numbered, named and ranged ports, both policy types), and only values the API server
 accepts, so a real cluster never rejects a generated policy. Pods differ in what their port names
 mean (some swap ``serve-80-*`` and ``serve-81-*``), so a named port resolved on the wrong pod
-shows; admin steps sometimes add two policies whose priority order decides verdicts; with an
-``accept`` check every step changes at least one verdict.
+shows; admin steps sometimes add two policies whose priority order decides verdicts, or a Pass
+whose traffic the Baseline tier denies (so Pass read as allow shows); with an
+``accept`` check every step changes at least one verdict. A step's kind (policies, namespace
+label, pod label, pod churn) is drawn once and redrawn within that kind first, so a kind that
+rarely flips a verdict (a namespace label only matters to a selector on it) is not crowded out
+by the kinds that usually do.
 """
 
 from __future__ import annotations
@@ -26,9 +30,13 @@ PORTS = (80, 81)
 NS_LABEL = "kubernetes.io/metadata.name"
 TEAM = "team"  # a namespace label that relabelling steps add, so selectors can start matching
 MAX_DRAWS = 40  # attempts at a step that flips a verdict before the last attempt is kept
+SAME_KIND_DRAWS = 20  # of those, attempts at the step's own kind before falling back to policies
+KINDS = (("policy", 0.5), ("namespace-label", 0.15), ("pod-label", 0.15), ("churn", 0.2))
 SWAP_CHANCE = 0.4  # a pod names its port 80 `serve-81-*` and 81 `serve-80-*`
 PAIR_CHANCE = 0.3  # a policy step adds two admin policies of different priorities that disagree
 PAIR_PRIORITIES = (3, 4)  # never drawn otherwise: no tie with the other admin policies
+PASS_CHANCE = 0.3  # a policy step adds an Admin-tier Pass and a Baseline Deny on the same traffic
+PASS_PRIORITY = 6  # never drawn otherwise (nor by the opposing pair)
 
 Accept = Callable[[dict[str, Any]], bool]
 """Judges a scenario document whose last step was just drawn (True: keep it)."""
@@ -76,27 +84,43 @@ class _Draw:
         # Per pod, whether its port names are swapped: a named port then means another number
         # on that pod, so resolving a name on the wrong pod changes verdicts.
         self.swapped = {key: self.rng.random() < SWAP_CHANCE for key in self.pods}
+        self.teams: dict[str, str | None] = dict.fromkeys(NAMESPACES)  # each namespace's TEAM
+        self.pod_labels = {key: key.split("/")[1] for key in self.pods}  # each pod's `pod` label
 
     def scenario(self) -> dict[str, Any]:
         steps: list[dict[str, Any]] = []
         live: set[str] = set()  # "ns/name" of the policies left by earlier steps
         for number in range(self.o.steps):
             saved = self._state(live)
+            kind = self._kind(number)
             for attempt in range(MAX_DRAWS):
                 if attempt:
                     self._restore(saved, live)
-                step = self._step(number, live)
+                if attempt == SAME_KIND_DRAWS:
+                    kind = "policy"  # nothing of the kind flips a verdict now: change policies
+                step = self._step(number, live, kind)
                 if self.accept is None or self.accept(self._document([*steps, step])):
                     break
             steps.append(step)
         return self._document(steps)
 
-    def _step(self, number: int, live: set[str]) -> dict[str, Any]:
+    def _kind(self, number: int) -> str:
+        if number == 0:
+            return "policy"
         draw = self.rng.random()
-        if number == 0 or draw < 0.5:
+        for kind, share in KINDS:
+            if draw < share:
+                return kind
+            draw -= share
+        return KINDS[-1][0]
+
+    def _step(self, number: int, live: set[str], kind: str) -> dict[str, Any]:
+        if kind == "policy":
             return self._policy_step(number, live)
-        if draw < 0.8:
-            return self._label_step(number)
+        if kind == "namespace-label":
+            return self._namespace_label_step(number)
+        if kind == "pod-label":
+            return self._pod_label_step(number)
         return self._churn_step(number)
 
     def _state(self, live: set[str]) -> tuple[Any, ...]:
@@ -107,12 +131,15 @@ class _Draw:
             self.added,
             dict(self.swapped),
             set(live),
+            dict(self.teams),
+            dict(self.pod_labels),
         )
 
     def _restore(self, saved: tuple[Any, ...], live: set[str]) -> None:
-        features, pods, referenced, added, swapped, old_live = saved
+        features, pods, referenced, added, swapped, old_live, teams, pod_labels = saved
         self.features, self.pods, self.referenced = set(features), list(pods), set(referenced)
         self.added, self.swapped = added, dict(swapped)
+        self.teams, self.pod_labels = dict(teams), dict(pod_labels)
         live.clear()
         live.update(old_live)
 
@@ -201,7 +228,56 @@ class _Draw:
             )
         if self.rng.random() < PAIR_CHANCE:
             out += self._opposing_pair()
+        if self.rng.random() < PASS_CHANCE and not banp:
+            out += self._pass_and_baseline_deny()
         return out
+
+    def _pass_and_baseline_deny(self) -> list[dict[str, Any]]:
+        """An Admin-tier Pass and a Baseline-tier Deny with one subject, one peer, one direction:
+        where no NetworkPolicy isolates the subject pod, the traffic is passed to the baseline
+        and denied, so an implementation that reads Pass as allow (or skips the baseline) lets
+        it through."""
+        v2 = self.o.admin == "v1alpha2"
+        subject = {"namespaces": {"matchLabels": {NS_LABEL: self.rng.choice(NAMESPACES)}}}
+        direction, peer_key = self.rng.choice([("ingress", "from"), ("egress", "to")])
+        if direction == "egress":
+            self.features.add("Egress")
+        peer = {"namespaces": {"matchLabels": {NS_LABEL: self.rng.choice(NAMESPACES)}}}
+
+        def policy(kind: str, version: str, name: str, spec: dict[str, Any], action: str) -> Any:
+            rules = [{"name": "r0", "action": action, peer_key: [peer]}]
+            return {
+                "apiVersion": f"policy.networking.k8s.io/{version}",
+                "kind": kind,
+                "metadata": {"name": name},
+                "spec": {**spec, "subject": subject, direction: rules},
+            }
+
+        if v2:
+            self.features.add("ClusterNetworkPolicy")
+            return [
+                policy(
+                    "ClusterNetworkPolicy",
+                    "v1alpha2",
+                    "cnp-pass",
+                    {"tier": "Admin", "priority": PASS_PRIORITY},
+                    "Pass",
+                ),
+                policy(
+                    "ClusterNetworkPolicy",
+                    "v1alpha2",
+                    "cnp-pass-deny",
+                    {"tier": "Baseline", "priority": PASS_PRIORITY},
+                    "Deny",
+                ),
+            ]
+        self.features |= {"AdminNetworkPolicy", "BaselineAdminNetworkPolicy"}
+        return [
+            policy(
+                "AdminNetworkPolicy", "v1alpha1", "anp-pass", {"priority": PASS_PRIORITY}, "Pass"
+            ),
+            policy("BaselineAdminNetworkPolicy", "v1alpha1", "default", {}, "Deny"),
+        ]
 
     def _opposing_pair(self) -> list[dict[str, Any]]:
         """Two Admin-tier policies with one subject, one peer and one direction, of different
@@ -304,10 +380,11 @@ class _Draw:
         key = f"{self.rng.choice(NAMESPACES)}/d{self.added}"
         self.added += 1
         self.swapped[key] = self.rng.random() < SWAP_CHANCE
+        self.pod_labels[key] = self.rng.choice([*PODS, "d"])
         step["add_pods"] = [
             {
                 "name": key,
-                "labels": {"pod": self.rng.choice([*PODS, "d"])},
+                "labels": {"pod": self.pod_labels[key]},
                 "ports": self._ports(key),
             }
         ]
@@ -325,17 +402,24 @@ class _Draw:
         self.referenced.add(pod)
         return pod
 
-    def _label_step(self, number: int) -> dict[str, Any]:
-        if self.rng.random() < 0.5:
-            ns = self.rng.choice(NAMESPACES)
-            return {
-                "name": f"step {number + 1}: label namespace {ns}",
-                "label_namespaces": {ns: {TEAM: self.rng.choice(["blue", "red", None])}},
-            }
+    def _namespace_label_step(self, number: int) -> dict[str, Any]:
+        """Set, change or remove a namespace's TEAM label (never to the value it has)."""
+        ns = self.rng.choice(NAMESPACES)
+        team = self.rng.choice([t for t in ("blue", "red", None) if t != self.teams[ns]])
+        self.teams[ns] = team
+        return {
+            "name": f"step {number + 1}: label namespace {ns}",
+            "label_namespaces": {ns: {TEAM: team}},
+        }
+
+    def _pod_label_step(self, number: int) -> dict[str, Any]:
+        """Give a pod another ``pod`` label (never the one it has)."""
         key = self.rng.choice(self.pods)
+        label = self.rng.choice([p for p in PODS if p != self.pod_labels.get(key)])
+        self.pod_labels[key] = label
         return {
             "name": f"step {number + 1}: relabel pod {key}",
-            "label_pods": {key: {"pod": self.rng.choice(PODS)}},
+            "label_pods": {key: {"pod": label}},
         }
 
     # -- policies ------------------------------------------------------------------------------
