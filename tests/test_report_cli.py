@@ -24,14 +24,18 @@ def test_results_round_trip(name: str) -> None:
     # Files written before a field existed read it as unknown.
     doc.setdefault("cni", "")
     doc.setdefault("retries", {})
+    doc["summary"].setdefault("enforcement_latency", None)  # no cell of these files changed
     for sc in doc["scenarios"]:
         sc.setdefault("nodes", {})
         for st in sc["steps"]:
+            st.setdefault("enforcement_latency", None)
             for cell in st["cells"]:
                 cell.setdefault("path", None)
                 cell.setdefault("family", "IPv4")
                 cell.setdefault("slow_propagation", False)
                 cell.setdefault("settled_after_s", None)
+                cell.setdefault("changed", False)
+                cell.setdefault("stale_until_s", None)
     again = json.loads(json.dumps(RunResult.load(path).to_json(), default=str))
     assert again == doc
 

@@ -36,6 +36,10 @@ class Via(StrEnum):
 @dataclass(frozen=True)
 class RunOptions:
     probe_timeout_s: int = 3
+    deny_timeout_s: float = 1.0
+    """Timeout of probes of cells the reference denies (a timeout is what they should see);
+    cells it allows always get ``probe_timeout_s``, so a slow allow is never cut short (0, or
+    >= ``probe_timeout_s``: every probe gets ``probe_timeout_s``)."""
     parallel: int = 16
     in_pod_parallel: int = 64
     via: Via = Via.POD
@@ -47,9 +51,18 @@ class RunOptions:
     deploy: DeployOptions = field(default_factory=DeployOptions)
     externals: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def deny_probe_s(self) -> float:
+        """The timeout of a probe the reference expects to be denied: ``deny_timeout_s`` when it
+        is shorter than ``probe_timeout_s``, else ``probe_timeout_s``."""
+        if 0 < self.deny_timeout_s < self.probe_timeout_s:
+            return self.deny_timeout_s
+        return float(self.probe_timeout_s)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "probe_timeout_s": self.probe_timeout_s,
+            "deny_timeout_s": self.deny_timeout_s,
             "parallel": self.parallel,
             "via": str(self.via),
             "convergence_deadline_s": self.convergence_deadline_s,
@@ -121,6 +134,14 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("via", "via", Via, "probe pod IPs or per-pod Services"),
     RunOption(
         "probe-timeout", "probe_timeout_s", int, "agnhost connect timeout, in seconds", metavar="S"
+    ),
+    RunOption(
+        "deny-timeout",
+        "deny_timeout_s",
+        float,
+        "timeout of probes the reference expects to be denied (cells it allows always get "
+        "--probe-timeout, so a slow allow is never cut short; 0: --probe-timeout for all)",
+        metavar="S",
     ),
     RunOption("parallel", "parallel", int, "source pods probed at once"),
     RunOption(

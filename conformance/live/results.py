@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -81,6 +82,12 @@ class CellResult:
     from before the step's changes, or it agreed only in probes after the deadline."""
     settled_after_s: float | None = None
     """A mismatch that agreed in the extra probes after the deadline: when (as converged_after_s)."""
+    changed: bool = False
+    """The step changed this cell's expected verdict (from the previous step's, or from allow
+    before the first policy): only such cells measure enforcement latency."""
+    stale_until_s: float | None = None
+    """A changed cell: when (as converged_after_s) the last attempt that still showed the verdict
+    from before the change started; the enforcement latency lies after it (None: none did)."""
 
     def record(self, res: ProbeResult, since_change: float) -> None:
         """Fold one observation into the cell: status, attempts, convergence, flakiness.
@@ -103,11 +110,24 @@ class CellResult:
             self.converged_after_s = round(max(0.0, since_change), 3)
         else:
             self.status = CellStatus.MISMATCH
+            if self.changed:
+                self.stale_until_s = round(max(0.0, since_change), 3)
         verdicts = [
             h for h in self.history if h in (Outcome.CONNECTED, Outcome.TIMEOUT, Outcome.REFUSED)
         ]
         changes = sum(1 for a, b in itertools.pairwise(verdicts) if a != b)
         self.flaky = changes >= 2 or (changes >= 1 and self.status is CellStatus.MISMATCH)
+
+    @property
+    def latency_s(self) -> float | None:
+        """Enforcement latency of a changed cell: from the API accepting the step's last change
+        to the start of the first probe that saw the new verdict (within the deadline, or in
+        the late watch); None for unchanged cells and cells that never showed it."""
+        if not self.changed:
+            return None
+        if self.status is CellStatus.MATCH:
+            return self.converged_after_s
+        return self.settled_after_s
 
     @property
     def propagation_note(self) -> str:
@@ -172,6 +192,46 @@ class StepResult:
         elif CellStatus.CHECK_FAILED in statuses:
             self.status = Status.ERROR
             self.message = f"{sum(c.status is CellStatus.CHECK_FAILED for c in self.cells)} probes could not run"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q``-quantile (0 < q <= 1) of non-empty ``values``."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def latency_summary(cells: Iterable[CellResult]) -> dict[str, Any] | None:
+    """p50/p95/max enforcement latency over the changed cells that showed their new verdict
+    (None when there are none). ``resolution_s`` is the widest window between a cell's last
+    probe still showing the old verdict (or the change) and its first showing the new one: each
+    latency is exact to within it. ``unsettled`` counts changed cells that never agreed."""
+    changed = [c for c in cells if c.changed]
+    seen = [c for c in changed if c.latency_s is not None]
+    if not seen:
+        return None
+    values = [float(c.latency_s or 0.0) for c in seen]
+    windows = [float(c.latency_s or 0.0) - (c.stale_until_s or 0.0) for c in seen]
+    return {
+        "cells": len(seen),
+        "unsettled": len(changed) - len(seen),
+        "p50_s": round(percentile(values, 0.5), 3),
+        "p95_s": round(percentile(values, 0.95), 3),
+        "max_s": round(max(values), 3),
+        "resolution_s": round(max(windows), 3),
+    }
+
+
+def latency_phrase(summary: Mapping[str, Any] | None) -> str:
+    """``latency_summary`` in one phrase for reports ("" when there is nothing to say)."""
+    if not summary:
+        return ""
+    text = (
+        f"p50 {summary['p50_s']:.2f} s, p95 {summary['p95_s']:.2f} s, max {summary['max_s']:.2f} s "
+        f"over {summary['cells']} changed cells (each within {summary['resolution_s']:.2f} s)"
+    )
+    if summary.get("unsettled"):
+        text += f"; {summary['unsettled']} never showed the new verdict"
+    return text
 
 
 def slow_propagation_hint(cells: list[CellResult], deadline_s: float | None) -> str:
@@ -256,12 +316,16 @@ class RunResult:
             "steps": dict(Counter(str(st.status) for s in self.scenarios for st in s.steps)),
             "cells": dict(cells),
             "flaky": flaky,
+            "enforcement_latency": latency_summary(
+                c for sc in self.scenarios for st in sc.steps for c in st.cells
+            ),
         }
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
-        for sc in doc["scenarios"]:
-            for st in sc["steps"]:
+        for sc, sc_obj in zip(doc["scenarios"], self.scenarios, strict=True):
+            for st, st_obj in zip(sc["steps"], sc_obj.steps, strict=True):
+                st["enforcement_latency"] = latency_summary(st_obj.cells)
                 for cell in st["cells"]:
                     # Same names as `evaluate --output json`.
                     cell["from"] = cell.pop("source")
@@ -366,6 +430,8 @@ def _cell_from_json(c: Mapping[str, Any]) -> CellResult:
         family=AddressFamily(c.get("family", AddressFamily.IPV4)),
         slow_propagation=bool(c.get("slow_propagation", False)),
         settled_after_s=c.get("settled_after_s"),
+        changed=bool(c.get("changed", False)),
+        stale_until_s=c.get("stale_until_s"),
     )
 
 

@@ -9,10 +9,9 @@ changes, bind the step once, evaluate once against the live state, probe -> per-
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import NamedTuple
 
@@ -32,6 +31,7 @@ from conformance.live.probing import (
     ProbeResult,
     ProbeTarget,
     batch_command,
+    batch_seconds,
     parse_batch_output,
 )
 from conformance.live.results import RunResult, ScenarioResult, Status, now_utc
@@ -283,15 +283,21 @@ class Runner:
         return set(kinds - self.served_kinds) if kinds else set()
 
     # -- probing ------------------------------------------------------------------------------
-    def probe(self, cells: Iterable[tuple[RealCell, str, str]]) -> dict[RealCell, ProbeResult]:
-        """Probe cells (cell, source container, target host): one exec per source pod, in parallel."""
+    def probe(
+        self,
+        cells: Iterable[tuple[RealCell, str, str]],
+        timeouts: Mapping[RealCell, float] | None = None,
+    ) -> dict[RealCell, ProbeResult]:
+        """Probe cells (cell, source container, target host): one exec per source pod, in
+        parallel; a probe waits ``timeouts[cell]``, else ``--probe-timeout``."""
+        timeouts = timeouts or {}
         by_source: dict[PodKey, list[tuple[RealCell, str]]] = {}
         containers: dict[PodKey, str] = {}
         for cell, container, host in cells:
             by_source.setdefault(cell.source, []).append((cell, host))
             containers[cell.source] = container
         futures = {
-            src: self.pool.submit(self._probe_source, src, containers[src], items)
+            src: self.pool.submit(self._probe_source, src, containers[src], items, timeouts)
             for src, items in by_source.items()
         }
         out: dict[RealCell, ProbeResult] = {}
@@ -300,17 +306,21 @@ class Runner:
         return out
 
     def _probe_source(
-        self, source: PodKey, container: str, items: list[tuple[RealCell, str]]
+        self,
+        source: PodKey,
+        container: str,
+        items: list[tuple[RealCell, str]],
+        timeouts: Mapping[RealCell, float],
     ) -> dict[RealCell, ProbeResult]:
         targets = [
-            ProbeTarget(f"c{i}", host, cell.port, cell.protocol)
+            ProbeTarget(f"c{i}", host, cell.port, cell.protocol, timeouts.get(cell))
             for i, (cell, host) in enumerate(items)
         ]
         self.check()
-        waves = math.ceil(len(targets) / self.options.in_pod_parallel)
-        timeout = self.options.probe_timeout_s * waves + 15
+        full, parallel = self.options.probe_timeout_s, self.options.in_pod_parallel
+        timeout = batch_seconds(targets, full, parallel) + 15
         ns, pod = source.split("/", 1)
-        argv = batch_command(targets, self.options.probe_timeout_s, self.options.in_pod_parallel)
+        argv = batch_command(targets, full, parallel)
         started = time.monotonic()
         try:
             res = self.cluster.exec(ns, pod, container, argv, timeout)

@@ -530,6 +530,16 @@ class ScenarioRun:
                 family=cell.family,
             )
             cells[rc] = res
+            previous = before.get(cell.key)
+            res.changed = (
+                previous is not None
+                and previous != cell.verdict
+                and cell.verdict
+                in (
+                    Verdict.ALLOW,
+                    Verdict.DENY,
+                )
+            )
             if cell.verdict is Verdict.IMPLEMENTATION_DEFINED:
                 res.status = CellStatus.IGNORED
                 continue
@@ -622,7 +632,7 @@ class ScenarioRun:
         pending = list(to_probe)
         delay = 0.1
         while pending:
-            results = self.runner.probe(pending)
+            results = self.runner.probe(pending, self._timeouts(cells, pending))
             still = []
             for item in pending:
                 cell = cells[item[0]]
@@ -638,7 +648,8 @@ class ScenarioRun:
             ):
                 break
             time.sleep(delay)
-            delay = min(1.0, delay * 2)
+            # At most 0.5 s between attempts: the enforcement latency is exact to about that.
+            delay = min(0.5, delay * 2)
         stale = []
         for item in pending:
             cell = cells[item[0]]
@@ -648,6 +659,16 @@ class ScenarioRun:
                 stale.append(item)
         self._watch_late(cells, stale)
 
+    def _timeouts(
+        self, cells: Mapping[RealCell, CellResult], items: list[tuple[RealCell, str, str]]
+    ) -> dict[RealCell, float]:
+        """Adaptive timeouts: cells the reference denies get ``--deny-timeout`` (a timeout is
+        their expected outcome, so a denied cell costs that once per step); every other cell
+        keeps ``--probe-timeout``, so an allow slower than the short timeout is never read as a
+        deny where the reference allows."""
+        short = self.options.deny_probe_s
+        return {rc: short for rc, _, _ in items if cells[rc].expected is Verdict.DENY}
+
     def _watch_late(
         self, cells: dict[RealCell, CellResult], stale: list[tuple[RealCell, str, str]]
     ) -> None:
@@ -656,14 +677,16 @@ class ScenarioRun:
         while stale and time.monotonic() < grace_end:
             self.runner.check()
             time.sleep(1.0)
-            results = self.runner.probe(stale)
+            results = self.runner.probe(stale, self._timeouts(cells, stale))
             still = []
             for item in stale:
                 cell, res = cells[item[0]], results[item[0]]
+                started = res.started if res.started is not None else time.monotonic()
                 if observed_verdict(res.outcome, cell.served) == cell.expected:
-                    started = res.started if res.started is not None else time.monotonic()
                     cell.settled_after_s = round(max(0.0, started - self.changed_at), 3)
                 else:
+                    if cell.changed:
+                        cell.stale_until_s = round(max(0.0, started - self.changed_at), 3)
                     still.append(item)
             stale = still
 
