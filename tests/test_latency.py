@@ -87,6 +87,9 @@ def test_latency_summary_over_changed_cells_only() -> None:
     cells.append(
         observe(cell(Verdict.DENY, target="x/w"), (Outcome.CONNECTED, 3.0), (Outcome.TIMEOUT, 3.5))
     )
+    unsupported = cell(Verdict.DENY, target="x/sctp")
+    unsupported.status = CellStatus.NOT_SUPPORTED
+    cells.append(unsupported)
     summary = latency_summary(cells)
     assert summary == {
         "cells": 21,
@@ -98,8 +101,9 @@ def test_latency_summary_over_changed_cells_only() -> None:
         "resolution_s": 20.0,
     }
     assert "1 never showed the new verdict" in latency_phrase(summary)
-    assert latency_summary([cells[-3]]) is None, "only unchanged cells: nothing measured"
-    assert latency_summary([cells[-1]]) == {
+    assert latency_summary([cells[-4]]) is None, "only unchanged cells: nothing measured"
+    assert latency_summary([unsupported]) is None, "a cell not probed measures nothing"
+    assert latency_summary([cells[-2]]) == {
         "cells": 1,
         "unsettled": 0,
         "p50_s": 3.5,

@@ -204,8 +204,11 @@ def latency_summary(cells: Iterable[CellResult]) -> dict[str, Any] | None:
     """p50/p95/max enforcement latency over the changed cells that showed their new verdict
     (None when there are none). ``resolution_s`` is the widest window between a cell's last
     probe still showing the old verdict (or the change) and its first showing the new one: each
-    latency is exact to within it. ``unsettled`` counts changed cells that never agreed."""
-    changed = [c for c in cells if c.changed]
+    latency is exact to within it. ``unsettled`` counts changed cells that never agreed (cells
+    not probed, e.g. not supported here, are left out)."""
+    changed = [
+        c for c in cells if c.changed and c.status in (CellStatus.MATCH, CellStatus.MISMATCH)
+    ]
     seen = [c for c in changed if c.latency_s is not None]
     if not seen:
         return None
