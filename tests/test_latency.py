@@ -1,5 +1,6 @@
 """Enforcement latency: per changed cell, from the API accepting a step's change to the first probe
-that saw the new verdict; per step and run p50/p95/max in the results JSON and the reports."""
+that saw the new verdict; per step and run p50/p95/max in the results JSON and the reports. And
+what a run cost: step wall time against the probe timeout, pods created, readiness waits."""
 
 from __future__ import annotations
 
@@ -193,3 +194,15 @@ def test_console_summary_gives_latency_and_step_time_against_the_probe_timeout()
     assert step_time_phrase(run) == (
         "median 1.2 s, max 4.4 s over 3 steps (probe timeout 3 s, 1 s where the reference denies)"
     )
+
+
+def test_pods_created_and_readiness_waits_add_up_over_scenarios() -> None:
+    run = latency_run()
+    second = ScenarioResult("other", "o.yaml", [], Status.PASS, pods_created=4, ready_wait_s=1.25)
+    run.scenarios[0].pods_created, run.scenarios[0].ready_wait_s = 9, 2.5
+    run.scenarios.append(second)
+    doc = json.loads(run.dumps())
+    assert doc["summary"]["pods"] == {"created": 13, "ready_wait_s": 3.75}
+    assert RunResult.from_json(doc).scenarios[1].ready_wait_s == 1.25
+    lines = summary_lines(judge(run))
+    assert "pods created: 13; 3.8 s waiting for readiness (summed over scenarios)." in lines

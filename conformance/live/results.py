@@ -272,6 +272,9 @@ class ScenarioResult:
     namespaces: dict[str, str] = field(default_factory=dict)
     nodes: dict[str, str] = field(default_factory=dict)
     """Node each scenario pod ran on (``ns/pod`` in scenario names -> node name)."""
+    pods_created: int = 0
+    ready_wait_s: float = 0.0
+    """Seconds this scenario waited for the pods it created to become ready."""
 
     def settle(self) -> None:
         """A scenario that ran (still PASS) takes the worst status of its steps; it is skipped
@@ -319,6 +322,10 @@ class RunResult:
             "steps": dict(Counter(str(st.status) for s in self.scenarios for st in s.steps)),
             "cells": dict(cells),
             "flaky": flaky,
+            "pods": {
+                "created": sum(sc.pods_created for sc in self.scenarios),
+                "ready_wait_s": round(sum(sc.ready_wait_s for sc in self.scenarios), 3),
+            },
             "enforcement_latency": latency_summary(
                 c for sc in self.scenarios for st in sc.steps for c in st.cells
             ),
@@ -447,6 +454,8 @@ def _scenario_from_json(sc: Mapping[str, Any]) -> ScenarioResult:
         message=str(sc.get("message", "")),
         namespaces=dict(sc.get("namespaces") or {}),
         nodes={str(k): str(v) for k, v in (sc.get("nodes") or {}).items()},
+        pods_created=int(sc.get("pods_created", 0)),
+        ready_wait_s=float(sc.get("ready_wait_s", 0.0)),
         steps=[
             StepResult(
                 index=int(st["index"]),

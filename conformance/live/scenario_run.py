@@ -158,12 +158,19 @@ class ScenarioRun:
             self.runner.check()
             real_ns = self.live.names.real(pod.namespace)
             self.cluster.create(pod_manifest(pod, real_ns, self.labels, self.options.deploy))
+            self.result.pods_created += 1
             if self.options.via == Via.SERVICE:
                 service = service_manifest(pod, real_ns, self.labels, self.probed)
                 if service is not None:
                     self.cluster.create(service)
             self.changed_at = time.monotonic()
-        self._wait_ready(pods)
+        waiting = time.monotonic()
+        try:
+            self._wait_ready(pods)
+        finally:
+            self.result.ready_wait_s = round(
+                self.result.ready_wait_s + time.monotonic() - waiting, 3
+            )
 
     def _wait_ready(self, pods: list[Pod]) -> None:
         pending = {p.key: p for p in pods}

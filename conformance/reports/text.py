@@ -178,6 +178,12 @@ def summary_lines(j: Judgement) -> list[str]:
     )
     if latency:
         lines.append(f"enforcement latency: {latency}.")
+    pods = sum(sc.pods_created for sc in j.run.scenarios)
+    if pods:
+        waited = sum(sc.ready_wait_s for sc in j.run.scenarios)
+        lines.append(
+            f"pods created: {pods}; {waited:.1f} s waiting for readiness (summed over scenarios)."
+        )
     steps = step_time_phrase(j.run)
     if steps:
         lines.append(f"step wall time: {steps}.")
