@@ -198,11 +198,16 @@ def test_console_summary_gives_latency_and_step_time_against_the_probe_timeout()
 
 def test_pods_created_and_readiness_waits_add_up_over_scenarios() -> None:
     run = latency_run()
-    second = ScenarioResult("other", "o.yaml", [], Status.PASS, pods_created=4, ready_wait_s=1.25)
+    second = ScenarioResult(
+        "other", "o.yaml", [], Status.PASS, pods_created=4, ready_wait_s=1.25, pods_reused=9
+    )
     run.scenarios[0].pods_created, run.scenarios[0].ready_wait_s = 9, 2.5
     run.scenarios.append(second)
     doc = json.loads(run.dumps())
-    assert doc["summary"]["pods"] == {"created": 13, "ready_wait_s": 3.75}
+    assert doc["summary"]["pods"] == {"created": 13, "reused": 9, "ready_wait_s": 3.75}
     assert RunResult.from_json(doc).scenarios[1].ready_wait_s == 1.25
     lines = summary_lines(judge(run))
-    assert "pods created: 13; 3.8 s waiting for readiness (summed over scenarios)." in lines
+    assert (
+        "pods created: 13, reused 9 times; 3.8 s waiting for readiness (summed over scenarios)."
+        in lines
+    )

@@ -25,11 +25,12 @@ def test_results_round_trip(name: str) -> None:
     doc.setdefault("cni", "")
     doc.setdefault("retries", {})
     doc["summary"].setdefault("enforcement_latency", None)  # no cell of these files changed
-    doc["summary"].setdefault("pods", {"created": 0, "ready_wait_s": 0.0})
+    doc["summary"].setdefault("pods", {"created": 0, "reused": 0, "ready_wait_s": 0.0})
     for sc in doc["scenarios"]:
         sc.setdefault("nodes", {})
         sc.setdefault("pods_created", 0)
         sc.setdefault("ready_wait_s", 0.0)
+        sc.setdefault("pods_reused", 0)
         for st in sc["steps"]:
             st.setdefault("enforcement_latency", None)
             for cell in st["cells"]:

@@ -48,6 +48,9 @@ class RunOptions:
     warmup_deadline_s: float = 20.0
     include_self: bool = False
     keep: bool = False
+    no_reuse: bool = False
+    """Create fresh pods for every scenario (by default a scenario takes over the pods of an
+    earlier one with the same topology, after a clean-slate check)."""
     deploy: DeployOptions = field(default_factory=DeployOptions)
     externals: Mapping[str, str] = field(default_factory=dict)
 
@@ -67,6 +70,7 @@ class RunOptions:
             "via": str(self.via),
             "convergence_deadline_s": self.convergence_deadline_s,
             "include_self": self.include_self,
+            "reuse_pods": not self.no_reuse,
             "image": self.deploy.image,
         }
 
@@ -153,4 +157,11 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         metavar="S",
     ),
     RunOption("include-self", "include_self", bool, "also judge pod-to-itself cells"),
+    RunOption(
+        "no-reuse",
+        "no_reuse",
+        bool,
+        "create fresh pods for every scenario instead of taking over those of an earlier "
+        "scenario with the same namespaces and pods (after a clean-slate check)",
+    ),
 )

@@ -275,6 +275,8 @@ class ScenarioResult:
     pods_created: int = 0
     ready_wait_s: float = 0.0
     """Seconds this scenario waited for the pods it created to become ready."""
+    pods_reused: int = 0
+    """Pods taken over from an earlier scenario with the same topology (after a clean slate)."""
 
     def settle(self) -> None:
         """A scenario that ran (still PASS) takes the worst status of its steps; it is skipped
@@ -324,6 +326,7 @@ class RunResult:
             "flaky": flaky,
             "pods": {
                 "created": sum(sc.pods_created for sc in self.scenarios),
+                "reused": sum(sc.pods_reused for sc in self.scenarios),
                 "ready_wait_s": round(sum(sc.ready_wait_s for sc in self.scenarios), 3),
             },
             "enforcement_latency": latency_summary(
@@ -456,6 +459,7 @@ def _scenario_from_json(sc: Mapping[str, Any]) -> ScenarioResult:
         nodes={str(k): str(v) for k, v in (sc.get("nodes") or {}).items()},
         pods_created=int(sc.get("pods_created", 0)),
         ready_wait_s=float(sc.get("ready_wait_s", 0.0)),
+        pods_reused=int(sc.get("pods_reused", 0)),
         steps=[
             StepResult(
                 index=int(st["index"]),

@@ -13,17 +13,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from conformance import __version__
 from conformance.api.kinds import POLICY_KINDS
-from conformance.api.model import Node
+from conformance.api.model import Node, Pod
 from conformance.api.objects import nodes_from_objects
 from conformance.api.types import AddressFamily, L4Protocol, PodKey, TargetKey
 from conformance.cluster import is_embedded_version
 from conformance.errors import ClusterError, ConformanceError, NotFound
 from conformance.live.cni import detect_cni
-from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, carries_labels
+from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, NameMap, carries_labels
 from conformance.live.ops import ClusterOps
 from conformance.live.options import RunOptions
 from conformance.live.probing import (
@@ -50,6 +51,22 @@ class RealCell(NamedTuple):
     port: int
     protocol: L4Protocol
     family: AddressFamily = AddressFamily.IPV4
+
+
+@dataclass
+class Topology:
+    """Namespaces and pods one scenario deployed and a later one with the same ``signature`` (the
+    objects it would create) may take over, after a clean-slate check."""
+
+    signature: str
+    scope: str
+    names: NameMap
+    pods: dict[PodKey, Pod]
+    """Scenario pod key -> the pod as deployed (labels as created, live IPs)."""
+    service_ips: dict[PodKey, str] = field(default_factory=dict)
+    nodes: dict[str, str] = field(default_factory=dict)
+    deleted: list[tuple[str, str]] = field(default_factory=list)
+    """Cluster-scoped policies (kind, name) the last user deleted: they must be gone."""
 
 
 class InfrastructureError(ConformanceError):
@@ -108,6 +125,19 @@ class Runner:
         # The v1alpha1 BaselineAdminNetworkPolicy is a cluster singleton named `default`: two
         # scenarios using it cannot run at the same time on one cluster.
         self._banp = threading.Lock()
+        # Deployed topologies no scenario is using, by signature (scenario_run.Topology).
+        self._idle: dict[str, list[Topology]] = {}
+
+    def take_topology(self, signature: str) -> Topology | None:
+        """An idle deployed topology with this signature, now owned by the caller (or None)."""
+        with self._lock:
+            idle = self._idle.get(signature)
+            return idle.pop() if idle else None
+
+    def give_topology(self, topology: Topology) -> None:
+        """Hand a deployed topology back for a later scenario (``cleanup()`` removes it)."""
+        with self._lock:
+            self._idle.setdefault(topology.signature, []).append(topology)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -181,8 +181,11 @@ def summary_lines(j: Judgement) -> list[str]:
     pods = sum(sc.pods_created for sc in j.run.scenarios)
     if pods:
         waited = sum(sc.ready_wait_s for sc in j.run.scenarios)
+        reused = sum(sc.pods_reused for sc in j.run.scenarios)
         lines.append(
-            f"pods created: {pods}; {waited:.1f} s waiting for readiness (summed over scenarios)."
+            f"pods created: {pods}"
+            + (f", reused {reused} times" if reused else "")
+            + f"; {waited:.1f} s waiting for readiness (summed over scenarios)."
         )
     steps = step_time_phrase(j.run)
     if steps:
