@@ -1,9 +1,11 @@
 """Adaptive probe timeouts and enforcement latency on the embedded cluster, under its delay knobs.
 
 Cells the reference denies are probed with the short ``--deny-timeout``; every other cell keeps
-the full ``--probe-timeout``. With enforcement 0.8 s late and slowed API answers, the cells a
-deleted policy opens get their first SYN dropped and connect on the kernel's retransmit one second
-later: a slow allow, longer than the short timeout. It must come out as the allow it is.
+the full ``--probe-timeout``. With enforcement 2 s late and slowed API answers, the cells a deleted
+policy opens get their first SYN dropped and connect on a kernel retransmit (1 s, then 3 s after
+it) once the rules are gone: a slow allow, longer than the short timeout, and within the 5 s
+probe timeout for any probe that starts before the rules change. It must come out as the allow it
+is.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DELETED = (
     ROOT / "scenarios" / "upstream" / "should-stop-enforcing-policies-after-they-are-deleted.yaml"
 )
-DELAY = 0.8
+DELAY = 2.0
 SHORT = 0.5
 
 
@@ -43,7 +45,7 @@ def test_a_slow_allow_is_never_cut_short_by_the_deny_timeout() -> None:
     with EmbeddedCluster(options) as ec:
         cluster = KubeCluster(ec.kubeconfig, ec.context)
         runner = Runner(
-            cluster, RunOptions(probe_timeout_s=3, deny_timeout_s=SHORT), run_id="slowallow"
+            cluster, RunOptions(probe_timeout_s=5, deny_timeout_s=SHORT), run_id="slowallow"
         )
         try:
             result = runner.run_scenario(load_scenario(DELETED))
@@ -67,12 +69,12 @@ def test_a_slow_allow_is_never_cut_short_by_the_deny_timeout() -> None:
     # The policy took effect DELAY late: probes before that still connected, and the latency the
     # run measured is not shorter than that (the short probes re-run every <= 1 s).
     assert all(c.history[0] == "connected" for c in closed), [c.history for c in closed]
-    assert all((c.latency_s or 0) >= DELAY - 0.05 for c in closed), [c.latency_s for c in closed]
+    assert all((c.latency_s or 0) >= DELAY - 0.1 for c in closed), [c.latency_s for c in closed]
     # Slow allows: probes that started before the deleted policy's rules were gone still
-    # connected (on the SYN retransmit, about 1 s in: longer than the 0.5 s deny timeout).
+    # connected (on a SYN retransmit, 1 or 3 s in: longer than the 0.5 s deny timeout).
     slow = [
         c
         for c in opened
-        if c.history == ["connected"] and (c.converged_after_s or DELAY) < DELAY - 0.1
+        if c.history == ["connected"] and (c.converged_after_s or DELAY) < DELAY - 0.2
     ]
     assert slow, [(c.history, c.converged_after_s) for c in opened]
