@@ -125,3 +125,13 @@ def test_help_texts_have_no_markup_and_show_defaults() -> None:
         assert f"(default: {default})" in " ".join(blocks[flag].split()), flag
     assert "image of the probe pods" in run and "agnhost:" in run
     assert "HTML, JUnit and Markdown reports" in run
+
+
+@pytest.mark.parametrize(
+    ("first", "full", "attempt"), [(1.0, 3, 1.0), (0.0, 3, 3.0), (5.0, 3, 3.0), (3.0, 3, 3.0)]
+)
+def test_deny_timeout_is_used_only_when_shorter_than_the_probe_timeout(
+    first: float, full: int, attempt: float
+) -> None:
+    options = RunOptions(probe_timeout_s=full, deny_timeout_s=first)
+    assert options.deny_probe_s == attempt

@@ -14,6 +14,7 @@ from conformance.live.probing import (
     Outcome,
     ProbeTarget,
     batch_command,
+    batch_seconds,
     classify,
     kubectl_command,
     parse_batch_output,
@@ -26,6 +27,7 @@ case "$host" in
   ok*) exit 0 ;;
   slow*) sleep 1; echo "TIMEOUT" >&2; exit 1 ;;
   refused*) echo "REFUSED" >&2; exit 1 ;;
+  args*) echo "ARGS $*" >&2; exit 1 ;;
   sctp*) echo "OTHER: dial sctp 10.0.0.1:80: socket: protocol not supported" >&2; exit 1 ;;
   *) echo "DNS: lookup failed" >&2; echo "second line" >&2; exit 1 ;;
 esac
@@ -61,6 +63,30 @@ def test_batch_runs_targets_in_parallel_and_reports_each(fake_agnhost: dict[str,
     assert results["c3"].detail == "DNS: lookup failed"
     assert all(results[f"s{i}"].outcome is Outcome.TIMEOUT for i in range(6))
     assert elapsed < 4, "six 1-second probes must overlap"
+
+
+@pytest.mark.parametrize(("seconds", "flag"), [(3, "--timeout=3s"), (0.5, "--timeout=0.5s")])
+def test_batch_passes_the_timeout_as_a_go_duration(
+    fake_agnhost: dict[str, str], seconds: float, flag: str
+) -> None:
+    """``--deny-timeout`` may be a fraction of a second; each target keeps its own."""
+    targets = [ProbeTarget("c0", "args.example", 80, L4Protocol.UDP, seconds)]
+    proc = subprocess.run(
+        batch_command(targets, 7, 4), env=fake_agnhost, capture_output=True, text=True
+    )
+    detail = parse_batch_output(proc.stdout, ["c0"])["c0"].detail
+    assert detail == f"ARGS connect args.example:80 --protocol=udp {flag}"
+
+
+def test_batch_seconds_counts_each_wave_at_its_longest_timeout() -> None:
+    targets = [
+        ProbeTarget("a", "h", 80, L4Protocol.TCP, 1.0),
+        ProbeTarget("b", "h", 80, L4Protocol.TCP),  # the batch's 3 s
+        ProbeTarget("c", "h", 80, L4Protocol.TCP, 0.5),
+    ]
+    assert batch_seconds(targets, 3, 2) == 3.5
+    assert batch_seconds(targets, 3, 8) == 3
+    assert batch_seconds(targets[::2], 3, 1) == 1.5
 
 
 def test_parallel_limit_runs_in_waves(fake_agnhost: dict[str, str]) -> None:

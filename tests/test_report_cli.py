@@ -24,16 +24,24 @@ def test_results_round_trip(name: str) -> None:
     # Files written before a field existed read it as unknown.
     doc.setdefault("cni", "")
     doc.setdefault("retries", {})
+    doc["summary"].setdefault("enforcement_latency", None)  # no cell of these files changed
+    doc["summary"].setdefault("pods", {"created": 0, "reused": 0, "ready_wait_s": 0.0})
     for sc in doc["scenarios"]:
         sc.setdefault("nodes", {})
         sc.setdefault("node_map", {})
         sc.setdefault("notes", [])
+        sc.setdefault("pods_created", 0)
+        sc.setdefault("ready_wait_s", 0.0)
+        sc.setdefault("pods_reused", 0)
         for st in sc["steps"]:
+            st.setdefault("enforcement_latency", None)
             for cell in st["cells"]:
                 cell.setdefault("path", None)
                 cell.setdefault("family", "IPv4")
                 cell.setdefault("slow_propagation", False)
                 cell.setdefault("settled_after_s", None)
+                cell.setdefault("changed", False)
+                cell.setdefault("stale_until_s", None)
     again = json.loads(json.dumps(RunResult.load(path).to_json(), default=str))
     assert again == doc
 

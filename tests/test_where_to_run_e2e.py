@@ -73,6 +73,7 @@ _RUN_FIELDS = ("run_id", "started", "finished")
 _ADDRESS = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b|\b[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){2,7}\b")
 _CELL_FIELDS: dict[str, Any] = {
     "converged_after_s": None,
+    "stale_until_s": None,
     "attempts": 1,
     "flaky": False,
     "history": [],
@@ -90,8 +91,11 @@ def normalized(path: Path) -> dict[str, Any]:
     doc["scenarios"].sort(key=lambda s: (s["file"], s["name"]))
     for sc in doc["scenarios"]:
         sc["namespaces"] = {}
+        # Which scenario creates pods and which reuses them depends on what ran before it.
+        sc.update(pods_created=0, pods_reused=0, ready_wait_s=0.0)
         for st in sc["steps"]:
             st["duration_s"] = 0.0
+            st["enforcement_latency"] = None
             # Bound policies carry the run's namespace names and pod IPs: keep kind and name.
             st["policies"] = [
                 {"kind": p["kind"], "metadata": {"name": p["metadata"]["name"]}}
@@ -102,6 +106,8 @@ def normalized(path: Path) -> dict[str, Any]:
                 # Reasons quote pod addresses (near misses, bound ipBlocks): each run has its own.
                 cell["reason"] = _ADDRESS.sub("<ip>", cell["reason"])
     doc["summary"]["flaky"] = 0
+    doc["summary"]["enforcement_latency"] = None
+    doc["summary"]["pods"] = {}
     return doc
 
 

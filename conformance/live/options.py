@@ -67,6 +67,10 @@ class NodeMapText(str):
 @dataclass(frozen=True)
 class RunOptions:
     probe_timeout_s: int = 3
+    deny_timeout_s: float = 1.0
+    """Timeout of probes of cells the reference denies (a timeout is what they should see);
+    cells it allows always get ``probe_timeout_s``, so a slow allow is never cut short (0, or
+    >= ``probe_timeout_s``: every probe gets ``probe_timeout_s``)."""
     parallel: int = 16
     in_pod_parallel: int = 64
     via: Via = Via.POD
@@ -75,6 +79,9 @@ class RunOptions:
     warmup_deadline_s: float = 20.0
     include_self: bool = False
     keep: bool = False
+    no_reuse: bool = False
+    """Create fresh pods for every scenario (by default a scenario takes over the pods of an
+    earlier one with the same topology, after a clean-slate check)."""
     deploy: DeployOptions = field(default_factory=DeployOptions)
     externals: Mapping[str, str] = field(default_factory=dict)
     """Scenario external endpoint -> its address(es) on this cluster (``IP`` or ``IPv4,IPv6``)."""
@@ -89,13 +96,23 @@ class RunOptions:
     def node_mapping(self) -> dict[str, str]:
         return parse_node_map(self.node_map)
 
+    @property
+    def deny_probe_s(self) -> float:
+        """The timeout of a probe the reference expects to be denied: ``deny_timeout_s`` when it
+        is shorter than ``probe_timeout_s``, else ``probe_timeout_s``."""
+        if 0 < self.deny_timeout_s < self.probe_timeout_s:
+            return self.deny_timeout_s
+        return float(self.probe_timeout_s)
+
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "probe_timeout_s": self.probe_timeout_s,
+            "deny_timeout_s": self.deny_timeout_s,
             "parallel": self.parallel,
             "via": str(self.via),
             "convergence_deadline_s": self.convergence_deadline_s,
             "include_self": self.include_self,
+            "reuse_pods": not self.no_reuse,
             "image": self.deploy.image,
         }
         if self.node_map:
@@ -169,6 +186,14 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption(
         "probe-timeout", "probe_timeout_s", int, "agnhost connect timeout, in seconds", metavar="S"
     ),
+    RunOption(
+        "deny-timeout",
+        "deny_timeout_s",
+        float,
+        "timeout of probes the reference expects to be denied (cells it allows always get "
+        "--probe-timeout, so a slow allow is never cut short; 0: --probe-timeout for all)",
+        metavar="S",
+    ),
     RunOption("parallel", "parallel", int, "source pods probed at once"),
     RunOption(
         "deadline",
@@ -195,5 +220,12 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         "scenario nodes onto real nodes, e.g. node-1=kind-worker,node-2=kind-worker2 (default: "
         "each scenario's nodes in order onto distinct schedulable workers, sorted by name)",
         metavar="MAP",
+    ),
+    RunOption(
+        "no-reuse",
+        "no_reuse",
+        bool,
+        "create fresh pods for every scenario instead of taking over those of an earlier "
+        "scenario with the same namespaces and pods (after a clean-slate check)",
     ),
 )

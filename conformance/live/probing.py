@@ -39,6 +39,8 @@ class ProbeTarget:
     host: str
     port: int
     protocol: L4Protocol
+    timeout_s: float | None = None
+    """This probe's timeout; None: the batch's."""
 
 
 @dataclass(frozen=True)
@@ -53,14 +55,28 @@ def batch_script() -> str:
     return (resources.files("conformance.probes") / "batch.sh").read_text(encoding="utf-8")
 
 
-def batch_command(targets: Sequence[ProbeTarget], timeout_s: int, parallel: int) -> list[str]:
-    """The exec argv: ``sh -c SCRIPT probe TIMEOUT PARALLEL ID HOST PORT PROTO ...``."""
-    argv = ["sh", "-c", batch_script(), "probe", str(timeout_s), str(parallel)]
+def duration_seconds(seconds: float) -> str:
+    """Seconds as the number of a Go duration in seconds (``3``, ``0.5``; batch.sh adds ``s``)."""
+    return f"{seconds:g}"
+
+
+def batch_command(targets: Sequence[ProbeTarget], timeout_s: float, parallel: int) -> list[str]:
+    """The exec argv: ``sh -c SCRIPT probe PARALLEL ID HOST PORT PROTO TIMEOUT ...``, each
+    target with its own timeout (``timeout_s`` when it has none)."""
+    argv = ["sh", "-c", batch_script(), "probe", str(parallel)]
     for t in targets:
         # batch.sh joins HOST:PORT as agnhost connect wants it: IPv6 hosts go in brackets.
         host = f"[{t.host}]" if ":" in t.host else t.host
-        argv += [t.ident, host, str(t.port), t.protocol.lower()]
+        seconds = timeout_s if t.timeout_s is None else t.timeout_s
+        argv += [t.ident, host, str(t.port), t.protocol.lower(), duration_seconds(seconds)]
     return argv
+
+
+def batch_seconds(targets: Sequence[ProbeTarget], timeout_s: float, parallel: int) -> float:
+    """The longest a batch can take: its waves of ``parallel`` probes, each as long as its
+    longest timeout."""
+    seconds = [timeout_s if t.timeout_s is None else t.timeout_s for t in targets]
+    return sum(max(seconds[i : i + parallel]) for i in range(0, len(seconds), parallel))
 
 
 def connect_command(target: ProbeTarget, timeout_s: int) -> list[str]:

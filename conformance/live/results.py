@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -81,6 +82,12 @@ class CellResult:
     from before the step's changes, or it agreed only in probes after the deadline."""
     settled_after_s: float | None = None
     """A mismatch that agreed in the extra probes after the deadline: when (as converged_after_s)."""
+    changed: bool = False
+    """The step changed this cell's expected verdict (from the previous step's, or from allow
+    before the first policy): only such cells measure enforcement latency."""
+    stale_until_s: float | None = None
+    """A changed cell: when (as converged_after_s) the last attempt that still showed the verdict
+    from before the change started; the enforcement latency lies after it (None: none did)."""
 
     def record(self, res: ProbeResult, since_change: float) -> None:
         """Fold one observation into the cell: status, attempts, convergence, flakiness.
@@ -103,11 +110,24 @@ class CellResult:
             self.converged_after_s = round(max(0.0, since_change), 3)
         else:
             self.status = CellStatus.MISMATCH
+            if self.changed:
+                self.stale_until_s = round(max(0.0, since_change), 3)
         verdicts = [
             h for h in self.history if h in (Outcome.CONNECTED, Outcome.TIMEOUT, Outcome.REFUSED)
         ]
         changes = sum(1 for a, b in itertools.pairwise(verdicts) if a != b)
         self.flaky = changes >= 2 or (changes >= 1 and self.status is CellStatus.MISMATCH)
+
+    @property
+    def latency_s(self) -> float | None:
+        """Enforcement latency of a changed cell: from the API accepting the step's last change
+        to the start of the first probe that saw the new verdict (within the deadline, or in
+        the late watch); None for unchanged cells and cells that never showed it."""
+        if not self.changed:
+            return None
+        if self.status is CellStatus.MATCH:
+            return self.converged_after_s
+        return self.settled_after_s
 
     @property
     def propagation_note(self) -> str:
@@ -174,6 +194,49 @@ class StepResult:
             self.message = f"{sum(c.status is CellStatus.CHECK_FAILED for c in self.cells)} probes could not run"
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q``-quantile (0 < q <= 1) of non-empty ``values``."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def latency_summary(cells: Iterable[CellResult]) -> dict[str, Any] | None:
+    """p50/p95/max enforcement latency over the changed cells that showed their new verdict
+    (None when there are none). ``resolution_s`` is the widest window between a cell's last
+    probe still showing the old verdict (or the change) and its first showing the new one: each
+    latency is exact to within it. ``unsettled`` counts changed cells that never agreed (cells
+    not probed, e.g. not supported here, are left out)."""
+    changed = [
+        c for c in cells if c.changed and c.status in (CellStatus.MATCH, CellStatus.MISMATCH)
+    ]
+    seen = [c for c in changed if c.latency_s is not None]
+    if not seen:
+        return None
+    values = [float(c.latency_s or 0.0) for c in seen]
+    windows = [float(c.latency_s or 0.0) - (c.stale_until_s or 0.0) for c in seen]
+    return {
+        "cells": len(seen),
+        "unsettled": len(changed) - len(seen),
+        "p50_s": round(percentile(values, 0.5), 3),
+        "p95_s": round(percentile(values, 0.95), 3),
+        "max_s": round(max(values), 3),
+        "resolution_s": round(max(windows), 3),
+    }
+
+
+def latency_phrase(summary: Mapping[str, Any] | None) -> str:
+    """``latency_summary`` in one phrase for reports ("" when there is nothing to say)."""
+    if not summary:
+        return ""
+    text = (
+        f"p50 {summary['p50_s']:.2f} s, p95 {summary['p95_s']:.2f} s, max {summary['max_s']:.2f} s "
+        f"over {summary['cells']} changed cells (each within {summary['resolution_s']:.2f} s)"
+    )
+    if summary.get("unsettled"):
+        text += f"; {summary['unsettled']} never showed the new verdict"
+    return text
+
+
 def slow_propagation_hint(cells: list[CellResult], deadline_s: float | None) -> str:
     """What the mismatches flagged ``slow_propagation`` suggest, with a ``--deadline`` to try
     ("" when none is flagged)."""
@@ -214,6 +277,11 @@ class ScenarioResult:
     notes: list[str] = field(default_factory=list)
     """What a reader must know about how the scenario ran: placement on fewer nodes than it
     has, pods that ran on another node than asked."""
+    pods_created: int = 0
+    ready_wait_s: float = 0.0
+    """Seconds this scenario waited for the pods it created to become ready."""
+    pods_reused: int = 0
+    """Pods taken over from an earlier scenario with the same topology (after a clean slate)."""
 
     def settle(self) -> None:
         """A scenario that ran (still PASS) takes the worst status of its steps; it is skipped
@@ -261,12 +329,21 @@ class RunResult:
             "steps": dict(Counter(str(st.status) for s in self.scenarios for st in s.steps)),
             "cells": dict(cells),
             "flaky": flaky,
+            "pods": {
+                "created": sum(sc.pods_created for sc in self.scenarios),
+                "reused": sum(sc.pods_reused for sc in self.scenarios),
+                "ready_wait_s": round(sum(sc.ready_wait_s for sc in self.scenarios), 3),
+            },
+            "enforcement_latency": latency_summary(
+                c for sc in self.scenarios for st in sc.steps for c in st.cells
+            ),
         }
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
-        for sc in doc["scenarios"]:
-            for st in sc["steps"]:
+        for sc, sc_obj in zip(doc["scenarios"], self.scenarios, strict=True):
+            for st, st_obj in zip(sc["steps"], sc_obj.steps, strict=True):
+                st["enforcement_latency"] = latency_summary(st_obj.cells)
                 for cell in st["cells"]:
                     # Same names as `evaluate --output json`.
                     cell["from"] = cell.pop("source")
@@ -371,6 +448,8 @@ def _cell_from_json(c: Mapping[str, Any]) -> CellResult:
         family=AddressFamily(c.get("family", AddressFamily.IPV4)),
         slow_propagation=bool(c.get("slow_propagation", False)),
         settled_after_s=c.get("settled_after_s"),
+        changed=bool(c.get("changed", False)),
+        stale_until_s=c.get("stale_until_s"),
     )
 
 
@@ -385,6 +464,9 @@ def _scenario_from_json(sc: Mapping[str, Any]) -> ScenarioResult:
         nodes={str(k): str(v) for k, v in (sc.get("nodes") or {}).items()},
         node_map={str(k): str(v) for k, v in (sc.get("node_map") or {}).items()},
         notes=[str(n) for n in sc.get("notes") or []],
+        pods_created=int(sc.get("pods_created", 0)),
+        ready_wait_s=float(sc.get("ready_wait_s", 0.0)),
+        pods_reused=int(sc.get("pods_reused", 0)),
         steps=[
             StepResult(
                 index=int(st["index"]),

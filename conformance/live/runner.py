@@ -10,22 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from conformance import __version__
 from conformance.api.kinds import POLICY_KINDS
-from conformance.api.model import Node
+from conformance.api.model import Node, Pod
 from conformance.api.objects import nodes_from_objects
 from conformance.api.types import AddressFamily, L4Protocol, PodKey, TargetKey, is_external_key
 from conformance.cluster import is_embedded_version
 from conformance.errors import ClusterError, ConformanceError, NotFound
 from conformance.live.cni import detect_cni
-from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, carries_labels
+from conformance.live.deploy import RUN_LABEL, TOOL_LABEL, TOOL_NAME, NameMap, carries_labels
 from conformance.live.ops import ClusterOps
 from conformance.live.options import RunOptions
 from conformance.live.outside import EmbeddedOutside, Outside, OutsideExec, embedded_instance
@@ -35,6 +35,7 @@ from conformance.live.probing import (
     ProbeResult,
     ProbeTarget,
     batch_command,
+    batch_seconds,
     parse_batch_output,
 )
 from conformance.live.results import RunResult, ScenarioResult, Status, now_utc
@@ -55,6 +56,22 @@ class RealCell(NamedTuple):
     port: int
     protocol: L4Protocol
     family: AddressFamily = AddressFamily.IPV4
+
+
+@dataclass
+class Topology:
+    """Namespaces and pods one scenario deployed and a later one with the same ``signature`` (the
+    objects it would create) may take over, after a clean-slate check."""
+
+    signature: str
+    scope: str
+    names: NameMap
+    pods: dict[PodKey, Pod]
+    """Scenario pod key -> the pod as deployed (labels as created, live IPs)."""
+    service_ips: dict[PodKey, str] = field(default_factory=dict)
+    nodes: dict[str, str] = field(default_factory=dict)
+    deleted: list[tuple[str, str]] = field(default_factory=list)
+    """Cluster-scoped policies (kind, name) the last user deleted: they must be gone."""
 
 
 class InfrastructureError(ConformanceError):
@@ -118,6 +135,19 @@ class Runner:
         # Host-network pods bind their ports on their node, and placement pins them there: two
         # scenarios with such pods at once would wait for each other's ports (unschedulable).
         self._host_network = threading.Lock()
+        # Deployed topologies no scenario is using, by signature (scenario_run.Topology).
+        self._idle: dict[str, list[Topology]] = {}
+
+    def take_topology(self, signature: str) -> Topology | None:
+        """An idle deployed topology with this signature, now owned by the caller (or None)."""
+        with self._lock:
+            idle = self._idle.get(signature)
+            return idle.pop() if idle else None
+
+    def give_topology(self, topology: Topology) -> None:
+        """Hand a deployed topology back for a later scenario (``cleanup()`` removes it)."""
+        with self._lock:
+            self._idle.setdefault(topology.signature, []).append(topology)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -328,15 +358,21 @@ class Runner:
         return set(kinds - self.served_kinds) if kinds else set()
 
     # -- probing ------------------------------------------------------------------------------
-    def probe(self, cells: Iterable[tuple[RealCell, str, str]]) -> dict[RealCell, ProbeResult]:
-        """Probe cells (cell, source container, target host): one exec per source pod, in parallel."""
+    def probe(
+        self,
+        cells: Iterable[tuple[RealCell, str, str]],
+        timeouts: Mapping[RealCell, float] | None = None,
+    ) -> dict[RealCell, ProbeResult]:
+        """Probe cells (cell, source container, target host): one exec per source pod, in
+        parallel; a probe waits ``timeouts[cell]``, else ``--probe-timeout``."""
+        timeouts = timeouts or {}
         by_source: dict[PodKey, list[tuple[RealCell, str]]] = {}
         containers: dict[PodKey, str] = {}
         for cell, container, host in cells:
             by_source.setdefault(cell.source, []).append((cell, host))
             containers[cell.source] = container
         futures = {
-            src: self.pool.submit(self._probe_source, src, containers[src], items)
+            src: self.pool.submit(self._probe_source, src, containers[src], items, timeouts)
             for src, items in by_source.items()
         }
         out: dict[RealCell, ProbeResult] = {}
@@ -345,16 +381,20 @@ class Runner:
         return out
 
     def _probe_source(
-        self, source: PodKey, container: str, items: list[tuple[RealCell, str]]
+        self,
+        source: PodKey,
+        container: str,
+        items: list[tuple[RealCell, str]],
+        timeouts: Mapping[RealCell, float],
     ) -> dict[RealCell, ProbeResult]:
         targets = [
-            ProbeTarget(f"c{i}", host, cell.port, cell.protocol)
+            ProbeTarget(f"c{i}", host, cell.port, cell.protocol, timeouts.get(cell))
             for i, (cell, host) in enumerate(items)
         ]
         self.check()
-        waves = math.ceil(len(targets) / self.options.in_pod_parallel)
-        timeout = self.options.probe_timeout_s * waves + 15
-        argv = batch_command(targets, self.options.probe_timeout_s, self.options.in_pod_parallel)
+        full, parallel = self.options.probe_timeout_s, self.options.in_pod_parallel
+        timeout = batch_seconds(targets, full, parallel) + 15
+        argv = batch_command(targets, full, parallel)
         started = time.monotonic()
         try:
             if is_external_key(source):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import shlex
 import time
 from collections.abc import Iterable, Mapping
@@ -25,6 +26,7 @@ import tenacity
 from conformance.api.adminpol import AdminPolicy, parse_admin_policy
 from conformance.api.kinds import is_admin_kind
 from conformance.api.model import (
+    NAMESPACE_NAME_LABEL,
     ClusterState,
     ExternalHost,
     IPAddress,
@@ -69,7 +71,7 @@ from conformance.live.results import (
     StepResult,
     observed_verdict,
 )
-from conformance.live.runner import InfrastructureError, RealCell, Runner
+from conformance.live.runner import InfrastructureError, RealCell, Runner, Topology
 from conformance.reference.evaluator import Evaluator, Verdict
 from conformance.reference.expectations import declared_verdicts, is_served
 from conformance.reference.truthtable import Cell, CellKey, TruthTable
@@ -118,6 +120,7 @@ class ScenarioRun:
         self.result = result
         self.labels = run_labels(runner.run_id, scenario.name)
         self.scope = suffix
+        self.own_scope = suffix
         # Bound offline (once per scenario, shared with loading): what to deploy (pods, labels,
         # ports) and what each step probes.
         self.offline_binding = scenario.offline_binding()
@@ -135,22 +138,176 @@ class ScenarioRun:
         self.warmed: set[PodKey] = set()
         """Pods the warm-up found fully connected (before the first step, no policies)."""
         result.namespaces = dict(self.live.names.forward)
+        self.signature = self._signature()
+        """What this scenario deploys, to share its pods ("" when they cannot be shared)."""
+        self.topology: Topology | None = None
+        """The deployed namespaces and pods, once they may be handed to a later scenario."""
+        self.finished = False
 
     # -- lifecycle ---------------------------------------------------------------------------
     def execute(self) -> None:
-        self.runner.progress(f"{self.scenario.name}: deploying")
-        for ns in self.initial.namespaces:
-            self._create_namespace(ns.name, ns.labels)
-        self._create_pods(self.initial.pods)
-        self._warm_up()
+        if not self._adopt():
+            self.runner.progress(f"{self.scenario.name}: deploying")
+            for ns in self.initial.namespaces:
+                self._create_namespace(ns.name, ns.labels)
+            self._create_pods(self.initial.pods)
+            self._warm_up()
+            if self.signature:
+                self.topology = Topology(
+                    self.signature,
+                    self.scope,
+                    self.live.names,
+                    dict(self.live.pods),
+                    dict(self.live.service_ips),
+                    dict(self.result.nodes),
+                )
         self.warmed = set(self.live.pods)
         for index in range(len(self.offline_steps)):
             self.result.steps.append(self._step(index))
+        self.finished = True
 
     def teardown(self) -> None:
+        """Hand the pods to a later scenario of the same topology once this one's policies are
+        deleted; otherwise (or when that fails) delete the namespaces."""
+        if self.topology is not None and self.finished and not self.runner.stopping.is_set():
+            try:
+                self.topology.deleted = self._delete_policies()
+            except ClusterError:
+                pass
+            else:
+                self.runner.give_topology(self.topology)
+                return
         for real in self.live.names.forward.values():
             with contextlib.suppress(ClusterError):  # a later `clean` finds it by label
                 self.cluster.delete("Namespace", None, real)
+
+    # -- pod reuse ----------------------------------------------------------------------------
+    def _signature(self) -> str:
+        """What this scenario would create (namespaces, pod manifests, Services), as text; ""
+        when its pods cannot be shared: steps that add or remove namespaces or pods, --keep,
+        --no-reuse."""
+        steps = self.scenario.spec.steps
+        if (
+            self.options.no_reuse
+            or self.options.keep
+            or any(s.add_namespaces or s.add_pods or s.remove_pods for s in steps)
+        ):
+            return ""
+        return json.dumps(
+            [
+                [[ns.name, sorted(ns.labels.items())] for ns in self.initial.namespaces],
+                # With the node each pod is placed on: scenarios that place pods differently
+                # never share them (their paths would differ).
+                [
+                    pod_manifest(
+                        p, p.namespace, {}, self.options.deploy, self.placement.selector(p.node)
+                    )
+                    for p in self.initial.pods
+                ],
+                str(self.options.via),
+                self.probed,
+            ],
+            sort_keys=True,
+            default=str,
+        )
+
+    def _adopt(self) -> bool:
+        """Take over an idle topology of the same signature whose slate is clean; one that is
+        not is deleted (and the next tried). False: deploy fresh pods."""
+        if not self.signature:
+            return False
+        while (topology := self.runner.take_topology(self.signature)) is not None:
+            self.runner.progress(f"{self.scenario.name}: reusing pods ({topology.scope})")
+            self.live = Deployed(topology.names, dict(topology.pods), dict(topology.service_ips))
+            self.scope = topology.scope
+            self.result.namespaces = dict(topology.names.forward)
+            self.result.nodes = dict(topology.nodes)
+            try:
+                self._clean_slate(topology)
+            except (ClusterError, InfrastructureError) as exc:
+                self.runner.progress(f"{self.scenario.name}: not reusing pods: {exc}")
+                for real in topology.names.forward.values():
+                    with contextlib.suppress(ClusterError):
+                        self.cluster.delete("Namespace", None, real)
+                continue
+            self.topology = topology
+            self.result.pods_reused = len(topology.pods)
+            return True
+        self.scope = self.own_scope
+        self.live = Deployed(NameMap.for_run(self.scope, [n.name for n in self.initial.namespaces]))
+        self.result.namespaces = dict(self.live.names.forward)
+        self.result.nodes = {}
+        return False
+
+    def _clean_slate(self, topology: Topology) -> None:
+        """Make a taken-over topology look freshly deployed, checked on the API, or raise: no
+        policy left in its namespaces and none of the cluster-scoped ones its last user deleted,
+        the labels as created (restored if a step changed them), every pod ready at its address,
+        and the warm-up's full connectivity again (so a policy still enforced after its delete
+        fails here instead of changing this scenario's results)."""
+        for real in topology.names.forward.values():
+            left = self.cluster.list_items("NetworkPolicy", real)
+            if left:
+                name = (left[0].get("metadata") or {}).get("name")
+                raise InfrastructureError(f"NetworkPolicy {real}/{name} of an earlier scenario")
+        for kind, name in topology.deleted:
+            try:
+                self.cluster.get(kind, None, name)
+            except NotFound:
+                continue
+            raise InfrastructureError(f"{kind} {name} of an earlier scenario still exists")
+        for ns in self.initial.namespaces:
+            real = topology.names.real(ns.name)
+            owned = {**self.labels, SCOPE_LABEL: self.scope}
+            want = namespace_manifest(real, ns.labels, owned)["metadata"]["labels"]
+            self._restore_labels("Namespace", None, real, want)
+        for pod in self.initial.pods:
+            real_ns = topology.names.real(pod.namespace)
+            want = pod_manifest(pod, real_ns, self.labels, self.options.deploy)["metadata"][
+                "labels"
+            ]
+            obj = self._restore_labels("Pod", real_ns, pod.name, want)
+            status = obj.get("status") or {}
+            ip = status.get("podIP")
+            if status.get("phase") != "Running" or ip != str(topology.pods[pod.key].ip):
+                raise InfrastructureError(
+                    f"pod {real_ns}/{pod.name} is {status.get('phase')} at {ip}, not as deployed"
+                )
+        # Deletes propagate like any change: allow them the convergence deadline, not more.
+        self._warm_up(self.options.convergence_deadline_s)
+
+    def _restore_labels(
+        self, kind: str, namespace: str | None, name: str, want: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Patch the object's labels back to ``want`` (the automatic namespace-name label
+        aside) and read them back; InfrastructureError when they still differ."""
+        obj = self.cluster.get(kind, namespace, name)
+        have = dict((obj.get("metadata") or {}).get("labels") or {})
+        have.pop(NAMESPACE_NAME_LABEL, None)
+        if have != dict(want):
+            patch: dict[str, str | None] = {k: None for k in have if k not in want}
+            patch.update(want)
+            self.cluster.patch_labels(kind, namespace, name, patch)
+            self.changed_at = time.monotonic()
+            obj = self.cluster.get(kind, namespace, name)
+            have = dict((obj.get("metadata") or {}).get("labels") or {})
+            have.pop(NAMESPACE_NAME_LABEL, None)
+            if have != dict(want):
+                where = f"{namespace}/{name}" if namespace else name
+                raise InfrastructureError(f"{kind} {where} labels could not be restored")
+        return obj
+
+    def _delete_policies(self) -> list[tuple[str, str]]:
+        """Delete every policy this scenario has in force; the cluster-scoped ones (kind, name)."""
+        cluster_scoped = []
+        for ident in list(self.live.policies):
+            kind, namespace, name = ident
+            with contextlib.suppress(NotFound):
+                self.cluster.delete(kind, namespace or None, name)
+            if not namespace:
+                cluster_scoped.append((kind, name))
+            del self.live.policies[ident]
+        return cluster_scoped
 
     def _create_namespace(self, name: str, labels: Mapping[str, str]) -> None:
         self.runner.check()
@@ -172,12 +329,19 @@ class ScenarioRun:
             self.cluster.create(
                 pod_manifest(pod, real_ns, self.labels, self.options.deploy, selector)
             )
+            self.result.pods_created += 1
             if self.options.via == Via.SERVICE:
                 service = service_manifest(pod, real_ns, self.labels, self.probed)
                 if service is not None:
                     self.cluster.create(service)
             self.changed_at = time.monotonic()
-        self._wait_ready(pods)
+        waiting = time.monotonic()
+        try:
+            self._wait_ready(pods)
+        finally:
+            self.result.ready_wait_s = round(
+                self.result.ready_wait_s + time.monotonic() - waiting, 3
+            )
 
     def _wait_ready(self, pods: list[Pod]) -> None:
         pending = {p.key: p for p in pods}
@@ -294,8 +458,9 @@ class ScenarioRun:
         return self.binder.bind_step(index, self._binding())
 
     # -- warm-up ------------------------------------------------------------------------------
-    def _warm_up(self) -> None:
-        """With no policies every served cell must connect; otherwise stop before any policy."""
+    def _warm_up(self, deadline_s: float | None = None) -> None:
+        """With no policies every served cell must connect (within ``deadline_s``, by default
+        ``--warmup-deadline``); otherwise stop before any policy."""
         grids = self.grids
         cells = [
             (src, dst, g)
@@ -312,7 +477,8 @@ class ScenarioRun:
             return
         self.runner.progress(f"{self.scenario.name}: warm-up ({len(cells)} probes)")
         pending = {RealCell(s.key, d.key, *g): (s, d) for s, d, g in cells}
-        deadline = time.monotonic() + self.options.warmup_deadline_s
+        allowed = self.options.warmup_deadline_s if deadline_s is None else deadline_s
+        deadline = time.monotonic() + allowed
         problem = ""
         while pending:
             results = self.runner.probe(
@@ -331,7 +497,7 @@ class ScenarioRun:
             if pending and time.monotonic() > deadline:
                 raise InfrastructureError(
                     f"warm-up without policies: {len(pending)} probes did not connect within "
-                    f"{self.options.warmup_deadline_s:.0f} s, e.g. {problem}; the cluster blocks traffic "
+                    f"{allowed:.0f} s, e.g. {problem}; the cluster blocks traffic "
                     "before any policy is applied, so results would be meaningless"
                 )
             if pending:
@@ -556,6 +722,16 @@ class ScenarioRun:
                 family=cell.family,
             )
             cells[rc] = res
+            previous = before.get(cell.key)
+            res.changed = (
+                previous is not None
+                and previous != cell.verdict
+                and cell.verdict
+                in (
+                    Verdict.ALLOW,
+                    Verdict.DENY,
+                )
+            )
             if cell.verdict is Verdict.IMPLEMENTATION_DEFINED:
                 res.status = CellStatus.IGNORED
                 continue
@@ -671,7 +847,7 @@ class ScenarioRun:
         pending = list(to_probe)
         delay = 0.1
         while pending:
-            results = self.runner.probe(pending)
+            results = self.runner.probe(pending, self._timeouts(cells, pending))
             still = []
             for item in pending:
                 cell = cells[item[0]]
@@ -687,7 +863,8 @@ class ScenarioRun:
             ):
                 break
             time.sleep(delay)
-            delay = min(1.0, delay * 2)
+            # At most 0.5 s between attempts: the enforcement latency is exact to about that.
+            delay = min(0.5, delay * 2)
         stale = []
         for item in pending:
             cell = cells[item[0]]
@@ -697,6 +874,16 @@ class ScenarioRun:
                 stale.append(item)
         self._watch_late(cells, stale)
 
+    def _timeouts(
+        self, cells: Mapping[RealCell, CellResult], items: list[tuple[RealCell, str, str]]
+    ) -> dict[RealCell, float]:
+        """Adaptive timeouts: cells the reference denies get ``--deny-timeout`` (a timeout is
+        their expected outcome, so a denied cell costs that once per step); every other cell
+        keeps ``--probe-timeout``, so an allow slower than the short timeout is never read as a
+        deny where the reference allows."""
+        short = self.options.deny_probe_s
+        return {rc: short for rc, _, _ in items if cells[rc].expected is Verdict.DENY}
+
     def _watch_late(
         self, cells: dict[RealCell, CellResult], stale: list[tuple[RealCell, str, str]]
     ) -> None:
@@ -705,14 +892,16 @@ class ScenarioRun:
         while stale and time.monotonic() < grace_end:
             self.runner.check()
             time.sleep(1.0)
-            results = self.runner.probe(stale)
+            results = self.runner.probe(stale, self._timeouts(cells, stale))
             still = []
             for item in stale:
                 cell, res = cells[item[0]], results[item[0]]
+                started = res.started if res.started is not None else time.monotonic()
                 if observed_verdict(res.outcome, cell.served) == cell.expected:
-                    started = res.started if res.started is not None else time.monotonic()
                     cell.settled_after_s = round(max(0.0, started - self.changed_at), 3)
                 else:
+                    if cell.changed:
+                        cell.stale_until_s = round(max(0.0, started - self.changed_at), 3)
                     still.append(item)
             stale = still
 

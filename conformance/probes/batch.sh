@@ -1,14 +1,14 @@
-# Probe batch, run inside an agnhost pod as: sh -c "$(cat batch.sh)" probe TIMEOUT PARALLEL ID HOST PORT PROTO ...
-# For every (ID, HOST, PORT, PROTO) group it runs `/agnhost connect` ($AGNHOST overrides the path) in the background, at most
-# PARALLEL at a time, and prints one line per target (a single write, so lines never interleave):
+# Probe batch, run inside an agnhost pod as: sh -c "$(cat batch.sh)" probe PARALLEL ID HOST PORT PROTO TIMEOUT ...
+# For every (ID, HOST, PORT, PROTO, TIMEOUT) group it runs `/agnhost connect` ($AGNHOST overrides the path) with
+# --timeout=TIMEOUTs in the background, at most PARALLEL at a time, and prints one line per target (a single write,
+# so lines never interleave):
 #   <ID> ok
 #   <ID> fail <exit code> <first line of agnhost's stderr>
 # The runner parses these lines; a target without a line is "check-failed" (the exec was cut short).
-timeout=$1
-parallel=$2
-shift 2
+parallel=$1
+shift 1
 probe() {
-    out=$("${AGNHOST:-/agnhost}" connect "$2:$3" --protocol="$4" --timeout="${timeout}s" 2>&1)
+    out=$("${AGNHOST:-/agnhost}" connect "$2:$3" --protocol="$4" --timeout="$5s" 2>&1)
     rc=$?
     if [ "$rc" -eq 0 ]; then
         echo "$1 ok"
@@ -18,9 +18,9 @@ probe() {
     fi
 }
 running=0
-while [ "$#" -ge 4 ]; do
-    probe "$1" "$2" "$3" "$4" &
-    shift 4
+while [ "$#" -ge 5 ]; do
+    probe "$1" "$2" "$3" "$4" "$5" &
+    shift 5
     running=$((running + 1))
     if [ "$running" -ge "$parallel" ]; then
         wait

@@ -23,7 +23,14 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from conformance.api.types import AddressFamily
-from conformance.live.results import CellResult, CellStatus, ScenarioResult, StepResult
+from conformance.live.results import (
+    CellResult,
+    CellStatus,
+    ScenarioResult,
+    StepResult,
+    latency_phrase,
+    latency_summary,
+)
 from conformance.reference.truthtable import mark_for
 from conformance.reports.judgement import (
     Judgement,
@@ -87,6 +94,7 @@ class StepView:
     failures: list[tuple[int, CellResult, str]]  # (cell index, cell, known-deviation note)
     policies_yaml: str
     policy_count: int
+    latency: str = ""  # enforcement latency of the step's changed cells (latency_phrase)
 
 
 @dataclass(frozen=True)
@@ -376,6 +384,7 @@ def build(j: Judgement) -> tuple[list[ScenarioView], dict[str, Any]]:
                     failures=failures,
                     policies_yaml=_policies_yaml(st.policies),
                     policy_count=len(st.policies),
+                    latency=latency_phrase(latency_summary(st.cells)),
                 )
             )
         views.append(
@@ -445,4 +454,5 @@ def render_html(j: Judgement) -> str:
         js=Markup(asset("report.js")),
         cells_json=_json_for_script(data),
         retries=retries_phrase(run.retries) if run.retries else "",
+        latency=latency_summary(c for sc in run.scenarios for st in sc.steps for c in st.cells),
     )

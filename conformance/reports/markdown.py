@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from conformance.live.results import Status
+from conformance.live.results import Status, latency_phrase, latency_summary
 from conformance.reports.judgement import (
     Judgement,
     PathCount,
@@ -165,10 +165,41 @@ def render_markdown(j: Judgement, limit: int = LIMIT) -> str:
             + ")"
             for note, names in notes
         ]
+    lines += _latency(j, limit)
     lines += _failures(j, limit)
     lines += _skipped(j)
     lines += _known(j)
     return "\n".join(lines) + "\n"
+
+
+def _latency(j: Judgement, limit: int) -> list[str]:
+    """Enforcement latency of the run and of its slowest steps (only cells a step changed)."""
+    run = latency_summary(c for sc in j.run.scenarios for st in sc.steps for c in st.cells)
+    if run is None:
+        return []
+    steps = [
+        (summary, sc.name, step_title(st))
+        for sc in j.run.scenarios
+        for st in sc.steps
+        if (summary := latency_summary(st.cells)) is not None
+    ]
+    steps.sort(key=lambda s: -float(s[0]["max_s"]))
+    rows = [
+        [name, title, s["cells"], f"{s['p50_s']:.2f}", f"{s['p95_s']:.2f}", f"{s['max_s']:.2f}"]
+        for s, name, title in steps[:limit]
+    ]
+    out = [
+        "",
+        "### Enforcement latency",
+        "",
+        "From the API accepting a step's last change to the first probe that saw a changed "
+        f"cell's new verdict: {latency_phrase(run)}.",
+        "",
+        *table(["scenario", "step", "changed cells", "p50 s", "p95 s", "max s"], rows),
+    ]
+    if len(steps) > limit:
+        out += ["", f"... and {len(steps) - limit} faster steps: see the results JSON."]
+    return out
 
 
 def _failures(j: Judgement, limit: int) -> list[str]:
