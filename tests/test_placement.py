@@ -317,9 +317,9 @@ class SchedulingCluster:
     def exec(
         self, namespace: str, pod: str, container: str, argv: Sequence[str], timeout_s: float
     ) -> ExecResult:
-        # batch.sh's arguments after the script: probe TIMEOUT PARALLEL (ID HOST PORT PROTO)...
-        rest = list(argv[argv.index("probe") + 3 :])
-        idents = rest[0::4]
+        # batch.sh's arguments after the script: probe PARALLEL (ID HOST PORT PROTO TIMEOUT)...
+        rest = list(argv[argv.index("probe") + 2 :])
+        idents = rest[0::5]
         return ExecResult(0, "".join(f"{i} ok\n" for i in idents), "")
 
 
