@@ -46,3 +46,8 @@ def test_no_sharing_for_steps_that_add_or_remove_pods_keep_or_no_reuse() -> None
     assert signature(ADDRESS_REUSED) == ""
     assert signature(UPDATED_POD, keep=True) == ""
     assert signature(UPDATED_POD, no_reuse=True) == ""
+
+
+def test_no_sharing_for_host_network_pods_which_hold_ports_on_their_node() -> None:
+    nodes = SCENARIOS / "detection" / "node-paths.yaml"
+    assert load_scenario(nodes).uses_host_network and signature(nodes) == ""

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from conformance.cluster import agnhost
+from conformance.cluster import agnhost, scheduler
 from conformance.cluster.compiler import ContainerPort, NamespaceView, NodeScope, PodView
 from conformance.cluster.dataplane import Dataplane, Endpoint
 from conformance.cluster.enforcer import Enforcer, Inputs
@@ -446,6 +447,25 @@ class Controller:
             self.enforcer.changed()
         if rt.endpoint is not None:
             await self.dataplane.remove(rt.endpoint)
+        self._reschedule()
+
+    def _reschedule(self) -> None:
+        """Place pods that found no node before, now that one is gone (kube-scheduler retries
+        unschedulable pods on such events): e.g. a host-network pod waiting for its port."""
+        pods = self.store.peek(PODS)
+        for obj in pods:
+            spec = obj.get("spec") or {}
+            rt = self.pods.get(obj["metadata"]["uid"])
+            if spec.get("nodeName") or rt is None or rt.deleted:
+                continue
+            node, _ = scheduler.schedule(spec, self.store.peek(NODES), self.store.peek(PODS))
+            if node is None:
+                continue
+            bound = copy.deepcopy(obj)
+            bound["spec"]["nodeName"] = node
+            with contextlib.suppress(NotFound):
+                bound = self.store.update(PODS, bound, check_version=False)
+                rt.task = self._spawn(self._start(rt, bound))
 
     async def shutdown(self) -> None:
         """Stop enforcement and close every pod's sockets (namespaces go with the dataplane)."""

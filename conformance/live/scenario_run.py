@@ -184,13 +184,16 @@ class ScenarioRun:
     # -- pod reuse ----------------------------------------------------------------------------
     def _signature(self) -> str:
         """What this scenario would create (namespaces, pod manifests, Services), as text; ""
-        when its pods cannot be shared: steps that add or remove namespaces or pods, --keep,
-        --no-reuse."""
+        when its pods cannot be shared: steps that add or remove namespaces or pods, host-network
+        pods, --keep, --no-reuse."""
         steps = self.scenario.spec.steps
         if (
             self.options.no_reuse
             or self.options.keep
             or any(s.add_namespaces or s.add_pods or s.remove_pods for s in steps)
+            # Host-network pods hold ports on their node: idle, they would keep another
+            # scenario's host-network pods from being scheduled.
+            or self.scenario.uses_host_network
         ):
             return ""
         return json.dumps(

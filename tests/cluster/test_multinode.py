@@ -103,6 +103,21 @@ def test_scheduler_honours_node_name_selector_and_required_affinity(kube: Kube) 
     )
 
 
+def test_a_pod_waiting_for_a_host_port_runs_once_the_holder_is_gone(kube: Kube) -> None:
+    kube.namespace("ports")
+    kube.pods("ports", [pinned("first", W1, True, 8181)])
+    second = agnhost_pod("second", ports=((8181, "TCP"),))
+    second["spec"]["hostNetwork"] = True
+    second["spec"]["nodeSelector"] = {"kubernetes.io/hostname": W1}
+    kube.core.create_namespaced_pod("ports", second)
+    pod = kube.core.read_namespaced_pod("second", "ports")
+    assert pod.status.phase == "Pending" and pod.spec.node_name is None
+    assert "didn't have free ports" in pod.status.conditions[0].message
+    kube.core.delete_namespaced_pod("first", "ports")
+    assert kube.wait_running("ports", ["second"]) == {"second": "172.18.0.2"}
+    assert node_of(kube, "ports", "second") == W1
+
+
 def test_unpinned_pods_spread_over_the_least_loaded_nodes(kube: Kube) -> None:
     kube.namespace("spread")
     kube.pods("spread", [agnhost_pod(f"p{i}") for i in range(6)])
