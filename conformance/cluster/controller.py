@@ -54,6 +54,7 @@ class PodRuntime:
     deleted: bool = False
     task: asyncio.Task[None] | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    order: int = 0
     logs: dict[str, list[str]] = field(default_factory=dict)
     """Per container, what its emulated agnhost printed (served by ``kubectl logs``)."""
 
@@ -177,8 +178,15 @@ class Controller:
         if res is PODS:
             uid = meta["uid"]
             if event == "ADDED":
+                # Creation order, as the API accepted the pods (not as their namespaces came up,
+                # which nodes do concurrently): the first-pod-only deviation's "oldest pod".
+                self._order += 1
                 rt = PodRuntime(
-                    uid, meta["namespace"], meta["name"], labels=dict(meta.get("labels") or {})
+                    uid,
+                    meta["namespace"],
+                    meta["name"],
+                    labels=dict(meta.get("labels") or {}),
+                    order=self._order,
                 )
                 self.pods[uid] = rt
                 rt.task = self._spawn(self._start(rt, obj))
@@ -293,7 +301,6 @@ class Controller:
             log.exception("starting pod %s/%s failed", rt.namespace, rt.name)
             self._fail(rt, spec, f"the embedded cluster could not start the pod: {exc}")
             return
-        self._order += 1
         if host:
             rt.host_view = PodView(
                 rt.namespace,
@@ -301,7 +308,7 @@ class Controller:
                 rt.endpoint.ip,
                 dict(rt.labels),
                 _ports(spec),
-                self._order,
+                rt.order,
                 ips=rt.endpoint.ips,
                 node=node,
             )  # Services may send to it; no policy selects it (it is its node)
@@ -312,7 +319,7 @@ class Controller:
                 rt.endpoint.ip,
                 dict(rt.labels),
                 _ports(spec),
-                self._order,
+                rt.order,
                 ips=rt.endpoint.ips,
                 node=node,
             )
