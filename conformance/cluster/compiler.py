@@ -693,6 +693,26 @@ def _rule_lines(allow: Allow, addr_field: str, verdict: str, sets: _AddressSets)
     return lines
 
 
+def _vmaps(prefix: str, field: str, v4: Sequence[str], v6: Sequence[str]) -> list[str]:
+    """``ip FIELD vmap { ... }`` and its ``ip6`` twin, for the families that have entries."""
+    return [
+        f"    {prefix}{fam} {field} vmap {{ {', '.join(entries)} }}"
+        for fam, entries in (("ip", v4), ("ip6", v6))
+        if entries
+    ]
+
+
+def _hook_chain(hook: str, rules: Sequence[str]) -> list[str]:
+    """A base chain on ``hook`` (named after it) that lets replies through, then ``rules``."""
+    return [
+        f"  chain {hook} {{",
+        f"    type filter hook {hook} priority filter; policy accept;",
+        "    ct state established,related accept",
+        *rules,
+        "  }",
+    ]
+
+
 def render(
     ingress: Mapping[str, Sequence[Allow]],
     egress: Mapping[str, Sequence[Allow]],
@@ -782,12 +802,9 @@ def render(
     ]
     if knobs.has(Deviation.STATELESS):
         # Replies meet the replying pod's egress rules as if they were new connections.
-        for fam, entries in (("ip", egress_map), ("ip6", egress_map6)):
-            if entries:
-                out.append(
-                    f"    ct state established,related ct direction reply {fam} saddr vmap "
-                    f"{{ {', '.join(entries)} }}"
-                )
+        out += _vmaps(
+            "ct state established,related ct direction reply ", "saddr", egress_map, egress_map6
+        )
     out += [
         "    ct state established,related accept",
     ]
@@ -802,28 +819,12 @@ def render(
         if scope is not None and knobs.has(Deviation.SAME_NODE_EGRESS_SKIPPED)
         else ""
     )
-    if egress_map:
-        out.append(f"    {only_out}ip saddr vmap {{ {', '.join(egress_map)} }}")
-    if egress_map6:
-        out.append(f"    {only_out}ip6 saddr vmap {{ {', '.join(egress_map6)} }}")
-    if ingress_map:
-        out.append(f"    ip daddr vmap {{ {', '.join(ingress_map)} }}")
-    if ingress_map6:
-        out.append(f"    ip6 daddr vmap {{ {', '.join(ingress_map6)} }}")
+    out += _vmaps(only_out, "saddr", egress_map, egress_map6)
+    out += _vmaps("", "daddr", ingress_map, ingress_map6)
     out.append("  }")
     if scope is not None and (egress_map or egress_map6):
         # A pod connecting to its own node's address: the input hook, egress rules only.
-        out += [
-            "  chain input {",
-            "    type filter hook input priority filter; policy accept;",
-            "    ct state established,related accept",
-        ]
-        out += [
-            f"    {fam} saddr vmap {{ {', '.join(m)} }}"
-            for fam, m in (("ip", egress_map), ("ip6", egress_map6))
-            if m
-        ]
-        out.append("  }")
+        out += _hook_chain("input", _vmaps("", "saddr", egress_map, egress_map6))
     if (
         scope is not None
         and (ingress_map or ingress_map6)
@@ -831,17 +832,7 @@ def render(
     ):
         # The node's own connections to its pods (kubelet probes, host-network pods) filtered as
         # if they came from anywhere else.
-        out += [
-            "  chain output {",
-            "    type filter hook output priority filter; policy accept;",
-            "    ct state established,related accept",
-        ]
-        out += [
-            f"    {fam} daddr vmap {{ {', '.join(m)} }}"
-            for fam, m in (("ip", ingress_map), ("ip6", ingress_map6))
-            if m
-        ]
-        out.append("  }")
+        out += _hook_chain("output", _vmaps("", "daddr", ingress_map, ingress_map6))
     out += [*extra_chains, "}"]
     out[3:3] = sets.definitions()  # sets must exist before the rules that name them
     return "\n".join(out) + "\n"

@@ -301,28 +301,20 @@ class Controller:
             log.exception("starting pod %s/%s failed", rt.namespace, rt.name)
             self._fail(rt, spec, f"the embedded cluster could not start the pod: {exc}")
             return
+        view = PodView(
+            rt.namespace,
+            rt.name,
+            rt.endpoint.ip,
+            dict(rt.labels),
+            _ports(spec),
+            rt.order,
+            ips=rt.endpoint.ips,
+            node=node,
+        )
         if host:
-            rt.host_view = PodView(
-                rt.namespace,
-                rt.name,
-                rt.endpoint.ip,
-                dict(rt.labels),
-                _ports(spec),
-                rt.order,
-                ips=rt.endpoint.ips,
-                node=node,
-            )  # Services may send to it; no policy selects it (it is its node)
+            rt.host_view = view  # Services may send to it; no policy selects it (it is its node)
         else:
-            rt.view = PodView(
-                rt.namespace,
-                rt.name,
-                rt.endpoint.ip,
-                dict(rt.labels),
-                _ports(spec),
-                rt.order,
-                ips=rt.endpoint.ips,
-                node=node,
-            )
+            rt.view = view
         gen = self.enforcer.changed()
         if self.knobs.enforcement_delay <= 0:
             await self.enforcer.wait(gen)
