@@ -73,6 +73,15 @@ class ApiError(Exception):
         self.code, self.reason, self.message, self.details = code, reason, message, details
 
 
+def _undecodable(res: Resource, detail: str) -> ApiError:
+    """400 for a body that does not decode as the kind, in kube-apiserver's words."""
+    return ApiError(
+        400,
+        "BadRequest",
+        f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: {detail}',
+    )
+
+
 def _not_found(res: Resource, name: str) -> ApiError:
     return ApiError(
         404,
@@ -466,19 +475,11 @@ class ApiServer:
     def _check_shape(res: Resource, obj: Any) -> None:
         """400 for a body that Go's json decoder could not decode into the kind's struct."""
         if not isinstance(obj, dict):
-            raise ApiError(
-                400,
-                "BadRequest",
-                f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: json: cannot unmarshal into Go value of type {res.kind}',
-            )
+            raise _undecodable(res, f"json: cannot unmarshal into Go value of type {res.kind}")
         try:
             validation.check_object_shape(res.kind, obj)
         except validation.BadRequest as exc:
-            raise ApiError(
-                400,
-                "BadRequest",
-                f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: {exc}',
-            ) from None
+            raise _undecodable(res, str(exc)) from None
 
     def _prepare(
         self, request: web.Request, res: Resource, obj: Any, namespace: str
@@ -551,11 +552,7 @@ class ApiServer:
             else:
                 causes = validation.metadata_errors(meta)
         except validation.BadRequest as exc:
-            raise ApiError(
-                400,
-                "BadRequest",
-                f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: {exc}',
-            ) from None
+            raise _undecodable(res, str(exc)) from None
         if causes:
             name = meta.get("name") or ""
             text = (

@@ -204,16 +204,26 @@ def subject_miss(subject: Subject, pod: Pod, labels_of: LabelsOf) -> str:
     (the side of the reason does), so that one text serves every pod it holds for."""
     if pod.host_network:
         return "its subject never selects a host-network pod"
-    ns_labels = labels_of(pod.namespace)
-    if subject.namespaces is not None:
-        miss = selector_miss(subject.namespaces, ns_labels)
-        return f"its subject misses the pod's namespace, which has {miss}" if miss else ""
-    assert subject.pods is not None
-    miss = selector_miss(subject.pods.namespace_selector, ns_labels)
-    if miss:
+    what, miss = _selection_miss(subject, labels_of(pod.namespace), pod.labels)
+    if what == "namespace":
         return f"its subject misses the pod's namespace, which has {miss}"
-    miss = selector_miss(subject.pods.pod_selector, pod.labels)
     return f"its subject misses the pod, which has {miss}" if miss else ""
+
+
+def _selection_miss(
+    selection: Subject | AdminPeer, ns_labels: Mapping[str, str], pod_labels: Mapping[str, str]
+) -> tuple[str, str]:
+    """What a ``namespaces`` or ``pods`` selection misses ("namespace" or "pod") and why, as
+    ``selector_miss`` words it; ("", "") when it selects."""
+    if selection.namespaces is not None:
+        miss = selector_miss(selection.namespaces, ns_labels)
+        return ("namespace", miss) if miss else ("", "")
+    assert selection.pods is not None
+    miss = selector_miss(selection.pods.namespace_selector, ns_labels)
+    if miss:
+        return "namespace", miss
+    miss = selector_miss(selection.pods.pod_selector, pod_labels)
+    return ("pod", miss) if miss else ("", "")
 
 
 def admin_peer_miss(peer: AdminPeer, seen: Seen) -> str:
@@ -242,15 +252,9 @@ def admin_peer_miss(peer: AdminPeer, seen: Seen) -> str:
         return f"{other.key} is outside the cluster: {peer} selects pods only"
     if other.host_network:
         return f"{other.key} is a host-network pod, which {peer} never selects"
-    ns_labels = seen.labels_of(other.namespace)
-    if peer.namespaces is not None:
-        miss = selector_miss(peer.namespaces, ns_labels)
-        return f"the namespace of {other.key} has {miss}" if miss else ""
-    assert peer.pods is not None
-    miss = selector_miss(peer.pods.namespace_selector, ns_labels)
-    if miss:
+    what, miss = _selection_miss(peer, seen.labels_of(other.namespace), other.labels)
+    if what == "namespace":
         return f"the namespace of {other.key} has {miss}"
-    miss = selector_miss(peer.pods.pod_selector, other.labels)
     return f"pod {other.key} has {miss}" if miss else ""
 
 
