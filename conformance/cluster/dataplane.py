@@ -62,7 +62,7 @@ class NodeNet:
     @property
     def pod_cidr(self) -> ipaddress.IPv4Network:
         """The node's slice of the pod CIDR: 4094 pod addresses (10.244.16.0/20 for the first)."""
-        return ipaddress.IPv4Network(f"10.244.{(self.index + 1) * 16}.0/20")
+        return ipaddress.IPv4Network((int(POD_CIDR.network_address) + ((self.index + 1) << 12), 20))
 
     @property
     def pod_cidr6(self) -> ipaddress.IPv6Network:

@@ -124,6 +124,10 @@ class ScenarioRun:
         # Bound offline (once per scenario, shared with loading): what to deploy (pods, labels,
         # ports) and what each step probes.
         self.offline_binding = scenario.offline_binding()
+        self.external_addresses = {
+            n: external_addresses(n, t) for n, t in self.options.externals.items()
+        }
+        """``--external`` addresses by endpoint name (one per family, the primary first)."""
         self.initial = scenario.initial_state(self.offline_binding)
         self.offline_steps = scenario.offline_steps
         self.grids = {g for s in self.offline_steps for g in s.grids}
@@ -432,7 +436,7 @@ class ScenarioRun:
         cidr = offline.pod_cidr
         if first is not None:
             cidr = ipaddress.ip_network(f"{first}/{16 if first.version == 4 else 64}", strict=False)
-        given = {n: external_addresses(n, t) for n, t in self.options.externals.items()}
+        given = self.external_addresses
         externals = {name: addrs[0] for name, addrs in given.items()} or dict(offline.external_ips)
         external_extra = {**offline.external_extra_ips}
         external_extra.update({n: a[1:] for n, a in given.items() if len(a) > 1})
@@ -665,8 +669,7 @@ class ScenarioRun:
             )
 
         def addresses(e: ExternalHost) -> tuple[IPAddress, ...]:
-            text = self.options.externals.get(e.name)
-            return (e.ip, *e.extra_ips) if text is None else external_addresses(e.name, text)
+            return self.external_addresses.get(e.name) or (e.ip, *e.extra_ips)
 
         externals = tuple(
             ExternalHost(e.name, addresses(e)[0], e.ports, addresses(e)[1:])
@@ -830,8 +833,8 @@ class ScenarioRun:
     def _target_host(self, key: str, pods: Mapping[str, Pod], family: AddressFamily) -> str | None:
         if key.startswith("@"):
             name = key[1:]
-            if name in self.options.externals:
-                given = external_addresses(name, self.options.externals[name])
+            if name in self.external_addresses:
+                given = self.external_addresses[name]
                 return next((str(a) for a in given if a.version == family.version), None)
             return None  # real clusters have no simulated hosts: map them with --external
         return self._host(pods[key], family)

@@ -54,14 +54,9 @@ class ClusterChoice:
         return self.embedded_instance or f"run{os.getpid()}"
 
 
-DUAL_STACK_READY = True
-"""Whether embedded clusters enforce IPv6 yet (they are then started dual-stack when a
-scenario's topology has IPv6)."""
-
-
 def _addresses(host: ExternalHost) -> str:
     """``--external`` form of a simulated host's addresses (IPv4 first)."""
-    return f"{host.ip},{host.ip6}" if host.ip6 and DUAL_STACK_READY else host.ip
+    return f"{host.ip},{host.ip6}" if host.ip6 else host.ip
 
 
 def check_context(context: str, allowed: Sequence[str]) -> None:
@@ -151,7 +146,7 @@ def open_cluster(
         instance=choice.instance,
         externals=hosts,
         knobs=choice.knobs,
-        dual_stack=DUAL_STACK_READY and wants_ipv6(scenarios),
+        dual_stack=wants_ipv6(scenarios),
     )
     if choice.keep_embedded:
         # Detached, so it outlives this process; stopped here only when the run did not finish.
