@@ -46,30 +46,34 @@ class Faults:
 
 
 class FaultPlan:
-    """Draws fault decisions for each request from one seeded RNG."""
+    """Draws fault decisions from seeded RNGs, one per kind of fault: the n-th exec stream is
+    dropped or not whatever number of API requests came between (one shared stream made the
+    exec drops of a run depend on how its requests interleaved)."""
 
     def __init__(self, faults: Faults) -> None:
         self.faults = faults
-        self._rng = random.Random(faults.seed)
+        self._errors = random.Random(f"{faults.seed}:error")
+        self._delays = random.Random(f"{faults.seed}:delay")
+        self._drops = random.Random(f"{faults.seed}:exec")
         self.injected = {"errors": 0, "delays": 0, "exec_drops": 0}
 
     def error(self) -> int | None:
         """HTTP status to answer instead of serving, or None."""
-        if self.faults.error_rate and self._rng.random() < self.faults.error_rate:
+        if self.faults.error_rate and self._errors.random() < self.faults.error_rate:
             self.injected["errors"] += 1
-            return self._rng.choice(self.faults.error_codes)
+            return self._errors.choice(self.faults.error_codes)
         return None
 
     def delay(self) -> float:
         """Seconds to wait before serving (0 for most requests)."""
-        if self.faults.delay_rate and self._rng.random() < self.faults.delay_rate:
+        if self.faults.delay_rate and self._delays.random() < self.faults.delay_rate:
             self.injected["delays"] += 1
             return self.faults.delay_seconds
         return 0.0
 
     def drop_exec(self) -> bool:
         """Whether this exec stream is cut before its exit status is sent."""
-        if self.faults.exec_drop_rate and self._rng.random() < self.faults.exec_drop_rate:
+        if self.faults.exec_drop_rate and self._drops.random() < self.faults.exec_drop_rate:
             self.injected["exec_drops"] += 1
             return True
         return False
