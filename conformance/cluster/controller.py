@@ -201,7 +201,10 @@ class Controller:
                     ):
                         # Rules stay keyed by the address; the first owner's are never replaced.
                         self._stale.setdefault(rt_del.view.ip, rt_del.view)
-                        self.dataplane.retire(rt_del.endpoint)
+                        # Its namespace's next pod on that node gets the address (if the
+                        # namespace is gone, any pod may: Dataplane.retire).
+                        alive = self.store.exists(NAMESPACES, "", rt_del.namespace)
+                        self.dataplane.retire(rt_del.endpoint, rt_del.namespace if alive else "")
                     self._spawn(self._stop(rt_del))
             else:
                 rt_mod = self.pods.get(uid)
@@ -229,6 +232,7 @@ class Controller:
                             self.store.delete(kind, name, child["metadata"]["name"])
                 self._first_ns_labels.pop(name, None)
                 self._ghosts = {k: g for k, g in self._ghosts.items() if k[0] != name}
+                self.dataplane.forget_namespace(name)
             self.enforcer.changed()
         elif res in (
             NETWORK_POLICIES,
@@ -293,7 +297,7 @@ class Controller:
             if host:
                 rt.endpoint = self.dataplane.add_host_pod(rt.uid, node)
             else:
-                rt.endpoint = await self.dataplane.add_pod(rt.uid, node)
+                rt.endpoint = await self.dataplane.add_pod(rt.uid, node, rt.namespace)
             if rt.deleted:
                 return
             rt.servers = await agnhost.serve(self.dataplane.fd(rt.uid), listeners)

@@ -129,6 +129,55 @@ def external_ip6_problem(ip: str) -> str:
     return ""
 
 
+class FreedAddresses:
+    """Deviation stale-address-rules: which freed pod address each new pod on a node is given.
+
+    The rule: a new pod takes the oldest address its own namespace freed on that node; when there
+    is none, the oldest freed address on that node whose namespace is gone (``forget``); when
+    there is none either, a fresh one. An address freed by a namespace that still exists is never
+    handed to another namespace's pod.
+
+    Why: the deviation exists to show what happens when a new pod is given an address a deleted
+    pod had; a scenario shows it by deleting a pod and adding one in its place, on that node. With
+    many scenarios running at once on one cluster (``--jobs``), a first-come rule lets another
+    scenario's pod, created in between, take the address, and the scenario then shows nothing
+    (test_the_detection_suite_alone_catches_every_knob missed the knob about once in six runs).
+    Each scenario has namespaces of its own, so keying by namespace makes the scenario's own
+    deletion decide what its newcomer gets, whatever else runs. Addresses still change namespace
+    once their namespace is deleted, which is how a whole-suite run shows the deviation nearly
+    everywhere (a scenario's pods get the addresses an earlier scenario's namespaces left).
+
+    Real IPAMs reuse later, not sooner: the CNI host-local plugin hands addresses out round-robin
+    from its range, so a released address comes back only after the range wraps around (what
+    ``Dataplane`` does without the deviation); none prefers a namespace. This is a deterministic
+    stand-in for "the address was reused", not a model of any one IPAM.
+    """
+
+    def __init__(self) -> None:
+        # node -> [(address, namespace that freed it, "" once that namespace is gone)], oldest
+        # freed first.
+        self._freed: dict[str, list[tuple[str, str]]] = {}
+
+    def free(self, node: str, address: str, namespace: str) -> None:
+        """``address`` on ``node`` was freed by a pod of ``namespace`` ("": the namespace is gone)."""
+        self._freed.setdefault(node, []).append((address, namespace))
+
+    def forget(self, namespace: str) -> None:
+        """``namespace`` was deleted: the addresses its pods freed go to any namespace now."""
+        for entries in self._freed.values():
+            entries[:] = [(a, "" if ns == namespace else ns) for a, ns in entries]
+
+    def take(self, node: str, namespace: str) -> str | None:
+        """The freed address a new pod of ``namespace`` on ``node`` gets, or None (a fresh one)."""
+        entries = self._freed.get(node, [])
+        for wanted in (namespace, ""):
+            for i, (address, ns) in enumerate(entries):
+                if ns == wanted:
+                    del entries[i]
+                    return address
+        return None
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """A namespace the cluster created for a pod or an external host, with its addresses.
@@ -167,10 +216,10 @@ class Dataplane:
             raise ClusterError(f"an embedded cluster has 1 to {MAX_NODES} nodes, not {nodes}")
         self.instance = instance
         self.dual_stack = dual_stack
-        # Deviation stale-address-rules: a removed pod's address goes to the next new pod on that
-        # node, once the old namespace (holding its route) is gone. Oldest freed first.
+        # Deviation stale-address-rules: a removed pod's address goes to a new pod on that node
+        # (which one: FreedAddresses), once the old namespace (holding its route) is gone.
         self.reuse_addresses = reuse_addresses
-        self._freed: dict[str, list[str]] = {}
+        self._freed = FreedAddresses()
         self._released: dict[str, asyncio.Event] = {}
         self.prefix = prefix_for(instance)
         self.wire = self.prefix + "wire"
@@ -253,11 +302,16 @@ class Dataplane:
         """Open descriptor of an endpoint's namespace (for sockets made inside it)."""
         return self._fds[key]
 
-    def retire(self, ep: Endpoint) -> None:
-        """Note that a pod's endpoint is being removed (its address is reused only if asked to)."""
+    def retire(self, ep: Endpoint, namespace: str = "") -> None:
+        """Note that a pod of ``namespace`` ("": one that is gone) is being removed (its address
+        is reused only if asked to)."""
         if self.reuse_addresses and not ep.host and ep.ip not in self._released:
             self._released[ep.ip] = asyncio.Event()
-            self._freed.setdefault(ep.node, []).append(ep.ip)
+            self._freed.free(ep.node, ep.ip, namespace)
+
+    def forget_namespace(self, namespace: str) -> None:
+        """A namespace was deleted: addresses its pods freed may go to any namespace's pods."""
+        self._freed.forget(namespace)
 
     def add_host_pod(self, key: str, node: str) -> Endpoint:
         """A host-network pod: its node's namespace and addresses (nothing is created)."""
@@ -265,13 +319,13 @@ class Dataplane:
         self._fds[key] = os.dup(self._node_fds[n.netns])
         return Endpoint(key, n.netns, n.ip, n.name, n.ip6 if self.dual_stack else "", host=True)
 
-    async def add_pod(self, key: str, node: str | None = None) -> Endpoint:
+    async def add_pod(self, key: str, node: str | None = None, namespace: str = "") -> Endpoint:
         """Create a pod namespace on ``node`` (default: the first) with a routed veth and fresh
-        addresses from the node's pod CIDR slices."""
+        addresses from the node's pod CIDR slices (or, with reuse, a freed one: the pod's
+        ``namespace`` decides which, see FreedAddresses)."""
         n = self.node(node) if node else self.nodes[0]
-        freed = self._freed.get(n.name)
-        if freed:
-            ip = freed.pop(0)
+        ip = self._freed.take(n.name, namespace) if self.reuse_addresses else None
+        if ip is not None:
             # Wait until the old holder's route is gone (remove() sets the event).
             await self._released[ip].wait()
             del self._released[ip]

@@ -201,6 +201,26 @@ def test_stale_address_rules() -> None:
         assert kube.connect("default", "f", f"{ips['srv']}:80") == (1, "TIMEOUT\n")
 
 
+def test_stale_address_rules_hands_a_freed_address_to_its_namespace_first() -> None:
+    # Two scenarios at once on one cluster: b's pod, created between a's delete and a's
+    # replacement, must not take a's address; once a namespace is deleted, anyone may.
+    def pod(name: str) -> dict[str, Any]:
+        body = agnhost_pod(name, ports=((80, "TCP"),))
+        body["spec"]["nodeName"] = "embedded-worker"
+        return body
+
+    with deviating(Deviation.STALE_ADDRESS_RULES) as kube:
+        kube.namespace("a")
+        kube.namespace("b")
+        old = kube.pods("a", [pod("old")])["old"]
+        kube.core.delete_namespaced_pod("old", "a")
+        between = kube.pods("b", [pod("between")])["between"]
+        assert between != old
+        assert kube.pods("a", [pod("newcomer")])["newcomer"] == old
+        kube.core.delete_namespace("b")
+        assert kube.pods("a", [pod("later")])["later"] == between
+
+
 def test_stale_address_rules_caught_by_its_scenario_and_clean_run_matches(
     tmp_path: Path,
 ) -> None:
