@@ -140,8 +140,10 @@ class FreedAddresses:
     Why: the deviation exists to show what happens when a new pod is given an address a deleted
     pod had; a scenario shows it by deleting a pod and adding one in its place, on that node. With
     many scenarios running at once on one cluster (``--jobs``), a first-come rule lets another
-    scenario's pod, created in between, take the address, and the scenario then shows nothing
-    (test_the_detection_suite_alone_catches_every_knob missed the knob about once in six runs).
+    scenario's pod, created in between, take the address, and the scenario then shows less or
+    nothing (with ``--jobs 6``, pod-address-reused's second replacement lost its address in every
+    run measured, and test_the_detection_suite_alone_catches_every_knob missed the knob in about
+    one CI run in six, when both did).
     Each scenario has namespaces of its own, so keying by namespace makes the scenario's own
     deletion decide what its newcomer gets, whatever else runs. Addresses still change namespace
     once their namespace is deleted, which is how a whole-suite run shows the deviation nearly
