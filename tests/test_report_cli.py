@@ -35,6 +35,7 @@ def test_results_round_trip(name: str) -> None:
         sc.setdefault("pods_reused", 0)
         for st in sc["steps"]:
             st.setdefault("enforcement_latency", None)
+            st.setdefault("sample", None)
             for cell in st["cells"]:
                 cell.setdefault("path", None)
                 cell.setdefault("family", "IPv4")

@@ -91,6 +91,8 @@ def print_text(result: ScenarioEvaluation, out: TextIO, *, explain: bool) -> Non
         print(f"   {sc.spec.description.strip().splitlines()[0]}", file=out)
     for s in result.steps:
         print(f"-- step {s.step.index + 1}: {s.step.name}", file=out)
+        if s.table.sample is not None:
+            print(f"   {s.table.sample.describe()}; other cells are blank", file=out)
         print(s.table.render(), file=out)
         print(LEGEND, file=out)
         if explain:
@@ -134,9 +136,14 @@ def to_json(results: list[ScenarioEvaluation]) -> dict[str, Any]:
                         "declared": str(d[0]) if d else None,
                     }
                 )
-            steps.append(
-                {"name": s.step.name, "cells": cells, "disagreements": len(s.disagreements)}
-            )
+            step: dict[str, Any] = {
+                "name": s.step.name,
+                "cells": cells,
+                "disagreements": len(s.disagreements),
+            }
+            if s.table.sample is not None:
+                step["sample"] = s.table.sample.summary()
+            steps.append(step)
         scenarios.append(
             {
                 "name": r.scenario.name,

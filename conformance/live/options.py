@@ -91,6 +91,11 @@ class RunOptions:
     not probed."""
     node_map: str = ""
     """``node-1=kind-worker,...``: scenario node names onto real nodes ("": automatic)."""
+    sample: int = -1
+    """Cells probed per step (-1: as each scenario's ``probe.sample`` says; 0: every cell; N:
+    a sample of N cells in every step, see conformance/reference/sampling.py)."""
+    sample_seed: int = -1
+    """Seed of the samples (-1: the scenario's ``probe.sample.seed``, else 0)."""
 
     @property
     def node_mapping(self) -> dict[str, str]:
@@ -117,6 +122,10 @@ class RunOptions:
         }
         if self.node_map:
             out["node_map"] = str(self.node_map)
+        if self.sample >= 0:
+            out["sample"] = self.sample
+        if self.sample_seed >= 0:
+            out["sample_seed"] = self.sample_seed
         return out
 
 
@@ -220,6 +229,21 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         "scenario nodes onto real nodes, e.g. node-1=kind-worker,node-2=kind-worker2 (default: "
         "each scenario's nodes in order onto distinct schedulable workers, sorted by name)",
         metavar="MAP",
+    ),
+    RunOption(
+        "sample",
+        "sample",
+        int,
+        "cells probed per step: a sample chosen by the reference's rules plus a random draw "
+        "(0: every cell; default -1: what each scenario's probe.sample says, else every cell)",
+        metavar="N",
+    ),
+    RunOption(
+        "sample-seed",
+        "sample_seed",
+        int,
+        "seed of --sample and of scenarios' probe.sample (default -1: the scenario's own seed)",
+        metavar="SEED",
     ),
     RunOption(
         "no-reuse",

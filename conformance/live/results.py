@@ -165,6 +165,9 @@ class StepResult:
     message: str = ""
     cells: list[CellResult] = field(default_factory=list)
     policies: list[dict[str, Any]] = field(default_factory=list)
+    sample: dict[str, int] | None = None
+    """How ``cells`` were chosen when the step probed a sample (``Sample.summary``: cells,
+    population, requested, seed, classes, covering, boundary, random); None: every cell."""
 
     def counts(self) -> Counter[str]:
         return Counter(str(c.status) for c in self.cells)
@@ -476,6 +479,9 @@ def _scenario_from_json(sc: Mapping[str, Any]) -> ScenarioResult:
                 message=str(st.get("message", "")),
                 cells=[_cell_from_json(c) for c in st.get("cells", [])],
                 policies=list(st.get("policies", [])),
+                sample={str(k): int(v) for k, v in st["sample"].items()}
+                if st.get("sample")
+                else None,
             )
             for st in sc.get("steps", [])
         ],

@@ -16,10 +16,12 @@ import contextlib
 import ipaddress
 import json
 import shlex
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import tenacity
 
@@ -74,9 +76,11 @@ from conformance.live.results import (
 from conformance.live.runner import InfrastructureError, RealCell, Runner, Topology
 from conformance.reference.evaluator import Evaluator, Verdict
 from conformance.reference.expectations import declared_verdicts, is_served
+from conformance.reference.sampling import Sample, sample_cells, warmup_sample
 from conformance.reference.truthtable import Cell, CellKey, TruthTable
 from conformance.scenario.bind import Binder, Binding, BoundStep, pod_key
 from conformance.scenario.load import Scenario
+from conformance.scenario.schema import SampleSpec
 
 
 @dataclass
@@ -147,6 +151,8 @@ class ScenarioRun:
         self.topology: Topology | None = None
         """The deployed namespaces and pods, once they may be handed to a later scenario."""
         self.finished = False
+        self.previous_sample: Sample | None = None
+        """The sample of the step before (its verdicts of every cell tell what a step changed)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
     def execute(self) -> None:
@@ -482,6 +488,9 @@ class ScenarioRun:
         ]
         if not cells:
             return
+        spec = self._sample_spec(None)
+        if spec is not None:
+            cells = warmup_sample(cells, spec.cells, spec.seed)
         self.runner.progress(f"{self.scenario.name}: warm-up ({len(cells)} probes)")
         pending = {RealCell(s.key, d.key, *g): (s, d) for s, d, g in cells}
         allowed = self.options.warmup_deadline_s if deadline_s is None else deadline_s
@@ -510,6 +519,21 @@ class ScenarioRun:
             if pending:
                 time.sleep(0.5)
 
+    def _sample_spec(self, bound: BoundStep | None) -> SampleSpec | None:
+        """The step's ``probe.sample`` (the first sampled step's for the warm-up) as ``--sample``
+        and ``--sample-seed`` override it; None: probe every cell."""
+        if bound is not None:
+            spec = bound.sample
+        else:
+            spec = next((s.sample for s in self.offline_steps if s.sample is not None), None)
+        if self.options.sample == 0:
+            return None
+        if self.options.sample > 0:
+            spec = SampleSpec(cells=self.options.sample, seed=spec.seed if spec else 0)
+        if spec is not None and self.options.sample_seed >= 0:
+            spec = SampleSpec(cells=spec.cells, seed=self.options.sample_seed)
+        return spec
+
     def _host(self, pod: Pod, family: AddressFamily) -> str | None:
         """The address to probe ``pod`` at over ``family``; None when it has none of that
         family (a single-stack cluster, or a single-stack Service)."""
@@ -533,7 +557,7 @@ class ScenarioRun:
         try:
             bound = self._apply_changes(index)
             result.policies = [dict(o) for o in self.live.policies.values()]
-            result.cells = self._probe_step(bound, self._verdicts_before(index))
+            result.cells = self._probe_step(bound, self._verdicts_before(index), result)
         except (ClusterError, InfrastructureError) as exc:
             result.status = Status.ERROR
             result.message = str(exc)
@@ -609,19 +633,33 @@ class ScenarioRun:
             desired[
                 (str(real.get("kind")), str(meta.get("namespace") or ""), str(meta["name"]))
             ] = real
-        for ident in [i for i in self.live.policies if i not in desired]:
+        lock = threading.Lock()
+
+        def accepted() -> None:
+            with lock:
+                self.changed_at = max(self.changed_at, time.monotonic())
+
+        def delete(ident: tuple[str, str, str]) -> None:
             self.cluster.delete(ident[0], ident[1] or None, ident[2])
-            self.changed_at = time.monotonic()
-            del self.live.policies[ident]
-        for ident, obj in desired.items():
-            if self.live.policies.get(ident) != obj:
-                self.runner.check()
-                if ident not in self.live.policies and not ident[1]:
-                    self._create_cluster_scoped(ident, obj)
-                else:
-                    self.cluster.apply(obj)
-                self.changed_at = time.monotonic()
+            accepted()
+            with lock:
+                del self.live.policies[ident]
+
+        def write(item: tuple[tuple[str, str, str], dict[str, Any]]) -> None:
+            ident, obj = item
+            self.runner.check()
+            if ident not in self.live.policies and not ident[1]:
+                self._create_cluster_scoped(ident, obj)
+            else:
+                self.cluster.apply(obj)
+            accepted()
+            with lock:
                 self.live.policies[ident] = obj
+
+        # Deletes first (a name may come back as a new object), then the writes; each batch
+        # concurrently, since the order within a step changes nothing the step probes.
+        _concurrently(delete, [i for i in self.live.policies if i not in desired])
+        _concurrently(write, [(i, o) for i, o in desired.items() if self.live.policies.get(i) != o])
 
     def _create_cluster_scoped(self, ident: tuple[str, str, str], obj: dict[str, Any]) -> None:
         """Create a cluster-scoped policy; replace one of that name only if this run made it.
@@ -704,9 +742,15 @@ class ScenarioRun:
                 before[(c.source, c.target, c.port, c.protocol, c.family)] = c.expected
         return before
 
-    def _probe_step(self, bound: BoundStep, before: Mapping[CellKey, Verdict]) -> list[CellResult]:
+    def _probe_step(
+        self, bound: BoundStep, before: Mapping[CellKey, Verdict], result: StepResult
+    ) -> list[CellResult]:
         state = self._live_state()
+        previous_sample = self.previous_sample
         table, real = self._expected_live(bound, state)
+        if table.sample is not None:
+            result.sample = table.sample.summary()
+            self.runner.progress(f"{self.scenario.name}: {table.sample.describe()}")
         declared = declared_verdicts(bound, table) if bound.expect is not None else {}
         cells: dict[RealCell, CellResult] = {}
         to_probe: list[tuple[RealCell, str, str]] = []
@@ -729,6 +773,9 @@ class ScenarioRun:
             )
             cells[rc] = res
             previous = before.get(cell.key)
+            if previous is None and previous_sample is not None:
+                # A cell the step before left out of its sample: the reference's verdict there.
+                previous = previous_sample.verdict(rc)
             res.changed = (
                 previous is not None
                 and previous != cell.verdict
@@ -813,13 +860,31 @@ class ScenarioRun:
             ns, pod = key.split("/", 1)
             return f"{names.real(ns)}/{pod}"
 
-        evaluator = Evaluator(state, self._live_policies(), include_self=self.options.include_self)
+        policies = self._live_policies()
+        evaluator = Evaluator(state, policies, include_self=self.options.include_self)
+        spec = self._sample_spec(bound)
+        sample = None
+        if spec is not None:
+            sample = sample_cells(
+                state,
+                policies,
+                [real_key(s) for s in bound.sources],
+                [real_key(t) for t in bound.targets],
+                bound.grids,
+                cells=spec.cells,
+                seed=spec.seed,
+                include_self=self.options.include_self,
+                previous=self.previous_sample,
+            )
+        self.previous_sample = sample
         cells: dict[CellKey, Cell] = {}
         real: dict[CellKey, RealCell] = {}
         for port, proto, family in bound.grids:
             for s in bound.sources:
                 for t in bound.targets:
                     rc = RealCell(real_key(s), real_key(t), port, proto, family)
+                    if sample is not None and rc not in sample.cells:
+                        continue
                     decision = evaluator.decide(*rc).renamed(self.live.scenario_name)
                     served = is_served(bound.state, t, port, proto)
                     path = traffic_path(state.endpoint(rc.source), state.endpoint(rc.target))
@@ -828,7 +893,7 @@ class ScenarioRun:
                         s, t, port, proto, decision.verdict, served, decision, path, family
                     )
                     real[key] = rc
-        return TruthTable(bound.sources, bound.targets, bound.grids, cells), real
+        return TruthTable(bound.sources, bound.targets, bound.grids, cells, sample), real
 
     def _target_host(self, key: str, pods: Mapping[str, Pod], family: AddressFamily) -> str | None:
         if key.startswith("@"):
@@ -910,6 +975,24 @@ class ScenarioRun:
                         cell.stale_until_s = round(max(0.0, started - self.changed_at), 3)
                     still.append(item)
             stale = still
+
+
+_T = TypeVar("_T")
+
+WRITERS = 32
+"""API writes in flight at once when a step changes many policies (500 sequential writes cost
+an API round trip each; the embedded cluster installs a burst of them as one ruleset)."""
+
+
+def _concurrently(fn: Callable[[_T], None], items: list[_T]) -> None:
+    """``fn`` over ``items``, up to ``WRITERS`` at once; the first error is raised once all ran."""
+    if len(items) <= 1:
+        for item in items:
+            fn(item)
+        return
+    with ThreadPoolExecutor(min(WRITERS, len(items)), thread_name_prefix="writer") as pool:
+        for future in [pool.submit(fn, item) for item in items]:
+            future.result()
 
 
 class _NotYet(Exception):

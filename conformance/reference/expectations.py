@@ -17,6 +17,7 @@ from conformance.api.model import ClusterState, traffic_path
 from conformance.api.types import Grid, L4Protocol, TargetKey
 from conformance.errors import Location, ScenarioError
 from conformance.reference.evaluator import Evaluator, Verdict
+from conformance.reference.sampling import Sample, sample_cells
 from conformance.reference.truthtable import (
     Cell,
     CellKey,
@@ -31,25 +32,40 @@ from conformance.scenario.load import Scenario
 from conformance.scenario.schema import Expectation
 
 
-def expected_table(step: BoundStep, *, include_self: bool = False) -> TruthTable:
-    """The reference evaluator applied to every probe cell of a bound step."""
+def expected_table(
+    step: BoundStep, *, include_self: bool = False, previous: Sample | None = None
+) -> TruthTable:
+    """The reference evaluator applied to every probe cell of a bound step, or to the cells of
+    its sample when it has ``probe.sample`` (``previous``: the sample of the step before)."""
     state = step.state
+    sample = None
+    if step.sample is not None:
+        sample = sample_cells(
+            state,
+            step.policies,
+            step.sources,
+            step.targets,
+            step.grids,
+            cells=step.sample.cells,
+            seed=step.sample.seed,
+            include_self=include_self,
+            previous=previous,
+        )
     evaluator = Evaluator(state, step.policies, include_self=include_self)
-    paths = {
-        (s, t): traffic_path(state.endpoint(s), state.endpoint(t))
-        for s in step.sources
-        for t in step.targets
-    }
     cells: dict[CellKey, Cell] = {}
     for port, proto, family in step.grids:
         for s in step.sources:
             for t in step.targets:
+                key = (s, t, port, proto, family)
+                if sample is not None and key not in sample.cells:
+                    continue
                 decision = evaluator.decide(s, t, port, proto, family)
                 served = is_served(state, t, port, proto)
-                cells[(s, t, port, proto, family)] = Cell(
-                    s, t, port, proto, decision.verdict, served, decision, paths[(s, t)], family
+                path = traffic_path(state.endpoint(s), state.endpoint(t))
+                cells[key] = Cell(
+                    s, t, port, proto, decision.verdict, served, decision, path, family
                 )
-    return TruthTable(step.sources, step.targets, step.grids, cells)
+    return TruthTable(step.sources, step.targets, step.grids, cells, sample)
 
 
 def is_served(state: ClusterState, target: TargetKey, port: int, protocol: L4Protocol) -> bool:
@@ -84,10 +100,9 @@ def declared_verdicts(
         return _from_table(expect, step, table)
     out: dict[CellKey, tuple[Verdict, bool | None]] = {}
     default = Verdict(expect.default or "allow")
-    used: set[int] = set()
     for cell in table:
         verdict = default
-        for i, rule in enumerate(expect.rules):  # Last matching rule wins.
+        for rule in expect.rules:  # Last matching rule wins.
             if (
                 fnmatch.fnmatchcase(cell.source, rule.from_)
                 and fnmatch.fnmatchcase(cell.target, rule.to)
@@ -96,10 +111,19 @@ def declared_verdicts(
                 and (rule.families is None or cell.family in rule.families)
             ):
                 verdict = Verdict(rule.verdict)
-                used.add(i)
         out[cell.key] = (verdict, None)
-    for i, _rule in enumerate(expect.rules):
-        if i not in used:
+    for i, rule in enumerate(expect.rules):
+        # Cells are every source x target x grid (also when only a sample is probed).
+        if not (
+            any(fnmatch.fnmatchcase(s, rule.from_) for s in step.sources)
+            and any(fnmatch.fnmatchcase(t, rule.to) for t in step.targets)
+            and any(
+                (rule.ports is None or g.port in rule.ports)
+                and (rule.protocols is None or g.protocol in rule.protocols)
+                and (rule.families is None or g.family in rule.families)
+                for g in step.grids
+            )
+        ):
             # A rule that matches nothing is almost always a typo in a glob or a port.
             raise ScenarioError(
                 "this rule matches no probed cell; check its from/to globs, ports and protocols "
@@ -131,7 +155,15 @@ def _from_table(
             f"({len(missing)} cells missing); paste the grid `evaluate` prints",
             table_loc,
         )
-    extra = sorted(marks.keys() - wanted, key=str)
+    sources, targets, grids = set(step.sources), set(step.targets), set(step.grids)
+    extra = sorted(
+        (
+            k
+            for k in marks.keys() - wanted
+            if k[0] not in sources or k[1] not in targets or Grid(*k[2:]) not in grids
+        ),
+        key=str,
+    )
     if extra:
         s, t, port, proto, family = extra[0]
         raise ScenarioError(
@@ -140,7 +172,9 @@ def _from_table(
             table_loc,
         )
     return {
-        key: (verdict_of_mark(m), None if m == "?" else m in (".", "X")) for key, m in marks.items()
+        key: (verdict_of_mark(m), None if m == "?" else m in (".", "X"))
+        for key, m in marks.items()
+        if key in wanted
     }
 
 
@@ -185,7 +219,9 @@ class ScenarioEvaluation:
 def evaluate_scenario(scenario: Scenario, *, include_self: bool = False) -> ScenarioEvaluation:
     """Expected tables and declared-vs-evaluated disagreements for every step (offline binding)."""
     result = ScenarioEvaluation(scenario)
+    previous = None
     for step in scenario.offline_steps:
-        table = expected_table(step, include_self=include_self)
+        table = expected_table(step, include_self=include_self, previous=previous)
+        previous = table.sample
         result.steps.append(StepEvaluation(step, table, disagreements(step, table)))
     return result

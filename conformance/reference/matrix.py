@@ -131,6 +131,10 @@ class ReachabilityMatrix:
         """The bitset of ``sources``, to intersect with ``bits``."""
         return _or(1 << self._source_bit[s] for s in sources)
 
+    def same_sources(self, other: ReachabilityMatrix) -> bool:
+        """Whether ``other`` numbers the same sources with the same bits (bitsets compare)."""
+        return self._source_bit == other._source_bit
+
     def keys_of(self, bits: int) -> list[PodKey]:
         """Sources in a bitset, in ``sources`` order."""
         keys = [self._sources_by_bit[i] for i in bit_indices(bits)]
@@ -807,7 +811,7 @@ class _Ingress:
             for entry in np_sig:
                 policy = self.isolating[entry]
                 for index, rule in enumerate(policy.ingress):
-                    if _port_matches(rule, pod, pp):
+                    if port_matches(rule, pod, pp):
                         peers = self._peers.get((entry, index))
                         if peers is None:
                             peers = c.peers(policy, rule, Direction.INGRESS)
@@ -838,12 +842,17 @@ _Hits = tuple[int, int, int, int]
 _Tiers = tuple[list[list[AdminPolicy]], list[list[AdminPolicy]], AdminPolicy | None]
 
 
+MatrixCompiler = _Compiler
+"""One computation's indexes (selectors, peers, ports as bitsets) and ``run()`` for its matrix:
+for modules that need more than verdicts (``sampling.py``)."""
+
+
 def _admin_number_matches(p: AdminPort, pp: PortProto) -> bool | None:
     """Evaluator rule 13 for a numeric port or range (None: a v1alpha1 range start >= end)."""
     return p.number_matches(*pp)
 
 
-def _port_matches(rule: NetworkPolicyRule, pod: Pod, pp: PortProto) -> bool:
+def port_matches(rule: NetworkPolicyRule, pod: Pod, pp: PortProto) -> bool:
     """Evaluator rule 6 for one destination pod."""
     if not rule.ports:
         return True

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from conformance.api.types import (
     AddressFamily,
@@ -22,6 +23,9 @@ from conformance.api.types import (
     TrafficPath,
 )
 from conformance.reference.evaluator import Decision, Verdict
+
+if TYPE_CHECKING:
+    from conformance.reference.sampling import Sample
 
 CellKey = tuple[PodKey, TargetKey, int, L4Protocol, AddressFamily]
 
@@ -88,6 +92,8 @@ class TruthTable:
     targets: tuple[TargetKey, ...]
     grids: tuple[Grid, ...]
     cells: Mapping[CellKey, Cell] = field(default_factory=dict)
+    sample: Sample | None = None
+    """How the cells were chosen when only a sample of the grids is evaluated and probed."""
 
     def cell(
         self,
@@ -100,20 +106,28 @@ class TruthTable:
         return self.cells[(source, target, port, protocol, family)]
 
     def __iter__(self) -> Iterator[Cell]:
+        """The cells in grid, source, target order (only the sampled ones of a sample)."""
         for port, proto, family in self.grids:
             for s in self.sources:
                 for t in self.targets:
-                    yield self.cells[(s, t, port, proto, family)]
+                    cell = self.cells.get((s, t, port, proto, family))
+                    if cell is not None:
+                        yield cell
 
     def render(self, marks: Mapping[CellKey, str] | None = None) -> str:
-        """The grids, one per port/protocol/family; ``marks`` overrides cell marks (diffs)."""
+        """The grids, one per port/protocol/family; ``marks`` overrides cell marks (diffs).
+        Cells left out of a sample are blank."""
         blocks = []
         for g in self.grids:
             grid: dict[tuple[PodKey, TargetKey], str] = {}
             for s in self.sources:
                 for t in self.targets:
                     key = (s, t, *g)
-                    grid[(s, t)] = marks[key] if marks and key in marks else self.cells[key].mark
+                    cell = self.cells.get(key)
+                    if marks and key in marks:
+                        grid[(s, t)] = marks[key]
+                    else:
+                        grid[(s, t)] = cell.mark if cell is not None else " "
             blocks.append(render_grid(str(g), self.sources, self.targets, grid))
         return "\n\n".join(blocks)
 

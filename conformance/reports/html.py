@@ -31,6 +31,7 @@ from conformance.live.results import (
     latency_phrase,
     latency_summary,
 )
+from conformance.reference.sampling import sample_phrase
 from conformance.reference.truthtable import mark_for
 from conformance.reports.judgement import (
     Judgement,
@@ -95,6 +96,7 @@ class StepView:
     policies_yaml: str
     policy_count: int
     latency: str = ""  # enforcement latency of the step's changed cells (latency_phrase)
+    sample: str = ""  # how the cells were chosen when the step probed a sample (sample_phrase)
 
 
 @dataclass(frozen=True)
@@ -385,6 +387,7 @@ def build(j: Judgement) -> tuple[list[ScenarioView], dict[str, Any]]:
                     policies_yaml=_policies_yaml(st.policies),
                     policy_count=len(st.policies),
                     latency=latency_phrase(latency_summary(st.cells)),
+                    sample=sample_phrase(st.sample) if st.sample else "",
                 )
             )
         views.append(

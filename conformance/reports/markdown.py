@@ -165,11 +165,49 @@ def render_markdown(j: Judgement, limit: int = LIMIT) -> str:
             + ")"
             for note, names in notes
         ]
+    lines += _sampled(j, limit)
     lines += _latency(j, limit)
     lines += _failures(j, limit)
     lines += _skipped(j)
     lines += _known(j)
     return "\n".join(lines) + "\n"
+
+
+def _sampled(j: Judgement, limit: int) -> list[str]:
+    """Steps that probed a sample of their cells: how many, of how many, and the seed."""
+    rows = [
+        [
+            md_escape(sc.name),
+            md_escape(st.name),
+            st.sample["cells"],
+            st.sample["population"],
+            st.sample["seed"],
+            st.sample["classes"],
+            st.sample["boundary"],
+            st.sample["random"],
+        ]
+        for sc in j.run.scenarios
+        for st in sc.steps
+        if st.sample
+    ]
+    if not rows:
+        return []
+    out = [
+        "",
+        "### Sampled steps",
+        "",
+        "These steps probed a sample of their cells: one cell of each class of cells the rules "
+        "treat alike (rarest first), the rest at random; the same seed and state give the same "
+        "sample.",
+        "",
+        *table(
+            ["scenario", "step", "probed", "cells", "seed", "classes", "by class", "at random"],
+            rows[:limit],
+        ),
+    ]
+    if len(rows) > limit:
+        out.append(f"\n... and {len(rows) - limit} more sampled steps.")
+    return out
 
 
 def _latency(j: Judgement, limit: int) -> list[str]:

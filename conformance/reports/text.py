@@ -197,6 +197,15 @@ def summary_lines(j: Judgement) -> list[str]:
             + (f", reused {reused} times" if reused else "")
             + f"; {waited:.1f} s waiting for readiness (summed over scenarios)."
         )
+    sampled = [st.sample for sc in j.run.scenarios for st in sc.steps if st.sample]
+    if sampled:
+        probed = sum(s["cells"] for s in sampled)
+        population = sum(s["population"] for s in sampled)
+        seeds = ", ".join(str(x) for x in sorted({s["seed"] for s in sampled}))
+        lines.append(
+            f"sampled probing: {probed} of {population} cells in {len(sampled)} steps "
+            f"(seed {seeds}; results JSON `sample` per step)."
+        )
     steps = step_time_phrase(j.run)
     if steps:
         lines.append(f"step wall time: {steps}.")

@@ -57,6 +57,7 @@ from conformance.scenario.schema import (
     PodSpec,
     PortSpec,
     ProbeSpec,
+    SampleSpec,
     ScenarioFile,
     Step,
 )
@@ -325,6 +326,8 @@ class BoundStep:
     expect: Expectation | None
     locate: Locator
     """Location of a key path relative to this step (``("expect", "rules", 0)``)."""
+    sample: SampleSpec | None = None
+    """Probe a sample of the step's cells (``probe.sample``); None: every cell."""
 
 
 def pod_key(spec: PodSpec) -> PodKey:
@@ -617,6 +620,7 @@ class Binder:
         policies, objects = self._policies()
         state = self._state()
         sources, targets, pps = self._probe(state, step, base)
+        sample = _merge_probe(self.sc.spec.probe, step.probe).sample
         return BoundStep(
             index,
             step.name,
@@ -629,6 +633,7 @@ class Binder:
             pps,
             step.expect,
             self.doc.sub(base, step).locate,
+            sample,
         )
 
     def _patch(

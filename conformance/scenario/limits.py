@@ -36,4 +36,6 @@ MAX_BOUND_POLICIES = 20_000
 """Policy objects validated over all steps: each step validates every policy applied so far."""
 
 MAX_CELLS = 100_000
-"""Probe cells (source x target x port/protocol/family) summed over every step of a scenario."""
+"""Probe cells (source x target x port/protocol/family) summed over every step of a scenario; a
+step with ``probe.sample`` counts its sample (its full grid is computed as bitsets, bounded by
+MAX_PODS: 500 x 500 pods take about a second a port)."""

@@ -242,12 +242,17 @@ def _from_document(doc: Document, file: str) -> Scenario:
     _check_work(spec, step_policies, doc)
     scenario = Scenario(name, file, spec, doc, step_policies)
     cells = sum(
-        len(s.sources) * len(s.targets) * len(s.grids) for s in scenario.offline_steps
+        min(
+            len(s.sources) * len(s.targets) * len(s.grids),
+            s.sample.cells if s.sample is not None else MAX_CELLS + 1,
+        )
+        for s in scenario.offline_steps
     )  # binding surfaces every semantic error at load time
     if cells > MAX_CELLS:
         raise ScenarioError(
             f"the steps probe {cells} cells (source x target x port/protocol/family, summed over "
-            f"steps); at most {MAX_CELLS} are allowed (limit MAX_CELLS): narrow `probe`",
+            f"steps); at most {MAX_CELLS} are allowed (limit MAX_CELLS): narrow `probe`, or "
+            "probe a sample of each step with `probe.sample`",
             doc.locate(("steps",)),
         )
     return scenario

@@ -207,6 +207,19 @@ class PolicyFileRef(_Model):
     file: str = Field(description="Path relative to the scenario file; may hold several documents.")
 
 
+class SampleSpec(_Model):
+    """Sampled probing: probe ``cells`` cells of each step instead of all of them."""
+
+    cells: int = Field(
+        strict=True,
+        ge=1,
+        description="Cells probed per step: one from each class of cells the rules treat alike "
+        "(rarest first, up to half), the rest drawn at random. A step with no more cells than "
+        "this probes them all.",
+    )
+    seed: int = Field(default=0, strict=True, description="Seed of the random choices.")
+
+
 class ProbeSpec(_Model):
     ports: list[PortNumber] | None = Field(default=None, description="Default: every served port.")
     protocols: list[L4Protocol] | None = Field(
@@ -221,6 +234,11 @@ class ProbeSpec(_Model):
     to: list[str] | None = Field(default=None, description="Destination globs (ns/pod, @external).")
     families: list[AddressFamily] | None = Field(
         default=None, description="Default: every family of the topology's `ip_families`."
+    )
+    sample: SampleSpec | None = Field(
+        default=None,
+        description="Probe a sample of each step's cells (for large topologies); default: "
+        "every cell. `run --sample` overrides it.",
     )
 
 
