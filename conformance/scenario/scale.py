@@ -5,7 +5,8 @@ both the dataplane (rule count, compile time) and the harness (cells to evaluate
 differently there. ``generate --pods 200 --policies 500`` writes one such scenario, reproducible
 from its seed, shaped like a multi-team cluster: namespaces per team, workloads of 1-4 replicas
 with app/tier labels, each namespace isolated by a default deny, then allows between tiers and
-teams, ``ipBlock`` egress with ``except``, port ranges and named ports. Step 2 relabels a
+teams, ``ipBlock`` egress with ``except`` blocks where pods are, port ranges, and named ports
+whose numbers differ between workloads. Step 2 relabels a
 namespace and a workload and deletes a tenth of the policies, so verdicts change in both
 directions. It declares no expectations: the reference evaluator is the expectation. Such a
 scenario has about 40,000 cells per port per step, so it sets ``probe.sample`` (sampled probing,
@@ -20,10 +21,19 @@ from typing import Any
 
 TIERS = ("web", "api", "db", "cache")
 ENVS = ("prod", "staging")
-PORTS = (
-    {"port": 80, "protocol": "TCP", "name": "http"},
-    {"port": 443, "protocol": "TCP", "name": "https"},
-)
+# A port name means different numbers on different workloads (as `metrics` or `web` do in real
+# clusters): the web tier serves `web` on 80, the others on 443, so a named port resolved on the
+# wrong pod shows.
+PORTS = {
+    "web": (
+        {"port": 80, "protocol": "TCP", "name": "web"},
+        {"port": 443, "protocol": "TCP", "name": "tls"},
+    ),
+    "other": (
+        {"port": 80, "protocol": "TCP", "name": "plain"},
+        {"port": 443, "protocol": "TCP", "name": "web"},
+    ),
+}
 PODS_PER_NAMESPACE = 20
 NS_LABEL = "kubernetes.io/metadata.name"
 NP = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"}
@@ -58,7 +68,7 @@ def scale_scenario(options: ScaleOptions) -> dict[str, Any]:
                 {
                     "name": f"{ns}/{app}-{r}",
                     "labels": {"app": app, "tier": tier},
-                    "ports": [dict(p) for p in PORTS],
+                    "ports": [dict(p) for p in PORTS["web" if tier == "web" else "other"]],
                 }
             )
     draw = _Draw(rng, sorted(namespaces), apps)
@@ -178,10 +188,12 @@ class _Draw:
         if roll < 0.4:
             return {"port": self.rng.choice((80, 443)), "protocol": "TCP"}
         if roll < 0.7:
-            return {"port": self.rng.choice(("http", "https")), "protocol": "TCP"}
+            return {"port": self.rng.choice(("web", "web", "tls", "plain")), "protocol": "TCP"}
         low = self.rng.choice((79, 80, 81, 400, 443))
         return {"port": low, "endPort": low + self.rng.choice((0, 1, 100)), "protocol": "TCP"}
 
     def _slice(self) -> str:
-        third = self.rng.randrange(16, 48)
-        return f"10.244.{third}.{self.rng.randrange(0, 256, 64)}/26"
+        # Where pods are: the first addresses of a node's pod CIDR (kind: 10.244.N.0/24 per node;
+        # the embedded cluster: 10.244.16.0/20, 10.244.32.0/20, ...), so `except` carves pods out.
+        third = self.rng.choice((0, 1, 2, 16, 32))
+        return f"10.244.{third}.{self.rng.randrange(0, 64, 16)}/28"
