@@ -57,6 +57,10 @@ EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 JSON = "application/json"
 MAX_BODY_BYTES = 3 * 1024 * 1024
 """Request bodies above this get 413, like kube-apiserver's limit of about 3 MiB."""
+MAX_HEADER_BYTES = 1024 * 1024
+"""Request line and each header up to this, like Go's ``http.DefaultMaxHeaderBytes`` (1 MiB) that
+kube-apiserver keeps: an exec's command travels in the URL, so a probe batch of hundreds of
+targets needs more than aiohttp's default of 8 KiB."""
 MAX_JSON_DEPTH = 100
 """Nesting of a request body; deeper is 400 (no real object comes close)."""
 PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})

@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from conformance.cluster import agnhost
-from conformance.cluster.apiserver import ApiServer
+from conformance.cluster.apiserver import MAX_HEADER_BYTES, ApiServer
 from conformance.cluster.config import ClusterOptions
 from conformance.cluster.controller import Controller
 from conformance.cluster.dataplane import Dataplane, Endpoint
@@ -137,7 +137,13 @@ async def serve(
         )
         host, port = sock.getsockname()[:2]
         api.address = f"{host}:{port}"
-        runner = web.AppRunner(api.app(), handle_signals=False, access_log=None)
+        runner = web.AppRunner(
+            api.app(),
+            handle_signals=False,
+            access_log=None,
+            max_line_size=MAX_HEADER_BYTES,
+            max_field_size=MAX_HEADER_BYTES,
+        )
         await runner.setup()
         await web.SockSite(runner, sock, shutdown_timeout=1.0, ssl_context=tls_context).start()
 

@@ -254,6 +254,16 @@ def test_exec_shell_batch_runs_parallel_probes(kube: Kube) -> None:
     assert results["203.0.113.10:80/udp"] == ["0"], out
 
 
+def test_exec_takes_a_command_longer_than_aiohttp_default_line(kube: Kube) -> None:
+    """An exec's command travels in the URL: a batch of hundreds of probes is tens of KB, which
+    kube-apiserver accepts (1 MiB of headers) and aiohttp's default 8 KiB request line does not."""
+    kube.namespace("longexec")
+    kube.pods("longexec", [agnhost_pod("a")])
+    words = [f"word{i:05d}" for i in range(4000)]  # about 40 KB of arguments
+    code, out, err = kube.exec("longexec", "a", ["sh", "-c", 'echo "$#"', "sh", *words])
+    assert (code, out.strip()) == (0, str(len(words))), err
+
+
 def test_exec_many_concurrent(kube: Kube) -> None:
     """500 exec streams at once through the official client, none lost.
 
