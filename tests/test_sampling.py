@@ -113,8 +113,8 @@ def test_a_sample_covers_every_class_when_the_budget_allows() -> None:
     small = sample_of(step, 2 * 40)
     assert small.classes <= 40, "this step has few classes"
     assert small.boundary == small.classes
-    kinds = {verdict for verdict in map(sample.verdict, small.cells)}
-    assert {str(v) for v in kinds} == {"allow", "deny", "implementation-defined"}
+    # Implementation-defined cells are never probed: no budget goes to them.
+    assert {str(v) for v in map(sample.verdict, small.cells)} == {"allow", "deny"}
 
 
 def test_the_cells_a_step_changes_are_sampled() -> None:

@@ -45,6 +45,7 @@ from conformance.reference.matrix import (
 from conformance.reference.truthtable import CellKey
 
 Fact = tuple[Any, ...]
+_UNDEFINED: Fact = ("undefined",)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ class Sample:
     requested: int
     seed: int
     classes: int
-    """Classes of cells the rules treat alike."""
+    """Classes of cells the rules treat alike (implementation-defined cells, never probed, left
+    out)."""
     covering: int
     """Classes chosen because they had a fact (a rule match or near miss) no earlier one had."""
     boundary: int
@@ -73,14 +75,7 @@ class Sample:
     def verdict(self, key: CellKey) -> Verdict | None:
         """The reference's verdict of any cell of the step (sampled or not); None if unknown
         (an outside client as the source, or a cell outside the step)."""
-        source, target, port, protocol, family = key
-        matrix = self.matrices.get(Grid(port, protocol, family))
-        if matrix is None:
-            return None
-        try:
-            return matrix.verdict(source, target, port, protocol)
-        except KeyError:
-            return None
+        return _verdict(self.matrices, key)
 
     def summary(self) -> dict[str, int]:
         """What the results JSON keeps (docs/results-json.md)."""
@@ -98,6 +93,17 @@ class Sample:
     def describe(self) -> str:
         """One line for consoles and reports."""
         return sample_phrase(self.summary())
+
+
+def _verdict(matrices: Mapping[Grid, ReachabilityMatrix], key: CellKey) -> Verdict | None:
+    source, target, port, protocol, family = key
+    matrix = matrices.get(Grid(port, protocol, family))
+    if matrix is None:
+        return None
+    try:
+        return matrix.verdict(source, target, port, protocol)
+    except KeyError:
+        return None
 
 
 def sample_phrase(summary: Mapping[str, int]) -> str:
@@ -147,7 +153,7 @@ def sample_cells(
             column = facts.column(target, probed)
             allow, undefined = matrix.bits(target, (grid.port, grid.protocol))
             column.split(allow, ("allow",))
-            column.split(undefined, ("undefined",))
+            column.split(undefined, _UNDEFINED)
             if prev is not None:
                 _split_previous(column, prev, matrix, target, grid, by_bit)
             for bits, own in column.classes:
@@ -166,12 +172,15 @@ def sample_cells(
                 found = classes.setdefault((("outside", source, grid),), _Reservoir())
                 for target in targets:
                     found.add_one(rng, (source, target, *grid))
+    probed_classes = sum(_UNDEFINED not in sig for sig in classes)
     if population <= cells:
         chosen = frozenset((s, t, *g) for g in grids for t in targets for s in sources)
-        return Sample(chosen, population, cells, seed, len(classes), 0, 0, 0, matrices)
+        return Sample(chosen, population, cells, seed, probed_classes, 0, 0, 0, matrices)
     boundary, covered = _boundary(classes, max(1, cells // 2))
     picked = set(boundary)
-    draws = rng.sample(range(population), min(population, cells + len(boundary)))
+    # Twice the cells left, so that skipping chosen and implementation-defined cells (never
+    # probed) still fills the budget.
+    draws = rng.sample(range(population), min(population, 2 * cells + len(boundary)))
     n_t, n_s = len(targets), len(sources)
     extra: list[CellKey] = []
     for index in draws:
@@ -180,7 +189,7 @@ def sample_cells(
         g, rest = divmod(index, n_t * n_s)
         t, s = divmod(rest, n_s)
         key = (sources[s], targets[t], *grids[g])
-        if key not in picked:
+        if key not in picked and _verdict(matrices, key) is not Verdict.IMPLEMENTATION_DEFINED:
             picked.add(key)
             extra.append(key)
     return Sample(
@@ -188,7 +197,7 @@ def sample_cells(
         population,
         cells,
         seed,
-        len(classes),
+        probed_classes,
         covered,
         len(boundary),
         len(extra),
@@ -203,7 +212,11 @@ def _boundary(
     class chosen before has (so every rule is probed where it matches and where it misses on the
     port alone, when the budget allows); then the rarest classes left. Also returns how many
     classes were chosen for a new fact."""
-    ordered = sorted(classes.items(), key=lambda item: item[1].count)  # ties: first seen first
+    # Implementation-defined cells are not probed: no budget for them.
+    ordered = sorted(
+        ((sig, r) for sig, r in classes.items() if _UNDEFINED not in sig),
+        key=lambda item: item[1].count,  # ties: first seen first
+    )
     seen: set[Fact] = set()
     chosen: list[int] = []
     for i, (sig, _) in enumerate(ordered):
