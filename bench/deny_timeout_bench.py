@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> None:
                 f"load average {os.getloadavg()[0]:.1f}"
             )
             for timeout in TIMEOUTS:
-                outcomes: Counter[str] = Counter()
+                outcomes: Counter[tuple[str, bool]] = Counter()
                 started = time.monotonic()
                 with ThreadPoolExecutor(max_workers=args.concurrent) as pool:
                     for _ in range(args.rounds):
@@ -123,12 +123,15 @@ def run(args: argparse.Namespace) -> None:
                             for _ in range(args.concurrent)
                         ]
                         for batch in batches:
-                            outcomes.update(str(r.outcome) for r in batch.result().values())
+                            outcomes.update(
+                                (str(cell.protocol), r.outcome is Outcome.CONNECTED)
+                                for cell, r in batch.result().items()
+                            )
                 total = sum(outcomes.values())
-                missed = total - outcomes[str(Outcome.CONNECTED)]
+                missed = {proto: n for (proto, ok), n in sorted(outcomes.items()) if not ok}
                 print(
-                    f"timeout {timeout:4.2f} s: {total} probes, not connected {missed} "
-                    f"({dict(outcomes)}); {time.monotonic() - started:.1f} s, "
+                    f"timeout {timeout:4.2f} s: {total} probes, not connected "
+                    f"{sum(missed.values())} {missed or ''}; {time.monotonic() - started:.1f} s, "
                     f"load average {os.getloadavg()[0]:.1f}"
                 )
         finally:
