@@ -166,11 +166,13 @@ def test_a_scenario_waiting_for_a_singleton_does_not_hold_a_worker(
     assert got == [s.file for s in scenarios]
 
 
-def test_longer_scenarios_start_first(runner: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scenarios_without_singletons_start_in_input_order(
+    runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neighbours in a suite tend to share a topology: starting them in order lets one take over
+    the pods the one before left."""
     scenarios = [load_scenario(p) for p in UPSTREAM]
-    assert len({len(s.spec.steps) for s in scenarios}) > 1
     recorder = Recorder(runner, 0.01)
     monkeypatch.setattr(runner, "_run_scenario", recorder)
     runner.run_many(scenarios, jobs=1)
-    steps = {s.file: len(s.spec.steps) for s in scenarios}
-    assert [steps[f] for f in recorder.started] == sorted(steps.values(), reverse=True)
+    assert recorder.started == [s.file for s in scenarios]

@@ -259,16 +259,18 @@ class Runner:
         """Run scenarios ``jobs`` at a time, each in its own namespaces; ``on_result`` gets the
         results in input order, in the caller's thread.
 
-        Scenarios start longest first, and one that needs a cluster-wide singleton another holds
-        (the v1alpha1 BANP, host-network ports) waits in the queue, not in a worker: the others
-        go on meanwhile (see ``_next``).
+        Scenarios start in input order (neighbours in a suite tend to share a topology, so the
+        pods one leaves are there for the next), except that one needing a cluster-wide singleton
+        another holds (the v1alpha1 BANP, host-network ports) waits in the queue, not in a worker:
+        the others go on meanwhile (see ``_next``).
 
         If the caller is interrupted (KeyboardInterrupt, or SIGTERM turned into one), running
         scenarios stop at their next cluster change and remove what they made before the
         interrupt propagates; ``cleanup()`` then removes anything left by label.
         """
         futures: list[Future[ScenarioResult]] = [Future() for _ in scenarios]
-        queue = sorted(range(len(scenarios)), key=lambda i: -_expected_cost(scenarios[i]))
+        queue = list(range(len(scenarios)))
+        needs = [self._singletons(sc) for sc in scenarios]
         ready = threading.Condition()
 
         def work() -> None:
@@ -281,7 +283,7 @@ class Runner:
                             queue.clear()
                         if not queue:
                             return
-                        picked = self._next(queue, scenarios)
+                        picked = self._next(queue, needs)
                         if picked is not None:
                             break
                         ready.wait(0.2)
@@ -321,15 +323,16 @@ class Runner:
             for worker in workers:
                 worker.join()
 
+    @staticmethod
     def _next(
-        self, queue: Sequence[int], scenarios: Sequence[Scenario]
+        queue: Sequence[int], needs: Sequence[list[threading.Lock]]
     ) -> tuple[int, list[threading.Lock]] | None:
         """The first queued scenario whose singletons are free, with their locks now held; one
         that needs a singleton comes before others, so the scenarios that must run one after
         another start as early as they can. None: every queued one waits for a singleton."""
         for want_lock in (True, False):
             for index in queue:
-                locks = self._singletons(scenarios[index])
+                locks = needs[index]
                 if bool(locks) != want_lock:
                     continue
                 held: list[threading.Lock] = []
@@ -487,9 +490,3 @@ class Runner:
             cell: dataclasses.replace(parsed[t.ident], started=started)
             for (cell, _), t in zip(items, targets, strict=True)
         }
-
-
-def _expected_cost(scenario: Scenario) -> int:
-    """A scenario's expected run time in steps (each costs about one probe timeout), plus one
-    for its deploy or clean-slate check: the queue starts the longest first."""
-    return len(scenario.spec.steps) + 1
