@@ -301,7 +301,11 @@ class SchedulingCluster:
             if self.nodes is None:
                 raise PermanentClusterError("nodes is forbidden", status=403)
             return self.nodes
-        return [o for (k, _, _), o in self.objects.items() if k == kind]
+        return [
+            o
+            for (k, ns, _), o in self.objects.items()
+            if k == kind and (namespace is None or ns == namespace)
+        ]
 
     def patch_labels(
         self, kind: str, namespace: str | None, name: str, labels: Mapping[str, str | None]

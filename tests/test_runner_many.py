@@ -139,3 +139,40 @@ def test_interrupt_stops_running_scenarios_before_propagating(
     assert len(recorder.started) == 2, "queued scenarios never start"
     with pytest.raises(RunStopped):
         runner.check()
+
+
+def test_a_scenario_waiting_for_a_singleton_does_not_hold_a_worker(
+    runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers, BANP scenarios queued first: while one runs, the other worker runs the
+    NetworkPolicy scenarios instead of waiting for the BANP singleton (each BANP scenario here
+    only finishes once a NetworkPolicy one has run beside it)."""
+    scenarios = [load_scenario(p) for p in [*BANP[:2], *UPSTREAM[:4]]]
+    others_ran = threading.Semaphore(0)
+    waited_in_vain: list[str] = []
+
+    def run(scenario: Scenario) -> ScenarioResult:
+        if "banp" in Path(scenario.file).name:
+            if not others_ran.acquire(timeout=10):
+                waited_in_vain.append(scenario.name)
+        else:
+            others_ran.release()
+        return ScenarioResult(scenario.name, scenario.file, [], Status.PASS)
+
+    monkeypatch.setattr(runner, "_run_scenario", run)
+    got: list[str] = []
+    runner.run_many(scenarios, jobs=2, on_result=lambda r: got.append(r.file))
+    assert waited_in_vain == []
+    assert got == [s.file for s in scenarios]
+
+
+def test_scenarios_without_singletons_start_in_input_order(
+    runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neighbours in a suite tend to share a topology: starting them in order lets one take over
+    the pods the one before left."""
+    scenarios = [load_scenario(p) for p in UPSTREAM]
+    recorder = Recorder(runner, 0.01)
+    monkeypatch.setattr(runner, "_run_scenario", recorder)
+    runner.run_many(scenarios, jobs=1)
+    assert recorder.started == [s.file for s in scenarios]

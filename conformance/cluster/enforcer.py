@@ -169,11 +169,15 @@ class Enforcer:
 
     async def _install_locked(self, gen: int, script: Ruleset, count: int) -> None:
         start = time.perf_counter()
+        changed = _changed(self.last_script, script)
         try:
-            await self._apply(script)
+            if changed:
+                await self._apply(changed)
         except Exception as exc:
             self.stats.last_error = str(exc)
             log.error("installing rules failed: %s", exc)
+            # Some nodes may have taken the new rules: install every node's next time.
+            self.last_script = ""
             raise
         self.last_script = script
         self.stats.last_apply_seconds = time.perf_counter() - start
@@ -207,3 +211,15 @@ class Enforcer:
                 await asyncio.sleep(backoff)
                 backoff = min(5.0, backoff * 2)
                 self._dirty.set()
+
+
+def _changed(installed: Ruleset, script: Ruleset) -> Ruleset:
+    """What of ``script`` differs from the ``installed`` rules: the whole script, or per node the
+    nodes whose script changed (nothing: empty). Why: most label changes (e.g. a label no policy
+    selects on) compile to the very same rules, and installing those again only costs an
+    ``nft -f`` per node; rules already live are left as they are."""
+    if isinstance(script, str):
+        return "" if script == installed else script
+    if isinstance(installed, str):
+        return script
+    return {node: text for node, text in script.items() if installed.get(node) != text}

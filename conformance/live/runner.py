@@ -13,7 +13,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -259,13 +259,56 @@ class Runner:
         """Run scenarios ``jobs`` at a time, each in its own namespaces; ``on_result`` gets the
         results in input order, in the caller's thread.
 
+        Scenarios start in input order (neighbours in a suite tend to share a topology, so the
+        pods one leaves are there for the next), except that one needing a cluster-wide singleton
+        another holds (the v1alpha1 BANP, host-network ports) waits in the queue, not in a worker:
+        the others go on meanwhile (see ``_next``).
+
         If the caller is interrupted (KeyboardInterrupt, or SIGTERM turned into one), running
         scenarios stop at their next cluster change and remove what they made before the
         interrupt propagates; ``cleanup()`` then removes anything left by label.
         """
-        pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="scenario")
+        futures: list[Future[ScenarioResult]] = [Future() for _ in scenarios]
+        queue = list(range(len(scenarios)))
+        needs = [self._singletons(sc) for sc in scenarios]
+        ready = threading.Condition()
+
+        def work() -> None:
+            while True:
+                with ready:
+                    while True:
+                        if self.stopping.is_set():
+                            for index in queue:  # queued scenarios never start
+                                futures[index].set_exception(RunStopped())
+                            queue.clear()
+                        if not queue:
+                            return
+                        picked = self._next(queue, needs)
+                        if picked is not None:
+                            break
+                        ready.wait(0.2)
+                    index, held = picked
+                    queue.remove(index)
+                fut = futures[index]
+                try:
+                    if fut.set_running_or_notify_cancel():
+                        try:
+                            fut.set_result(self._run_scenario(scenarios[index]))
+                        except BaseException as exc:  # handed to the caller's thread
+                            fut.set_exception(exc)
+                finally:
+                    for lock in held:
+                        lock.release()
+                    with ready:
+                        ready.notify_all()
+
+        workers = [
+            threading.Thread(target=work, name=f"scenario-{n}", daemon=True)
+            for n in range(max(1, min(jobs, len(scenarios))))
+        ]
+        for worker in workers:
+            worker.start()
         try:
-            futures = [pool.submit(self.run_scenario, sc) for sc in scenarios]
             for fut in futures:
                 # Wake up now and then: an interrupt is handled when this thread runs Python.
                 while not fut.done():
@@ -275,15 +318,48 @@ class Runner:
             self.stopping.set()
             raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            with ready:
+                ready.notify_all()
+            for worker in workers:
+                worker.join()
+
+    @staticmethod
+    def _next(
+        queue: Sequence[int], needs: Sequence[list[threading.Lock]]
+    ) -> tuple[int, list[threading.Lock]] | None:
+        """The first queued scenario whose singletons are free, with their locks now held; one
+        that needs a singleton comes before others, so the scenarios that must run one after
+        another start as early as they can. None: every queued one waits for a singleton."""
+        for want_lock in (True, False):
+            for index in queue:
+                locks = needs[index]
+                if bool(locks) != want_lock:
+                    continue
+                held: list[threading.Lock] = []
+                for lock in locks:  # always in this order: no deadlock
+                    if not lock.acquire(blocking=False):
+                        break
+                    held.append(lock)
+                else:
+                    return index, held
+                for lock in held:
+                    lock.release()
+        return None
+
+    def _singletons(self, scenario: Scenario) -> list[threading.Lock]:
+        """Locks of the cluster-wide singletons the scenario uses, in the order they are taken."""
+        locks = []
+        if "BaselineAdminNetworkPolicy" in scenario.policy_kinds:
+            locks.append(self._banp)
+        if scenario.uses_host_network:
+            locks.append(self._host_network)
+        return locks
 
     # -- one scenario -----------------------------------------------------------------------
     def run_scenario(self, scenario: Scenario) -> ScenarioResult:
         with contextlib.ExitStack() as held:  # always in this order: no deadlock
-            if "BaselineAdminNetworkPolicy" in scenario.policy_kinds:
-                held.enter_context(self._banp)
-            if scenario.uses_host_network:
-                held.enter_context(self._host_network)
+            for lock in self._singletons(scenario):
+                held.enter_context(lock)
             return self._run_scenario(scenario)
 
     def _run_scenario(self, scenario: Scenario) -> ScenarioResult:

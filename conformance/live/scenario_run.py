@@ -269,18 +269,21 @@ class ScenarioRun:
             except NotFound:
                 continue
             raise InfrastructureError(f"{kind} {name} of an earlier scenario still exists")
+        owned = {**self.labels, SCOPE_LABEL: self.scope}
+        want: dict[tuple[str, str | None, str], dict[str, str]] = {}
         for ns in self.initial.namespaces:
             real = topology.names.real(ns.name)
-            owned = {**self.labels, SCOPE_LABEL: self.scope}
-            want = namespace_manifest(real, ns.labels, owned)["metadata"]["labels"]
-            self._restore_labels("Namespace", None, real, want)
+            want[("Namespace", None, real)] = namespace_manifest(real, ns.labels, owned)[
+                "metadata"
+            ]["labels"]
         for pod in self.initial.pods:
             real_ns = topology.names.real(pod.namespace)
-            want = pod_manifest(pod, real_ns, self.labels, self.options.deploy)["metadata"][
-                "labels"
-            ]
-            obj = self._restore_labels("Pod", real_ns, pod.name, want)
-            status = obj.get("status") or {}
+            manifest = pod_manifest(pod, real_ns, self.labels, self.options.deploy)
+            want[("Pod", real_ns, pod.name)] = manifest["metadata"]["labels"]
+        objects = self._restore_labels(want)
+        for pod in self.initial.pods:
+            real_ns = topology.names.real(pod.namespace)
+            status = objects[("Pod", real_ns, pod.name)].get("status") or {}
             ip = status.get("podIP")
             if status.get("phase") != "Running" or ip != str(topology.pods[pod.key].ip):
                 raise InfrastructureError(
@@ -290,25 +293,53 @@ class ScenarioRun:
         self._warm_up(self.options.convergence_deadline_s)
 
     def _restore_labels(
-        self, kind: str, namespace: str | None, name: str, want: Mapping[str, str]
-    ) -> dict[str, Any]:
-        """Patch the object's labels back to ``want`` (the automatic namespace-name label
-        aside) and read them back; InfrastructureError when they still differ."""
-        obj = self.cluster.get(kind, namespace, name)
-        have = dict((obj.get("metadata") or {}).get("labels") or {})
-        have.pop(NAMESPACE_NAME_LABEL, None)
-        if have != dict(want):
-            patch: dict[str, str | None] = {k: None for k in have if k not in want}
-            patch.update(want)
+        self, want: Mapping[tuple[str, str | None, str], Mapping[str, str]]
+    ) -> dict[tuple[str, str | None, str], dict[str, Any]]:
+        """Patch the labels of each object (kind, namespace, name) back to ``want`` (the
+        automatic namespace-name label aside) and read them back; the objects as read back.
+        NotFound when one is missing, InfrastructureError when its labels still differ."""
+        objects = self._read_objects(want)
+        patches = []
+        for ident, labels in want.items():
+            have = _own_labels(objects[ident])
+            if have != dict(labels):
+                patch: dict[str, str | None] = {k: None for k in have if k not in labels}
+                patch.update(labels)
+                patches.append((ident, patch))
+        if not patches:
+            return objects
+        for (kind, namespace, name), patch in patches:
             self.cluster.patch_labels(kind, namespace, name, patch)
-            self.changed_at = time.monotonic()
-            obj = self.cluster.get(kind, namespace, name)
-            have = dict((obj.get("metadata") or {}).get("labels") or {})
-            have.pop(NAMESPACE_NAME_LABEL, None)
-            if have != dict(want):
+        self.changed_at = time.monotonic()
+        objects = self._read_objects(want)
+        for ident, labels in want.items():
+            if _own_labels(objects[ident]) != dict(labels):
+                kind, namespace, name = ident
                 where = f"{namespace}/{name}" if namespace else name
                 raise InfrastructureError(f"{kind} {where} labels could not be restored")
-        return obj
+        return objects
+
+    def _read_objects(
+        self, idents: Iterable[tuple[str, str | None, str]]
+    ) -> dict[tuple[str, str | None, str], dict[str, Any]]:
+        """The objects (kind, namespace, name) as the API has them: pods by one list per
+        namespace, anything else by a get each; NotFound when one is missing."""
+        out: dict[tuple[str, str | None, str], dict[str, Any]] = {}
+        listed: dict[str, dict[str, dict[str, Any]]] = {}
+        for ident in idents:
+            kind, namespace, name = ident
+            if kind != "Pod" or namespace is None:
+                out[ident] = self.cluster.get(kind, namespace, name)
+                continue
+            if namespace not in listed:
+                listed[namespace] = {
+                    str((item.get("metadata") or {}).get("name")): item
+                    for item in self.cluster.list_items("Pod", namespace)
+                }
+            if name not in listed[namespace]:
+                raise NotFound(f"pod {namespace}/{name} not found: its namespace lists no such pod")
+            out[ident] = listed[namespace][name]
+        return out
 
     def _delete_policies(self) -> list[tuple[str, str]]:
         """Delete every policy this scenario has in force; the cluster-scoped ones (kind, name)."""
@@ -689,8 +720,10 @@ class ScenarioRun:
                 Namespace(real, frozen_labels((obj.get("metadata") or {}).get("labels") or {}))
             )
         pods = []
+        # One list per namespace instead of one get per pod.
+        listed = self._read_objects(("Pod", p.namespace, p.name) for p in self.live.pods.values())
         for pod in self.live.pods.values():
-            obj = self.cluster.get("Pod", pod.namespace, pod.name)
+            obj = listed[("Pod", pod.namespace, pod.name)]
             labels = (obj.get("metadata") or {}).get("labels") or {}
             ip = (obj.get("status") or {}).get("podIP")
             pods.append(
@@ -993,6 +1026,13 @@ def _concurrently(fn: Callable[[_T], None], items: list[_T]) -> None:
     with ThreadPoolExecutor(min(WRITERS, len(items)), thread_name_prefix="writer") as pool:
         for future in [pool.submit(fn, item) for item in items]:
             future.result()
+
+
+def _own_labels(obj: Mapping[str, Any]) -> dict[str, str]:
+    """An object's labels without the automatic namespace-name label."""
+    have = dict((obj.get("metadata") or {}).get("labels") or {})
+    have.pop(NAMESPACE_NAME_LABEL, None)
+    return have
 
 
 class _NotYet(Exception):

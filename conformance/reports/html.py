@@ -351,8 +351,11 @@ def _grids(cells: list[tuple[int, CellResult]], j_known: set[int]) -> list[Grid]
 def _policies_yaml(policies: list[dict[str, Any]]) -> str:
     if not policies:
         return "# no policies in force"
+    # libyaml's emitter when present: the same text, about six times faster (a full-suite page
+    # dumps every step's policies).
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     return "---\n".join(
-        yaml.safe_dump(p, sort_keys=False, default_flow_style=False) for p in policies
+        yaml.dump(p, Dumper=dumper, sort_keys=False, default_flow_style=False) for p in policies
     )
 
 
