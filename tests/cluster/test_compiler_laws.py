@@ -178,6 +178,8 @@ def disagreements(
                         c, True, str(dst.ip), a, port, str(proto)
                     )
                     decision = ev.decide(src.key, dst.key, port, proto, family)
+                    if decision.verdict is Verdict.IMPLEMENTATION_DEFINED:
+                        continue  # e.g. tied admin priorities: the API allows either answer
                     if compiled != (decision.verdict is Verdict.ALLOW):
                         out.append((src.key, dst.key, port, proto, family, decision.reason))
     return out
