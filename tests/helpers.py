@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +20,13 @@ from conformance.api.model import (
 )
 from conformance.api.netpol import NetworkPolicy, parse_network_policy
 from conformance.api.types import L4Protocol
+from conformance.cluster.config import ClusterOptions
+from conformance.cluster.embedded import EmbeddedCluster
+from conformance.cluster.knobs import Knobs
+from conformance.live.kube import KubeCluster
+from conformance.live.options import RunOptions
 from conformance.live.results import RunResult
+from conformance.live.runner import Runner
 
 DEFAULT_PORTS = tuple(
     ContainerPort(port, proto, f"serve-{port}-{proto.lower()}")
@@ -128,3 +138,23 @@ def suite_run(root: Path) -> RunResult:
         sc.settle()
         run.scenarios.append(sc)
     return run
+
+
+_instances = itertools.count()
+
+
+@contextmanager
+def embedded_runner(tag: str, knobs: Knobs, options: RunOptions) -> Iterator[Runner]:
+    """A ``Runner`` on a fresh embedded cluster with ``knobs``; its namespaces are deleted and
+    the cluster stopped afterwards (``tag`` names the instance, unique per process)."""
+    n = next(_instances)
+    instance = f"{tag}{os.getpid() % 10000}x{n}"
+    with EmbeddedCluster(ClusterOptions(instance=instance, knobs=knobs)) as ec:
+        cluster = KubeCluster(ec.kubeconfig, ec.context)
+        runner = Runner(cluster, options, run_id=f"{tag}{n}")
+        try:
+            yield runner
+        finally:
+            runner.cleanup()
+            runner.close()
+            cluster.close()

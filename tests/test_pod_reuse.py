@@ -4,21 +4,17 @@ policy enforced (the check fails and fresh pods are made)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 
-from conformance.cluster.config import ClusterOptions
-from conformance.cluster.embedded import EmbeddedCluster
 from conformance.cluster.knobs import Deviation, Knobs
-from conformance.live.kube import KubeCluster
 from conformance.live.options import RunOptions
 from conformance.live.results import ScenarioResult, Status
 from conformance.live.runner import Runner
 from conformance.scenario.load import load_scenario
+from tests.helpers import embedded_runner
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -32,21 +28,10 @@ SHARED = [
     UPSTREAM / "should-deny-ingress-access-to-updated-pod.yaml",
 ]
 DELETED = UPSTREAM / "should-stop-enforcing-policies-after-they-are-deleted.yaml"
-_count = iter(range(1000))
 
 
-@contextmanager
-def runner_on(knobs: Knobs, options: RunOptions) -> Iterator[Runner]:
-    instance = f"reuse{os.getpid() % 10000}x{next(_count)}"
-    with EmbeddedCluster(ClusterOptions(instance=instance, knobs=knobs)) as ec:
-        cluster = KubeCluster(ec.kubeconfig, ec.context)
-        runner = Runner(cluster, options, run_id=f"ru{next(_count)}")
-        try:
-            yield runner
-        finally:
-            runner.cleanup()
-            runner.close()
-            cluster.close()
+def runner_on(knobs: Knobs, options: RunOptions) -> AbstractContextManager[Runner]:
+    return embedded_runner("reuse", knobs, options)
 
 
 def cells(results: list[ScenarioResult]) -> list[tuple[object, ...]]:

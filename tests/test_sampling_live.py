@@ -3,42 +3,27 @@ results), warms up on a sample too, matches the reference, and still shows a CNI
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conformance.cluster.config import ClusterOptions
-from conformance.cluster.embedded import EmbeddedCluster
 from conformance.cluster.knobs import Deviation, Knobs
-from conformance.live.kube import KubeCluster
 from conformance.live.options import RunOptions
 from conformance.live.results import CellStatus, ScenarioResult, Status
 from conformance.live.runner import Runner
 from conformance.scenario.load import load_scenario
 from conformance.scenario.scale import ScaleOptions, scale_scenario
+from tests.helpers import embedded_runner
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 PODS, POLICIES, SAMPLE = 40, 80, 300
-_count = iter(range(1000))
 
 
-@contextmanager
-def runner_on(knobs: Knobs, options: RunOptions) -> Iterator[Runner]:
-    instance = f"smp{os.getpid() % 10000}x{next(_count)}"
-    with EmbeddedCluster(ClusterOptions(instance=instance, knobs=knobs)) as ec:
-        cluster = KubeCluster(ec.kubeconfig, ec.context)
-        runner = Runner(cluster, options, run_id=f"smp{next(_count)}")
-        try:
-            yield runner
-        finally:
-            runner.cleanup()
-            runner.close()
-            cluster.close()
+def runner_on(knobs: Knobs, options: RunOptions) -> AbstractContextManager[Runner]:
+    return embedded_runner("smp", knobs, options)
 
 
 def run(knobs: Knobs, path: Path, options: RunOptions | None = None) -> ScenarioResult:

@@ -549,19 +549,23 @@ class _Compiler:
 
     # -- admin tiers (evaluator rules 8-13) ---------------------------------------------------
 
+    def admin_subjects(self, policy: AdminPolicy) -> int:
+        """Pods an admin policy's subject selects (rule 12: never host-network pods)."""
+        subject = policy.subject
+        if subject.namespaces is not None:
+            bits = self.namespaces(subject.namespaces)
+        else:
+            assert subject.pods is not None
+            bits = self.namespaces(subject.pods.namespace_selector) & self.selector(
+                subject.pods.pod_selector
+            )
+        return bits & self.pod_network
+
     def _admin_sigs(self) -> dict[Direction, list[tuple[int, ...]]]:
         """Per direction and pod: indexes (into ``self.admin``) of the policies selecting it."""
         out: dict[Direction, list[list[int]]] = {d: [[] for _ in range(self.n)] for d in Direction}
         for index, policy in enumerate(self.admin):
-            subject = policy.subject
-            if subject.namespaces is not None:
-                bits = self.namespaces(subject.namespaces)
-            else:
-                assert subject.pods is not None
-                bits = self.namespaces(subject.pods.namespace_selector) & self.selector(
-                    subject.pods.pod_selector
-                )
-            bits &= self.pod_network  # Rule 12: host-network pods are never subjects.
+            bits = self.admin_subjects(policy)
             for direction in Direction:
                 if policy.rules(direction):  # A policy without rules for a direction: no effect.
                     for i in bit_indices(bits):

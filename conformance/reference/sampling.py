@@ -377,15 +377,7 @@ class _Facts:
         ]
         self.admin: list[tuple[int, int, AdminPolicy]] = []
         for index, admin in enumerate(c.admin):
-            subject = admin.subject
-            if subject.namespaces is not None:
-                bits = c.namespaces(subject.namespaces)
-            else:
-                assert subject.pods is not None
-                bits = c.namespaces(subject.pods.namespace_selector) & c.selector(
-                    subject.pods.pod_selector
-                )
-            bits &= c.pod_network
+            bits = c.admin_subjects(admin)
             if bits:
                 self.admin.append((index, bits, admin))
 
