@@ -780,7 +780,8 @@ class ScenarioRun:
     ) -> list[CellResult]:
         state = self._live_state()
         previous_sample = self.previous_sample
-        table, real = self._expected_live(bound, state)
+        table, real = self._expected_live(bound, state, previous_sample)
+        self.previous_sample = table.sample
         if table.sample is not None:
             result.sample = table.sample.summary()
             self.runner.progress(f"{self.scenario.name}: {table.sample.describe()}")
@@ -881,10 +882,11 @@ class ScenarioRun:
         return list(cells.values())
 
     def _expected_live(
-        self, bound: BoundStep, state: ClusterState
+        self, bound: BoundStep, state: ClusterState, previous: Sample | None = None
     ) -> tuple[TruthTable, dict[CellKey, RealCell]]:
         """The step's expected table in scenario names, each cell decided once by the evaluator
-        on the *live* state and objects (real names, labels, IPs), reasons renamed back."""
+        on the *live* state and objects (real names, labels, IPs), reasons renamed back; only
+        the cells of its sample when the step is sampled (``previous``: the step before's)."""
         names = self.live.names
 
         def real_key(key: str) -> str:
@@ -907,9 +909,8 @@ class ScenarioRun:
                 cells=spec.cells,
                 seed=spec.seed,
                 include_self=self.options.include_self,
-                previous=self.previous_sample,
+                previous=previous,
             )
-        self.previous_sample = sample
         cells: dict[CellKey, Cell] = {}
         real: dict[CellKey, RealCell] = {}
         for port, proto, family in bound.grids:

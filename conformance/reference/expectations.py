@@ -14,7 +14,7 @@ import fnmatch
 from dataclasses import dataclass, field
 
 from conformance.api.model import ClusterState, traffic_path
-from conformance.api.types import Grid, L4Protocol, TargetKey
+from conformance.api.types import Grid, L4Protocol, PodKey, TargetKey, TrafficPath
 from conformance.errors import Location, ScenarioError
 from conformance.reference.evaluator import Evaluator, Verdict
 from conformance.reference.sampling import Sample, sample_cells
@@ -52,6 +52,7 @@ def expected_table(
             previous=previous,
         )
     evaluator = Evaluator(state, step.policies, include_self=include_self)
+    paths: dict[tuple[PodKey, TargetKey], TrafficPath | None] = {}  # per pair, not per grid
     cells: dict[CellKey, Cell] = {}
     for port, proto, family in step.grids:
         for s in step.sources:
@@ -61,9 +62,10 @@ def expected_table(
                     continue
                 decision = evaluator.decide(s, t, port, proto, family)
                 served = is_served(state, t, port, proto)
-                path = traffic_path(state.endpoint(s), state.endpoint(t))
+                if (s, t) not in paths:
+                    paths[(s, t)] = traffic_path(state.endpoint(s), state.endpoint(t))
                 cells[key] = Cell(
-                    s, t, port, proto, decision.verdict, served, decision, path, family
+                    s, t, port, proto, decision.verdict, served, decision, paths[(s, t)], family
                 )
     return TruthTable(step.sources, step.targets, step.grids, cells, sample)
 

@@ -241,13 +241,11 @@ def _from_document(doc: Document, file: str) -> Scenario:
     )
     _check_work(spec, step_policies, doc)
     scenario = Scenario(name, file, spec, doc, step_policies)
-    cells = sum(
-        min(
-            len(s.sources) * len(s.targets) * len(s.grids),
-            s.sample.cells if s.sample is not None else MAX_CELLS + 1,
-        )
-        for s in scenario.offline_steps
-    )  # binding surfaces every semantic error at load time
+    # Binding surfaces every semantic error at load time. A sampled step probes its sample.
+    cells = 0
+    for s in scenario.offline_steps:
+        population = len(s.sources) * len(s.targets) * len(s.grids)
+        cells += population if s.sample is None else min(population, s.sample.cells)
     if cells > MAX_CELLS:
         raise ScenarioError(
             f"the steps probe {cells} cells (source x target x port/protocol/family, summed over "
